@@ -1,0 +1,25 @@
+"""The authority port (MS-APDS's role) and its adapters."""
+
+from smb2auth.authority.base import (
+    Account,
+    AnyAuthority,
+    AsyncAuthority,
+    Authority,
+    ResponseKind,
+    ValidationRequest,
+    ValidationResult,
+    resolve,
+    validate_sync,
+)
+
+__all__ = [
+    "Account",
+    "AnyAuthority",
+    "AsyncAuthority",
+    "Authority",
+    "ResponseKind",
+    "ValidationRequest",
+    "ValidationResult",
+    "resolve",
+    "validate_sync",
+]

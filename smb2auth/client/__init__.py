@@ -1,0 +1,1 @@
+"""smb2auth.client"""
