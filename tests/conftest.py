@@ -1,0 +1,28 @@
+"""Shared fixtures: real peers (see tests/peers.py)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.peers import Smbd, running_smbd
+
+
+@pytest.fixture(scope="session")
+def smbd() -> Iterator[Smbd]:
+    """A private smbd on loopback with user alice / Passw0rd!, default signing."""
+    with running_smbd() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def smbd_factory() -> Iterator[Callable[[str], Smbd]]:
+    """Start extra smbd instances with their own [global] lines; all are stopped at session end."""
+    with contextlib.ExitStack() as stack:
+
+        def start(extra_global: str) -> Smbd:
+            return stack.enter_context(running_smbd(extra_global))
+
+        yield start
