@@ -1,0 +1,90 @@
+"""Login events: one per authentication attempt, from the SMB2 server and the HTTP binding alike.
+
+Each event is logged with stdlib logging (logger "smb2auth.login") and handed to the callbacks a server
+was given, so tests can assert on who logged in and why one failed. Events carry names, never secrets.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+LOGIN_LOG = logging.getLogger("smb2auth.login")
+
+
+@dataclass(frozen=True)
+class LoginEvent:
+    """One authentication attempt and its outcome."""
+
+    transport: str
+    client_address: str
+    user: str
+    domain: str
+    workstation: str
+    status: str
+    reason: str = ""
+    dialect: str | None = None
+    response_kind: str | None = None
+    ntlm_flags: tuple[str, ...] = ()
+    session_flags: tuple[str, ...] = ()
+    session_id: int | None = None
+    guest: bool = False
+    anonymous: bool = False
+    time: float = field(default_factory=time.time)
+
+    @property
+    def success(self) -> bool:
+        return self.status == "STATUS_SUCCESS"
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["success"] = self.success
+        return data
+
+    def describe(self) -> str:
+        who = f"{self.domain}\\{self.user}" if self.domain else (self.user or "<anonymous>")
+        parts = [f"{self.transport} login {'ok' if self.success else 'FAILED'}", f"user={who}",
+                 f"from={self.client_address}", f"status={self.status}"]
+        if self.workstation:
+            parts.append(f"workstation={self.workstation}")
+        if self.dialect:
+            parts.append(f"dialect={self.dialect}")
+        if self.response_kind:
+            parts.append(f"ntlm={self.response_kind}")
+        if self.session_flags:
+            parts.append(f"session_flags={'|'.join(self.session_flags)}")
+        if self.reason:
+            parts.append(f"reason={self.reason!r}")
+        return " ".join(parts)
+
+
+EventCallback = Callable[[LoginEvent], None]
+
+
+class EventLog:
+    """Collects events and fans them out to callbacks; the server's one place for login events."""
+
+    def __init__(self, callbacks: list[EventCallback] | None = None, *, keep: int = 10_000) -> None:
+        self.callbacks: list[EventCallback] = list(callbacks or [])
+        self.events: list[LoginEvent] = []
+        self._keep = keep
+
+    def emit(self, event: LoginEvent) -> None:
+        LOGIN_LOG.log(logging.INFO if event.success else logging.WARNING, "%s", event.describe())
+        self.events.append(event)
+        if len(self.events) > self._keep:
+            del self.events[: len(self.events) - self._keep]
+        for callback in self.callbacks:
+            try:
+                callback(event)
+            except Exception:  # a broken observer must not break a login
+                LOGIN_LOG.exception("login event callback failed")
+
+    def successes(self) -> list[LoginEvent]:
+        return [e for e in self.events if e.success]
+
+    def failures(self) -> list[LoginEvent]:
+        return [e for e in self.events if not e.success]
