@@ -1,0 +1,320 @@
+"""WSGI: NTLM/Negotiate middleware, and a keep-alive (HTTP/1.1) server built on wsgiref/http.server.
+
+Connection identity. NTLM over HTTP authenticates a TCP connection, so the middleware needs to know
+which connection a request arrived on. It reads `environ["smb2auth.connection"]`: any weak-referenceable
+object that is the same for every request of one connection and distinct across live connections
+(`KeepAliveWSGIRequestHandler` puts itself there). Per-connection state lives in a WeakKeyDictionary
+keyed by it, so it goes away with the connection. Any server exposing such an object can host the
+middleware. Optionally `environ["smb2auth.close_connection"]`, a no-argument callable, lets the
+middleware ask the server to close the connection after the response (WSGI forbids the application
+from sending `Connection: close` itself).
+
+wsgiref's own `WSGIRequestHandler` answers HTTP/1.0 and closes after every request, which breaks the
+handshake; `KeepAliveWSGIServer` keeps connections open across requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import logging
+import socket
+import socketserver
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import IO, Any, cast
+from wsgiref.handlers import SimpleHandler
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+
+from smb2auth.http.auth import ConnectionAuth, Decision, HttpAuthConfig
+
+log = logging.getLogger("smb2auth.http")
+
+CONNECTION_KEY = "smb2auth.connection"
+CLOSE_KEY = "smb2auth.close_connection"
+IDENTITY_KEY = "smb2auth.identity"
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+_ExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None] | None
+
+_REASONS = {400: "Bad Request", 401: "Unauthorized", 407: "Proxy Authentication Required",
+            500: "Internal Server Error"}
+
+
+class NtlmAuthMiddleware:
+    """Demands NTLM/Negotiate (and, when enabled, Basic) before passing a request to `app`.
+
+    On success the request reaches `app` with `REMOTE_USER` (DOMAIN\\user), `AUTH_TYPE` (the scheme)
+    and `environ["smb2auth.identity"]` (an `Identity`). `asynchronous=True` runs the mechanism's
+    `astep` in a private event loop, for an `AsyncAuthority`.
+    """
+
+    def __init__(self, app: WSGIApp, config: HttpAuthConfig, *, asynchronous: bool = False) -> None:
+        self.app = app
+        self.config = config
+        self.asynchronous = asynchronous
+        self._states: weakref.WeakKeyDictionary[Any, ConnectionAuth] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def connection_state(self, connection: Any, client: str = "") -> ConnectionAuth:
+        with self._lock:
+            state = self._states.get(connection)
+            if state is None:
+                state = ConnectionAuth(self.config, client)
+                self._states[connection] = state
+            return state
+
+    def _respond(
+        self, decision: Decision, environ: dict[str, Any], start_response: StartResponse
+    ) -> list[bytes]:
+        status = decision.status or 500
+        body = f"{status} {_REASONS.get(status, 'Error')}\n".encode()
+        headers = [*decision.headers, ("Content-Type", "text/plain; charset=utf-8"),
+                   ("Content-Length", str(len(body)))]
+        if decision.close:
+            closer = environ.get(CLOSE_KEY)
+            if callable(closer):
+                closer()
+        start_response(f"{status} {_REASONS.get(status, 'Error')}", headers)
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        connection = environ.get(CONNECTION_KEY)
+        if connection is None:
+            log.error("HTTP auth: the server puts no %r in the WSGI environ", CONNECTION_KEY)
+            return self._respond(Decision(500, reason="no connection identity"), environ, start_response)
+        client = f"{environ.get('REMOTE_ADDR', '')}:{environ.get('REMOTE_PORT', '')}".rstrip(":")
+        state = self.connection_state(connection, client)
+        header = environ.get(self.config.role.environ_key)
+        decision = asyncio.run(state.ahandle(header)) if self.asynchronous else state.handle(header)
+        if not decision.allowed:
+            return self._respond(decision, environ, start_response)
+        identity = decision.identity
+        assert identity is not None
+        environ["REMOTE_USER"] = identity.qualified_name
+        environ["AUTH_TYPE"] = identity.scheme.value
+        environ[IDENTITY_KEY] = identity
+        if not decision.headers:
+            return self.app(environ, start_response)
+        extra = list(decision.headers)
+
+        def start_with_token(status: str, headers: list[tuple[str, str]], exc_info: _ExcInfo = None) -> Any:
+            return start_response(status, [*headers, *extra], exc_info)
+
+        return self.app(environ, start_with_token)
+
+
+def whoami_app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    """A test endpoint: answers JSON naming who logged in on this connection."""
+    identity = environ.get(IDENTITY_KEY)
+    answer: dict[str, Any] = {"user": None, "domain": None}
+    if identity is not None:
+        answer = {
+            "user": identity.user, "domain": identity.domain, "workstation": identity.workstation,
+            "scheme": identity.scheme.value, "response_kind": identity.response_kind,
+            "guest": identity.guest, "anonymous": identity.anonymous,
+        }
+    body = (json.dumps(answer) + "\n").encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+
+
+class _BodyReader(io.RawIOBase):
+    """wsgi.input limited to the request's Content-Length, so an app cannot read into the next request."""
+
+    def __init__(self, stream: Any, length: int) -> None:
+        self._stream = stream
+        self.remaining = length
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        want = min(len(buffer), self.remaining)
+        if want <= 0:
+            return 0
+        data = self._stream.read(want)
+        buffer[: len(data)] = data
+        self.remaining -= len(data)
+        return len(data)
+
+
+class _KeepAliveHandler(SimpleHandler):
+    http_version = "1.1"
+    server_software = "smb2auth-http"
+    request_handler: KeepAliveWSGIRequestHandler
+
+    def close(self) -> None:
+        try:
+            status = (getattr(self, "status", None) or "500").split(" ", 1)[0]
+            self.request_handler.finished_response(
+                status, getattr(self, "headers", None), int(getattr(self, "bytes_sent", 0))
+            )
+        finally:
+            SimpleHandler.close(self)
+
+
+MAX_DRAIN = 1 << 20
+
+
+class KeepAliveWSGIRequestHandler(WSGIRequestHandler):
+    """HTTP/1.1 with persistent connections; puts itself in the environ as the connection identity."""
+
+    protocol_version = "HTTP/1.1"
+    server: KeepAliveWSGIServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.idle_timeout)
+        self.server.track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.track(self.connection, False)
+
+    def handle(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(ConnectionError, TimeoutError, socket.timeout):
+            self.handle_one_request()
+            while not self.close_connection:
+                self.handle_one_request()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def request_close(self) -> None:
+        self.close_connection = True
+
+    def finished_response(self, status: str, headers: Any, sent: int) -> None:
+        self.log_request(status, sent)
+        if headers is None:
+            self.close_connection = True
+            return
+        # RFC 9112 6.3: without Content-Length (and no chunking from wsgiref) the body ends at close
+        bodyless = self.command == "HEAD" or status in ("204", "304") or status.startswith("1")
+        if headers.get("Content-Length") is None and not bodyless:
+            self.close_connection = True
+        if (headers.get("Connection") or "").lower() == "close":
+            self.close_connection = True
+
+    def handle_one_request(self) -> None:
+        self.raw_requestline = self.rfile.readline(65537)
+        if not self.raw_requestline:
+            self.close_connection = True
+            return
+        if len(self.raw_requestline) > 65536:
+            self.requestline = self.request_version = self.command = ""
+            self.send_error(414)
+            self.close_connection = True
+            return
+        if not self.parse_request():
+            return
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            self.send_error(411, "chunked request bodies are not supported")
+            self.close_connection = True
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.send_error(400, "bad Content-Length")
+            self.close_connection = True
+            return
+        body = _BodyReader(self.rfile, length)
+        environ = self.get_environ()
+        environ["REMOTE_PORT"] = str(self.client_address[1])
+        environ[CONNECTION_KEY] = self
+        environ[CLOSE_KEY] = self.request_close
+        handler = _KeepAliveHandler(
+            io.BufferedReader(body), cast("IO[bytes]", self.wfile), self.get_stderr(), environ,
+            multithread=True,
+        )
+        handler.request_handler = self
+        app = self.server.get_app()
+        assert app is not None
+        handler.run(app)
+        if body.remaining > MAX_DRAIN:
+            self.close_connection = True
+        elif body.remaining and not self.close_connection:
+            while body.read(65536):
+                pass
+        self.wfile.flush()
+
+
+class KeepAliveWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
+    """A threaded WSGI server whose connections persist (one thread per connection)."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    idle_timeout = 60.0
+
+    def __init__(self, address: tuple[str, int], app: WSGIApp, *, idle_timeout: float = 60.0) -> None:
+        self.idle_timeout = idle_timeout
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(address, KeepAliveWSGIRequestHandler)
+        self.set_app(app)
+
+    def track(self, sock: socket.socket, opened: bool) -> None:
+        with self._open_lock:
+            if opened:
+                self._open.add(sock)
+            else:
+                self._open.discard(sock)
+
+    def server_close(self) -> None:
+        super().server_close()
+        with self._open_lock:
+            open_now = list(self._open)
+        for sock in open_now:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+@dataclass
+class RunningServer:
+    """A server started by `running_http_server` / `running_proxy`: where it listens."""
+
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+
+@contextlib.contextmanager
+def running_http_server(
+    config: HttpAuthConfig,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    app: WSGIApp = whoami_app,
+    asynchronous: bool = False,
+    idle_timeout: float = 30.0,
+) -> Iterator[RunningServer]:
+    """Serve `app` behind `NtlmAuthMiddleware` in a background thread; stopped when the block exits."""
+    server = KeepAliveWSGIServer((host, port), NtlmAuthMiddleware(app, config, asynchronous=asynchronous),
+                                 idle_timeout=idle_timeout)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              name="smb2auth-http-serve", daemon=True)
+    thread.start()
+    try:
+        yield RunningServer(host, int(server.server_address[1]))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
