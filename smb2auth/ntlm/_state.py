@@ -58,11 +58,13 @@ def client_next(state: ClientState, event: ClientEvent) -> ClientState:
     try:
         return CLIENT_TRANSITIONS[(state, event)]
     except KeyError:
-        raise ProtocolStateError(f"NTLM client: {event.value} is not valid in state {state.value!r}") from None
+        message = f"NTLM client: {event.value} is not valid in state {state.value!r}"
+        raise ProtocolStateError(message) from None
 
 
 def server_next(state: ServerState, event: ServerEvent) -> ServerState:
     try:
         return SERVER_TRANSITIONS[(state, event)]
     except KeyError:
-        raise ProtocolStateError(f"NTLM server: {event.value} is not valid in state {state.value!r}") from None
+        message = f"NTLM server: {event.value} is not valid in state {state.value!r}"
+        raise ProtocolStateError(message) from None

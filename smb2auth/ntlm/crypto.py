@@ -27,11 +27,11 @@ Rc4 = Callable[[bytes], bytes]
 
 
 def md4(data: bytes) -> bytes:
-    return MD4.new(data).digest()
+    return MD4.new(data).digest()  # noqa: S303 -- MS-NLMP 3.3.1: NTOWF is MD4
 
 
 def md5(data: bytes) -> bytes:
-    return hashlib.md5(data).digest()
+    return hashlib.md5(data).digest()  # noqa: S324 -- MS-NLMP mandates MD5
 
 
 def hmac_md5(key: bytes, data: bytes) -> bytes:
@@ -45,7 +45,7 @@ def _des_key(key7: bytes) -> bytes:
 
 
 def des(key7: bytes, data8: bytes) -> bytes:
-    return DES.new(_des_key(key7), DES.MODE_ECB).encrypt(data8)
+    return DES.new(_des_key(key7), DES.MODE_ECB).encrypt(data8)  # noqa: S304 -- MS-NLMP 6: DES
 
 
 def desl(key16: bytes, data8: bytes) -> bytes:
@@ -95,9 +95,12 @@ def compute_response_v1(
     return nt, lm, md4(nt_hash)
 
 
-def ntlmv2_temp(timestamp: int, client_challenge: bytes, av_pairs: bytes, trailer: bytes = b"\0" * 4) -> bytes:
+def ntlmv2_temp(
+    timestamp: int, client_challenge: bytes, av_pairs: bytes, trailer: bytes = b"\0" * 4
+) -> bytes:
     """MS-NLMP 3.3.2: temp = RespType, HiRespType, Z(6), Time, ClientChallenge, Z(4), ServerName, Z(4)."""
-    return b"\x01\x01" + b"\x00" * 6 + struct.pack("<Q", timestamp) + client_challenge + b"\0" * 4 + av_pairs + trailer
+    head = b"\x01\x01" + b"\x00" * 6 + struct.pack("<Q", timestamp) + client_challenge + b"\0" * 4
+    return head + av_pairs + trailer
 
 
 def compute_response_v2(
@@ -172,7 +175,9 @@ def mac(flags: int, handle: Rc4, signing_key: bytes | None, seq_num: int, messag
     return b"\x01\x00\x00\x00" + b"\x00" * 4 + checksum + enc_seq
 
 
-def seal(flags: int, handle: Rc4, signing_key: bytes | None, seq_num: int, message: bytes) -> tuple[bytes, bytes]:
+def seal(
+    flags: int, handle: Rc4, signing_key: bytes | None, seq_num: int, message: bytes
+) -> tuple[bytes, bytes]:
     """MS-NLMP 3.4.3: SEAL: the RC4 sealed message, then its signature from the same handle."""
     sealed = handle(message)
     return sealed, mac(flags, handle, signing_key, seq_num, message)

@@ -1,0 +1,78 @@
+"""Session security after authentication (MS-NLMP 3.4): keys per direction, RC4 handles, sequence numbers."""
+
+from __future__ import annotations
+
+import hmac
+
+from smb2auth.errors import AuthenticationError
+from smb2auth.ntlm import crypto
+from smb2auth.ntlm.messages import NegotiateFlags as F
+from smb2auth.status import NtStatus
+
+_DUMMY_SIGNATURE = b"\x01" + b"\x00" * 15
+
+
+class SessionSecurity:
+    """The four keys (MS-NLMP 3.1.5.1.2 / 3.2.5.1.2) and the per-direction RC4 and sequence state."""
+
+    def __init__(self, flags: int, exported_session_key: bytes, *, client: bool) -> None:
+        self.flags = flags
+        key = exported_session_key
+        client_sign = crypto.signkey(flags, key, client=True)
+        server_sign = crypto.signkey(flags, key, client=False)
+        client_seal = crypto.sealkey(flags, key, client=True)
+        server_seal = crypto.sealkey(flags, key, client=False)
+        if client:
+            self._out_sign, self._in_sign = client_sign, server_sign
+            self._out_seal_key, self._in_seal_key = client_seal, server_seal
+        else:
+            self._out_sign, self._in_sign = server_sign, client_sign
+            self._out_seal_key, self._in_seal_key = server_seal, client_seal
+        self._integrity = bool(flags & (F.NTLMSSP_NEGOTIATE_SIGN | F.NTLMSSP_NEGOTIATE_SEAL))
+        self.reset(outgoing=True, reset_seqnums=True)
+        self.reset(outgoing=False, reset_seqnums=True)
+
+    def reset(self, *, outgoing: bool, reset_seqnums: bool = False) -> None:
+        # MS-SPNG 3.1.5.1: after the mechListMIC the RC4 state restarts; sequence numbers carry on.
+        if outgoing:
+            self._out = crypto.rc4_init(self._out_seal_key)
+            if reset_seqnums:
+                self.out_seq = 0
+        else:
+            self._in = crypto.rc4_init(self._in_seal_key)
+            if reset_seqnums:
+                self.in_seq = 0
+
+    def sign(self, data: bytes) -> bytes:
+        if not self._integrity:
+            # MS-NLMP 3.4.2: without SIGN or SEAL the signature is the dummy one.
+            return _DUMMY_SIGNATURE
+        signature = crypto.mac(self.flags, self._out, self._out_sign, self.out_seq, data)
+        self.out_seq += 1
+        return signature
+
+    def verify(self, data: bytes, signature: bytes) -> None:
+        if not self._integrity:
+            expected = _DUMMY_SIGNATURE
+        else:
+            expected = crypto.mac(self.flags, self._in, self._in_sign, self.in_seq, data)
+            self.in_seq += 1
+        if not hmac.compare_digest(expected, signature):
+            raise AuthenticationError(NtStatus.STATUS_ACCESS_DENIED, "NTLM message signature mismatch")
+
+    def wrap(self, data: bytes) -> bytes:
+        if not self.flags & F.NTLMSSP_NEGOTIATE_SEAL:
+            raise AuthenticationError(NtStatus.STATUS_NOT_SUPPORTED, "sealing was not negotiated")
+        sealed, signature = crypto.seal(self.flags, self._out, self._out_sign, self.out_seq, data)
+        self.out_seq += 1
+        return signature + sealed
+
+    def unwrap(self, token: bytes) -> bytes:
+        if not self.flags & F.NTLMSSP_NEGOTIATE_SEAL:
+            raise AuthenticationError(NtStatus.STATUS_NOT_SUPPORTED, "sealing was not negotiated")
+        if len(token) < 16:
+            raise AuthenticationError(NtStatus.STATUS_ACCESS_DENIED, "wrapped token shorter than a signature")
+        signature, sealed = token[:16], token[16:]
+        data = self._in(sealed)
+        self.verify(data, signature)
+        return data

@@ -1,0 +1,239 @@
+"""The NTLM initiator (MS-NLMP 3.1): NEGOTIATE out, CHALLENGE in, AUTHENTICATE out. Sans-IO."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+from smb2auth.authority.base import ResponseKind
+from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
+from smb2auth.ntlm import crypto
+from smb2auth.ntlm._session import SessionSecurity
+from smb2auth.ntlm._state import ClientEvent, ClientState, client_next
+from smb2auth.ntlm.messages import (
+    AuthenticateMessage,
+    AvFlags,
+    AvId,
+    AvPair,
+    ChallengeMessage,
+    NegotiateMessage,
+    Version,
+    encode_unicode,
+    pack_u32,
+    unix_to_filetime,
+    unpack_filetime,
+    unpack_u32,
+)
+from smb2auth.ntlm.messages import NegotiateFlags as F
+from smb2auth.status import NtStatus
+
+
+class NtlmClient:
+    """One NTLM handshake as the client. `step(None)` gives NEGOTIATE, `step(challenge)` AUTHENTICATE."""
+
+    def __init__(
+        self,
+        username: str = "",
+        password: str | None = None,
+        *,
+        nt_hash: bytes | None = None,
+        domain: str = "",
+        workstation: str = "",
+        target_name: str | None = None,
+        channel_bindings: bytes | None = None,
+        version: ResponseKind = ResponseKind.NTLMV2,
+        send_mic: bool = True,
+        key_exchange: bool = True,
+        oem: bool = False,
+        anonymous: bool = False,
+        rng: Callable[[int], bytes] = os.urandom,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if anonymous or version == ResponseKind.ANONYMOUS:
+            anonymous = True
+        elif nt_hash is None and password is None:
+            raise ValueError("a password or an NT hash is needed (or anonymous=True)")
+        if version == ResponseKind.LM and password is None and not anonymous:
+            raise ValueError("LM responses need the password (the LM hash derives from it)")
+        self.username = username
+        self.domain = domain
+        self.workstation = workstation
+        self.target_name = target_name
+        self.channel_bindings = channel_bindings
+        self.response_kind = ResponseKind.ANONYMOUS if anonymous else version
+        self.send_mic = send_mic
+        self.oem = oem
+        self._password = password
+        self._nt_hash = nt_hash if nt_hash is not None else crypto.ntowfv1(password or "")
+        self._rng = rng
+        self._clock = clock
+        self._state = ClientState.INITIAL
+        self._negotiate = b""
+        self._session: SessionSecurity | None = None
+        self.session_key: bytes | None = None
+        self.negotiated_flags = 0
+        self.mic_present = False
+
+        flags = (
+            F.NTLMSSP_REQUEST_TARGET
+            | F.NTLMSSP_NEGOTIATE_NTLM
+            | F.NTLMSSP_NEGOTIATE_ALWAYS_SIGN
+            | F.NTLMSSP_NEGOTIATE_128
+            | F.NTLMSSP_NEGOTIATE_56
+            | F.NTLMSSP_NEGOTIATE_VERSION
+        )
+        flags |= F.NTLMSSP_NEGOTIATE_OEM if oem else F.NTLMSSP_NEGOTIATE_UNICODE
+        if not anonymous:
+            flags |= F.NTLMSSP_NEGOTIATE_SIGN | F.NTLMSSP_NEGOTIATE_SEAL
+            if key_exchange:
+                flags |= F.NTLMSSP_NEGOTIATE_KEY_EXCH
+        if self.response_kind in (ResponseKind.NTLMV2, ResponseKind.NTLMV1_ESS, ResponseKind.ANONYMOUS):
+            flags |= F.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
+        self._requested = int(flags)
+        # What we refuse to see dropped; MS-NLMP 3.1.5.1.2 lets the client require a minimum.
+        self._required = int(F.NTLMSSP_NEGOTIATE_128)
+        if self.response_kind in (ResponseKind.NTLMV2, ResponseKind.NTLMV1_ESS):
+            self._required |= F.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
+
+    @property
+    def complete(self) -> bool:
+        return self._state == ClientState.COMPLETE
+
+    @property
+    def state(self) -> ClientState:
+        return self._state
+
+    def step(self, token: bytes | None) -> bytes | None:
+        if token is None:
+            self._state = client_next(self._state, ClientEvent.SEND_NEGOTIATE)
+            self._negotiate = NegotiateMessage(self._requested, version=Version()).pack()
+            return self._negotiate
+        if self._state != ClientState.NEGOTIATE_SENT:
+            client_next(self._state, ClientEvent.RECEIVE_CHALLENGE)
+        try:
+            out = self._authenticate(token)
+        except (MalformedMessage, AuthenticationError, ProtocolStateError):
+            self._state = client_next(self._state, ClientEvent.FAIL)
+            raise
+        self._state = client_next(self._state, ClientEvent.RECEIVE_CHALLENGE)
+        return out
+
+    def _authenticate(self, token: bytes) -> bytes:
+        challenge = ChallengeMessage.unpack(token)
+        sflags = challenge.flags
+        missing = self._required & ~sflags
+        if missing:
+            # What we refuse from a peer we never send: no silent drop of a flag we require.
+            raise AuthenticationError(
+                NtStatus.STATUS_DOWNGRADE_DETECTED, f"server dropped required flags {F(missing)!r}"
+            )
+        flags = self._requested & sflags
+        # MS-NLMP 2.2.2.5: the server picks the character set.
+        if sflags & F.NTLMSSP_NEGOTIATE_UNICODE and not self.oem:
+            flags = (flags & ~F.NTLMSSP_NEGOTIATE_OEM) | F.NTLMSSP_NEGOTIATE_UNICODE
+        else:
+            flags = (flags & ~F.NTLMSSP_NEGOTIATE_UNICODE) | F.NTLMSSP_NEGOTIATE_OEM
+        sc = challenge.server_challenge
+        kind = self.response_kind
+        lm_hash = (
+            crypto.lmowfv1(self._password or "") if kind in (ResponseKind.LM, ResponseKind.NTLMV1) else b""
+        )
+        mic_wanted = False
+        if kind == ResponseKind.ANONYMOUS:
+            flags |= F.NTLMSSP_NEGOTIATE_ANONYMOUS
+            # MS-NLMP 3.1.5.1.2: anonymous sends an empty NT response and Z(1) as LM response.
+            nt, lm, user, domain = b"", b"\x00", "", ""
+            kx = b"\x00" * 16
+        elif kind == ResponseKind.NTLMV2:
+            nt, lm, kx, mic_wanted = self._ntlmv2(challenge)
+            user, domain = self.username, self.domain
+        else:
+            if kind == ResponseKind.NTLMV1_ESS:
+                flags |= F.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
+            else:
+                flags &= ~F.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
+            cc = self._rng(8)
+            nt, lm, sbk = crypto.compute_response_v1(flags, self._nt_hash, lm_hash, sc, cc)
+            if kind == ResponseKind.LM:
+                nt = b""
+                sbk = lm_hash[:8] + b"\x00" * 8
+            kx = crypto.kxkey(flags, sbk, lm_hash, lm, sc, ntlmv2=False)
+            user, domain = self.username, self.domain
+        encrypted = b""
+        if flags & F.NTLMSSP_NEGOTIATE_KEY_EXCH and kind != ResponseKind.ANONYMOUS:
+            exported = self._rng(16)
+            encrypted = crypto.rc4k(kx, exported)
+        else:
+            flags &= ~F.NTLMSSP_NEGOTIATE_KEY_EXCH
+            exported = kx
+        message = AuthenticateMessage(
+            flags,
+            lm,
+            nt,
+            domain,
+            user,
+            self.workstation,
+            encrypted,
+            Version(),
+            b"\x00" * 16 if mic_wanted else None,
+        )
+        out = message.pack()
+        if mic_wanted:
+            mic = crypto.mic(exported, self._negotiate, token, out)
+            out = out[:72] + mic + out[88:]
+        self.mic_present = mic_wanted
+        self.negotiated_flags = flags
+        self.session_key = exported
+        self._session = SessionSecurity(flags, exported, client=True)
+        return out
+
+    def _ntlmv2(self, challenge: ChallengeMessage) -> tuple[bytes, bytes, bytes, bool]:
+        pairs = list(challenge.target_info or ())
+        stamp = next((p.value for p in pairs if p.id == AvId.MsvAvTimestamp), None)
+        mic_wanted = stamp is not None and self.send_mic
+        # MS-NLMP 3.1.5.1.2: use the server's timestamp when it sent one.
+        timestamp = unpack_filetime(stamp) if stamp is not None else unix_to_filetime(self._clock())
+        if mic_wanted:
+            for i, pair in enumerate(pairs):
+                if pair.id == AvId.MsvAvFlags:
+                    value = unpack_u32(pair.value, "MsvAvFlags") | AvFlags.MIC_PRESENT
+                    pairs[i] = AvPair(AvId.MsvAvFlags, pack_u32(value))
+                    break
+            else:
+                pairs.append(AvPair(AvId.MsvAvFlags, pack_u32(AvFlags.MIC_PRESENT)))
+        pairs = [p for p in pairs if p.id not in (AvId.MsvAvChannelBindings, AvId.MsvAvTargetName)]
+        pairs.append(AvPair(AvId.MsvAvChannelBindings, crypto.channel_bindings_hash(self.channel_bindings)))
+        if self.target_name is not None:
+            pairs.append(AvPair(AvId.MsvAvTargetName, encode_unicode(self.target_name)))
+        cc = self._rng(8)
+        temp = crypto.ntlmv2_temp(timestamp, cc, AvPair.pack_all(pairs))
+        key = crypto.ntowfv2(self._nt_hash, self.username, self.domain)
+        nt, lm, sbk = crypto.compute_response_v2(key, challenge.server_challenge, cc, temp)
+        if stamp is not None:
+            # MS-NLMP 3.1.5.1.2: with a server timestamp the LMv2 response is not sent (Z(24)).
+            lm = b"\x00" * 24
+        return nt, lm, sbk, mic_wanted
+
+    def _security(self) -> SessionSecurity:
+        if self._session is None:
+            raise ProtocolStateError(f"NTLM client: no session security in state {self._state.value!r}")
+        return self._session
+
+    def sign(self, data: bytes) -> bytes:
+        return self._security().sign(data)
+
+    def verify(self, data: bytes, signature: bytes) -> None:
+        self._security().verify(data, signature)
+
+    def wrap(self, data: bytes) -> bytes:
+        return self._security().wrap(data)
+
+    def unwrap(self, token: bytes) -> bytes:
+        return self._security().unwrap(token)
+
+    def reset_crypto_state(self, outgoing: bool | None = None, *, reset_seqnums: bool = False) -> None:
+        """Restart RC4 (both directions when `outgoing` is None), as SPNEGO does after the mechListMIC."""
+        security = self._security()
+        for direction in (True, False) if outgoing is None else (outgoing,):
+            security.reset(outgoing=direction, reset_seqnums=reset_seqnums)

@@ -1,0 +1,420 @@
+"""The NTLM acceptor (MS-NLMP 3.2): NEGOTIATE in, CHALLENGE out, AUTHENTICATE in. Sans-IO.
+
+The last step is split so that an asynchronous authority fits: `begin_authenticate` returns the
+`ValidationRequest`, `finish_authenticate` takes the `ValidationResult`.
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from smb2auth.authority.base import (
+    Account,
+    AnyAuthority,
+    ResponseKind,
+    ValidationRequest,
+    ValidationResult,
+    resolve,
+    validate_sync,
+)
+from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
+from smb2auth.ntlm import crypto
+from smb2auth.ntlm._session import SessionSecurity
+from smb2auth.ntlm._state import ServerEvent, ServerState, server_next
+from smb2auth.ntlm.messages import (
+    AuthenticateMessage,
+    AvFlags,
+    AvId,
+    AvPair,
+    ChallengeMessage,
+    MessageType,
+    NegotiateMessage,
+    NtlmV2Response,
+    Version,
+    av_get,
+    encode_unicode,
+    message_type,
+    pack_filetime,
+    unix_to_filetime,
+    unpack_u32,
+    zero_mic,
+)
+from smb2auth.ntlm.messages import NegotiateFlags as F
+from smb2auth.status import NtStatus
+
+log = logging.getLogger(__name__)
+
+ANONYMOUS_ACCOUNT = Account("ANONYMOUS LOGON", "NT AUTHORITY", sid="S-1-5-7")
+
+# Flags the server echoes when the client asks for them (MS-NLMP 3.2.5.1.1).
+_ECHOED = (
+    F.NTLMSSP_NEGOTIATE_SIGN
+    | F.NTLMSSP_NEGOTIATE_SEAL
+    | F.NTLMSSP_NEGOTIATE_ALWAYS_SIGN
+    | F.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
+    | F.NTLMSSP_NEGOTIATE_128
+    | F.NTLMSSP_NEGOTIATE_56
+    | F.NTLMSSP_NEGOTIATE_KEY_EXCH
+    | F.NTLMSSP_NEGOTIATE_IDENTIFY
+    | F.NTLMSSP_REQUEST_TARGET
+    | F.NTLMSSP_NEGOTIATE_VERSION
+)
+
+
+class ChannelBindingPolicy(enum.Enum):
+    """Extended Protection: ignore, check when the client sent a hash, or demand one."""
+
+    OFF = "off"
+    IF_PRESENT = "if present"
+    REQUIRED = "required"
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """The names the server announces in the CHALLENGE TargetInfo (MS-NLMP 2.2.2.1)."""
+
+    nb_domain: str = "WORKGROUP"
+    nb_computer: str = "SMB2AUTH"
+    dns_domain: str = ""
+    dns_computer: str = ""
+    dns_tree: str = ""
+
+
+@dataclass(frozen=True)
+class NtlmPolicy:
+    """What the server accepts. The defaults are NTLMv2 only, no anonymous, no guest."""
+
+    allow_ntlmv1: bool = False
+    allow_lm: bool = False
+    allow_anonymous: bool = False
+    allow_guest: bool = False
+    channel_bindings: ChannelBindingPolicy = ChannelBindingPolicy.IF_PRESENT
+    expected_channel_bindings: bytes | None = None
+    challenge_lifetime: float = 300.0
+    require_128bit: bool = False
+    required_flags: int = 0
+
+    @property
+    def must_keep(self) -> int:
+        return self.required_flags | (int(F.NTLMSSP_NEGOTIATE_128) if self.require_128bit else 0)
+
+
+class NtlmServer:
+    """One NTLM handshake as the server."""
+
+    def __init__(
+        self,
+        authority: AnyAuthority,
+        *,
+        target: TargetInfo | None = None,
+        policy: NtlmPolicy | None = None,
+        rng: Callable[[int], bytes] = os.urandom,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.authority = authority
+        self.target = target if target is not None else TargetInfo()
+        self.policy = policy if policy is not None else NtlmPolicy()
+        self._rng = rng
+        self._clock = clock
+        self._state = ServerState.INITIAL
+        self._negotiate = b""
+        self._challenge = b""
+        self._server_challenge = b""
+        self._target_info: tuple[AvPair, ...] = ()
+        self._issued_at = 0.0
+        self._offered = 0
+        self._auth: AuthenticateMessage | None = None
+        self._auth_bytes = b""
+        self._request: ValidationRequest | None = None
+        self._session: SessionSecurity | None = None
+        self.negotiated_flags = 0
+        self.session_key: bytes | None = None
+        self.account: Account | None = None
+        self.response_kind: ResponseKind | None = None
+        self.is_guest = False
+        self.is_anonymous = False
+        self.user = ""
+        self.domain = ""
+        self.workstation = ""
+        self.mic_present = False
+
+    @property
+    def complete(self) -> bool:
+        return self._state == ServerState.COMPLETE
+
+    @property
+    def state(self) -> ServerState:
+        return self._state
+
+    @property
+    def server_challenge(self) -> bytes:
+        return self._server_challenge
+
+    # -- the exchange ---------------------------------------------------------------------------
+
+    def step(self, token: bytes) -> bytes | None:
+        """NEGOTIATE -> CHALLENGE bytes; AUTHENTICATE -> None (then `complete`). Sync authorities only."""
+        if self._state == ServerState.INITIAL:
+            return self._guard(self._on_negotiate, token)
+        request = self.begin_authenticate(token)
+        if request is not None:
+            self.finish_authenticate(validate_sync(self.authority, request))
+        return None
+
+    async def astep(self, token: bytes) -> bytes | None:
+        """As `step`, awaiting the authority (either kind) between the two halves of AUTHENTICATE."""
+        if self._state == ServerState.INITIAL:
+            return self._guard(self._on_negotiate, token)
+        request = self.begin_authenticate(token)
+        if request is not None:
+            self.finish_authenticate(await resolve(self.authority, request))
+        return None
+
+    def _guard(self, handler: Callable[[bytes], bytes], token: bytes) -> bytes:
+        if message_type(token) != MessageType.NtLmNegotiate:
+            raise ProtocolStateError(
+                f"NTLM server: message type {message_type(token)} is not valid in state {self._state.value!r}"
+            )
+        try:
+            return handler(token)
+        except (MalformedMessage, AuthenticationError):
+            self._state = server_next(self._state, ServerEvent.FAIL)
+            raise
+
+    def _fail(self, status: NtStatus, reason: str) -> AuthenticationError:
+        log.info("NTLM logon refused: %s (%s)", reason, status.name)
+        self._state = server_next(self._state, ServerEvent.FAIL)
+        return AuthenticationError(status, reason)
+
+    def _on_negotiate(self, token: bytes) -> bytes:
+        negotiate = NegotiateMessage.unpack(token)
+        server_next(self._state, ServerEvent.RECEIVE_NEGOTIATE)
+        cflags = negotiate.flags
+        missing = self.policy.must_keep & ~cflags
+        if missing:
+            raise AuthenticationError(
+                NtStatus.STATUS_DOWNGRADE_DETECTED, f"client does not offer required flags {F(missing)!r}"
+            )
+        flags = (cflags & _ECHOED) | F.NTLMSSP_NEGOTIATE_NTLM | F.NTLMSSP_NEGOTIATE_TARGET_INFO
+        # MS-NLMP 3.2.5.1.1: UNICODE when the client offers it, OEM otherwise.
+        flags |= (
+            F.NTLMSSP_NEGOTIATE_UNICODE if cflags & F.NTLMSSP_NEGOTIATE_UNICODE else F.NTLMSSP_NEGOTIATE_OEM
+        )
+        if flags & F.NTLMSSP_REQUEST_TARGET:
+            flags |= F.NTLMSSP_TARGET_TYPE_SERVER
+        self._server_challenge = self._rng(8)
+        now = self._clock()
+        self._issued_at = now
+        t = self.target
+        pairs = [
+            AvPair(AvId.MsvAvNbDomainName, encode_unicode(t.nb_domain)),
+            AvPair(AvId.MsvAvNbComputerName, encode_unicode(t.nb_computer)),
+        ]
+        for av_id, name in (
+            (AvId.MsvAvDnsDomainName, t.dns_domain),
+            (AvId.MsvAvDnsComputerName, t.dns_computer),
+            (AvId.MsvAvDnsTreeName, t.dns_tree),
+        ):
+            if name:
+                pairs.append(AvPair(av_id, encode_unicode(name)))
+        pairs.append(AvPair(AvId.MsvAvTimestamp, pack_filetime(unix_to_filetime(now))))
+        self._target_info = tuple(pairs)
+        self._offered = int(flags)
+        challenge = ChallengeMessage(
+            self._offered,
+            self._server_challenge,
+            t.nb_computer if flags & F.NTLMSSP_REQUEST_TARGET else "",
+            self._target_info,
+            Version() if flags & F.NTLMSSP_NEGOTIATE_VERSION else None,
+        )
+        self._negotiate = bytes(token)
+        self._challenge = challenge.pack()
+        self._state = server_next(self._state, ServerEvent.RECEIVE_NEGOTIATE)
+        return self._challenge
+
+    def begin_authenticate(self, token: bytes) -> ValidationRequest | None:
+        """Check an AUTHENTICATE; returns what the authority must validate, or None (anonymous: done)."""
+        if self._state != ServerState.CHALLENGE_SENT:
+            server_next(self._state, ServerEvent.RECEIVE_AUTHENTICATE)
+        try:
+            return self._begin(AuthenticateMessage.unpack(token), bytes(token))
+        except MalformedMessage:
+            if self._state != ServerState.FAILED:
+                self._state = server_next(self._state, ServerEvent.FAIL)
+            raise
+
+    def _begin(self, auth: AuthenticateMessage, token: bytes) -> ValidationRequest | None:
+        policy = self.policy
+        if self._clock() - self._issued_at > policy.challenge_lifetime:
+            raise self._fail(NtStatus.STATUS_LOGON_FAILURE, "server challenge expired")
+        self.user, self.domain, self.workstation = auth.user, auth.domain, auth.workstation
+        missing = policy.must_keep & ~auth.flags
+        if missing:
+            raise self._fail(
+                NtStatus.STATUS_DOWNGRADE_DETECTED, f"client dropped required flags {F(missing)!r}"
+            )
+        # MS-NLMP 3.2.5.1.2: the negotiated set is what both sides agree on.
+        flags = (auth.flags & self._offered) | (auth.flags & F.NTLMSSP_NEGOTIATE_ANONYMOUS)
+        if flags & F.NTLMSSP_NEGOTIATE_KEY_EXCH and len(auth.encrypted_random_session_key) != 16:
+            flags &= ~F.NTLMSSP_NEGOTIATE_KEY_EXCH
+        self.negotiated_flags = int(flags)
+        self._auth = auth
+        self._auth_bytes = token
+        nt, lm = auth.nt_response, auth.lm_response
+        self._state = server_next(self._state, ServerEvent.RECEIVE_AUTHENTICATE)
+
+        # MS-NLMP 3.2.5.1.2: anonymous is an empty user, empty NT response and empty or Z(1) LM.
+        if not auth.user and not nt and lm in (b"", b"\x00"):
+            if not policy.allow_anonymous:
+                raise self._fail(NtStatus.STATUS_LOGON_FAILURE, "anonymous logon refused by policy")
+            self.response_kind = ResponseKind.ANONYMOUS
+            self._finish(ANONYMOUS_ACCOUNT, b"\x00" * 16, anonymous=True)
+            return None
+        if len(nt) > 24:
+            kind = ResponseKind.NTLMV2
+            self._check_ntlmv2(auth, NtlmV2Response.unpack(nt))
+        elif len(nt) == 24:
+            ess = bool(flags & F.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY)
+            kind = ResponseKind.NTLMV1_ESS if ess else ResponseKind.NTLMV1
+            if not policy.allow_ntlmv1:
+                # Samba "ntlm auth = ntlmv2-only": LOGON_FAILURE on the wire.
+                raise self._fail(NtStatus.STATUS_LOGON_FAILURE, f"{kind.value} refused by policy")
+        elif not nt and len(lm) == 24:
+            kind = ResponseKind.LM
+            if not policy.allow_lm:
+                raise self._fail(NtStatus.STATUS_LOGON_FAILURE, "LM response refused by policy")
+        else:
+            raise self._fail(NtStatus.STATUS_INVALID_PARAMETER, f"NT response of {len(nt)} bytes")
+        self.response_kind = kind
+        self._request = ValidationRequest(
+            auth.user, auth.domain, auth.workstation, self._server_challenge, lm, nt, int(flags), kind
+        )
+        return self._request
+
+    def _check_ntlmv2(self, auth: AuthenticateMessage, response: NtlmV2Response) -> None:
+        blob = response.client_challenge
+        # Samba ntlmssp_server.c: every AV pair the server sent must come back unchanged.
+        for pair in self._target_info:
+            if av_get(blob.av_pairs, AvId(pair.id)) != pair.value:
+                name = AvId(pair.id).name
+                raise self._fail(
+                    NtStatus.STATUS_LOGON_FAILURE, f"{name} changed or missing in the NTLMv2 blob"
+                )
+        av_flags = av_get(blob.av_pairs, AvId.MsvAvFlags)
+        flags_value = unpack_u32(av_flags, "MsvAvFlags") if av_flags is not None else 0
+        self.mic_present = bool(flags_value & AvFlags.MIC_PRESENT)
+        if self.mic_present and (auth.mic is None or auth.mic == b"\x00" * 16):
+            # MS-NLMP 3.2.5.1.2: MsvAvFlags 0x2 promises a MIC.
+            raise self._fail(NtStatus.STATUS_LOGON_FAILURE, "MIC promised by MsvAvFlags but missing")
+        self._check_channel_bindings(av_get(blob.av_pairs, AvId.MsvAvChannelBindings))
+
+    def _check_channel_bindings(self, sent: bytes | None) -> None:
+        mode = self.policy.channel_bindings
+        if mode == ChannelBindingPolicy.OFF:
+            return
+        unspecified = sent is None or sent == b"\x00" * 16
+        if unspecified:
+            if mode == ChannelBindingPolicy.REQUIRED:
+                raise self._fail(NtStatus.STATUS_BAD_BINDINGS, "channel bindings required but not sent")
+            return
+        expected = crypto.channel_bindings_hash(self.policy.expected_channel_bindings)
+        # MS-NLMP 3.2.5.1.2: a sent MsvAvChannelBindings must match the server's own.
+        if not hmac.compare_digest(expected, sent or b""):
+            raise self._fail(NtStatus.STATUS_BAD_BINDINGS, "channel bindings mismatch")
+
+    def finish_authenticate(self, result: ValidationResult | None) -> None:
+        """Take the authority's answer; raises AuthenticationError on failure, else the server is complete."""
+        if result is None:
+            if self._state == ServerState.COMPLETE and self.is_anonymous:
+                return
+            server_next(self._state, ServerEvent.VALIDATION_RESULT)
+            raise ProtocolStateError("NTLM server: a validation result is needed")
+        server_next(self._state, ServerEvent.VALIDATION_RESULT)
+        request, auth = self._request, self._auth
+        assert request is not None and auth is not None
+        if not result.ok:
+            status = result.status
+            if status == NtStatus.STATUS_NO_SUCH_USER and self.policy.allow_guest:
+                guest = Account("Guest", self.target.nb_domain, guest=True)
+                self.is_guest = True
+                self._finish(guest, b"\x00" * 16, anonymous=False, verify_mic=False)
+                return
+            reason = f"{status.name}: {result.reason}" if result.reason else status.name
+            if status in (NtStatus.STATUS_NO_SUCH_USER, NtStatus.STATUS_WRONG_PASSWORD):
+                # Samba squashes unknown user and bad password into LOGON_FAILURE on the wire.
+                status = NtStatus.STATUS_LOGON_FAILURE
+            raise self._fail(status, reason)
+        if result.account is None or result.session_base_key is None or len(result.session_base_key) != 16:
+            raise self._fail(NtStatus.STATUS_INTERNAL_ERROR, "authority succeeded without account or key")
+        sbk = result.session_base_key
+        flags = self.negotiated_flags
+        if request.kind == ResponseKind.NTLMV1_ESS:
+            kx = crypto.hmac_md5(sbk, self._server_challenge + request.lm_response[:8])
+        else:
+            kx = sbk
+        self._finish(result.account, kx, anonymous=False, flags=flags)
+
+    def _finish(
+        self,
+        account: Account,
+        key_exchange_key: bytes,
+        *,
+        anonymous: bool,
+        verify_mic: bool = True,
+        flags: int | None = None,
+    ) -> None:
+        auth = self._auth
+        assert auth is not None
+        flags = self.negotiated_flags if flags is None else flags
+        if flags & F.NTLMSSP_NEGOTIATE_KEY_EXCH and not anonymous and verify_mic:
+            # MS-NLMP 3.2.5.1.2: ExportedSessionKey = RC4K(KeyExchangeKey, EncryptedRandomSessionKey).
+            exported = crypto.rc4k(key_exchange_key, auth.encrypted_random_session_key)
+        else:
+            exported = key_exchange_key
+        if self.mic_present and verify_mic:
+            expected = crypto.mic(exported, self._negotiate, self._challenge, zero_mic(self._auth_bytes))
+            if not hmac.compare_digest(expected, auth.mic or b""):
+                raise self._fail(NtStatus.STATUS_LOGON_FAILURE, "MIC mismatch")
+        self.account = account
+        self.is_anonymous = anonymous
+        self.session_key = exported
+        self._session = SessionSecurity(flags, exported, client=False)
+        self._state = server_next(self._state, ServerEvent.VALIDATION_RESULT)
+        log.info(
+            "NTLM logon: %s\\%s as %s (%s)",
+            self.domain,
+            self.user,
+            account.username,
+            self.response_kind.value if self.response_kind else "?",
+        )
+
+    # -- session security ------------------------------------------------------------------------
+
+    def _security(self) -> SessionSecurity:
+        if self._session is None or self._state != ServerState.COMPLETE:
+            raise ProtocolStateError(f"NTLM server: no session security in state {self._state.value!r}")
+        return self._session
+
+    def sign(self, data: bytes) -> bytes:
+        return self._security().sign(data)
+
+    def verify(self, data: bytes, signature: bytes) -> None:
+        self._security().verify(data, signature)
+
+    def wrap(self, data: bytes) -> bytes:
+        return self._security().wrap(data)
+
+    def unwrap(self, token: bytes) -> bytes:
+        return self._security().unwrap(token)
+
+    def reset_crypto_state(self, outgoing: bool | None = None, *, reset_seqnums: bool = False) -> None:
+        """Restart RC4 (both directions when `outgoing` is None), as SPNEGO does after the mechListMIC."""
+        security = self._security()
+        for direction in (True, False) if outgoing is None else (outgoing,):
+            security.reset(outgoing=direction, reset_seqnums=reset_seqnums)
