@@ -1,0 +1,92 @@
+"""`smb2auth` command line: serve, connect, decode, useradd, http-serve, proxy.
+
+Each subcommand imports its layer lazily so `smb2auth decode` does not pay for asyncio servers.
+Errors are one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from smb2auth import __version__
+from smb2auth.errors import Smb2AuthError
+
+PASSWORD_ENV = "SMB2AUTH_PASSWORD"
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def read_secret(prompt: str, *, from_stdin: bool = False, env: str = PASSWORD_ENV) -> str:
+    """A password from stdin (one line), the environment, or an interactive prompt, in that order."""
+    if from_stdin:
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n")
+    value = os.environ.get(env)
+    if value is not None:
+        return value
+    if not sys.stdin.isatty():
+        raise SystemExit(f"smb2auth: no password: give it on stdin (--stdin), in ${env}, or on a terminal")
+    return getpass.getpass(prompt)
+
+
+def _cmd_useradd(args: argparse.Namespace) -> int:
+    from smb2auth.authority.smbpasswd import write_smbpasswd_entry
+
+    password = read_secret(f"New SMB password for {args.name}: ", from_stdin=args.stdin)
+    if not args.stdin and PASSWORD_ENV not in os.environ and sys.stdin.isatty():
+        again = getpass.getpass("Retype new SMB password: ")
+        if again != password:
+            print("smb2auth: passwords do not match", file=sys.stderr)
+            return 1
+    write_smbpasswd_entry(args.file, args.name, password)
+    print(f"added user {args.name} to {args.file}")
+    return 0
+
+
+def _add_useradd(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "useradd",
+        help="add or replace a user in a Samba smbpasswd file",
+        description=f"Password from stdin (--stdin), ${PASSWORD_ENV}, or a prompt; never from argv.",
+    )
+    p.add_argument("file", help="smbpasswd file (created with mode 0600 if missing)")
+    p.add_argument("name", help="user name")
+    p.add_argument("--stdin", action="store_true", help="read the password from the first line of stdin")
+    p.set_defaults(handler=_cmd_useradd)
+
+
+REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [_add_useradd]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="smb2auth", description="SMB2 session authentication tools")
+    parser.add_argument("--version", action="version", version=f"smb2auth {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in REGISTRARS:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except (Smb2AuthError, OSError) as exc:
+        print(f"smb2auth: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
