@@ -1,0 +1,71 @@
+"""Everything that affects the SPNEGO state machines lives here: the states, the events, one table
+per party. A (state, event) pair not in the table is a message out of order."""
+
+from __future__ import annotations
+
+import enum
+
+from smb2auth.errors import ProtocolStateError
+
+
+class ServerState(enum.Enum):
+    START = "START"  # waiting for the client's NegTokenInit (or a bare NTLM message)
+    NEGOTIATING = "NEGOTIATING"  # mechanism chosen; waiting for NegTokenResp
+    RAW = "RAW"  # the client spoke bare NTLMSSP: tokens pass through unwrapped
+    COMPLETE = "COMPLETE"
+    FAILED = "FAILED"
+
+
+class ClientState(enum.Enum):
+    START = "START"  # nothing sent; may hold the server's NegTokenInit2 hint
+    INIT_SENT = "INIT_SENT"  # NegTokenInit sent; waiting for the first NegTokenResp
+    NEGOTIATING = "NEGOTIATING"  # waiting for further NegTokenResp
+    COMPLETE = "COMPLETE"
+    FAILED = "FAILED"
+
+
+class Event(enum.Enum):
+    RECV_INIT = "NegTokenInit received"
+    RECV_RAW = "bare mechanism token received"
+    RECV_RESP = "NegTokenResp received"
+    SEND_INIT = "NegTokenInit sent"
+    CONTINUE = "exchange continues"
+    DONE = "exchange complete"
+    FAIL = "failure"
+
+
+SERVER_TRANSITIONS: dict[tuple[ServerState, Event], ServerState] = {
+    (ServerState.START, Event.RECV_INIT): ServerState.NEGOTIATING,
+    (ServerState.START, Event.RECV_RAW): ServerState.RAW,
+    (ServerState.NEGOTIATING, Event.RECV_RESP): ServerState.NEGOTIATING,
+    (ServerState.NEGOTIATING, Event.CONTINUE): ServerState.NEGOTIATING,
+    (ServerState.NEGOTIATING, Event.DONE): ServerState.COMPLETE,
+    (ServerState.RAW, Event.RECV_RAW): ServerState.RAW,
+    (ServerState.RAW, Event.CONTINUE): ServerState.RAW,
+    (ServerState.RAW, Event.DONE): ServerState.COMPLETE,
+}
+
+CLIENT_TRANSITIONS: dict[tuple[ClientState, Event], ClientState] = {
+    (ClientState.START, Event.SEND_INIT): ClientState.INIT_SENT,
+    (ClientState.INIT_SENT, Event.RECV_RESP): ClientState.NEGOTIATING,
+    (ClientState.NEGOTIATING, Event.RECV_RESP): ClientState.NEGOTIATING,
+    (ClientState.NEGOTIATING, Event.CONTINUE): ClientState.NEGOTIATING,
+    (ClientState.NEGOTIATING, Event.DONE): ClientState.COMPLETE,
+}
+
+def advance_server(state: ServerState, event: Event) -> ServerState:
+    if event is Event.FAIL:
+        return ServerState.FAILED
+    try:
+        return SERVER_TRANSITIONS[(state, event)]
+    except KeyError:
+        raise ProtocolStateError(f"SPNEGO server in state {state.value}: unexpected {event.value}") from None
+
+
+def advance_client(state: ClientState, event: Event) -> ClientState:
+    if event is Event.FAIL:
+        return ClientState.FAILED
+    try:
+        return CLIENT_TRANSITIONS[(state, event)]
+    except KeyError:
+        raise ProtocolStateError(f"SPNEGO client in state {state.value}: unexpected {event.value}") from None

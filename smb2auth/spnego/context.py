@@ -1,0 +1,419 @@
+"""SPNEGO contexts (RFC 4178, MS-SPNG) around one mechanism context, sans-IO.
+
+The mechanism (NTLM) is passed in: anything with the `MechContext` shape works, so the negotiation,
+the mechListMIC exchange and the state machine are independent of the NTLM engine.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ParamSpec, Protocol, TypeVar
+
+from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
+from smb2auth.spnego._state import ClientState, Event, ServerState, advance_client, advance_server
+from smb2auth.spnego.asn1 import IGNORE_PRINCIPAL, NTLMSSP, mech_name
+from smb2auth.spnego.tokens import (
+    NegHints,
+    NegState,
+    NegTokenInit,
+    NegTokenResp,
+    NotSpnego,
+    Token,
+    decode,
+    mech_types_der,
+)
+from smb2auth.status import NtStatus
+
+__all__ = [
+    "AcceptorMech",
+    "MechContext",
+    "SpnegoClient",
+    "SpnegoServer",
+    "server_initial_token",
+]
+
+_INVALID = NtStatus.STATUS_INVALID_PARAMETER
+_DENIED = NtStatus.STATUS_ACCESS_DENIED
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+# MS-NLMP 2.2.2.5 flag G: NTLMSSP_NEGOTIATE_SIGN.
+_NTLMSSP_NEGOTIATE_SIGN = 0x00000010
+
+
+class _MechSecurity(Protocol):
+    """The parts of a mechanism context SPNEGO needs once it is complete."""
+
+    @property
+    def complete(self) -> bool: ...
+
+    @property
+    def session_key(self) -> bytes | None: ...
+
+    @property
+    def negotiated_flags(self) -> int: ...
+
+    def sign(self, data: bytes) -> bytes: ...
+
+    def verify(self, data: bytes, signature: bytes) -> None: ...
+
+    def reset_crypto_state(self) -> None: ...
+
+
+class MechContext(_MechSecurity, Protocol):
+    """An initiator mechanism (NtlmClient has this shape): `step(None)` gives its first token."""
+
+    def step(self, token: bytes | None) -> bytes | None: ...
+
+
+class AcceptorMech(_MechSecurity, Protocol):
+    """An acceptor mechanism (NtlmServer has this shape); `astep` may await an asynchronous authority."""
+
+    def step(self, token: bytes) -> bytes | None: ...
+
+    async def astep(self, token: bytes) -> bytes | None: ...
+
+
+@functools.lru_cache(maxsize=16)
+def server_initial_token(mech_types: tuple[str, ...] = (NTLMSSP,)) -> bytes:
+    """The NegTokenInit2 an SMB2 server puts in its NEGOTIATE response (constant per configuration).
+
+    MS-SPNG 3.2.5.2: mechTypes lists what the server offers, negHints carries the hintName
+    "not_defined_in_RFC4178@please_ignore" and no hintAddress."""
+    return NegTokenInit(mech_types, neg_hints=NegHints(hint_name=IGNORE_PRINCIPAL)).encode()
+
+
+def _has_integrity(mech: _MechSecurity) -> bool:
+    """Samba gensec_ntlmssp_have_feature(SIGN): a session key and NTLMSSP_NEGOTIATE_SIGN."""
+    key = mech.session_key or b""
+    return bool(key) and any(key) and bool(int(mech.negotiated_flags) & _NTLMSSP_NEGOTIATE_SIGN)
+
+
+def _verify_mic(mech: _MechSecurity, mech_types: bytes, mic: bytes) -> None:
+    """RFC 4178 5: check the peer's mechListMIC over the DER of the initiator's mechTypes.
+
+    Samba ntlmssp_check_packet answers NT_STATUS_ACCESS_DENIED for a bad or short signature, and
+    gensec spnego passes that status on, so we do too."""
+    try:
+        mech.verify(mech_types, mic)
+    except (AuthenticationError, MalformedMessage, ValueError) as exc:
+        raise AuthenticationError(_DENIED, f"mechListMIC does not verify: {exc}") from None
+    # MS-SPNG 3.3.5.1: the RC4 state after the mechListMIC is that of before it.
+    mech.reset_crypto_state()
+
+
+def _sign_mic(mech: _MechSecurity, mech_types: bytes) -> bytes:
+    mic = mech.sign(mech_types)
+    # MS-SPNG 3.3.5.1: the first application message uses the same RC4 state as the mechListMIC.
+    mech.reset_crypto_state()
+    return mic
+
+
+@dataclass
+class _Pending:
+    """What a server step decided before the mechanism runs (split so `astep` can await it)."""
+
+    feed: bool
+    mech_token: bytes = b""
+    client_mic: bytes | None = None
+    raw: bool = False
+
+
+class SpnegoServer:
+    """The acceptor. `step(token)` returns the token to send back, or None when there is none.
+
+    `require_mic` (default True): when the mechanism has integrity, the client must send a
+    mechListMIC (Samba and Windows clients always do for NTLM); after a downgrade it is required
+    regardless (RFC 4178 5). `allow_raw_ntlm`: accept a bare NTLM message instead of SPNEGO, as
+    Samba's gensec fallback and Windows do (HTTP clients send `Negotiate <NTLM>`).
+    """
+
+    def __init__(
+        self,
+        mech: AcceptorMech,
+        *,
+        mech_oid: str = NTLMSSP,
+        advertise: tuple[str, ...] = (NTLMSSP,),
+        require_mic: bool = True,
+        allow_raw_ntlm: bool = True,
+    ) -> None:
+        self._mech = mech
+        self._mech_oid = mech_oid
+        self._advertise = advertise
+        self._require_mic = require_mic
+        self._allow_raw = allow_raw_ntlm and mech_oid == NTLMSSP
+        self._state = ServerState.START
+        self._mech_types = b""
+        self._downgraded = False
+        self._replied = False
+        self.mic_exchanged = False
+        self.raw = False
+
+    @property
+    def state(self) -> ServerState:
+        return self._state
+
+    @property
+    def complete(self) -> bool:
+        return self._state is ServerState.COMPLETE
+
+    @property
+    def mech(self) -> AcceptorMech:
+        return self._mech
+
+    @property
+    def session_key(self) -> bytes:
+        if self._state is not ServerState.COMPLETE:
+            raise ProtocolStateError(f"SPNEGO server in state {self._state.value}: no session key yet")
+        return self._mech.session_key or b""
+
+    def initial_token(self) -> bytes:
+        """MS-SPNG 3.2.5.2: the server-initiated NegTokenInit2 (same bytes for every session)."""
+        return server_initial_token(self._advertise)
+
+    def step(self, token: bytes | None) -> bytes | None:
+        pending = self._guard(self._begin, token)
+        if not pending.feed:
+            return self._guard(self._finish, pending, None)
+        out = self._guard(self._mech.step, pending.mech_token)
+        return self._guard(self._finish, pending, out)
+
+    async def astep(self, token: bytes | None) -> bytes | None:
+        pending = self._guard(self._begin, token)
+        if not pending.feed:
+            return self._guard(self._finish, pending, None)
+        try:
+            out = await self._mech.astep(pending.mech_token)
+        except BaseException:
+            self._state = advance_server(self._state, Event.FAIL)
+            raise
+        return self._guard(self._finish, pending, out)
+
+    def _guard(self, fn: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return fn(*args, **kwargs)
+        except BaseException:
+            self._state = advance_server(self._state, Event.FAIL)
+            raise
+
+    def _begin(self, token: bytes | None) -> _Pending:
+        if self._state in (ServerState.COMPLETE, ServerState.FAILED):
+            raise ProtocolStateError(f"SPNEGO server in state {self._state.value}: no more tokens expected")
+        if not token:
+            raise MalformedMessage(f"SPNEGO server in state {self._state.value}: empty security token")
+        parsed: Token | None
+        try:
+            parsed = decode(token)
+        except NotSpnego as exc:
+            if not (self._allow_raw and exc.raw_mech == NTLMSSP):
+                raise
+            parsed = None
+        if parsed is None:
+            self._state = advance_server(self._state, Event.RECV_RAW)
+            self.raw = True
+            return _Pending(feed=True, mech_token=token, raw=True)
+        if isinstance(parsed, NegTokenInit):
+            self._state = advance_server(self._state, Event.RECV_INIT)
+            return self._begin_init(parsed)
+        self._state = advance_server(self._state, Event.RECV_RESP)
+        return self._begin_resp(parsed)
+
+    def _begin_init(self, init: NegTokenInit) -> _Pending:
+        if not init.mech_types:
+            raise MalformedMessage("RFC 4178 4.2.1: NegTokenInit without mechTypes")
+        if self._mech_oid not in init.mech_types:
+            offered = ", ".join(mech_name(m) for m in init.mech_types)
+            # Samba gensec_spnego_parse_negTokenInit: no suitable mechType -> NT_STATUS_INVALID_PARAMETER.
+            raise AuthenticationError(_INVALID, f"no supported mechanism in [{offered}]")
+        self._mech_types = mech_types_der(init.mech_types)
+        if init.mech_types[0] != self._mech_oid:
+            # RFC 4178 5: not the initiator's preferred mechanism -> ignore its optimistic token,
+            # answer request-mic, and the mechListMIC exchange becomes mandatory.
+            self._downgraded = True
+            return _Pending(feed=False)
+        if not init.mech_token:
+            return _Pending(feed=False)
+        return _Pending(feed=True, mech_token=init.mech_token)
+
+    def _begin_resp(self, resp: NegTokenResp) -> _Pending:
+        if resp.neg_state is NegState.REJECT:
+            raise AuthenticationError(NtStatus.STATUS_LOGON_FAILURE, "the client rejected the negotiation")
+        if not resp.response_token:
+            raise MalformedMessage("NegTokenResp without the mechanism's responseToken")
+        return _Pending(feed=True, mech_token=resp.response_token, client_mic=resp.mech_list_mic)
+
+    def _finish(self, pending: _Pending, out: bytes | None) -> bytes | None:
+        mech = self._mech
+        if pending.raw:
+            self._state = advance_server(self._state, Event.DONE if mech.complete else Event.CONTINUE)
+            return out
+        first = not self._replied
+        self._replied = True
+        supported = self._mech_oid if first else None
+        if not mech.complete:
+            if pending.client_mic is not None:
+                # RFC 4178 5: the mechListMIC follows the completion of the mechanism context.
+                raise AuthenticationError(_INVALID, "mechListMIC before completion")
+            self._state = advance_server(self._state, Event.CONTINUE)
+            state = NegState.REQUEST_MIC if first and self._downgraded else NegState.ACCEPT_INCOMPLETE
+            return NegTokenResp(state, supported, out, None).encode()
+        mic_out = None
+        if _has_integrity(mech):
+            client_mic = pending.client_mic
+            if client_mic is None:
+                if self._require_mic or self._downgraded:
+                    # Samba: the missing MIC fails ntlmssp_check_packet -> NT_STATUS_ACCESS_DENIED.
+                    raise AuthenticationError(_DENIED, "the client sent no mechListMIC")
+            else:
+                _verify_mic(mech, self._mech_types, client_mic)
+            if client_mic is not None or self._require_mic or self._downgraded:
+                mic_out = _sign_mic(mech, self._mech_types)
+                self.mic_exchanged = True
+        self._state = advance_server(self._state, Event.DONE)
+        return NegTokenResp(NegState.ACCEPT_COMPLETED, supported, out, mic_out).encode()
+
+
+class SpnegoClient:
+    """The initiator. `step(None)` or `step(server_hint)` gives the NegTokenInit; then feed each
+    server token until `complete`.
+
+    `mech_types` is the list offered, in preference order; the mechanism context implements
+    `mech_oid`, which must be in it. Listing another mechanism first sends no optimistic token and
+    lets the server pick ours (a negotiated downgrade, protected by the mechListMIC).
+    """
+
+    def __init__(
+        self,
+        mech: MechContext,
+        *,
+        mech_types: tuple[str, ...] = (NTLMSSP,),
+        mech_oid: str = NTLMSSP,
+        require_mic: bool = True,
+    ) -> None:
+        if mech_oid not in mech_types:
+            raise ValueError(f"{mech_name(mech_oid)} is not in mech_types")
+        self._mech = mech
+        self._offer = mech_types
+        self._mech_oid = mech_oid
+        self._require_mic = require_mic
+        self._state = ClientState.START
+        self._mech_types = b""
+        self._sent_types: tuple[str, ...] = ()
+        self._started = False
+        self._mic_required = False
+        self._mic_sent = False
+        self._mic_received = False
+
+    @property
+    def state(self) -> ClientState:
+        return self._state
+
+    @property
+    def complete(self) -> bool:
+        return self._state is ClientState.COMPLETE
+
+    @property
+    def mech(self) -> MechContext:
+        return self._mech
+
+    @property
+    def mic_exchanged(self) -> bool:
+        return self._mic_sent and self._mic_received
+
+    @property
+    def session_key(self) -> bytes:
+        if self._state is not ClientState.COMPLETE:
+            raise ProtocolStateError(f"SPNEGO client in state {self._state.value}: no session key yet")
+        return self._mech.session_key or b""
+
+    def step(self, token: bytes | None) -> bytes | None:
+        try:
+            if self._state is ClientState.START:
+                return self._initial(token)
+            return self._continue(token)
+        except BaseException:
+            self._state = advance_client(self._state, Event.FAIL)
+            raise
+
+    def _initial(self, token: bytes | None) -> bytes:
+        offer = self._offer
+        if token:
+            hint = decode(token)
+            if not isinstance(hint, NegTokenInit):
+                raise ProtocolStateError(f"SPNEGO client in state {self._state.value}: got a NegTokenResp")
+            if hint.mech_types:
+                # MS-SPNG 3.2.5.2: offer only what the server lists, keeping our order.
+                offer = tuple(m for m in offer if m in hint.mech_types)
+                if self._mech_oid not in offer:
+                    offered = ", ".join(mech_name(m) for m in hint.mech_types)
+                    raise AuthenticationError(
+                        _INVALID, f"the server offers none of our mechanisms: [{offered}]"
+                    )
+        self._sent_types = offer
+        self._mech_types = mech_types_der(offer)
+        mech_token = None
+        if offer[0] == self._mech_oid:
+            # RFC 4178 3.1: the optimistic token of the preferred mechanism.
+            mech_token = self._mech.step(None)
+            self._started = True
+        self._state = advance_client(self._state, Event.SEND_INIT)
+        return NegTokenInit(offer, mech_token=mech_token).encode()
+
+    def _continue(self, token: bytes | None) -> bytes | None:
+        state_name = self._state.value
+        if not token:
+            raise ProtocolStateError(f"SPNEGO client in state {state_name}: a server token is required")
+        resp = decode(token)
+        if not isinstance(resp, NegTokenResp):
+            raise ProtocolStateError(f"SPNEGO client in state {state_name}: unexpected NegTokenInit")
+        first = self._state is ClientState.INIT_SENT
+        self._state = advance_client(self._state, Event.RECV_RESP)
+        if resp.neg_state is NegState.REJECT:
+            raise AuthenticationError(NtStatus.STATUS_LOGON_FAILURE, "the server rejected the negotiation")
+        if first:
+            self._first_reply(resp)
+        mech = self._mech
+        out = None
+        if not mech.complete:
+            if resp.response_token is None and self._started:
+                if resp.neg_state is NegState.ACCEPT_COMPLETED:
+                    raise AuthenticationError(_INVALID, "the server completed before the mechanism did")
+                raise MalformedMessage("NegTokenResp without the mechanism's responseToken")
+            out = mech.step(resp.response_token)
+            self._started = True
+        elif resp.response_token is not None:
+            raise AuthenticationError(_INVALID, "a mechanism token after completion")
+        mic_out = None
+        if resp.mech_list_mic is not None:
+            if not mech.complete:
+                raise AuthenticationError(_INVALID, "mechListMIC before completion")
+            if _has_integrity(mech):
+                _verify_mic(mech, self._mech_types, resp.mech_list_mic)
+                self._mic_received = True
+        wants_mic = self._require_mic or self._mic_required or self._mic_received
+        if mech.complete and not self._mic_sent and wants_mic and _has_integrity(mech):
+            mic_out = _sign_mic(mech, self._mech_types)
+            self._mic_sent = True
+        if resp.neg_state is NegState.ACCEPT_COMPLETED:
+            if not mech.complete or out is not None or mic_out is not None:
+                raise AuthenticationError(_INVALID, "the server completed before the mechanism did")
+            if self._mic_sent and not self._mic_received:
+                # Samba gensec spnego client: a required mechListMIC that is absent fails the check.
+                raise AuthenticationError(_DENIED, "the server sent no mechListMIC")
+            self._state = advance_client(self._state, Event.DONE)
+            return None
+        if out is None and mic_out is None:
+            raise AuthenticationError(_INVALID, "the server expects more than we have")
+        self._state = advance_client(self._state, Event.CONTINUE)
+        return NegTokenResp(None, None, out, mic_out).encode()
+
+    def _first_reply(self, resp: NegTokenResp) -> None:
+        supported = resp.supported_mech if resp.supported_mech is not None else self._sent_types[0]
+        if supported != self._mech_oid:
+            name = mech_name(supported)
+            raise AuthenticationError(NtStatus.STATUS_NOT_SUPPORTED, f"the server selected {name}, not ours")
+        # RFC 4178 5: a mechanism other than our first choice, or request-mic, makes the MIC mandatory.
+        if supported != self._sent_types[0] or resp.neg_state is NegState.REQUEST_MIC:
+            self._mic_required = True
