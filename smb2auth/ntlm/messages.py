@@ -306,7 +306,8 @@ class ChallengeMessage:
         name_field = _FIELD.pack(len(name), len(name), offset)
         offset += len(name)
         info = AvPair.pack_all(self.target_info) if self.target_info is not None else b""
-        info_field = _FIELD.pack(len(info), len(info), offset)
+        # MS-NLMP 4.2.3.3: an absent TargetInfo has a zero field.
+        info_field = _FIELD.pack(len(info), len(info), offset) if info else _FIELD.pack(0, 0, 0)
         out = self._HEAD.pack(
             SIGNATURE,
             MessageType.NtLmChallenge,
