@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import importlib
 import logging
 import os
 import sys
@@ -60,7 +61,20 @@ def _add_useradd(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.set_defaults(handler=_cmd_useradd)
 
 
-REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [_add_useradd]
+Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+# Each layer registers its own subcommand from a light module ("module:function"); the module imports
+# its heavy parts inside the handler. Add a line here when a layer grows a command.
+REGISTRARS: list[str] = [
+    "smb2auth.cli:_add_useradd",
+]
+
+
+def _load(spec: str) -> Registrar:
+    module_name, _, attr = spec.partition(":")
+    module = importlib.import_module(module_name)
+    registrar: Registrar = getattr(module, attr)
+    return registrar
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"smb2auth {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for register in REGISTRARS:
-        register(sub)
+    for spec in REGISTRARS:
+        _load(spec)(sub)
     return parser
 
 
