@@ -12,13 +12,14 @@ Proxy-Authorization value of one request and returns a `Decision`: let the reque
 from __future__ import annotations
 
 import enum
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
-from smb2auth.http.events import LoginCallback, LoginEvent, Outcome, emit, log
+from smb2auth.http.events import TRANSPORT, EventLog, LoginCallback, LoginEvent, emit, flag_names
 from smb2auth.http.headers import (
     AuthScheme,
     Credentials,
@@ -28,6 +29,8 @@ from smb2auth.http.headers import (
     parse_authorization,
 )
 from smb2auth.status import NtStatus
+
+log = logging.getLogger("smb2auth.http")
 
 
 class Role(enum.Enum):
@@ -60,9 +63,9 @@ class ServerMechanism(Protocol):
     @property
     def complete(self) -> bool: ...
 
-    def step(self, token: bytes | None) -> bytes | None: ...
+    def step(self, token: bytes) -> bytes | None: ...
 
-    async def astep(self, token: bytes | None) -> bytes | None: ...
+    async def astep(self, token: bytes) -> bytes | None: ...
 
 
 MechanismFactory = Callable[[AuthScheme, TokenKind], ServerMechanism]
@@ -121,7 +124,7 @@ class HttpAuthConfig:
     realm: str = "smb2auth"
     auth_timeout: float | None = 3600.0
     close_after_first_challenge: bool = False
-    on_login: LoginCallback | None = None
+    on_login: EventLog | LoginCallback | None = None
     clock: Callable[[], float] = field(default=time.time)
 
     def offered(self) -> tuple[AuthScheme, ...]:
@@ -241,22 +244,21 @@ class ConnectionAuth:
         return Decision(cfg.role.status, headers, close=close, reason=reason)
 
     def _event(
-        self, outcome: Outcome, status: NtStatus, reason: str, scheme: str, mech: object | None = None,
-        *, user: str = "",
+        self, status: NtStatus, reason: str, scheme: str, mech: object | None = None, *, user: str = ""
     ) -> None:
         inner = _inner(mech) if mech is not None else None
         emit(
             LoginEvent(
-                client=self.client,
+                transport=TRANSPORT,
+                client_address=self.client,
                 user=_str_attr(inner, "user") or user,
                 domain=_str_attr(inner, "domain"),
                 workstation=_str_attr(inner, "workstation"),
-                scheme=scheme,
-                response_kind=_str_attr(inner, "response_kind"),
-                flags=int(getattr(inner, "negotiated_flags", 0) or 0),
-                outcome=outcome,
                 status=status.name,
                 reason=reason,
+                dialect=scheme,
+                response_kind=_str_attr(inner, "response_kind") or None,
+                ntlm_flags=flag_names(int(getattr(inner, "negotiated_flags", 0) or 0)),
                 guest=bool(getattr(inner, "is_guest", False)),
                 anonymous=bool(getattr(inner, "is_anonymous", False)),
             ),
@@ -299,7 +301,7 @@ class ConnectionAuth:
                 self._to(ConnEvent.ABANDON)
             return self._offer(exc.reason)
         except MalformedMessage as exc:
-            self._event(Outcome.MALFORMED, exc.status, f"header: {exc}", "?")
+            self._event(exc.status, f"malformed header: {exc}", "?")
             if self.state is not ConnState.IDLE:
                 self._to(ConnEvent.FAIL)
             return Decision(400, reason=str(exc), close=True)
@@ -311,7 +313,7 @@ class ConnectionAuth:
             return self._basic(creds)
         kind = creds.kind
         if creds.scheme is AuthScheme.NTLM and kind.is_spnego:
-            self._event(Outcome.MALFORMED, NtStatus.STATUS_INVALID_PARAMETER, "SPNEGO under NTLM", "NTLM")
+            self._event(NtStatus.STATUS_INVALID_PARAMETER, "malformed: SPNEGO under NTLM", "NTLM")
             if self.state is not ConnState.IDLE:
                 self._to(ConnEvent.FAIL)
             return self._offer("SPNEGO token under the NTLM scheme")
@@ -322,7 +324,7 @@ class ConnectionAuth:
             self._started_at = cfg.clock()
         elif self.state is not ConnState.HANDSHAKE or self._scheme is not creds.scheme or self._mech is None:
             self._event(
-                Outcome.FAILURE, NtStatus.STATUS_INVALID_PARAMETER,
+                NtStatus.STATUS_INVALID_PARAMETER,
                 "continuation token without a handshake on this connection", creds.scheme.value,
             )
             self._to(ConnEvent.ORPHAN)
@@ -336,26 +338,25 @@ class ConnectionAuth:
         mech = pending.mech
         if error is not None:
             if isinstance(error, AuthenticationError):
-                outcome, status, reason = Outcome.FAILURE, error.status, error.reason
+                status, reason = error.status, error.reason
             elif isinstance(error, (MalformedMessage, ProtocolStateError)):
-                outcome, status, reason = Outcome.MALFORMED, error.status, str(error)
+                status, reason = error.status, f"malformed: {error}"
             else:
                 log.error("HTTP auth: mechanism raised", exc_info=error)
-                outcome, status, reason = Outcome.FAILURE, NtStatus.STATUS_INTERNAL_ERROR, repr(error)
-            self._event(outcome, status, reason, scheme.value, mech)
+                status, reason = NtStatus.STATUS_INTERNAL_ERROR, repr(error)
+            self._event(status, reason, scheme.value, mech)
             self._to(ConnEvent.FAIL)
             return self._offer(reason)
         if mech.complete:
             identity = self._identity(mech, scheme)
-            self._event(Outcome.SUCCESS, NtStatus.STATUS_SUCCESS, "", scheme.value, mech)
+            self._event(NtStatus.STATUS_SUCCESS, "", scheme.value, mech)
             self._to(ConnEvent.COMPLETE)
             self.identity = identity
             # RFC 4559 5: a final Negotiate token rides on the successful response
             headers = ((cfg.role.challenge_header, challenge_value(scheme, out)),) if out else ()
             return Decision(None, headers, identity=identity)
         if not out:
-            self._event(Outcome.FAILURE, NtStatus.STATUS_INTERNAL_ERROR, "mechanism produced no token",
-                        scheme.value, mech)
+            self._event(NtStatus.STATUS_INTERNAL_ERROR, "mechanism produced no token", scheme.value, mech)
             self._to(ConnEvent.FAIL)
             return self._offer("mechanism produced no token")
         self._to(ConnEvent.CONTINUE)
@@ -378,7 +379,7 @@ class ConnectionAuth:
     def _basic_finish(self, creds: Credentials, server: object, error: Exception | None) -> Decision:
         if error is None and getattr(server, "complete", False):
             identity = self._identity(server, AuthScheme.BASIC)
-            self._event(Outcome.SUCCESS, NtStatus.STATUS_SUCCESS, "", "Basic", server)
+            self._event(NtStatus.STATUS_SUCCESS, "", "Basic", server)
             if self.state is ConnState.HANDSHAKE:
                 self._to(ConnEvent.ABANDON)
             self._to(ConnEvent.COMPLETE)
@@ -388,7 +389,7 @@ class ConnectionAuth:
             status, reason = error.status, error.reason
         else:
             status, reason = NtStatus.STATUS_LOGON_FAILURE, str(error) if error else "incomplete"
-        self._event(Outcome.FAILURE, status, reason, "Basic", server, user=creds.username)
+        self._event(status, reason, "Basic", server, user=creds.username)
         if self.state is not ConnState.IDLE:
             self._to(ConnEvent.FAIL)
         return self._offer(reason)

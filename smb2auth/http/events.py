@@ -1,60 +1,35 @@
-"""Login events: one per authentication attempt over HTTP, logged and handed to a callback.
+"""Login events over HTTP: the package's `LoginEvent` (smb2auth.events) with transport "http".
 
-Events carry who tried and how it ended, never a password, hash, token or key.
+One event per authentication attempt (success, refused login, malformed token or header, continuation
+token without a handshake), never for a bare request that merely gets the challenge offer. The HTTP
+scheme (NTLM, Negotiate, Basic) goes in `dialect`. Events carry names, never passwords, tokens or keys.
 """
 
 from __future__ import annotations
 
-import enum
-import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
-log = logging.getLogger("smb2auth.http")
+from smb2auth.events import LOGIN_LOG, EventCallback, EventLog, LoginEvent
 
-
-class Outcome(enum.Enum):
-    SUCCESS = "success"
-    FAILURE = "failure"
-    MALFORMED = "malformed"
-
-
-@dataclass(frozen=True)
-class LoginEvent:
-    """One authentication attempt. `status` is the NTSTATUS name; `reason` explains a failure."""
-
-    client: str
-    user: str
-    domain: str
-    workstation: str
-    scheme: str
-    response_kind: str
-    flags: int
-    outcome: Outcome
-    status: str
-    reason: str = ""
-    transport: str = "http"
-    guest: bool = False
-    anonymous: bool = False
-
+TRANSPORT = "http"
 
 LoginCallback = Callable[[LoginEvent], None]
 
 
-def emit(event: LoginEvent, callback: LoginCallback | None) -> None:
-    """Log `event` (INFO on success, WARNING otherwise) and hand it to `callback`; a failing callback is
-    logged, never propagated into the protocol path."""
-    level = logging.INFO if event.outcome is Outcome.SUCCESS else logging.WARNING
-    log.log(
-        level,
-        "login %s: client=%s user=%r domain=%r workstation=%r transport=%s scheme=%s kind=%s "
-        "flags=0x%08x status=%s%s",
-        event.outcome.value, event.client, event.user, event.domain, event.workstation,
-        event.transport, event.scheme, event.response_kind, event.flags, event.status,
-        f" reason={event.reason}" if event.reason else "",
-    )
-    if callback is not None:
-        try:
-            callback(event)
-        except Exception:
-            log.exception("login event callback failed")
+def flag_names(flags: int) -> tuple[str, ...]:
+    """NTLM negotiate flags by their MS-NLMP 2.2.2.5 names."""
+    from smb2auth.ntlm.messages import NegotiateFlags
+
+    return tuple(f.name for f in NegotiateFlags if f.name and flags & f)
+
+
+def emit(event: LoginEvent, sink: EventLog | LoginCallback | None) -> None:
+    """Hand `event` to an EventLog (which logs it and fans it out), or log it and call a plain callback."""
+    if isinstance(sink, EventLog):
+        sink.emit(event)
+        return
+    EventLog([sink] if sink is not None else []).emit(event)
+
+
+__all__ = ["LOGIN_LOG", "TRANSPORT", "EventCallback", "EventLog", "LoginCallback", "LoginEvent", "emit",
+           "flag_names"]

@@ -48,7 +48,9 @@ class FakeServer:
             self.leg = 1
             return (b"\xa1" if self.spnego else b"") + CHALLENGE
         if self.leg == 1 and kind == 3:
-            who, _, password = token[12:].decode().partition(":")
+            who, sep, password = token[12:].decode().partition(":")
+            if not sep:
+                raise MalformedMessage("fake: AUTHENTICATE without user:password", offset=12)
             domain, _, user = who.rpartition("\\")
             self.user, self.domain, self.workstation = user, domain.upper() or "TESTGRP", "WS1"
             if self.users.get(user) != password:

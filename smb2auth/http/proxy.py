@@ -1,0 +1,435 @@
+"""An asyncio forward proxy that demands NTLM/Negotiate (407) before forwarding or tunnelling.
+
+Plain HTTP requests in absolute-URI form (RFC 9112 3.2.2) are forwarded to the origin, one upstream
+connection per request; CONNECT (RFC 9110 9.3.6) opens a tunnel after authentication and pumps bytes
+both ways. The authenticated identity stays bound to the client connection (as WSA/FortiGate do),
+so later requests on it need no new handshake until `auth_timeout` passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from smb2auth.http.auth import ConnectionAuth, Decision, HttpAuthConfig, Role
+from smb2auth.http.wsgi import RunningServer
+
+log = logging.getLogger("smb2auth.http.proxy")
+
+MAX_HEAD = 64 * 1024
+MAX_BODY = 64 * 1024 * 1024
+CHUNK = 64 * 1024
+# RFC 9110 7.6.1: hop-by-hop fields are not forwarded
+_HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
+    "trailer", "transfer-encoding", "upgrade",
+})
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        self.status = status
+        self.reason = reason
+        super().__init__(f"{status} {reason}")
+
+
+@dataclass
+class Head:
+    """A parsed request or response head: the start line split in three, and the fields in order."""
+
+    start: tuple[str, str, str]
+    fields: list[tuple[str, str]] = field(default_factory=list)
+
+    def get(self, name: str) -> str | None:
+        values = [v for k, v in self.fields if k.lower() == name.lower()]
+        return ", ".join(values) if values else None
+
+    def tokens(self, name: str) -> set[str]:
+        return {t.strip().lower() for t in (self.get(name) or "").split(",") if t.strip()}
+
+
+def parse_head(data: bytes) -> Head:
+    """Parse a head ending in CRLFCRLF (RFC 9112 2-5); raises BadRequest(400)."""
+    try:
+        text = data.decode("latin-1")
+    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes everything
+        raise BadRequest(400, "undecodable head") from None
+    lines = text.split("\r\n")
+    while lines and lines[-1] == "":
+        lines.pop()
+    if not lines:
+        raise BadRequest(400, "empty head")
+    parts = lines[0].split(" ", 2)
+    if len(parts) != 3:
+        raise BadRequest(400, "bad start line")
+    head = Head((parts[0], parts[1], parts[2]))
+    for line in lines[1:]:
+        # RFC 9112 5.2: obsolete line folding is rejected with 400
+        if line[:1] in (" ", "\t"):
+            raise BadRequest(400, "obsolete line folding")
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip() or any(c in name for c in " \t"):
+            raise BadRequest(400, "bad header field")
+        head.fields.append((name, value.strip(" \t")))
+    return head
+
+
+async def read_head(reader: asyncio.StreamReader) -> bytes | None:
+    """The bytes of one head, or None at a clean EOF before any byte."""
+    try:
+        return await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial.strip():
+            return None
+        raise BadRequest(400, "truncated head") from None
+    except asyncio.LimitOverrunError:
+        raise BadRequest(431, "head too large") from None
+
+
+def _content_length(head: Head) -> int:
+    value = head.get("Content-Length")
+    if value is None:
+        return 0
+    try:
+        lengths = {int(v.strip()) for v in value.split(",")}
+    except ValueError:
+        raise BadRequest(400, "bad Content-Length") from None
+    # RFC 9112 6.3: differing Content-Length values are an unrecoverable framing error
+    if len(lengths) != 1 or min(lengths) < 0:
+        raise BadRequest(400, "bad Content-Length")
+    return lengths.pop()
+
+
+def _response(status: int, reason: str, headers: tuple[tuple[str, str], ...] = (), *,
+              close: bool = False, body: bytes | None = None) -> bytes:
+    payload = f"{status} {reason}\n".encode() if body is None else body
+    lines = [f"HTTP/1.1 {status} {reason}", *(f"{k}: {v}" for k, v in headers),
+             "Content-Type: text/plain; charset=utf-8", f"Content-Length: {len(payload)}"]
+    if close:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload
+
+
+_REASONS = {400: "Bad Request", 407: "Proxy Authentication Required", 401: "Unauthorized",
+            403: "Forbidden", 411: "Length Required", 413: "Content Too Large", 431:
+            "Request Header Fields Too Large", 501: "Not Implemented", 502: "Bad Gateway",
+            504: "Gateway Timeout"}
+
+
+class NtlmProxy:
+    """The proxy's connection handler; `serve()` or `running_proxy()` put it on a socket."""
+
+    def __init__(
+        self,
+        config: HttpAuthConfig,
+        *,
+        allow_target: Callable[[str, int], bool] | None = None,
+        connect_timeout: float = 10.0,
+        idle_timeout: float = 60.0,
+    ) -> None:
+        self.config = config
+        self.allow_target = allow_target
+        self.connect_timeout = connect_timeout
+        self.idle_timeout = idle_timeout
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        auth = ConnectionAuth(self.config, f"{peer[0]}:{peer[1]}")
+        try:
+            while await self._one_request(reader, writer, auth):
+                pass
+        except BadRequest as exc:
+            with contextlib.suppress(ConnectionError):
+                writer.write(_response(exc.status, _REASONS.get(exc.status, "Error"), close=True))
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+            pass
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("proxy: connection from %s failed", auth.client)
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _one_request(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, auth: ConnectionAuth
+    ) -> bool:
+        raw = await asyncio.wait_for(read_head(reader), self.idle_timeout)
+        if raw is None:
+            return False
+        head = parse_head(raw)
+        method, target, version = head.start
+        if not version.startswith("HTTP/1."):
+            raise BadRequest(400, "unsupported HTTP version")
+        if "chunked" in head.tokens("Transfer-Encoding"):
+            raise BadRequest(411, "chunked request bodies are not supported")
+        length = _content_length(head)
+        if length > MAX_BODY:
+            raise BadRequest(413, "request body too large")
+        body = await reader.readexactly(length) if length else b""
+        client_close = "close" in head.tokens("Connection") or (
+            version == "HTTP/1.0" and "keep-alive" not in head.tokens("Connection") | head.tokens(
+                "Proxy-Connection"))
+        decision = await auth.ahandle(head.get(self.config.role.credentials_header))
+        if not decision.allowed:
+            status = decision.status or 500
+            close = decision.close or client_close or status == 400
+            writer.write(_response(status, _REASONS.get(status, "Error"), decision.headers, close=close))
+            await writer.drain()
+            return not close
+        if method == "CONNECT":
+            await self._tunnel(target, reader, writer, auth, decision)
+            return False
+        return await self._forward(head, body, writer, decision) and not client_close
+
+    def _permitted(self, host: str, port: int) -> bool:
+        return self.allow_target is None or self.allow_target(host, port)
+
+    async def _open(self, host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.wait_for(asyncio.open_connection(host, port, limit=MAX_HEAD),
+                                      self.connect_timeout)
+
+    async def _tunnel(
+        self, target: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+        auth: ConnectionAuth, decision: Decision,
+    ) -> None:
+        # RFC 9110 9.3.6: CONNECT's target is authority-form host:port
+        parsed = urllib.parse.urlsplit("//" + target)
+        try:
+            host, port = parsed.hostname, parsed.port
+        except ValueError:
+            host, port = None, None
+        if not host or port is None:
+            raise BadRequest(400, "CONNECT target is not host:port")
+        if not self._permitted(host, port):
+            writer.write(_response(403, "Forbidden", close=True))
+            await writer.drain()
+            return
+        try:
+            up_reader, up_writer = await self._open(host, port)
+        except (OSError, TimeoutError) as exc:
+            status = 504 if isinstance(exc, TimeoutError) else 502
+            writer.write(_response(status, _REASONS[status], close=True))
+            await writer.drain()
+            return
+        ident = decision.identity
+        log.info("proxy: CONNECT %s:%d for %s from %s", host, port, ident.qualified_name if ident else "?",
+                 auth.client)
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await writer.drain()
+        try:
+            await asyncio.gather(_pump(reader, up_writer), _pump(up_reader, writer))
+        finally:
+            up_writer.close()
+            with contextlib.suppress(Exception):
+                await up_writer.wait_closed()
+
+    async def _forward(
+        self, head: Head, body: bytes, writer: asyncio.StreamWriter, decision: Decision
+    ) -> bool:
+        method, target, _ = head.start
+        url = urllib.parse.urlsplit(target)
+        if url.scheme.lower() != "http" or not url.hostname:
+            writer.write(_response(501, "Not Implemented", close=True,
+                                   body=b"only absolute http:// URIs and CONNECT are proxied\n"))
+            await writer.drain()
+            return False
+        try:
+            port = url.port or 80
+        except ValueError:
+            raise BadRequest(400, "bad port in request target") from None
+        if not self._permitted(url.hostname, port):
+            writer.write(_response(403, "Forbidden"))
+            await writer.drain()
+            return True
+        path = urllib.parse.urlunsplit(("", "", url.path or "/", url.query, ""))
+        dropped = _HOP_BY_HOP | head.tokens("Connection") | {"expect", "content-length"}
+        lines = [f"{method} {path} HTTP/1.1"]
+        lines += [f"{k}: {v}" for k, v in head.fields if k.lower() not in dropped]
+        if head.get("Host") is None:
+            lines.append(f"Host: {url.netloc.rpartition('@')[2]}")
+        if body or method in ("POST", "PUT", "PATCH"):
+            lines.append(f"Content-Length: {len(body)}")
+        lines.append("Connection: close")
+        try:
+            up_reader, up_writer = await self._open(url.hostname, port)
+        except (OSError, TimeoutError) as exc:
+            status = 504 if isinstance(exc, TimeoutError) else 502
+            writer.write(_response(status, _REASONS[status]))
+            await writer.drain()
+            return True
+        try:
+            up_writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+            await up_writer.drain()
+            return await self._relay_response(method, up_reader, writer, decision)
+        finally:
+            up_writer.close()
+            with contextlib.suppress(Exception):
+                await up_writer.wait_closed()
+
+    async def _relay_response(
+        self, method: str, up: asyncio.StreamReader, writer: asyncio.StreamWriter, decision: Decision
+    ) -> bool:
+        while True:
+            raw = await asyncio.wait_for(read_head(up), self.idle_timeout)
+            if raw is None:
+                writer.write(_response(502, "Bad Gateway"))
+                await writer.drain()
+                return True
+            head = parse_head(raw)
+            try:
+                status = int(head.start[1])
+            except ValueError:
+                writer.write(_response(502, "Bad Gateway"))
+                await writer.drain()
+                return True
+            if status >= 200 or status == 101:
+                break
+        chunked = "chunked" in head.tokens("Transfer-Encoding")
+        bodyless = method == "HEAD" or status in (204, 304) or 100 <= status < 200
+        length = None if chunked or bodyless else head.get("Content-Length")
+        until_close = not bodyless and not chunked and length is None
+        dropped = _HOP_BY_HOP | head.tokens("Connection")
+        lines = [f"HTTP/1.1 {head.start[1]} {head.start[2]}"]
+        lines += [f"{k}: {v}" for k, v in head.fields if k.lower() not in dropped]
+        lines += [f"{k}: {v}" for k, v in decision.headers]
+        if chunked and not bodyless:
+            lines.append("Transfer-Encoding: chunked")
+        if until_close:
+            lines.append("Connection: close")
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        if bodyless:
+            pass
+        elif chunked:
+            await _relay_chunked(up, writer)
+        elif length is not None:
+            await _relay_exactly(up, writer, _content_length(head))
+        else:
+            await _pump(up, writer, eof=False)
+        await writer.drain()
+        return not until_close
+
+    async def close_connections(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, *, eof: bool = True) -> None:
+    try:
+        while data := await src.read(CHUNK):
+            dst.write(data)
+            await dst.drain()
+        if eof and dst.can_write_eof():
+            dst.write_eof()
+    except (ConnectionError, OSError):
+        dst.close()
+
+
+async def _relay_exactly(src: asyncio.StreamReader, dst: asyncio.StreamWriter, n: int) -> None:
+    while n > 0:
+        data = await src.read(min(n, CHUNK))
+        if not data:
+            raise ConnectionError("upstream closed mid-body")
+        dst.write(data)
+        n -= len(data)
+        await dst.drain()
+
+
+async def _relay_chunked(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    """Pass a chunked body through unchanged, parsing just enough to find its end (RFC 9112 7.1)."""
+    while True:
+        line = await src.readuntil(b"\r\n")
+        dst.write(line)
+        try:
+            size = int(line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise ConnectionError("bad chunk size from upstream") from None
+        if size == 0:
+            while True:
+                trailer = await src.readuntil(b"\r\n")
+                dst.write(trailer)
+                if trailer == b"\r\n":
+                    return
+        await _relay_exactly(src, dst, size + 2)
+
+
+async def serve_proxy(
+    proxy: NtlmProxy, host: str = "127.0.0.1", port: int = 3128,
+    *, started: Callable[[str, int], None] | None = None,
+) -> None:
+    """Run the proxy until cancelled."""
+    server = await asyncio.start_server(proxy.handle, host, port, limit=MAX_HEAD)
+    sockname = server.sockets[0].getsockname()
+    log.info("proxy listening on %s:%d", sockname[0], sockname[1])
+    if started is not None:
+        started(sockname[0], int(sockname[1]))
+    try:
+        async with server:
+            await server.serve_forever()
+    finally:
+        await proxy.close_connections()
+
+
+@contextlib.contextmanager
+def running_proxy(
+    config: HttpAuthConfig,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    allow_target: Callable[[str, int], bool] | None = None,
+    idle_timeout: float = 30.0,
+) -> Iterator[RunningServer]:
+    """The proxy on its own event loop in a background thread; stopped when the block exits."""
+    if config.role is not Role.PROXY:
+        raise ValueError("a forward proxy authenticates with 407: HttpAuthConfig(role=Role.PROXY)")
+    proxy = NtlmProxy(config, allow_target=allow_target, idle_timeout=idle_timeout)
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    where: list[tuple[str, int]] = []
+    failure: list[BaseException] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    def started(h: str, p: int) -> None:
+        where.append((h, p))
+        ready.set()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        main = loop.create_task(serve_proxy(proxy, host, port, started=started))
+        tasks.append(main)
+        try:
+            loop.run_until_complete(main)
+        except asyncio.CancelledError:
+            pass
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
+            ready.set()
+            loop.close()
+
+    thread = threading.Thread(target=run, name="smb2auth-http-proxy", daemon=True)
+    thread.start()
+    ready.wait(timeout=10)
+    if not where:
+        thread.join(timeout=10)
+        raise RuntimeError(f"proxy did not start: {failure[0] if failure else 'timeout'}")
+    try:
+        yield RunningServer(*where[0])
+    finally:
+        loop.call_soon_threadsafe(tasks[0].cancel)
+        thread.join(timeout=10)
