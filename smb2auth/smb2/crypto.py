@@ -284,12 +284,16 @@ def _aes(key: bytes, cipher: int, nonce: bytes) -> CcmMode | GcmMode:
 
 
 def encrypt(message: bytes, key: bytes, cipher: int, session_id: int, nonce: bytes) -> bytes:
-    """MS-SMB2 3.1.4.3: `message` behind a TRANSFORM_HEADER. `nonce` is random (11 bytes for CCM, 12 for
-    GCM; the caller draws it from its rng and never reuses it under one key)."""
+    """MS-SMB2 3.1.4.3: `message` behind a TRANSFORM_HEADER.
+
+    `nonce` is random, drawn by the caller and never reused under one key: 11 bytes for CCM, 12 for GCM,
+    zero-padded to the 16-byte Nonce field (MS-SMB2 2.2.41); a full 16-byte field is taken as is (Windows 8
+    filled all 16 bytes, and all 16 are covered by the AAD).
+    """
     size = _NONCE_SIZE[Cipher(cipher)]
-    if len(nonce) != size:
+    if len(nonce) not in (size, 16):
         raise ValueError(f"{Cipher(cipher).name} needs an {size}-byte nonce")
-    header = TransformHeader(nonce + bytes(16 - size), len(message), session_id)
+    header = TransformHeader(nonce.ljust(16, b"\x00"), len(message), session_id)
     aes = _aes(key, cipher, header.nonce)
     aes.update(header.aad)
     ciphertext, tag = aes.encrypt_and_digest(message)
