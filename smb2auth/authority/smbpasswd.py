@@ -69,7 +69,9 @@ def load_smbpasswd(path: str | os.PathLike[str], domain: str = "WORKGROUP") -> L
     return authority
 
 
-def format_smbpasswd_entry(name: str, uid: int, nt_hash: bytes, flags: str = "UX", when: float | None = None) -> str:
+def format_smbpasswd_entry(
+    name: str, uid: int, nt_hash: bytes, flags: str = "UX", when: float | None = None
+) -> str:
     """An smbpasswd line; the LM hash is always stored as X's (no LM)."""
     if ":" in name or "\n" in name:
         raise ValueError("user names cannot contain ':' or newlines")

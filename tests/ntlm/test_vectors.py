@@ -135,7 +135,9 @@ def test_4_2_4_2_ntlmv2_responses() -> None:
     assert lm == bytes.fromhex("86c35097ac9cec102554764a57cccc19aaaaaaaaaaaaaaaa")  # 4.2.4.2.1
     assert nt[:16] == bytes.fromhex("68cd0ab851e51c96aabc927bebef6a1c")  # 4.2.4.2.2
     assert sbk == bytes.fromhex("8de40ccadbc14a82f15cb0ad0de95ca3")  # 4.2.4.1.2
-    assert crypto.rc4k(sbk, RANDOM_SESSION_KEY) == bytes.fromhex("c5dad2544fc9799094ce1ce90bc9d03e")  # 4.2.4.2.3
+    assert crypto.rc4k(sbk, RANDOM_SESSION_KEY) == bytes.fromhex(
+        "c5dad2544fc9799094ce1ce90bc9d03e"
+    )  # 4.2.4.2.3
     nt_hash = crypto.ntowfv1(PASSWORD)
     assert crypto.verify_ntlmv2(nt_hash, USER, DOMAIN, SERVER_CHALLENGE, nt) == sbk
     assert crypto.verify_lmv2(nt_hash, USER, DOMAIN, SERVER_CHALLENGE, lm) is not None

@@ -1,0 +1,138 @@
+"""Codec properties (hypothesis): unpack(pack(x)) == x, and arbitrary bytes raise only MalformedMessage."""
+
+from __future__ import annotations
+
+import contextlib
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from smb2auth.errors import MalformedMessage
+from smb2auth.ntlm.messages import (
+    SIGNATURE,
+    AuthenticateMessage,
+    AvId,
+    AvPair,
+    ChallengeMessage,
+    NegotiateMessage,
+    NtlmV2ClientChallenge,
+    NtlmV2Response,
+    Version,
+    message_type,
+)
+from smb2auth.ntlm.messages import NegotiateFlags as F
+
+oem_text = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=20)
+uni_text = st.text(max_size=20)
+u32 = st.integers(0, 2**32 - 1)
+versions = st.builds(
+    Version, st.integers(0, 255), st.integers(0, 255), st.integers(0, 65535), st.integers(0, 255)
+)
+av_pairs = st.lists(
+    st.builds(AvPair, st.sampled_from([a for a in AvId if a != AvId.MsvAvEOL]), st.binary(max_size=40)),
+    max_size=6,
+).map(tuple)
+
+
+@given(u32, oem_text, oem_text, st.none() | versions)
+def test_negotiate_round_trip(flags: int, domain: str, ws: str, version: Version | None) -> None:
+    flags = (
+        flags | F.NTLMSSP_NEGOTIATE_VERSION if version is not None else flags & ~F.NTLMSSP_NEGOTIATE_VERSION
+    )
+    msg = NegotiateMessage(flags, domain, ws, version)
+    assert NegotiateMessage.unpack(msg.pack()) == msg
+
+
+@given(u32, st.binary(min_size=8, max_size=8), uni_text, st.none() | av_pairs, st.none() | versions)
+def test_challenge_round_trip(
+    flags: int, sc: bytes, name: str, info: tuple[AvPair, ...] | None, version: Version | None
+) -> None:
+    flags |= F.NTLMSSP_NEGOTIATE_UNICODE
+    flags = (
+        flags | F.NTLMSSP_NEGOTIATE_VERSION if version is not None else flags & ~F.NTLMSSP_NEGOTIATE_VERSION
+    )
+    msg = ChallengeMessage(flags, sc, name, info or None, version)
+    assert ChallengeMessage.unpack(msg.pack()) == msg
+
+
+@given(
+    u32,
+    st.binary(max_size=30),
+    st.binary(max_size=120),
+    uni_text,
+    uni_text,
+    uni_text,
+    st.sampled_from([b"", b"k" * 16]),
+    st.sampled_from(["none", "version", "mic"]),
+    st.booleans(),
+)
+def test_authenticate_round_trip(
+    flags: int, lm: bytes, nt: bytes, dom: str, user: str, ws: str, key: bytes, extra: str, unicode: bool
+) -> None:
+    if unicode:
+        flags |= F.NTLMSSP_NEGOTIATE_UNICODE
+    else:
+        flags &= ~F.NTLMSSP_NEGOTIATE_UNICODE
+        dom, user, ws = (s.encode("cp437", "replace").decode("cp437") for s in (dom, user, ws))
+    version = Version() if extra != "none" else None
+    mic = b"m" * 16 if extra == "mic" else None
+    msg = AuthenticateMessage(flags, lm, nt, dom, user, ws, key, version, mic)
+    assert AuthenticateMessage.unpack(msg.pack()) == msg
+
+
+@given(st.integers(0, 2**64 - 1), st.binary(min_size=8, max_size=8), av_pairs, st.binary(max_size=8))
+def test_blob_round_trip(ts: int, cc: bytes, pairs: tuple[AvPair, ...], trailer: bytes) -> None:
+    blob = NtlmV2ClientChallenge(ts, cc, pairs, trailer=trailer)
+    assert NtlmV2ClientChallenge.unpack(blob.pack()) == blob
+    response = NtlmV2Response(b"p" * 16, blob.pack())
+    assert NtlmV2Response.unpack(response.pack()) == response
+
+
+@given(av_pairs)
+def test_av_list_ends_with_eol(pairs: tuple[AvPair, ...]) -> None:
+    packed = AvPair.pack_all(pairs)
+    assert packed.endswith(b"\x00\x00\x00\x00")
+    assert AvPair.unpack_all(packed) == pairs
+
+
+def _only_malformed(parser: object, data: bytes) -> None:
+    with contextlib.suppress(MalformedMessage):
+        parser(data)  # type: ignore[operator]
+
+
+prefixed = st.integers(1, 3).flatmap(
+    lambda t: st.binary(max_size=200).map(lambda b: SIGNATURE + t.to_bytes(4, "little") + b)
+)
+
+
+@given(st.binary(max_size=200) | prefixed)
+def test_arbitrary_bytes_raise_only_malformed(data: bytes) -> None:
+    for parser in (
+        message_type,
+        NegotiateMessage.unpack,
+        ChallengeMessage.unpack,
+        AuthenticateMessage.unpack,
+        NtlmV2ClientChallenge.unpack,
+        NtlmV2Response.unpack,
+        AvPair.unpack_all,
+    ):
+        _only_malformed(parser, data)
+
+
+def test_mic_detection_from_lowest_offset() -> None:
+    msg = AuthenticateMessage(
+        F.NTLMSSP_NEGOTIATE_UNICODE, b"\x00" * 24, b"n" * 60, "D", "U", "W", b"", Version(), b"M" * 16
+    )
+    assert AuthenticateMessage.unpack(msg.pack()).mic == b"M" * 16
+    no_mic = AuthenticateMessage(
+        F.NTLMSSP_NEGOTIATE_UNICODE, b"\x00" * 24, b"n" * 60, "D", "U", "W", b"", Version()
+    )
+    assert AuthenticateMessage.unpack(no_mic.pack()).mic is None
+
+
+def test_oem_strings_never_fail() -> None:
+    msg = AuthenticateMessage(0, b"", b"", "", "", "")
+    raw = bytearray(msg.pack())
+    raw += bytes(range(128, 256))
+    raw[36:44] = (128).to_bytes(2, "little") * 2 + (64).to_bytes(4, "little")
+    assert len(AuthenticateMessage.unpack(bytes(raw)).user) == 128
