@@ -167,6 +167,8 @@ class KeepAliveWSGIRequestHandler(WSGIRequestHandler):
     """HTTP/1.1 with persistent connections; puts itself in the environ as the connection identity."""
 
     protocol_version = "HTTP/1.1"
+    # errors in unparsable request lines still get a status line (the stdlib assumes HTTP/0.9)
+    default_request_version = "HTTP/1.0"
     server: KeepAliveWSGIServer
 
     def setup(self) -> None:

@@ -1,0 +1,132 @@
+"""Entry points behind `smb2auth http-serve` and `smb2auth proxy`.
+
+Each command has `add_*_arguments(parser)` (for a subparser), `run_*(args) -> int`, and a standalone
+`main_*(argv) -> int`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from smb2auth.authority.local import LocalAuthority
+from smb2auth.http.auth import HttpAuthConfig, Role
+from smb2auth.http.mechanisms import ntlm_http_config
+from smb2auth.http.proxy import NtlmProxy, serve_proxy
+from smb2auth.http.wsgi import KeepAliveWSGIServer, NtlmAuthMiddleware, whoami_app
+from smb2auth.ntlm import TargetInfo
+
+
+def parse_listen(text: str, default_port: int) -> tuple[str, int]:
+    """HOST:PORT, [V6]:PORT, HOST or :PORT."""
+    host, sep, port = text.rpartition(":")
+    if not sep or "]" in port:
+        host, port = text, str(default_port)
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        number = int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad port in {text!r}") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"port out of range in {text!r}")
+    return host, number
+
+
+def _common(parser: argparse.ArgumentParser, default_listen: str) -> None:
+    parser.add_argument("--listen", default=default_listen, metavar="HOST:PORT",
+                        help=f"address to listen on (default {default_listen})")
+    parser.add_argument("--users", metavar="FILE", help="smbpasswd file with the accounts")
+    parser.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD",
+                        help="an account (repeatable); for tests, the password is visible in ps")
+    parser.add_argument("--domain", default="WORKGROUP", help="NetBIOS domain announced (default WORKGROUP)")
+    parser.add_argument("--computer", default="SMB2AUTH", help="NetBIOS computer name announced")
+    parser.add_argument("--basic", action="store_true", help="also offer Basic (checked via NTLMv2)")
+    parser.add_argument("--auth-timeout", type=float, default=3600.0, metavar="SECONDS",
+                        help="how long a connection stays authenticated (default 3600)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
+
+
+def add_http_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    _common(parser, "127.0.0.1:8080")
+
+
+def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
+    _common(parser, "127.0.0.1:3128")
+    parser.add_argument("--close-after-first-challenge", action="store_true",
+                        help="close the connection after the first 407, as ISA/TMG do")
+
+
+def build_authority(args: argparse.Namespace) -> LocalAuthority:
+    if args.users:
+        from smb2auth.authority.smbpasswd import load_smbpasswd
+
+        authority = load_smbpasswd(args.users, domain=args.domain)
+    else:
+        authority = LocalAuthority(domain=args.domain)
+    for entry in args.user:
+        name, sep, password = entry.partition(":")
+        if not sep or not name:
+            raise SystemExit(f"--user wants NAME:PASSWORD, got {name or entry!r}")
+        authority.add_user(name, password)
+    if not len(authority):
+        raise SystemExit("no accounts: give --users FILE or --user NAME:PASSWORD")
+    return authority
+
+
+def build_config(args: argparse.Namespace, role: Role) -> HttpAuthConfig:
+    return ntlm_http_config(
+        build_authority(args),
+        role=role,
+        target=TargetInfo(nb_domain=args.domain.upper(), nb_computer=args.computer.upper()),
+        basic=args.basic,
+        auth_timeout=args.auth_timeout,
+        close_after_first_challenge=bool(getattr(args, "close_after_first_challenge", False)),
+    )
+
+
+def _logging(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+def run_http_serve(args: argparse.Namespace) -> int:
+    """Serve the who-am-I endpoint behind NTLM/Negotiate until interrupted."""
+    _logging(args)
+    host, port = parse_listen(args.listen, 8080)
+    config = build_config(args, Role.ORIGIN)
+    with KeepAliveWSGIServer((host, port), NtlmAuthMiddleware(whoami_app, config)) as server:
+        print(f"http-serve: listening on http://{host}:{server.server_address[1]}/", file=sys.stderr,
+              flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve_forever()
+    return 0
+
+
+def run_proxy(args: argparse.Namespace) -> int:
+    """Run the 407-protected forward proxy until interrupted."""
+    _logging(args)
+    host, port = parse_listen(args.listen, 3128)
+    proxy = NtlmProxy(build_config(args, Role.PROXY))
+
+    def started(h: str, p: int) -> None:
+        print(f"proxy: listening on {h}:{p}", file=sys.stderr, flush=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_proxy(proxy, host, port, started=started))
+    return 0
+
+
+def main_http_serve(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="smb2auth http-serve", description=run_http_serve.__doc__)
+    add_http_serve_arguments(parser)
+    return run_http_serve(parser.parse_args(argv))
+
+
+def main_proxy(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="smb2auth proxy", description=run_proxy.__doc__)
+    add_proxy_arguments(parser)
+    return run_proxy(parser.parse_args(argv))

@@ -1,0 +1,65 @@
+"""HTTP fixtures: a tiny loopback origin server (no authentication) that reports what it received."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+
+class _Origin(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        report = json.dumps({
+            "method": self.command, "path": self.path, "body": body.decode("latin-1"),
+            "headers": {k.lower(): v for k, v in self.headers.items()},
+        }).encode()
+        if self.path.startswith("/chunked"):
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for i in range(0, len(report), 7):
+                part = report[i:i + 7]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        if self.path.startswith("/until-close"):
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(report)
+            self.close_connection = True
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(report)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(report)
+
+    do_GET = do_POST = do_HEAD = do_PUT = _answer
+
+
+@pytest.fixture(scope="session")
+def origin() -> Iterator[tuple[str, int]]:
+    """A plain HTTP/1.1 origin on loopback: answers JSON {method, path, body, headers}; /chunked answers
+    chunked, /until-close without a length."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Origin)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield ("127.0.0.1", int(server.server_address[1]))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

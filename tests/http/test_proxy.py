@@ -1,0 +1,134 @@
+"""The asyncio forward proxy: 407, forwarding, CONNECT tunnels, ISA-style closing (fake mechanism)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from smb2auth.http.auth import HttpAuthConfig, Role
+from smb2auth.http.client import ContextFactory, HttpAuthError, open_tunnel, request_with_auth
+from smb2auth.http.events import LoginEvent
+from smb2auth.http.proxy import BadRequest, parse_head, running_proxy
+from smb2auth.http.wsgi import RunningServer
+from tests.http.fakes import FakeClient, fake_factory
+
+USERS = {"alice": "Passw0rd!"}
+
+
+GOOD = USERS["alice"]
+
+
+def clients(password: str = GOOD) -> ContextFactory:
+    return lambda: FakeClient("alice", password)
+
+
+@pytest.fixture
+def events() -> list[LoginEvent]:
+    return []
+
+
+@pytest.fixture
+def proxy(events: list[LoginEvent]) -> Iterator[RunningServer]:
+    config = HttpAuthConfig(fake_factory(USERS), role=Role.PROXY, on_login=events.append)
+    with running_proxy(config) as running:
+        yield running
+
+
+def test_no_credentials_is_407(proxy: RunningServer, origin: tuple[str, int]) -> None:
+    conn = http.client.HTTPConnection(*proxy.address, timeout=10)
+    conn.request("GET", f"http://{origin[0]}:{origin[1]}/x")
+    resp = conn.getresponse()
+    assert resp.status == 407
+    assert resp.headers.get_all("Proxy-Authenticate") == ["Negotiate", "NTLM"]
+    resp.read()
+    conn.close()
+
+
+def test_forward_after_auth_and_identity_bound(
+    proxy: RunningServer, origin: tuple[str, int], events: list[LoginEvent]
+) -> None:
+    url = f"http://{origin[0]}:{origin[1]}/path?q=1"
+    conn = http.client.HTTPConnection(*proxy.address, timeout=10)
+    resp = request_with_auth(conn, "POST", url, body=b"hello", headers={"X-Test": "1"},
+                             context_factory=clients(), proxy=True)
+    assert resp.status == 200
+    seen = json.loads(resp.read())
+    assert (seen["method"], seen["path"], seen["body"]) == ("POST", "/path?q=1", "hello")
+    assert seen["headers"]["x-test"] == "1" and "proxy-authorization" not in seen["headers"]
+    # later requests on the same client connection ride on the bound identity; chunked and
+    # close-delimited bodies are relayed
+    for path in ("/chunked", "/plain"):
+        conn.request("GET", f"http://{origin[0]}:{origin[1]}{path}")
+        resp = conn.getresponse()
+        assert resp.status == 200 and json.loads(resp.read())["path"] == path
+    conn.request("GET", f"http://{origin[0]}:{origin[1]}/until-close")
+    resp = conn.getresponse()
+    assert json.loads(resp.read())["path"] == "/until-close" and resp.will_close
+    conn.close()
+    assert [(e.user, e.success, e.transport) for e in events] == [("alice", True, "http")]
+
+
+def test_wrong_password_is_407(
+    proxy: RunningServer, origin: tuple[str, int], events: list[LoginEvent]
+) -> None:
+    conn = http.client.HTTPConnection(*proxy.address, timeout=10)
+    resp = request_with_auth(conn, "GET", f"http://{origin[0]}:{origin[1]}/", context_factory=clients("x"),
+                             proxy=True)
+    assert resp.status == 407
+    conn.close()
+    assert events[-1].status == "STATUS_LOGON_FAILURE"
+
+
+def test_connect_tunnel(proxy: RunningServer, origin: tuple[str, int]) -> None:
+    sock = open_tunnel(proxy.address, *origin, context_factory=clients(), timeout=10)
+    with sock:
+        sock.sendall(b"GET /inner HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200") and b'"/inner"' in data
+
+
+def test_connect_refused_without_or_with_bad_credentials(
+    proxy: RunningServer, origin: tuple[str, int]
+) -> None:
+    with pytest.raises(HttpAuthError, match="407"):
+        open_tunnel(proxy.address, *origin, timeout=10)
+    with pytest.raises(HttpAuthError, match="refused"):
+        open_tunnel(proxy.address, *origin, context_factory=clients("bad"), timeout=10)
+
+
+def test_isa_style_close_after_first_407(origin: tuple[str, int]) -> None:
+    config = HttpAuthConfig(fake_factory(USERS), role=Role.PROXY, close_after_first_challenge=True)
+    with running_proxy(config) as proxy:
+        conn = http.client.HTTPConnection(*proxy.address, timeout=10)
+        resp = request_with_auth(conn, "GET", f"http://{origin[0]}:{origin[1]}/isa",
+                                 context_factory=clients(), proxy=True, preemptive=False)
+        assert resp.status == 200 and json.loads(resp.read())["path"] == "/isa"
+        conn.close()
+
+
+def test_bad_requests_get_400_not_a_crash(proxy: RunningServer, origin: tuple[str, int]) -> None:
+    for raw in (b"NONSENSE\r\n\r\n", b"GET http://x/ HTTP/1.1\r\n folded\r\n\r\n",
+                b"GET http://x/ HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+                b"GET http://x/ HTTP/1.1\r\nProxy-Authorization: NTLM !!\r\n\r\n"):
+        with socket.create_connection(proxy.address, timeout=10) as sock:
+            sock.sendall(raw)
+            assert sock.recv(4096).startswith(b"HTTP/1.1 400"), raw
+    conn = http.client.HTTPConnection(*proxy.address, timeout=10)
+    resp = request_with_auth(conn, "GET", f"http://{origin[0]}:{origin[1]}/", context_factory=clients(),
+                             proxy=True)
+    assert resp.status == 200
+    conn.close()
+
+
+def test_parse_head() -> None:
+    head = parse_head(b"GET http://h/ HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Foo\r\n\r\n")
+    assert head.start == ("GET", "http://h/", "HTTP/1.1")
+    assert head.get("host") == "h" and head.tokens("Connection") == {"keep-alive", "foo"}
+    with pytest.raises(BadRequest):
+        parse_head(b"GET / HTTP/1.1\r\nNo colon\r\n\r\n")

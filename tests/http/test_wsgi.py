@@ -1,0 +1,114 @@
+"""The WSGI middleware on the keep-alive server, driven by our http.client helper (fake mechanism)."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from smb2auth.http.auth import HttpAuthConfig
+from smb2auth.http.client import ContextFactory, request_with_auth
+from smb2auth.http.events import LoginEvent
+from smb2auth.http.headers import AuthScheme
+from smb2auth.http.wsgi import RunningServer, running_http_server
+from tests.http.fakes import FakeClient, fake_factory
+
+USERS = {"alice": "Passw0rd!"}
+
+
+@pytest.fixture
+def events() -> list[LoginEvent]:
+    return []
+
+
+@pytest.fixture
+def server(events: list[LoginEvent]) -> Iterator[RunningServer]:
+    config = HttpAuthConfig(fake_factory(USERS), on_login=events.append, basic=True,
+                            basic_client=lambda u, d, p: FakeClient(u, p, domain=d))
+    with running_http_server(config) as running:
+        yield running
+
+
+GOOD = USERS["alice"]
+
+
+def clients(password: str = GOOD, spnego: bool = False) -> ContextFactory:
+    return lambda: FakeClient("alice", password, spnego=spnego)
+
+
+def test_handshake_on_one_connection_then_bound(server: RunningServer, events: list[LoginEvent]) -> None:
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    try:
+        resp = request_with_auth(conn, "GET", "/", context_factory=clients())
+        assert resp.status == 200
+        assert json.loads(resp.read())["user"] == "alice"
+        sock = conn.sock
+        # the identity stays with the connection: no credentials needed on the next request
+        conn.request("GET", "/again")
+        again = conn.getresponse()
+        assert again.status == 200 and json.loads(again.read())["user"] == "alice"
+        assert conn.sock is sock
+    finally:
+        conn.close()
+    assert [e.user for e in events if e.success] == ["alice"]
+    # another connection is not authenticated
+    other = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    other.request("GET", "/")
+    resp = other.getresponse()
+    assert resp.status == 401
+    basic = 'Basic realm="smb2auth", charset="UTF-8"'
+    assert resp.headers.get_all("WWW-Authenticate") == ["Negotiate", "NTLM", basic]
+    other.close()
+
+
+def test_wrong_password_is_401(server: RunningServer, events: list[LoginEvent]) -> None:
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    resp = request_with_auth(conn, "GET", "/", context_factory=clients("bad"))
+    assert resp.status == 401
+    resp.read()
+    conn.close()
+    assert events[-1].status == "STATUS_LOGON_FAILURE" and not events[-1].success
+
+
+def test_negotiate_final_token_and_post_body(server: RunningServer) -> None:
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    made: list[FakeClient] = []
+
+    def factory() -> FakeClient:
+        made.append(FakeClient("alice", "Passw0rd!", spnego=True))
+        return made[-1]
+
+    resp = request_with_auth(conn, "POST", "/form", body=b"x=1", context_factory=factory,
+                             scheme=AuthScheme.NEGOTIATE, preemptive=False)
+    assert resp.status == 200 and json.loads(resp.read())["scheme"] == "Negotiate"
+    assert made[-1].final == b"\xa1final"
+    conn.close()
+
+
+def test_basic(server: RunningServer) -> None:
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    value = "Basic " + base64.b64encode(b"alice:Passw0rd!").decode()
+    conn.request("GET", "/", headers={"Authorization": value})
+    resp = conn.getresponse()
+    assert resp.status == 200 and json.loads(resp.read())["scheme"] == "Basic"
+    conn.close()
+
+
+def test_malformed_header_is_400_and_server_survives(server: RunningServer) -> None:
+    for value in ("NTLM ***", "Negotiate " + base64.b64encode(b"\x00garbage").decode(), "NTLM"):
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+        conn.request("GET", "/", headers={"Authorization": value})
+        resp = conn.getresponse()
+        assert resp.status == 400
+        resp.read()
+        conn.close()
+    with socket.create_connection(server.address, timeout=10) as sock:
+        sock.sendall(b"GET / HTTX/1.1\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.1 400")
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    assert request_with_auth(conn, "GET", "/", context_factory=clients()).status == 200
+    conn.close()
