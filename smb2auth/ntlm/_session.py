@@ -6,7 +6,7 @@ import hmac
 
 from smb2auth.errors import AuthenticationError
 from smb2auth.ntlm import crypto
-from smb2auth.ntlm.messages import NegotiateFlags as F
+from smb2auth.ntlm.messages import NF as F
 from smb2auth.status import NtStatus
 
 _DUMMY_SIGNATURE = b"\x01" + b"\x00" * 15
@@ -17,22 +17,28 @@ class SessionSecurity:
 
     def __init__(self, flags: int, exported_session_key: bytes, *, client: bool) -> None:
         self.flags = flags
-        key = exported_session_key
-        client_sign = crypto.signkey(flags, key, client=True)
-        server_sign = crypto.signkey(flags, key, client=False)
-        client_seal = crypto.sealkey(flags, key, client=True)
-        server_seal = crypto.sealkey(flags, key, client=False)
-        if client:
-            self._out_sign, self._in_sign = client_sign, server_sign
-            self._out_seal_key, self._in_seal_key = client_seal, server_seal
-        else:
-            self._out_sign, self._in_sign = server_sign, client_sign
-            self._out_seal_key, self._in_seal_key = server_seal, client_seal
+        self._key = exported_session_key
+        self._client = client
         self._integrity = bool(flags & (F.NTLMSSP_NEGOTIATE_SIGN | F.NTLMSSP_NEGOTIATE_SEAL))
-        self.reset(outgoing=True, reset_seqnums=True)
-        self.reset(outgoing=False, reset_seqnums=True)
+        self._ready = False
+        self.out_seq = 0
+        self.in_seq = 0
+
+    def _derive(self) -> None:
+        # Keys are derived on first use: most SMB2 sessions never sign with NTLM itself.
+        flags, key = self.flags, self._key
+        mine, theirs = self._client, not self._client
+        self._out_sign = crypto.signkey(flags, key, client=mine)
+        self._in_sign = crypto.signkey(flags, key, client=theirs)
+        self._out_seal_key = crypto.sealkey(flags, key, client=mine)
+        self._in_seal_key = crypto.sealkey(flags, key, client=theirs)
+        self._out = crypto.rc4_init(self._out_seal_key)
+        self._in = crypto.rc4_init(self._in_seal_key)
+        self._ready = True
 
     def reset(self, *, outgoing: bool, reset_seqnums: bool = False) -> None:
+        if not self._ready:
+            self._derive()
         # MS-SPNG 3.1.5.1: after the mechListMIC the RC4 state restarts; sequence numbers carry on.
         if outgoing:
             self._out = crypto.rc4_init(self._out_seal_key)
@@ -44,6 +50,8 @@ class SessionSecurity:
                 self.in_seq = 0
 
     def sign(self, data: bytes) -> bytes:
+        if not self._ready:
+            self._derive()
         if not self._integrity:
             # MS-NLMP 3.4.2: without SIGN or SEAL the signature is the dummy one.
             return _DUMMY_SIGNATURE
@@ -52,6 +60,8 @@ class SessionSecurity:
         return signature
 
     def verify(self, data: bytes, signature: bytes) -> None:
+        if not self._ready:
+            self._derive()
         if not self._integrity:
             expected = _DUMMY_SIGNATURE
         else:
@@ -63,6 +73,8 @@ class SessionSecurity:
     def wrap(self, data: bytes) -> bytes:
         if not self.flags & F.NTLMSSP_NEGOTIATE_SEAL:
             raise AuthenticationError(NtStatus.STATUS_NOT_SUPPORTED, "sealing was not negotiated")
+        if not self._ready:
+            self._derive()
         sealed, signature = crypto.seal(self.flags, self._out, self._out_sign, self.out_seq, data)
         self.out_seq += 1
         return signature + sealed
@@ -73,6 +85,8 @@ class SessionSecurity:
         if len(token) < 16:
             raise AuthenticationError(NtStatus.STATUS_ACCESS_DENIED, "wrapped token shorter than a signature")
         signature, sealed = token[:16], token[16:]
+        if not self._ready:
+            self._derive()
         data = self._in(sealed)
         self.verify(data, signature)
         return data

@@ -11,12 +11,14 @@ from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolState
 from smb2auth.ntlm import crypto
 from smb2auth.ntlm._session import SessionSecurity
 from smb2auth.ntlm._state import ClientEvent, ClientState, client_next
+from smb2auth.ntlm.messages import NF as F
 from smb2auth.ntlm.messages import (
     AuthenticateMessage,
     AvFlags,
     AvId,
     AvPair,
     ChallengeMessage,
+    NegotiateFlags,
     NegotiateMessage,
     Version,
     encode_unicode,
@@ -25,7 +27,6 @@ from smb2auth.ntlm.messages import (
     unpack_filetime,
     unpack_u32,
 )
-from smb2auth.ntlm.messages import NegotiateFlags as F
 from smb2auth.status import NtStatus
 
 
@@ -126,7 +127,8 @@ class NtlmClient:
         if missing:
             # What we refuse from a peer we never send: no silent drop of a flag we require.
             raise AuthenticationError(
-                NtStatus.STATUS_DOWNGRADE_DETECTED, f"server dropped required flags {F(missing)!r}"
+                NtStatus.STATUS_DOWNGRADE_DETECTED,
+                f"server dropped required flags {NegotiateFlags(missing)!r}",
             )
         flags = self._requested & sflags
         # MS-NLMP 2.2.2.5: the server picks the character set.

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from Crypto.Cipher import ARC4, DES
 from Crypto.Hash import MD4
 
-from smb2auth.ntlm.messages import NegotiateFlags as F
+from smb2auth.ntlm.messages import NF as F
 
 _U32 = struct.Struct("<I")
 _LM_MAGIC = b"KGS!@#$%"

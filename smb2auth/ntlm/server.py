@@ -27,6 +27,7 @@ from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolState
 from smb2auth.ntlm import crypto
 from smb2auth.ntlm._session import SessionSecurity
 from smb2auth.ntlm._state import ServerEvent, ServerState, server_next
+from smb2auth.ntlm.messages import NF as F
 from smb2auth.ntlm.messages import (
     AuthenticateMessage,
     AvFlags,
@@ -34,6 +35,7 @@ from smb2auth.ntlm.messages import (
     AvPair,
     ChallengeMessage,
     MessageType,
+    NegotiateFlags,
     NegotiateMessage,
     NtlmV2Response,
     Version,
@@ -45,7 +47,6 @@ from smb2auth.ntlm.messages import (
     unpack_u32,
     zero_mic,
 )
-from smb2auth.ntlm.messages import NegotiateFlags as F
 from smb2auth.status import NtStatus
 
 log = logging.getLogger(__name__)
@@ -199,7 +200,8 @@ class NtlmServer:
         missing = self.policy.must_keep & ~cflags
         if missing:
             raise AuthenticationError(
-                NtStatus.STATUS_DOWNGRADE_DETECTED, f"client does not offer required flags {F(missing)!r}"
+                NtStatus.STATUS_DOWNGRADE_DETECTED,
+                f"client does not offer required flags {NegotiateFlags(missing)!r}",
             )
         flags = (cflags & _ECHOED) | F.NTLMSSP_NEGOTIATE_NTLM | F.NTLMSSP_NEGOTIATE_TARGET_INFO
         # MS-NLMP 3.2.5.1.1: UNICODE when the client offers it, OEM otherwise.
@@ -257,7 +259,8 @@ class NtlmServer:
         missing = policy.must_keep & ~auth.flags
         if missing:
             raise self._fail(
-                NtStatus.STATUS_DOWNGRADE_DETECTED, f"client dropped required flags {F(missing)!r}"
+                NtStatus.STATUS_DOWNGRADE_DETECTED,
+                f"client dropped required flags {NegotiateFlags(missing)!r}",
             )
         # MS-NLMP 3.2.5.1.2: the negotiated set is what both sides agree on.
         flags = (auth.flags & self._offered) | (auth.flags & F.NTLMSSP_NEGOTIATE_ANONYMOUS)
