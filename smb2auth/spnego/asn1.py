@@ -138,3 +138,24 @@ class InitialContextToken(univ.Sequence):
         namedtype.NamedType("thisMech", MechType()),
         namedtype.NamedType("innerContextToken", univ.Any()),
     )
+
+
+class SpnegoInitialContextToken(univ.Sequence):
+    """`InitialContextToken` with the SPNEGO inner token typed, so one pass decodes both (pyasn1's ANY
+    loses the end-of-contents octets of an indefinite-length inner token)."""
+
+    tagSet = InitialContextToken.tagSet
+    componentType = namedtype.NamedTypes(
+        namedtype.NamedType("thisMech", MechType()),
+        namedtype.NamedType("innerContextToken", NegotiationToken()),
+    )
+
+
+class SpnegoInitialContextTokenRfc(univ.Sequence):
+    """As `SpnegoInitialContextToken`, with the RFC 4178 NegTokenInit (mechListMIC at [3])."""
+
+    tagSet = InitialContextToken.tagSet
+    componentType = namedtype.NamedTypes(
+        namedtype.NamedType("thisMech", MechType()),
+        namedtype.NamedType("innerContextToken", NegotiationTokenRfc()),
+    )

@@ -452,21 +452,51 @@ def _from_resp(value: Any) -> NegTokenResp:
     )
 
 
-def _pyasn1_choice(inner: bytes) -> Token:
+def _pyasn1_token(data: bytes, *, framed: bool) -> Token:
+    """Decode with the MS-SPNG schema, then the RFC 4178 one (they differ only in tag [3])."""
+    specs: tuple[tuple[Any, bool], ...]
+    if framed:
+        specs = ((asn1.SpnegoInitialContextToken(), False), (asn1.SpnegoInitialContextTokenRfc(), True))
+    else:
+        specs = ((asn1.NegotiationToken(), False), (asn1.NegotiationTokenRfc(), True))
     errors = []
-    for spec, rfc in ((asn1.NegotiationToken(), False), (asn1.NegotiationTokenRfc(), True)):
+    for spec, rfc in specs:
         try:
-            value, rest = ber_decoder.decode(inner, asn1Spec=spec)
+            value, rest = ber_decoder.decode(data, asn1Spec=spec)
         except Exception as exc:  # pyasn1 raises PyAsn1Error and, on hostile input, others
             errors.append(exc)
             continue
         if rest:
-            raise MalformedMessage(f"{len(rest)} bytes after the SPNEGO token", offset=len(inner) - len(rest))
-        name = value.getName()
-        if name == "negTokenResp":
+            raise MalformedMessage(f"{len(rest)} bytes after the SPNEGO token", offset=len(data) - len(rest))
+        if framed:
+            mech = str(value["thisMech"])
+            if mech != SPNEGO:
+                # RFC 2743 3.1: the framing names the mechanism; we only speak SPNEGO inside it.
+                raise NotSpnego(f"GSS-API token for {asn1.mech_name(mech)}, not SPNEGO", raw_mech=mech)
+            value = value["innerContextToken"]
+        if value.getName() == "negTokenResp":
+            if framed:
+                raise MalformedMessage("RFC 4178 4.2: only negTokenInit is framed as an InitialContextToken")
             return _from_resp(value["negTokenResp"])
         return _from_init(value["negTokenInit"], rfc=rfc)
-    raise MalformedMessage(f"not a SPNEGO NegotiationToken: {type(errors[0]).__name__}: {errors[0]}")
+    other = _framed_mech(data) if framed else None
+    if other is not None and other != SPNEGO:
+        raise NotSpnego(f"GSS-API token for {asn1.mech_name(other)}, not SPNEGO", raw_mech=other)
+    raise MalformedMessage(f"not a SPNEGO token: {type(errors[0]).__name__}: {errors[0]}", offset=0)
+
+
+def _framed_mech(data: bytes) -> str | None:
+    """RFC 2743 3.1: thisMech of a framed token whose innerContextToken is not SPNEGO (Kerberos puts a
+    2-byte TOK_ID before its ASN.1, RFC 4121 4.1), or None."""
+    if len(data) < 2:
+        return None
+    n = data[1]
+    pos = 2 + (n & 0x7F if n & 0x80 else 0)
+    try:
+        oid, _ = ber_decoder.decode(data[pos:], asn1Spec=asn1.MechType())
+    except Exception:
+        return None
+    return str(oid)
 
 
 def decode_reference(data: bytes) -> Token:
@@ -476,22 +506,9 @@ def decode_reference(data: bytes) -> Token:
     if not data:
         raise NotSpnego("empty token", raw_mech=None)
     if data[0] == 0x60:
-        try:
-            framed, rest = ber_decoder.decode(data, asn1Spec=asn1.InitialContextToken())
-        except Exception as exc:
-            raise MalformedMessage(f"bad GSS-API framing: {type(exc).__name__}: {exc}", offset=0) from None
-        if rest:
-            raise MalformedMessage(f"{len(rest)} bytes after the GSS-API token", offset=len(data) - len(rest))
-        mech = str(framed["thisMech"])
-        if mech != SPNEGO:
-            # RFC 2743 3.1: the framing names the mechanism; we only speak SPNEGO inside it.
-            raise NotSpnego(f"GSS-API token for {asn1.mech_name(mech)}, not SPNEGO", raw_mech=mech)
-        token = _pyasn1_choice(bytes(framed["innerContextToken"]))
-        if not isinstance(token, NegTokenInit):
-            raise MalformedMessage("RFC 4178 4.2: only negTokenInit is framed as an InitialContextToken")
-        return token
+        return _pyasn1_token(data, framed=True)
     if data[0] in (0xA0, 0xA1):
-        return _pyasn1_choice(data)
+        return _pyasn1_token(data, framed=False)
     if is_raw_ntlmssp(data):
         raise NotSpnego("raw NTLMSSP message, not SPNEGO", raw_mech=NTLMSSP)
     raise NotSpnego(f"not a SPNEGO token (first byte 0x{data[0]:02x})", raw_mech=None)
