@@ -11,11 +11,13 @@ from smb2auth.authority.base import (
     resolve,
     validate_sync,
 )
+from smb2auth.authority.local import LocalAuthority
 
 __all__ = [
     "Account",
     "AnyAuthority",
     "AsyncAuthority",
+    "LocalAuthority",
     "Authority",
     "ResponseKind",
     "ValidationRequest",
