@@ -4,6 +4,10 @@ Plain HTTP requests in absolute-URI form (RFC 9112 3.2.2) are forwarded to the o
 connection per request; CONNECT (RFC 9110 9.3.6) opens a tunnel after authentication and pumps bytes
 both ways. The authenticated identity stays bound to the client connection (as WSA/FortiGate do),
 so later requests on it need no new handshake until `auth_timeout` passes.
+
+An explicit proxy answers 407 with Proxy-Authenticate; configured with Role.ORIGIN it behaves as a
+transparent (intercepting) proxy, which must answer 401 with WWW-Authenticate since the client does
+not know it is there.
 """
 
 from __future__ import annotations
@@ -241,6 +245,10 @@ class NtlmProxy:
         self, head: Head, body: bytes, writer: asyncio.StreamWriter, decision: Decision
     ) -> bool:
         method, target, _ = head.start
+        transparent = self.config.role is Role.ORIGIN
+        if transparent and target.startswith("/"):
+            # an intercepting proxy sees origin-form requests: the target is in Host (RFC 9112 3.2.1)
+            target = f"http://{head.get('Host') or ''}{target}"
         url = urllib.parse.urlsplit(target)
         if url.scheme.lower() != "http" or not url.hostname:
             writer.write(_response(501, "Not Implemented", close=True,
@@ -257,6 +265,8 @@ class NtlmProxy:
             return True
         path = urllib.parse.urlunsplit(("", "", url.path or "/", url.query, ""))
         dropped = _HOP_BY_HOP | head.tokens("Connection") | {"expect", "content-length"}
+        if transparent:
+            dropped |= {"authorization"}
         lines = [f"{method} {path} HTTP/1.1"]
         lines += [f"{k}: {v}" for k, v in head.fields if k.lower() not in dropped]
         if head.get("Host") is None:
@@ -394,9 +404,9 @@ def running_proxy(
     allow_target: Callable[[str, int], bool] | None = None,
     idle_timeout: float = 30.0,
 ) -> Iterator[RunningServer]:
-    """The proxy on its own event loop in a background thread; stopped when the block exits."""
-    if config.role is not Role.PROXY:
-        raise ValueError("a forward proxy authenticates with 407: HttpAuthConfig(role=Role.PROXY)")
+    """The proxy on its own event loop in a background thread; stopped when the block exits.
+    `config.role` is Role.PROXY for an explicit proxy (407); Role.ORIGIN makes it a transparent
+    (intercepting) one: 401 with WWW-Authenticate, origin-form requests forwarded to their Host."""
     proxy = NtlmProxy(config, allow_target=allow_target, idle_timeout=idle_timeout)
     loop = asyncio.new_event_loop()
     ready = threading.Event()

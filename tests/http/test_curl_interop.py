@@ -16,6 +16,7 @@ import pytest
 from smb2auth.authority.local import LocalAuthority
 from smb2auth.http.auth import Role
 from smb2auth.http.events import LoginEvent
+from smb2auth.http.headers import AuthScheme
 from smb2auth.http.mechanisms import ntlm_http_config
 from smb2auth.http.proxy import running_proxy
 from smb2auth.http.wsgi import RunningServer, running_http_server
@@ -130,3 +131,15 @@ def test_curl_proxytunnel_with_ntlm_inside(
     assert code == 200, err
     assert json.loads(body)["user"] == "alice"
     assert [e.success for e in events] == [True, True]
+
+
+def test_curl_anyauth_against_isa_style_proxy(curl: str, origin: tuple[str, int]) -> None:
+    """ISA/TMG close the connection after the first 407; curl must reconnect and run NTLM on the new one.
+    NTLM only is offered: given Negotiate, curl's anyauth picks it and Negotiate is Kerberos-only in curl."""
+    config = ntlm_http_config(authority(), role=Role.PROXY, target=TARGET, close_after_first_challenge=True,
+                              schemes=(AuthScheme.NTLM,))
+    with running_proxy(config) as proxy:
+        code, body, err = run_curl(curl, "--proxy-anyauth", "-U", f"alice:{PASSWORD}", "-x", proxy.url,
+                                   f"http://{origin[0]}:{origin[1]}/isa")
+    assert code == 200, err
+    assert json.loads(body)["path"] == "/isa"

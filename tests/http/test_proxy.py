@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from smb2auth.http.auth import HttpAuthConfig, Role
 from smb2auth.http.client import ContextFactory, HttpAuthError, open_tunnel, request_with_auth
@@ -132,3 +135,27 @@ def test_parse_head() -> None:
     assert head.get("host") == "h" and head.tokens("Connection") == {"keep-alive", "foo"}
     with pytest.raises(BadRequest):
         parse_head(b"GET / HTTP/1.1\r\nNo colon\r\n\r\n")
+
+
+def test_transparent_proxy_uses_401(origin: tuple[str, int]) -> None:
+    config = HttpAuthConfig(fake_factory(USERS), role=Role.ORIGIN)
+    with running_proxy(config) as proxy:
+        conn = http.client.HTTPConnection(*proxy.address, timeout=10)
+        # an intercepted client talks origin-form with the real Host, unaware of the proxy
+        conn.request("GET", "/intercepted", headers={"Host": f"{origin[0]}:{origin[1]}"})
+        first = conn.getresponse()
+        assert first.status == 401 and first.headers.get_all("WWW-Authenticate") == ["Negotiate", "NTLM"]
+        first.read()
+        resp = request_with_auth(conn, "GET", "/intercepted", headers={"Host": f"{origin[0]}:{origin[1]}"},
+                                 context_factory=clients())
+        assert resp.status == 200
+        seen = json.loads(resp.read())
+        assert seen["path"] == "/intercepted" and "authorization" not in seen["headers"]
+        conn.close()
+
+
+@given(st.binary(max_size=300))
+def test_parse_head_arbitrary_bytes(data: bytes) -> None:
+    with contextlib.suppress(BadRequest):
+        head = parse_head(data)
+        assert len(head.start) == 3
