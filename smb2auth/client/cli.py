@@ -1,0 +1,175 @@
+"""`smb2auth connect //HOST[:PORT][/SHARE] -U [DOMAIN/]USER[%PASSWORD]`: NEGOTIATE, SESSION_SETUP,
+TREE_CONNECT, LOGOFF, and a summary. Light to import: the client is loaded inside the handler."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from smb2auth.status import NtStatus
+
+
+def parse_target(text: str) -> tuple[str, int | None, str]:
+    """//HOST[:PORT][/SHARE] or \\\\HOST\\SHARE -> (host, port or None, share or "")."""
+    t = text.replace("\\", "/")
+    if not t.startswith("//"):
+        raise ValueError(f"target {text!r} is not //HOST[:PORT][/SHARE]")
+    hostport, _, share = t[2:].partition("/")
+    share = share.strip("/")
+    if "/" in share:
+        raise ValueError(f"target {text!r}: a share name, not a path")
+    port: int | None = None
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end < 0:
+            raise ValueError(f"target {text!r}: unclosed [")
+        host, rest = hostport[1:end], hostport[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"target {text!r}: junk after ]")
+            port = int(rest[1:])
+    elif hostport.count(":") == 1:
+        host, _, p = hostport.partition(":")
+        port = int(p)
+    else:
+        host = hostport
+    if not host:
+        raise ValueError(f"target {text!r} has no host")
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"target {text!r}: bad port")
+    return host, port, share
+
+
+def parse_user(text: str) -> tuple[str, str, str | None]:
+    """[DOMAIN/]USER[%PASSWORD] (or DOMAIN\\USER) -> (domain, user, password or None)."""
+    user, sep, password = text.partition("%")
+    domain = ""
+    for slash in ("\\", "/"):
+        if slash in user:
+            domain, _, user = user.partition(slash)
+            break
+    return domain, user, password if sep else None
+
+
+def _cmd_connect(args: argparse.Namespace) -> int:
+    from smb2auth.cli import read_secret
+    from smb2auth.client import ALL_DIALECTS, connect, parse_dialect
+    from smb2auth.errors import Smb2AuthError
+
+    try:
+        host, port, share = parse_target(args.target)
+        domain, user, password = parse_user(args.user)
+        top = parse_dialect(args.max_protocol)
+        low = parse_dialect(args.min_protocol)
+    except ValueError as exc:
+        print(f"smb2auth: {exc}", file=sys.stderr)
+        return 2
+    dialects = tuple(d for d in ALL_DIALECTS if low <= d <= top)
+    if not dialects:
+        print("smb2auth: no dialect between the minimum and the maximum", file=sys.stderr)
+        return 2
+    nt_hash = None
+    if password is None:
+        password = read_secret(f"Password for [{domain + chr(92) if domain else ''}{user}]: ")
+    if args.pw_nt_hash:
+        try:
+            nt_hash = bytes.fromhex(password)
+        except ValueError:
+            nt_hash = b""
+        if len(nt_hash) != 16:
+            print("smb2auth: --pw-nt-hash needs 32 hex digits", file=sys.stderr)
+            return 2
+        password = None
+    share = share or "IPC$"
+    summary: dict[str, Any] = {"server": host, "port": port or args.port, "user": user, "domain": domain}
+    try:
+        session = connect(
+            host,
+            port or args.port,
+            username=user,
+            password=password,
+            nt_hash=nt_hash,
+            domain=domain,
+            dialects=dialects,
+            require_signing=not args.no_signing,
+            require_encryption=args.encrypt,
+            timeout=args.timeout,
+        )
+        with session:
+            tree = session.tree_connect(share)
+            summary.update(
+                status="STATUS_SUCCESS",
+                dialect=session.dialect_name,
+                dialect_revision=f"0x{int(session.dialect):04x}",
+                session_id=session.session_id,
+                session_flags=[
+                    f.name for f in type(session.session_flags) if f in session.session_flags
+                ],
+                signed=session.signed,
+                signing_algorithm=session.signing_algorithm.name
+                if session.signing_algorithm is not None
+                else None,
+                cipher=session.cipher.name if session.cipher is not None else None,
+                encrypted=session.encrypted or tree.encrypt,
+                share=share,
+                tree_id=tree.tree_id,
+                share_type=tree.response.share_type.name,
+            )
+            session.tree_disconnect(tree)
+    except (Smb2AuthError, OSError) as exc:
+        status = getattr(exc, "status", None)
+        if isinstance(exc, Smb2AuthError) and isinstance(status, int):
+            name = NtStatus.name_of(status)
+            text = str(exc) if str(exc).startswith(name) else f"{name}: {exc}"
+        else:
+            name, text = "CONNECTION_FAILED", f"cannot reach {host}:{summary['port']}: {exc}"
+        print(f"smb2auth: {text}", file=sys.stderr)
+        if args.json:
+            summary["status"] = name
+            print(json.dumps(summary))
+        return 1
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"connected to {host}:{summary['port']} as {domain + chr(92) if domain else ''}{user}")
+        print(f"  dialect         SMB {summary['dialect']}")
+        print(f"  session id      0x{summary['session_id']:016x}")
+        print(f"  session flags   {', '.join(summary['session_flags']) or '-'}")
+        print(
+            f"  signed          {'yes' if summary['signed'] else 'no'} ({summary['signing_algorithm']})"
+        )
+        encrypted = "yes" if summary["encrypted"] else "no"
+        print(f"  cipher          {summary['cipher'] or '-'} (encrypted: {encrypted})")
+        print(f"  tree            {share} id 0x{summary['tree_id']:08x} ({summary['share_type']})")
+        print("  logoff          ok")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "connect",
+        help="SMB2 session setup against a server (NEGOTIATE, SESSION_SETUP, TREE_CONNECT, LOGOFF)",
+        description=(
+            "Authenticate to an SMB2/3 server with NTLM and report what was negotiated. The password comes"
+            " from -U USER%%PASSWORD, $SMB2AUTH_PASSWORD, or a prompt."
+        ),
+    )
+    p.add_argument("target", help="//HOST[:PORT][/SHARE] (IPC$ when no share is given)")
+    p.add_argument("-U", "--user", required=True, metavar="[DOMAIN/]USER[%PASSWORD]")
+    p.add_argument("-p", "--port", type=int, default=445, help="TCP port (default 445)")
+    p.add_argument(
+        "-m",
+        "--max-protocol",
+        default="3.1.1",
+        metavar="DIALECT",
+        help="highest dialect offered: 2.0.2 2.1 3.0 3.0.2 3.1.1 (or SMB2_02 ... SMB3_11)",
+    )
+    p.add_argument("--min-protocol", default="2.0.2", metavar="DIALECT", help="lowest dialect offered")
+    p.add_argument("-e", "--encrypt", action="store_true", help="require encryption (SMB 3.x)")
+    p.add_argument("--no-signing", action="store_true", help="do not require signing (server may still)")
+    p.add_argument("--pw-nt-hash", action="store_true", help="the password is the NT hash in hex")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each answer")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_cmd_connect)
