@@ -7,6 +7,7 @@ scheme (NTLM, Negotiate, Basic) goes in `dialect`. Events carry names, never pas
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from smb2auth.events import LOGIN_LOG, EventCallback, EventLog, LoginEvent
@@ -16,11 +17,12 @@ TRANSPORT = "http"
 LoginCallback = Callable[[LoginEvent], None]
 
 
+@functools.lru_cache(maxsize=256)
 def flag_names(flags: int) -> tuple[str, ...]:
-    """NTLM negotiate flags by their MS-NLMP 2.2.2.5 names."""
+    """NTLM negotiate flags by their MS-NLMP 2.2.2.5 names (a handful of distinct values: cached)."""
     from smb2auth.ntlm.messages import NegotiateFlags
 
-    return tuple(f.name for f in NegotiateFlags if f.name and flags & f)
+    return tuple(f.name for f in NegotiateFlags if f.name and flags & int(f))
 
 
 def emit(event: LoginEvent, sink: EventLog | LoginCallback | None) -> None:

@@ -169,6 +169,10 @@ class KeepAliveWSGIRequestHandler(WSGIRequestHandler):
     protocol_version = "HTTP/1.1"
     # errors in unparsable request lines still get a status line (the stdlib assumes HTTP/0.9)
     default_request_version = "HTTP/1.0"
+    # wsgiref writes the status line and each header separately: buffer them, and no Nagle delay on
+    # the handshake's small responses
+    wbufsize = 64 * 1024
+    disable_nagle_algorithm = True
     server: KeepAliveWSGIServer
 
     def setup(self) -> None:
@@ -186,8 +190,10 @@ class KeepAliveWSGIRequestHandler(WSGIRequestHandler):
         self.close_connection = True
         with contextlib.suppress(ConnectionError, TimeoutError, socket.timeout):
             self.handle_one_request()
+            self.wfile.flush()
             while not self.close_connection:
                 self.handle_one_request()
+                self.wfile.flush()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
         log.debug("%s %s", self.address_string(), format % args)

@@ -136,3 +136,18 @@ def test_async_authority_in_proxy_and_wsgi(origin: tuple[str, int]) -> None:
         assert resp.status == 200 and json.loads(resp.read())["user"] == "alice"
         conn.close()
     assert slow.calls == 2
+
+
+def test_raw_ntlm_under_negotiate(server: RunningServer, events: list[LoginEvent]) -> None:
+    """Many HTTP clients send bare NTLMSSP under the Negotiate scheme; IIS accepts it, and so do we."""
+    from smb2auth.http.client import request_with_auth
+    from smb2auth.ntlm import NtlmClient
+
+    conn = http.client.HTTPConnection(*server.address, timeout=10)
+    resp = request_with_auth(conn, "GET", "/", scheme="Negotiate",
+                             context_factory=lambda: NtlmClient("alice", PASSWORD, domain="TESTGRP"))
+    assert resp.status == 200
+    body = json.loads(resp.read())
+    conn.close()
+    assert (body["user"], body["scheme"]) == ("alice", "Negotiate")
+    assert events[-1].success and events[-1].dialect == "Negotiate"
