@@ -151,3 +151,27 @@ def test_raw_ntlm_under_negotiate(server: RunningServer, events: list[LoginEvent
     conn.close()
     assert (body["user"], body["scheme"]) == ("alice", "Negotiate")
     assert events[-1].success and events[-1].dialect == "Negotiate"
+
+
+def test_kerberos_only_negotiate_gets_a_fresh_offer(server: RunningServer, events: list[LoginEvent]) -> None:
+    """A browser with a Kerberos ticket offers only Kerberos in its NegTokenInit; we do NTLM only."""
+    from smb2auth.spnego.asn1 import KRB5, MS_KRB5
+    from smb2auth.spnego.tokens import NegTokenInit
+
+    token = NegTokenInit((MS_KRB5, KRB5), mech_token=b"\x60\x03\x06\x01\x00").encode()
+    conn = http.client.HTTPConnection(*server.address, timeout=10)
+    conn.request("GET", "/", headers={"Authorization": "Negotiate " + base64.b64encode(token).decode()})
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    assert resp.status == 401 and "NTLM" in resp.headers.get_all("WWW-Authenticate")
+    assert not events[-1].success and "no supported mechanism" in events[-1].reason
+
+
+def test_middleware_without_connection_identity_is_500() -> None:
+    from smb2auth.http.wsgi import NtlmAuthMiddleware, whoami_app
+
+    seen: list[str] = []
+    app = NtlmAuthMiddleware(whoami_app, ntlm_http_config(authority()))
+    body = app({"REQUEST_METHOD": "GET"}, lambda status, headers, exc_info=None: seen.append(status))
+    assert seen == ["500 Internal Server Error"] and b"500" in b"".join(body)
