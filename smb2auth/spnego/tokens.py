@@ -468,17 +468,25 @@ def _pyasn1_token(data: bytes, *, framed: bool) -> Token:
             continue
         if rest:
             raise MalformedMessage(f"{len(rest)} bytes after the SPNEGO token", offset=len(data) - len(rest))
-        if framed:
-            mech = str(value["thisMech"])
-            if mech != SPNEGO:
-                # RFC 2743 3.1: the framing names the mechanism; we only speak SPNEGO inside it.
-                raise NotSpnego(f"GSS-API token for {asn1.mech_name(mech)}, not SPNEGO", raw_mech=mech)
-            value = value["innerContextToken"]
-        if value.getName() == "negTokenResp":
+        try:
             if framed:
-                raise MalformedMessage("RFC 4178 4.2: only negTokenInit is framed as an InitialContextToken")
-            return _from_resp(value["negTokenResp"])
-        return _from_init(value["negTokenInit"], rfc=rfc)
+                mech = str(value["thisMech"])
+                if mech != SPNEGO:
+                    # RFC 2743 3.1: the framing names the mechanism; we only speak SPNEGO inside it.
+                    raise NotSpnego(f"GSS-API token for {asn1.mech_name(mech)}, not SPNEGO", raw_mech=mech)
+                value = value["innerContextToken"]
+            name = value.getName()
+            if name == "negTokenResp" and not framed:
+                return _from_resp(value["negTokenResp"])
+            if name == "negTokenInit":
+                return _from_init(value["negTokenInit"], rfc=rfc)
+        except MalformedMessage:
+            raise
+        except Exception as exc:  # pyasn1 may hand back values it cannot read (an unchosen CHOICE)
+            reason = f"{type(exc).__name__}: {exc}"
+            raise MalformedMessage(f"unreadable SPNEGO token: {reason}", offset=0) from None
+        # RFC 4178 4.2: only negTokenInit is framed as an InitialContextToken.
+        raise MalformedMessage(f"SPNEGO {name or 'token'} not valid here", offset=0)
     other = _framed_mech(data) if framed else None
     if other is not None and other != SPNEGO:
         raise NotSpnego(f"GSS-API token for {asn1.mech_name(other)}, not SPNEGO", raw_mech=other)
@@ -494,9 +502,9 @@ def _framed_mech(data: bytes) -> str | None:
     pos = 2 + (n & 0x7F if n & 0x80 else 0)
     try:
         oid, _ = ber_decoder.decode(data[pos:], asn1Spec=asn1.MechType())
-    except Exception:
+        return str(oid)
+    except Exception:  # pyasn1 on hostile input
         return None
-    return str(oid)
 
 
 def decode_reference(data: bytes) -> Token:
