@@ -61,12 +61,25 @@ def _add_useradd(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.set_defaults(handler=_cmd_useradd)
 
 
+def _add_http(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from smb2auth.http import commands
+
+    serve = sub.add_parser("http-serve", help="a 401 NTLM/Negotiate-protected page that says who logged in")
+    commands.add_http_serve_arguments(serve)
+    serve.set_defaults(handler=commands.run_http_serve)
+    proxy = sub.add_parser("proxy", help="a forward proxy demanding 407 NTLM authentication (CONNECT too)")
+    commands.add_proxy_arguments(proxy)
+    proxy.set_defaults(handler=commands.run_proxy)
+
+
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 # Each layer registers its own subcommand from a light module ("module:function"); the module imports
 # its heavy parts inside the handler. Add a line here when a layer grows a command.
 REGISTRARS: list[str] = [
     "smb2auth.cli:_add_useradd",
+    "smb2auth.cli:_add_http",
+    "smb2auth.decode:register",
     "smb2auth.client.cli:register",
 ]
 
