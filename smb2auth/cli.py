@@ -78,6 +78,7 @@ Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], No
 # its heavy parts inside the handler. Add a line here when a layer grows a command.
 REGISTRARS: list[str] = [
     "smb2auth.cli:_add_useradd",
+    "smb2auth.server.cli:register",
     "smb2auth.cli:_add_http",
     "smb2auth.decode:register",
     "smb2auth.client.cli:register",

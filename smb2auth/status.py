@@ -63,6 +63,7 @@ class NtStatus(enum.IntEnum):
     STATUS_INVALID_NETWORK_RESPONSE = 0xC00000C3
     STATUS_NO_LOGON_SERVERS = 0xC000005E
     STATUS_SMB_BAD_COMMAND = 0x00160002
+    STATUS_SMB_NO_PREAUTH_INTEGRITY_HASH_OVERLAP = 0xC05D0000
 
     @classmethod
     def name_of(cls, value: int) -> str:

@@ -1,1 +1,11 @@
-"""smb2auth.server"""
+"""smb2auth.server: the SMB2 authentication harness (`smb2auth serve`).
+
+`Smb2Server(ServerConfig(authority))` serves NEGOTIATE, SESSION_SETUP (SPNEGO/NTLM through the authority),
+TREE_CONNECT, ECHO and LOGOFF; `protocol.Connection` is its sans-IO core.
+"""
+
+from smb2auth.server.aio import Smb2Server
+from smb2auth.server.config import ServerConfig, parse_dialect
+from smb2auth.server.protocol import Connection, ServerContext
+
+__all__ = ["Connection", "ServerConfig", "ServerContext", "Smb2Server", "parse_dialect"]

@@ -1,0 +1,122 @@
+"""What the SMB2 harness serves and its limits: one frozen ServerConfig per server."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+from smb2auth.authority.base import AnyAuthority
+from smb2auth.ntlm.server import NtlmPolicy, TargetInfo
+from smb2auth.smb2.messages import Dialect
+
+# Dialects the harness speaks, highest first (MS-SMB2 2.2.3).
+SUPPORTED_DIALECTS: tuple[Dialect, ...] = (
+    Dialect.SMB3_1_1,
+    Dialect.SMB3_0_2,
+    Dialect.SMB3_0,
+    Dialect.SMB2_1,
+    Dialect.SMB2_0_2,
+)
+
+_DIALECT_NAMES = {
+    "SMB2_02": Dialect.SMB2_0_2,
+    "SMB2_10": Dialect.SMB2_1,
+    "SMB3_00": Dialect.SMB3_0,
+    "SMB3_02": Dialect.SMB3_0_2,
+    "SMB3_11": Dialect.SMB3_1_1,
+    "2.0.2": Dialect.SMB2_0_2,
+    "2.02": Dialect.SMB2_0_2,
+    "2.1": Dialect.SMB2_1,
+    "2.1.0": Dialect.SMB2_1,
+    "3.0": Dialect.SMB3_0,
+    "3.0.0": Dialect.SMB3_0,
+    "3.0.2": Dialect.SMB3_0_2,
+    "3.02": Dialect.SMB3_0_2,
+    "3.1.1": Dialect.SMB3_1_1,
+    "SMB2": Dialect.SMB2_0_2,
+    "SMB3": Dialect.SMB3_0,
+}
+
+
+def parse_dialect(text: str) -> Dialect:
+    """A dialect from Samba's names (SMB3_11), dotted (3.1.1) or hex (0x0311)."""
+    key = text.strip().upper()
+    if key in _DIALECT_NAMES:
+        return _DIALECT_NAMES[key]
+    try:
+        value = int(key, 16) if key.startswith("0X") else -1
+        dialect = Dialect(value)
+    except ValueError:
+        hint = "use e.g. SMB2_02, SMB3_11, 3.0.2 or 0x0300"
+        raise ValueError(f"unknown SMB2 dialect {text!r} ({hint})") from None
+    if dialect not in SUPPORTED_DIALECTS:
+        raise ValueError(f"dialect {text!r} is not one the server can select")
+    return dialect
+
+
+def dialect_name(dialect: int) -> str:
+    """MS-SMB2 2.2.3 names: "2.0.2", "2.1", "3.0", "3.0.2", "3.1.1"; "2.???" for the wildcard."""
+    if dialect == Dialect.SMB2_WILDCARD:
+        return "2.???"
+    major, minor = dialect >> 8, dialect & 0xFF
+    return f"{major}.{minor >> 4}" + (f".{minor & 0xF}" if minor & 0xF else "")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """The harness's configuration. `authority` validates every NTLM logon (sync or async).
+
+    Limits: `max_connections` open at once (more are closed on accept), `max_pending_handshakes` across the
+    server (a SESSION_SETUP beyond it gets STATUS_INSUFFICIENT_RESOURCES), `handshake_timeout` seconds from
+    connect to NEGOTIATE and from a session's first SESSION_SETUP to its last, `idle_timeout` seconds without
+    a frame, `max_message_size` bytes per Direct TCP frame, `max_credits` a client may hold.
+    """
+
+    authority: AnyAuthority
+    target: TargetInfo = TargetInfo(nb_domain="WORKGROUP", nb_computer="SMB2AUTH")
+    policy: NtlmPolicy = NtlmPolicy()
+    shares: tuple[str, ...] = ()
+    allow_guest: bool = False
+    allow_anonymous: bool = False
+    signing_required: bool = True
+    min_dialect: Dialect = Dialect.SMB2_0_2
+    max_dialect: Dialect = Dialect.SMB3_1_1
+    server_guid: bytes = field(default_factory=lambda: os.urandom(16))
+    max_connections: int = 1024
+    max_pending_handshakes: int = 1024
+    max_sessions_per_connection: int = 64
+    max_trees_per_session: int = 64
+    handshake_timeout: float = 30.0
+    idle_timeout: float = 900.0
+    max_message_size: int = 1024 * 1024
+    max_credits: int = 512
+    max_transact_size: int = 65536
+
+    def __post_init__(self) -> None:
+        if len(self.server_guid) != 16:
+            raise ValueError("server_guid must be 16 bytes")
+        if self.min_dialect > self.max_dialect:
+            raise ValueError("min_dialect is above max_dialect")
+        if not self.dialects:
+            raise ValueError("no supported dialect between min_dialect and max_dialect")
+        for name in ("max_connections", "max_pending_handshakes", "max_sessions_per_connection",
+                     "max_trees_per_session", "max_credits", "max_transact_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if not 256 <= self.max_message_size <= 0xFFFFFF:
+            raise ValueError("max_message_size must be between 256 and 0xFFFFFF")
+        if self.handshake_timeout <= 0 or self.idle_timeout <= 0:
+            raise ValueError("timeouts must be positive")
+        for share in self.shares:
+            if not share or "\\" in share or "/" in share:
+                raise ValueError(f"bad share name {share!r}")
+
+    @property
+    def dialects(self) -> tuple[Dialect, ...]:
+        """The dialects the server may select, highest first."""
+        return tuple(d for d in SUPPORTED_DIALECTS if self.min_dialect <= d <= self.max_dialect)
+
+    @property
+    def ntlm_policy(self) -> NtlmPolicy:
+        """The NTLM policy with this server's guest and anonymous switches applied."""
+        return replace(self.policy, allow_guest=self.allow_guest, allow_anonymous=self.allow_anonymous)

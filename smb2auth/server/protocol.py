@@ -1,0 +1,798 @@
+"""The server side of one SMB2 connection (MS-SMB2 3.3), sans-IO: Direct TCP frames in, frames out.
+
+`Connection.handle_frame` is a coroutine only so that an asynchronous authority can be awaited between the
+two halves of NTLM's AUTHENTICATE; it reads no socket, and with a synchronous authority it never suspends
+(`drive` runs it to completion without an event loop). Clock and RNG come from the `ServerContext`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from smb2auth.authority.base import Account
+from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
+from smb2auth.events import EventLog, LoginEvent
+from smb2auth.ntlm.messages import NegotiateFlags
+from smb2auth.ntlm.server import NtlmServer
+from smb2auth.server._state import (
+    ConnEvent,
+    ConnState,
+    SessionEvent,
+    SessionState,
+    conn_next,
+    session_next,
+)
+from smb2auth.server.config import ServerConfig, dialect_name
+from smb2auth.smb2.crypto import PreauthIntegrity, derive_session_keys, sign, signing_algorithm_for, verify
+from smb2auth.smb2.framing import FrameReader
+from smb2auth.smb2.framing import frame as frame_payload
+from smb2auth.smb2.header import (
+    HEADER_SIZE,
+    SMB1_PROTOCOL_ID,
+    SMB2_PROTOCOL_ID,
+    Command,
+    CompoundPart,
+    HeaderFlags,
+    Smb2Header,
+    split_compound,
+)
+from smb2auth.smb2.messages import (
+    Capabilities,
+    Dialect,
+    EchoRequest,
+    EchoResponse,
+    ErrorResponse,
+    HashAlgorithm,
+    LogoffRequest,
+    LogoffResponse,
+    NegotiateContext,
+    NegotiateRequest,
+    NegotiateResponse,
+    PreauthIntegrityCapabilities,
+    SecurityMode,
+    SessionFlags,
+    SessionSetupFlags,
+    SessionSetupRequest,
+    SessionSetupResponse,
+    ShareType,
+    SigningAlgorithm,
+    SigningCapabilities,
+    Smb1NegotiateRequest,
+    TreeConnectRequest,
+    TreeConnectResponse,
+    TreeDisconnectRequest,
+    TreeDisconnectResponse,
+    find_context,
+    select_smb1_upgrade_dialect,
+)
+from smb2auth.spnego._state import ServerState as SpnegoState
+from smb2auth.spnego.context import SpnegoServer, server_initial_token
+from smb2auth.status import NtStatus
+
+__all__ = ["Connection", "ServerContext", "Session", "drive"]
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_S = NtStatus
+_GENERIC_ALL = 0x001F01FF
+FSCTL_VALIDATE_NEGOTIATE_INFO = 0x00140204
+_IOCTL_IS_FSCTL = 0x00000001
+_IOCTL_REQ = struct.Struct("<HHI16sIIIIIIII")
+_IOCTL_RESP = struct.Struct("<HHI16sIIIIII")
+_VALIDATE_IN = struct.Struct("<I16sHH")
+_VALIDATE_OUT = struct.Struct("<I16sHH")
+_RAW_HEADER = struct.Struct("<4sHHIHHIIQQQ16s")
+_FILETIME_EPOCH = 11644473600
+_SESSION_ID_MASK = 0xFFFFFFFFFFFFFFFF
+# MS-SMB2 3.3.5.4: signing algorithms in the order this server prefers them.
+_SIGNING_PREFERENCE = (SigningAlgorithm.AES_GMAC, SigningAlgorithm.AES_CMAC, SigningAlgorithm.HMAC_SHA256)
+_NTLM_FLAG_BITS = tuple(
+    (int(f), f.name) for f in NegotiateFlags.__members__.values() if f.name and int(f) & (int(f) - 1) == 0
+)
+_SESSION_FLAG_BITS = tuple((int(f), f.name or "") for f in SessionFlags.__members__.values())
+
+
+def drive(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run a coroutine that never suspends (a synchronous authority) to completion, without a loop."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        result: _T = stop.value
+        return result
+    coro.close()
+    raise RuntimeError("the coroutine suspended: an asynchronous authority needs an event loop")
+
+
+def _ntlm_flag_names(value: int) -> tuple[str, ...]:
+    return tuple(name for bit, name in _NTLM_FLAG_BITS if value & bit)
+
+
+def _session_flag_names(value: int) -> tuple[str, ...]:
+    return tuple(name for bit, name in _SESSION_FLAG_BITS if value & bit)
+
+
+_REASONS = {
+    "STATUS_WRONG_PASSWORD": "wrong password",
+    "STATUS_NO_SUCH_USER": "unknown user",
+    "STATUS_ACCOUNT_DISABLED": "account disabled",
+    "STATUS_ACCOUNT_LOCKED_OUT": "account locked out",
+    "STATUS_PASSWORD_EXPIRED": "password expired",
+}
+
+
+def _reason(text: str) -> str:
+    """The NTLM server's reason, led by a plain phrase: "wrong password: NTLMv2 response does not match"."""
+    head, sep, rest = text.partition(": ")
+    if sep and head in _REASONS:
+        return f"{_REASONS[head]}: {rest}" if rest else _REASONS[head]
+    return text.replace("refused by policy", "not permitted by policy")
+
+
+class ServerContext:
+    """What every connection of one server shares: the configuration, the login events, the global session
+    table (MS-SMB2 3.3.1.5 GlobalSessionTable, for PreviousSessionId) and the pending-handshake count."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        events: EventLog | None = None,
+        *,
+        rng: Callable[[int], bytes] = os.urandom,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.events = events if events is not None else EventLog()
+        self.rng = rng
+        self.clock = clock
+        self.monotonic = monotonic
+        self.sessions: dict[int, Session] = {}
+        self.pending_handshakes = 0
+        self.initial_token = server_initial_token()
+        self.ntlm_policy = config.ntlm_policy
+        self.shares = {name.casefold(): name for name in config.shares}
+        self.security_mode = SecurityMode.SIGNING_ENABLED | (
+            SecurityMode.SIGNING_REQUIRED if config.signing_required else SecurityMode(0)
+        )
+
+    def new_session_id(self) -> int:
+        while True:
+            value = int.from_bytes(self.rng(8), "little")
+            # MS-SMB2 2.2.1.2: 0 and 0xFFFFFFFFFFFFFFFF are not session ids.
+            if value not in (0, _SESSION_ID_MASK) and value not in self.sessions:
+                return value
+
+    def filetime(self) -> int:
+        return int((self.clock() + _FILETIME_EPOCH) * 10_000_000)
+
+
+class _Handshake:
+    """One authentication exchange in progress (new session or re-authentication)."""
+
+    __slots__ = ("ntlm", "spnego", "started")
+
+    def __init__(self, ntlm: NtlmServer, started: float) -> None:
+        self.ntlm = ntlm
+        self.spnego = SpnegoServer(ntlm)
+        self.started = started
+
+
+class Session:
+    """MS-SMB2 3.3.1.8: a session, owned by the connection that began it."""
+
+    __slots__ = (
+        "account",
+        "connection",
+        "flags",
+        "handshake",
+        "id",
+        "next_tree_id",
+        "preauth",
+        "signing_algorithm",
+        "signing_key",
+        "signing_required",
+        "state",
+        "trees",
+    )
+
+    def __init__(self, session_id: int, connection: Connection) -> None:
+        self.id = session_id
+        self.connection = connection
+        self.state = SessionState.IN_PROGRESS
+        self.handshake: _Handshake | None = None
+        self.preauth: PreauthIntegrity | None = None
+        self.signing_key = b""
+        self.signing_algorithm: int = SigningAlgorithm.AES_CMAC
+        self.signing_required = False
+        self.flags = SessionFlags(0)
+        self.account: Account | None = None
+        self.trees: dict[int, ShareType] = {}
+        self.next_tree_id = 1
+
+    @property
+    def signs(self) -> bool:
+        return self.state is SessionState.VALID and bool(self.signing_key)
+
+    def __repr__(self) -> str:
+        return f"Session(id=0x{self.id:016x}, state={self.state.value}, flags={self.flags!r})"
+
+
+@dataclass(slots=True)
+class _Reply:
+    """One response message of a (possibly compound) response, before packing."""
+
+    command: int
+    message_id: int
+    session_id: int
+    tree_id: int
+    credit: int
+    credit_charge: int
+    related: bool
+    status: int = _S.STATUS_SUCCESS
+    body: bytes = b""
+    signer: Session | None = None
+    after: Callable[[bytes], None] | None = None
+
+    def fail(self, status: int) -> _Reply:
+        self.status = status
+        self.body = ErrorResponse().pack()
+        self.after = None
+        return self
+
+
+class _Disconnect(Exception):
+    """The connection must be dropped without an answer."""
+
+
+class Connection:
+    """One client connection: `feed(bytes)` splits Direct TCP frames, `handle_frame(frame)` answers one.
+
+    After either, `closed` tells the transport to drop the connection (`close_reason` says why).
+    """
+
+    def __init__(self, ctx: ServerContext, peer: str = "") -> None:
+        self.ctx = ctx
+        self.peer = peer
+        self.state = ConnState.INITIAL
+        self.framer = FrameReader(ctx.config.max_message_size)
+        self.dialect = 0
+        self.client_guid = bytes(16)
+        self.client_security_mode = SecurityMode(0)
+        self.client_capabilities = Capabilities(0)
+        self.client_dialects: tuple[int, ...] = ()
+        self.server_capabilities = Capabilities(0)
+        self.signing_algorithm: int = SigningAlgorithm.AES_CMAC
+        self.preauth: PreauthIntegrity | None = None
+        self.sessions: dict[int, Session] = {}
+        self.credits = 1
+        self.opened = ctx.monotonic()
+        self.last_activity = self.opened
+        self.close_reason = ""
+
+    @property
+    def closed(self) -> bool:
+        return self.state is ConnState.CLOSED
+
+    # -- transport side -------------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """The complete frames in `data`; framing garbage closes the connection (MS-SMB2 2.1)."""
+        if self.closed:
+            return []
+        try:
+            return self.framer.feed(data)
+        except MalformedMessage as exc:
+            self._disconnect(f"framing: {exc}")
+            return []
+
+    def timed_out(self, now: float) -> str | None:
+        """Why the connection has outlived a limit at monotonic time `now`, or None."""
+        cfg = self.ctx.config
+        if now - self.last_activity > cfg.idle_timeout:
+            return "idle timeout"
+        if self.state is not ConnState.NEGOTIATED and now - self.opened > cfg.handshake_timeout:
+            return "no NEGOTIATE within the handshake timeout"
+        for session in self.sessions.values():
+            hs = session.handshake
+            if hs is not None and now - hs.started > cfg.handshake_timeout:
+                return "SESSION_SETUP not completed within the handshake timeout"
+        return None
+
+    def close(self, reason: str = "closed") -> None:
+        """Forget every session (releasing pending handshakes); idempotent."""
+        if not self.close_reason:
+            self.close_reason = reason
+        self.state = conn_next(self.state, ConnEvent.CLOSE)
+        for session in list(self.sessions.values()):
+            self._expire(session, SessionEvent.LOGOFF)
+
+    def _disconnect(self, reason: str) -> None:
+        log.debug("%s: disconnecting: %s", self.peer, reason)
+        self.close(reason)
+
+    # -- one frame ------------------------------------------------------------------------------------
+
+    async def handle_frame(self, data: bytes) -> list[bytes]:
+        """Answer one Direct TCP frame payload; returns the frames to send (possibly none)."""
+        if self.closed:
+            return []
+        self.last_activity = self.ctx.monotonic()
+        try:
+            if data[:4] == SMB1_PROTOCOL_ID:
+                return [frame_payload(self._smb1_negotiate(data))]
+            if data[:4] != SMB2_PROTOCOL_ID:
+                # MS-SMB2 3.3.5.2: not SMB2 (nor a transform we could decrypt): disconnect.
+                raise _Disconnect(f"unsupported protocol id {data[:4].hex()}")
+            try:
+                parts = split_compound(data)
+            except MalformedMessage as exc:
+                return [frame_payload(self._raw_error(data, exc))]
+            replies: list[_Reply] = []
+            previous: tuple[int, int] | None = None
+            for index, part in enumerate(parts):
+                reply = await self._dispatch(part, index, previous)
+                if reply is None:
+                    continue
+                previous = (reply.session_id, reply.tree_id)
+                replies.append(reply)
+            return [frame_payload(self._pack(replies))] if replies else []
+        except _Disconnect as exc:
+            self._disconnect(str(exc))
+            return []
+
+    def _raw_error(self, data: bytes, exc: MalformedMessage) -> bytes:
+        """An ERROR for a message whose header is well formed but whose command we do not know."""
+        if len(data) < HEADER_SIZE:
+            raise _Disconnect(f"short SMB2 header: {exc}")
+        fields = list(_RAW_HEADER.unpack_from(data))
+        if fields[1] != HEADER_SIZE or fields[7] % 8 or (fields[7] and fields[7] < HEADER_SIZE):
+            # MS-SMB2 3.3.5.2: a header that does not parse drops the connection.
+            raise _Disconnect(f"malformed SMB2 header: {exc}")
+        message_id = fields[8]
+        grant = self._grant(fields[5], fields[2])
+        # MS-SMB2 3.3.5.2: an unknown command is failed with STATUS_INVALID_PARAMETER.
+        header = _RAW_HEADER.pack(
+            SMB2_PROTOCOL_ID, HEADER_SIZE, fields[2], exc.status, fields[4], grant,
+            int(HeaderFlags.SERVER_TO_REDIR), 0, message_id, fields[9], fields[10], bytes(16),
+        )
+        return header + ErrorResponse().pack()
+
+    def _grant(self, requested: int, charge: int) -> int:
+        """MS-SMB2 3.3.1.2: take the request's charge, grant what it asks up to max_credits, at least one
+        when the client would otherwise hold none."""
+        held = max(0, self.credits - max(1, charge))
+        grant = min(max(1, requested), max(0, self.ctx.config.max_credits - held))
+        if held + grant == 0:
+            grant = 1
+        self.credits = held + grant
+        return grant
+
+    def _pack(self, replies: list[_Reply]) -> bytes:
+        out = bytearray()
+        last = len(replies) - 1
+        for i, r in enumerate(replies):
+            flags = HeaderFlags.SERVER_TO_REDIR | (HeaderFlags.RELATED_OPERATIONS if r.related else 0)
+            size = HEADER_SIZE + len(r.body)
+            pad = 0 if i == last else -size % 8  # MS-SMB2 3.3.4.1.3: compounded responses are 8-aligned
+            header = Smb2Header(
+                Command(r.command), HeaderFlags(flags), r.message_id, r.session_id, r.tree_id, 0,
+                r.credit_charge, r.credit, r.status, 0 if i == last else size + pad,
+            )
+            message = header.pack() + r.body + bytes(pad)
+            signer = r.signer
+            if signer is not None and signer.signing_key:
+                # MS-SMB2 3.3.4.1.1: sign with the session's signing key.
+                message = sign(message, signer.signing_key, signer.signing_algorithm)
+            if r.after is not None:
+                r.after(message)
+            out += message
+        return bytes(out)
+
+    # -- SMB1 multi-protocol NEGOTIATE ----------------------------------------------------------------
+
+    def _smb1_negotiate(self, data: bytes) -> bytes:
+        if self.state is not ConnState.INITIAL:
+            # MS-SMB2 3.3.5.3: an SMB1 message after the first NEGOTIATE drops the connection.
+            raise _Disconnect(f"SMB1 message in state {self.state.value}")
+        try:
+            request = Smb1NegotiateRequest.unpack(data)
+        except MalformedMessage as exc:
+            raise _Disconnect(f"SMB1: {exc}") from None
+        dialect = select_smb1_upgrade_dialect(request, self.ctx.config.dialects)
+        if dialect is None:
+            # MS-SMB2 3.3.5.3.1: no SMB2 dialect offered and we do not speak SMB1.
+            raise _Disconnect("SMB1 NEGOTIATE offers no SMB2 dialect")
+        if dialect == Dialect.SMB2_0_2:
+            self.state = conn_next(self.state, ConnEvent.SMB1_DIALECT)
+            self.dialect = Dialect.SMB2_0_2
+            self.client_dialects = (Dialect.SMB2_0_2,)
+            self.signing_algorithm = SigningAlgorithm.HMAC_SHA256
+        else:
+            self.state = conn_next(self.state, ConnEvent.SMB1_WILDCARD)
+        self.credits = 1
+        # MS-SMB2 3.3.5.3.1: the SMB2 NEGOTIATE response, MessageId 0, one credit.
+        header = Smb2Header(Command.NEGOTIATE, HeaderFlags.SERVER_TO_REDIR, credit=1)
+        body = NegotiateResponse(
+            dialect, self.ctx.security_mode, self.ctx.config.server_guid, Capabilities(0),
+            *(self.ctx.config.max_transact_size,) * 3, self.ctx.filetime(), 0, self.ctx.initial_token,
+        )
+        return header.pack() + body.pack()
+
+    # -- dispatch -------------------------------------------------------------------------------------
+
+    async def _dispatch(
+        self, part: CompoundPart, index: int, previous: tuple[int, int] | None
+    ) -> _Reply | None:
+        h = part.header
+        related = bool(h.flags & HeaderFlags.RELATED_OPERATIONS)
+        session_id, tree_id = h.session_id, h.tree_id
+        if related and previous is not None:
+            # MS-SMB2 3.3.5.2.7.2: a related request uses the previous one's SessionId and TreeId.
+            session_id, tree_id = previous
+        reply = _Reply(h.command, h.message_id, session_id, tree_id, self._grant(h.credit, h.credit_charge),
+                       h.credit_charge, related)
+        if h.command is Command.NEGOTIATE:
+            return self._negotiate(part, reply)
+        if self.state is not ConnState.NEGOTIATED:
+            # MS-SMB2 3.3.5.2: any request before a NEGOTIATE completed drops the connection.
+            raise _Disconnect(f"{h.command.name} in state {self.state.value}")
+        self.state = conn_next(self.state, ConnEvent.REQUEST)
+        if h.command is Command.CANCEL:
+            return None  # MS-SMB2 3.3.5.16: CANCEL gets no response
+        if h.is_response:
+            # Samba smbd_smb2_request_validate: SERVER_TO_REDIR in a request is invalid.
+            return reply.fail(_S.STATUS_INVALID_PARAMETER)
+        if related and index == 0:
+            # MS-SMB2 3.3.5.2.7.2: the first request of a chain cannot be related.
+            return reply.fail(_S.STATUS_INVALID_PARAMETER)
+        session = self.sessions.get(session_id) if session_id else None
+        # MS-SMB2 3.3.5.2.4 / Samba smbd_smb2_request_dispatch: signatures before anything else.
+        signing_session = session is not None and session.signs
+        if h.is_signed:
+            if session is None:
+                return reply.fail(_S.STATUS_USER_SESSION_DELETED)
+            if signing_session:
+                reply.signer = session
+                if not verify(part.raw, session.signing_key, session.signing_algorithm):
+                    return reply.fail(_S.STATUS_ACCESS_DENIED)
+            elif h.command is not Command.SESSION_SETUP:
+                return reply.fail(_S.STATUS_ACCESS_DENIED)
+        elif signing_session and session is not None and session.signing_required:
+            reply.signer = session
+            if h.command is not Command.SESSION_SETUP:
+                # Samba: an unsigned request on a session that requires signing -> ACCESS_DENIED.
+                return reply.fail(_S.STATUS_ACCESS_DENIED)
+        try:
+            if h.command is Command.SESSION_SETUP:
+                return await self._session_setup(part, reply, session)
+            if h.command is Command.ECHO:
+                EchoRequest.unpack(part.body)
+                reply.body = EchoResponse().pack()
+                return reply
+            if session is None or session.state is not SessionState.VALID:
+                # MS-SMB2 3.3.5.2.9: a command that needs a session, with none valid.
+                return reply.fail(_S.STATUS_USER_SESSION_DELETED)
+            if h.command is Command.LOGOFF:
+                return self._logoff(part, reply, session)
+            if h.command is Command.TREE_CONNECT:
+                return self._tree_connect(part, reply, session)
+            if tree_id not in session.trees:
+                # MS-SMB2 3.3.5.2.11: a command that needs a tree connect, with an unknown TreeId.
+                return reply.fail(_S.STATUS_NETWORK_NAME_DELETED)
+            if h.command is Command.TREE_DISCONNECT:
+                TreeDisconnectRequest.unpack(part.body)
+                del session.trees[tree_id]
+                reply.body = TreeDisconnectResponse().pack()
+                return reply
+            if h.command is Command.IOCTL:
+                return self._ioctl(part, reply)
+            # The harness serves authentication only: every file operation is not supported.
+            return reply.fail(_S.STATUS_NOT_SUPPORTED)
+        except MalformedMessage as exc:
+            # MS-SMB2 3.3.5.2.6: a malformed body is answered with the parser's status.
+            return reply.fail(exc.status)
+
+    # -- NEGOTIATE ------------------------------------------------------------------------------------
+
+    def _negotiate(self, part: CompoundPart, reply: _Reply) -> _Reply:
+        if self.state is ConnState.NEGOTIATED:
+            # MS-SMB2 3.3.5.4: a second NEGOTIATE on a connection drops it.
+            raise _Disconnect("NEGOTIATE on a negotiated connection")
+        if part.header.is_signed:
+            # MS-SMB2 3.3.5.2.4: a signed NEGOTIATE fails with STATUS_INVALID_PARAMETER.
+            return reply.fail(_S.STATUS_INVALID_PARAMETER)
+        try:
+            request = NegotiateRequest.unpack(part.body)
+        except MalformedMessage as exc:
+            return reply.fail(exc.status)
+        cfg = self.ctx.config
+        common = [d for d in cfg.dialects if d in request.dialects]
+        if not common:
+            # MS-SMB2 3.3.5.4: no common dialect -> STATUS_NOT_SUPPORTED.
+            return reply.fail(_S.STATUS_NOT_SUPPORTED)
+        dialect = common[0]
+        contexts: list[NegotiateContext] = []
+        algorithm: int = signing_algorithm_for(dialect)
+        if dialect == Dialect.SMB3_1_1:
+            preauth = find_context(request.negotiate_contexts, PreauthIntegrityCapabilities)
+            if not isinstance(preauth, PreauthIntegrityCapabilities):
+                # MS-SMB2 3.3.5.4: 3.1.1 needs exactly one PREAUTH_INTEGRITY_CAPABILITIES.
+                return reply.fail(_S.STATUS_INVALID_PARAMETER)
+            if HashAlgorithm.SHA_512 not in preauth.hash_algorithms:
+                # MS-SMB2 3.3.5.4: no common preauth hash algorithm.
+                return reply.fail(_S.STATUS_SMB_NO_PREAUTH_INTEGRITY_HASH_OVERLAP)
+            contexts.append(PreauthIntegrityCapabilities((HashAlgorithm.SHA_512,), self.ctx.rng(32)))
+            signing = find_context(request.negotiate_contexts, SigningCapabilities)
+            if isinstance(signing, SigningCapabilities):
+                # MS-SMB2 3.3.5.4: pick one of the client's signing algorithms; AES-CMAC if none is known.
+                offered = signing.signing_algorithms
+                algorithm = next((a for a in _SIGNING_PREFERENCE if a in offered), SigningAlgorithm.AES_CMAC)
+                contexts.append(SigningCapabilities((algorithm,)))
+        self.state = conn_next(self.state, ConnEvent.NEGOTIATE)
+        self.dialect = dialect
+        self.signing_algorithm = algorithm
+        self.client_guid = request.client_guid
+        self.client_security_mode = request.security_mode
+        self.client_capabilities = request.capabilities
+        self.client_dialects = request.dialects
+        response = NegotiateResponse(
+            dialect, self.ctx.security_mode, cfg.server_guid, self.server_capabilities,
+            cfg.max_transact_size, cfg.max_transact_size, cfg.max_transact_size, self.ctx.filetime(), 0,
+            self.ctx.initial_token, tuple(contexts),
+        )
+        reply.body = response.pack()
+        if dialect == Dialect.SMB3_1_1:
+            request_bytes = part.raw
+
+            def chain(message: bytes) -> None:
+                # MS-SMB2 3.3.5.4: the connection's preauth hash covers NEGOTIATE request and response.
+                self.preauth = PreauthIntegrity().add(request_bytes).add(message)
+
+            reply.after = chain
+        return reply
+
+    # -- SESSION_SETUP --------------------------------------------------------------------------------
+
+    async def _session_setup(self, part: CompoundPart, reply: _Reply, session: Session | None) -> _Reply:
+        request = SessionSetupRequest.unpack(part.body)
+        cfg = self.ctx.config
+        if request.flags & SessionSetupFlags.BINDING:
+            # MS-SMB2 3.3.5.5: binding on 2.x, or without multichannel -> STATUS_REQUEST_NOT_ACCEPTED.
+            return reply.fail(_S.STATUS_REQUEST_NOT_ACCEPTED)
+        session_id = reply.session_id
+        if session_id == 0:
+            if len(self.sessions) >= cfg.max_sessions_per_connection:
+                return reply.fail(_S.STATUS_INSUFFICIENT_RESOURCES)
+            if self.ctx.pending_handshakes >= cfg.max_pending_handshakes:
+                return reply.fail(_S.STATUS_INSUFFICIENT_RESOURCES)
+            session = Session(self.ctx.new_session_id(), self)
+            session.preauth = self.preauth
+            self.sessions[session.id] = session
+            self.ctx.sessions[session.id] = session
+            reply.session_id = session.id
+        elif session is None or session.state is SessionState.EXPIRED:
+            # MS-SMB2 3.3.5.5: a SessionId not in this connection's session table.
+            return reply.fail(_S.STATUS_USER_SESSION_DELETED)
+        hs = session.handshake
+        if hs is None:
+            if self.ctx.pending_handshakes >= cfg.max_pending_handshakes:
+                return reply.fail(_S.STATUS_INSUFFICIENT_RESOURCES)
+            ntlm = NtlmServer(cfg.authority, target=cfg.target, policy=self.ctx.ntlm_policy,
+                              rng=self.ctx.rng, clock=self.ctx.clock)
+            hs = session.handshake = _Handshake(ntlm, self.ctx.monotonic())
+            self.ctx.pending_handshakes += 1
+        first_auth = session.state is SessionState.IN_PROGRESS
+        if first_auth and session.preauth is not None:
+            # MS-SMB2 3.3.5.5.1: each SESSION_SETUP request extends the session's preauth hash.
+            session.preauth = session.preauth.add(part.raw)
+        token = request.security_buffer
+        try:
+            if not token and hs.spnego.state is SpnegoState.START:
+                # Samba gensec spnego: an empty first token is answered with the NegTokenInit2.
+                out: bytes | None = self.ctx.initial_token
+            else:
+                out = await hs.spnego.astep(token)
+        except AuthenticationError as exc:
+            return self._login_failed(reply, session, exc.status, _reason(exc.reason))
+        except MalformedMessage as exc:
+            return self._login_failed(reply, session, exc.status, f"malformed security token: {exc}")
+        except ProtocolStateError as exc:
+            # A token out of order (an AUTHENTICATE for a handshake begun elsewhere) is a failed logon.
+            return self._login_failed(reply, session, _S.STATUS_LOGON_FAILURE, str(exc))
+        except Exception as exc:  # the authority failed; not the peer's doing
+            log.error("authority failed during SESSION_SETUP: %r", exc)
+            return self._login_failed(reply, session, _S.STATUS_NO_LOGON_SERVERS, f"authority error: {exc!r}")
+        if session.state is SessionState.EXPIRED:
+            # Closed while the authority was consulted (connection lost or a newer session took over).
+            return reply.fail(_S.STATUS_USER_SESSION_DELETED)
+        if not hs.spnego.complete:
+            session.state = session_next(session.state, SessionEvent.CONTINUE)
+            reply.status = _S.STATUS_MORE_PROCESSING_REQUIRED
+            reply.body = SessionSetupResponse(out or b"").pack()
+            if first_auth and session.preauth is not None:
+
+                def chain(message: bytes) -> None:
+                    # MS-SMB2 3.3.5.5.1: ... and so does each MORE_PROCESSING_REQUIRED response.
+                    if session.preauth is not None:
+                        session.preauth = session.preauth.add(message)
+
+                reply.after = chain
+            return reply
+        return self._login_done(request, reply, session, hs, out)
+
+    def _login_done(
+        self, request: SessionSetupRequest, reply: _Reply, session: Session, hs: _Handshake, out: bytes | None
+    ) -> _Reply:
+        ntlm = hs.ntlm
+        session.handshake = None
+        self.ctx.pending_handshakes -= 1
+        flags = SessionFlags(0)
+        if ntlm.is_anonymous:
+            flags |= SessionFlags.IS_NULL
+        elif ntlm.is_guest:
+            flags |= SessionFlags.IS_GUEST
+        if session.state is SessionState.IN_PROGRESS:
+            session.flags = flags
+            if not flags:
+                key = hs.spnego.session_key
+                chain = session.preauth if self.dialect == Dialect.SMB3_1_1 else None
+                preauth = chain.value if chain is not None else None
+                # MS-SMB2 3.3.5.5.3: derive the session's keys (3.1.1: over the preauth hash so far).
+                keys = derive_session_keys(self.dialect, key, preauth)
+                session.signing_key = keys.signing_key
+                session.signing_algorithm = self.signing_algorithm
+                # MS-SMB2 3.3.5.5.3: SigningRequired from the server's setting or the client's SecurityMode.
+                session.signing_required = self.ctx.config.signing_required or bool(
+                    request.security_mode & SecurityMode.SIGNING_REQUIRED
+                )
+            session.preauth = None
+            if request.previous_session_id and request.previous_session_id != session.id:
+                self._close_previous(request.previous_session_id, ntlm.account)
+        session.account = ntlm.account
+        session.state = session_next(session.state, SessionEvent.AUTHENTICATED)
+        if session.signing_key:
+            # Samba smbd_smb2_auth_generic_return: the final response is signed unless guest or anonymous.
+            reply.signer = session
+        reply.status = _S.STATUS_SUCCESS
+        reply.body = SessionSetupResponse(out or b"", session.flags).pack()
+        self._emit(session, hs, _S.STATUS_SUCCESS, "", session.flags)
+        return reply
+
+    def _close_previous(self, previous_id: int, account: Account | None) -> None:
+        previous = self.ctx.sessions.get(previous_id)
+        if previous is None or account is None or previous.account is None:
+            return
+        same = (previous.account.username.casefold(), previous.account.domain.casefold()) == (
+            account.username.casefold(),
+            account.domain.casefold(),
+        )
+        if same and previous.state is SessionState.VALID:
+            # MS-SMB2 3.3.5.5.3: PreviousSessionId of the same user -> that session is logged off.
+            log.debug("session 0x%016x replaces 0x%016x", previous_id, previous_id)
+            previous.connection._expire(previous, SessionEvent.LOGOFF)
+
+    def _login_failed(self, reply: _Reply, session: Session, status: int, reason: str) -> _Reply:
+        hs = session.handshake
+        if hs is not None:
+            self._emit(session, hs, status, reason, SessionFlags(0))
+        self._expire(session, SessionEvent.FAIL)
+        return reply.fail(status)
+
+    def _expire(self, session: Session, event: SessionEvent) -> None:
+        if session.handshake is not None:
+            session.handshake = None
+            self.ctx.pending_handshakes -= 1
+        session.state = session_next(session.state, event)
+        session.trees.clear()
+        self.sessions.pop(session.id, None)
+        if self.ctx.sessions.get(session.id) is session:
+            del self.ctx.sessions[session.id]
+
+    def _emit(self, session: Session, hs: _Handshake, status: int, reason: str, flags: SessionFlags) -> None:
+        ntlm = hs.ntlm
+        self.ctx.events.emit(
+            LoginEvent(
+                transport="smb2",
+                client_address=self.peer,
+                user=ntlm.user,
+                domain=ntlm.domain,
+                workstation=ntlm.workstation,
+                status=_S.name_of(status),
+                reason=reason,
+                dialect=dialect_name(self.dialect),
+                response_kind=ntlm.response_kind.value if ntlm.response_kind else None,
+                ntlm_flags=_ntlm_flag_names(ntlm.negotiated_flags),
+                session_flags=_session_flag_names(flags),
+                session_id=session.id,
+                guest=bool(flags & SessionFlags.IS_GUEST),
+                anonymous=bool(flags & SessionFlags.IS_NULL),
+                time=self.ctx.clock(),
+            )
+        )
+
+    # -- LOGOFF, TREE_CONNECT, IOCTL ------------------------------------------------------------------
+
+    def _logoff(self, part: CompoundPart, reply: _Reply, session: Session) -> _Reply:
+        LogoffRequest.unpack(part.body)
+        if session.signs and (part.header.is_signed or session.signing_required):
+            reply.signer = session  # MS-SMB2 3.3.5.6: signed with the key of the session it ends
+        self._expire(session, SessionEvent.LOGOFF)
+        reply.body = LogoffResponse().pack()
+        return reply
+
+    def _tree_connect(self, part: CompoundPart, reply: _Reply, session: Session) -> _Reply:
+        request = TreeConnectRequest.unpack(part.body)
+        path = request.path
+        # Samba smbd_smb2_tree_connect: "\\server\share" names the share after the second backslash.
+        if path.startswith("\\\\"):
+            _, sep, share = path[2:].partition("\\")
+            if not sep:
+                share = ""
+        else:
+            share = path
+        name = share.casefold()
+        if name == "ipc$":
+            kind = ShareType.PIPE
+        elif name in self.ctx.shares:
+            if session.flags & SessionFlags.IS_NULL:
+                # Samba: an anonymous session reaches only IPC$ unless the share allows guests.
+                return reply.fail(_S.STATUS_ACCESS_DENIED)
+            kind = ShareType.DISK
+        else:
+            # MS-SMB2 3.3.5.7: an unknown share -> STATUS_BAD_NETWORK_NAME.
+            return reply.fail(_S.STATUS_BAD_NETWORK_NAME)
+        if len(session.trees) >= self.ctx.config.max_trees_per_session:
+            return reply.fail(_S.STATUS_INSUFFICIENT_RESOURCES)
+        tree_id = session.next_tree_id
+        session.next_tree_id = tree_id % 0xFFFFFFFE + 1
+        session.trees[tree_id] = kind
+        reply.tree_id = tree_id
+        reply.body = TreeConnectResponse(kind, maximal_access=_GENERIC_ALL).pack()
+        return reply
+
+    def _ioctl(self, part: CompoundPart, reply: _Reply) -> _Reply:
+        body = part.body
+        if len(body) < _IOCTL_REQ.size:
+            return reply.fail(_S.STATUS_INVALID_PARAMETER)
+        fields = _IOCTL_REQ.unpack_from(body)
+        size, _, ctl_code, file_id, in_offset, in_count, _, _, _, max_out, flags, _ = fields
+        if size != 57:
+            # MS-SMB2 3.3.5.2.6: wrong StructureSize.
+            return reply.fail(_S.STATUS_INVALID_PARAMETER)
+        if ctl_code != FSCTL_VALIDATE_NEGOTIATE_INFO or flags != _IOCTL_IS_FSCTL:
+            # The harness has no files or pipes: other IOCTLs are not supported.
+            return reply.fail(_S.STATUS_NOT_SUPPORTED)
+        start = in_offset - HEADER_SIZE
+        if in_count < _VALIDATE_IN.size or start < _IOCTL_REQ.size or start + in_count > len(body):
+            return reply.fail(_S.STATUS_INVALID_PARAMETER)
+        data = body[start : start + in_count]
+        capabilities, guid, security_mode, count = _VALIDATE_IN.unpack_from(data)
+        if in_count < _VALIDATE_IN.size + 2 * count or max_out < _VALIDATE_OUT.size:
+            # MS-SMB2 3.3.5.15.12: input too short or output buffer too small.
+            return reply.fail(_S.STATUS_INVALID_PARAMETER)
+        dialects = struct.unpack_from(f"<{count}H", data, _VALIDATE_IN.size)
+        common = [d for d in self.ctx.config.dialects if d in dialects]
+        if (
+            capabilities != self.client_capabilities
+            or guid != self.client_guid
+            or security_mode != self.client_security_mode
+            or not common
+            or common[0] != self.dialect
+        ):
+            # MS-SMB2 3.3.5.15.12: anything differing from the NEGOTIATE drops the connection.
+            raise _Disconnect("FSCTL_VALIDATE_NEGOTIATE_INFO does not match the NEGOTIATE")
+        output = _VALIDATE_OUT.pack(
+            self.server_capabilities, self.ctx.config.server_guid, self.ctx.security_mode, self.dialect
+        )
+        out_offset = HEADER_SIZE + _IOCTL_RESP.size
+        reply.body = (
+            _IOCTL_RESP.pack(49, 0, ctl_code, file_id, out_offset, 0, out_offset, len(output), 0, 0) + output
+        )
+        return reply
