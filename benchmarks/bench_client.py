@@ -1,0 +1,90 @@
+"""Client CPU per full SMB2 session setup against a private smbd: smb2auth vs smbprotocol 1.17.
+
+One session = TCP connect, NEGOTIATE 3.1.1, SESSION_SETUP (SPNEGO/NTLMv2, signed final response verified),
+LOGOFF, close. CPU is time.process_time() of this process around N sessions (smbd runs in its own
+processes, so its CPU is not counted; smbprotocol's receiver thread is, as it is part of that client).
+
+    python benchmarks/bench_client.py [-n 300] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from smb2auth.client import Dialect, connect  # noqa: E402
+from tests.peers import Smbd, running_smbd  # noqa: E402
+
+
+def ours(server: Smbd) -> Callable[[], None]:
+    def one() -> None:
+        session = connect(
+            "127.0.0.1", server.port, username=server.user, password=server.password,
+            dialects=(Dialect.SMB3_1_1,),
+        )
+        assert session.signed
+        session.logoff()
+        session.close()
+
+    return one
+
+
+def smbprotocol_session(server: Smbd) -> Callable[[], None]:
+    from smbprotocol.connection import Connection, Dialects
+    from smbprotocol.session import Session
+
+    def one() -> None:
+        conn = Connection(uuid.uuid4(), "127.0.0.1", server.port, require_signing=True)
+        conn.connect(Dialects.SMB_3_1_1)
+        session = Session(conn, server.user, server.password, auth_protocol="ntlm")
+        session.connect()
+        session.disconnect()
+        conn.disconnect()
+
+    return one
+
+
+def measure(one: Callable[[], None], n: int) -> tuple[float, float]:
+    """(CPU seconds per session, sessions per wall-clock second)."""
+    for _ in range(max(3, n // 20)):
+        one()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for _ in range(n):
+        one()
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    return cpu / n, n / wall
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=300, help="sessions per client (smbprotocol: n // 3)")
+    parser.add_argument("--profile", action="store_true", help="cProfile our client and print the top")
+    args = parser.parse_args()
+    with running_smbd() as server:
+        our_cpu, our_rate = measure(ours(server), args.n)
+        their_cpu, their_rate = measure(smbprotocol_session(server), max(10, args.n // 3))
+        print(f"peer: smbd {server.base} port {server.port}, dialect 3.1.1, NTLMv2, signing required")
+        print(f"smb2auth     client CPU {our_cpu * 1e3:7.3f} ms/session   wall {our_rate:7.1f} sessions/s")
+        print(f"smbprotocol  client CPU {their_cpu * 1e3:7.3f} ms/session   wall {their_rate:7.1f} sessions/s")
+        print(f"ratio        smbprotocol/smb2auth CPU {their_cpu / our_cpu:5.1f}x   wall {our_rate / their_rate:5.1f}x")
+        if args.profile:
+            one = ours(server)
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for _ in range(args.n):
+                one()
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
