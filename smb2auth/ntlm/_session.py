@@ -39,7 +39,7 @@ class SessionSecurity:
     def reset(self, *, outgoing: bool, reset_seqnums: bool = False) -> None:
         if not self._ready:
             self._derive()
-        # MS-SPNG 3.1.5.1: after the mechListMIC the RC4 state restarts; sequence numbers carry on.
+        # MS-SPNG 3.3.5.1: after the mechListMIC the RC4 state restarts; sequence numbers carry on.
         if outgoing:
             self._out = crypto.rc4_init(self._out_seal_key)
             if reset_seqnums:

@@ -59,7 +59,7 @@ class _MechSecurity(Protocol):
 
     def verify(self, data: bytes, signature: bytes) -> None: ...
 
-    def reset_crypto_state(self) -> None: ...
+    def reset_crypto_state(self, outgoing: bool | None = None) -> None: ...
 
 
 class MechContext(_MechSecurity, Protocol):
@@ -101,13 +101,13 @@ def _verify_mic(mech: _MechSecurity, mech_types: bytes, mic: bytes) -> None:
     except (AuthenticationError, MalformedMessage, ValueError) as exc:
         raise AuthenticationError(_DENIED, f"mechListMIC does not verify: {exc}") from None
     # MS-SPNG 3.3.5.1: the RC4 state after the mechListMIC is that of before it.
-    mech.reset_crypto_state()
+    mech.reset_crypto_state(outgoing=False)
 
 
 def _sign_mic(mech: _MechSecurity, mech_types: bytes) -> bytes:
     mic = mech.sign(mech_types)
     # MS-SPNG 3.3.5.1: the first application message uses the same RC4 state as the mechListMIC.
-    mech.reset_crypto_state()
+    mech.reset_crypto_state(outgoing=True)
     return mic
 
 

@@ -36,7 +36,7 @@ class _Security:
         if not hmac.compare_digest(expected, signature):
             raise AuthenticationError(NtStatus.STATUS_ACCESS_DENIED, "fake signature mismatch")
 
-    def reset_crypto_state(self) -> None:
+    def reset_crypto_state(self, outgoing: bool | None = None) -> None:
         self.resets += 1
 
 
