@@ -1085,6 +1085,9 @@ def decode_bytes(data: bytes) -> Node:
 _HEADER_RE = re.compile(
     r"^\s*(www-authenticate|authorization|proxy-authenticate|proxy-authorization)\s*:\s*(.*)$", re.IGNORECASE
 )
+_HEADER_NAMES = {
+    n.lower(): n for n in ("WWW-Authenticate", "Authorization", "Proxy-Authenticate", "Proxy-Authorization")
+}
 _SCHEME_RE = re.compile(r"^\s*(NTLM|Negotiate|Kerberos|Nego2)(?:\s+(\S+))?\s*$", re.IGNORECASE)
 _DUMP_FIRST_RE = re.compile(r"^\s*0{4,8}:?\s")
 _HEX_CHARS = frozenset("0123456789abcdefABCDEF")
@@ -1107,7 +1110,7 @@ def decode_input(raw: bytes) -> Node:
         return root
     scheme = _SCHEME_RE.match(text.strip()) if len(lines) == 1 else None
     if scheme and scheme.group(2):
-        return _challenge(Node("HTTP authorization"), scheme.group(1), scheme.group(2)).children[0]
+        return _challenge(Node("HTTP authorization"), scheme.group(1), scheme.group(2))
     return decode_bytes(_text_bytes(text))
 
 
@@ -1129,7 +1132,7 @@ def _header_line(line: str) -> Node:
     if match is None:
         raise DecodeError("input", f"not an HTTP authentication header line: {line.strip()[:40]!r}", 0)
     name, rest = match.group(1), match.group(2)
-    root = Node(name.title(), note="HTTP header")
+    root = Node(_HEADER_NAMES[name.lower()], note="HTTP header")
     current: Node | None = None
     for piece in rest.split(","):
         piece = piece.strip()
@@ -1146,17 +1149,18 @@ def _header_line(line: str) -> Node:
 
 
 def _challenge(parent: Node, scheme: str, token: str) -> Node:
+    """One challenge or credentials (RFC 7235 2.1) added to `parent`; returns its node."""
     node = parent.add(scheme, note="auth scheme")
     if scheme.lower() not in ("ntlm", "negotiate", "kerberos", "nego2"):
         if token:
             node.add("params", token, "not decoded")
-        return parent
+        return node
     if not token:
         node.note = "auth scheme, no token"
-        return parent
+        return node
     node.add("token", token if len(token) <= 80 else token[:77] + "...", "base64")
     node.children.append(decode_bytes(_base64(token.strip())))
-    return parent
+    return node
 
 
 def _base64(text: str) -> bytes:
@@ -1194,6 +1198,8 @@ def _hex_dump(lines: list[str]) -> bytes:
         if m is None:
             raise DecodeError("hex dump", f"line {number} does not start with an offset", None)
         rest = line[m.end() :].split("|", 1)[0]
+        if not rest.strip():
+            continue  # the closing offset line of xxd -r style and hexdump -C dumps
         got = 0
         for token in re.finditer(r"(\s*)(\S+)", rest):
             gap, word = len(token.group(1)), token.group(2)
