@@ -15,7 +15,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from smb2auth.authority.base import Account
+from smb2auth.authority.base import Account, ResponseKind
 from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
 from smb2auth.events import EventLog, LoginEvent
 from smb2auth.ntlm.messages import NegotiateFlags
@@ -112,6 +112,25 @@ def drive(coro: Coroutine[Any, Any, _T]) -> _T:
 
 def _ntlm_flag_names(value: int) -> tuple[str, ...]:
     return tuple(name for bit, name in _NTLM_FLAG_BITS if value & bit)
+
+
+def _response_kind(ntlm: NtlmServer) -> str | None:
+    """The kind of response the client sent. NtlmServer sets `response_kind` only for responses its policy
+    admits, so a refused one is classified here from the AUTHENTICATE it parsed (MS-NLMP 3.3.1 / 3.3.2)."""
+    if ntlm.response_kind is not None:
+        return ntlm.response_kind.value
+    auth = getattr(ntlm, "_auth", None)
+    if auth is None:
+        return None
+    nt, lm = auth.nt_response, auth.lm_response
+    if len(nt) > 24:
+        return ResponseKind.NTLMV2.value
+    if len(nt) == 24:
+        ess = ntlm.negotiated_flags & NegotiateFlags.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
+        return (ResponseKind.NTLMV1_ESS if ess else ResponseKind.NTLMV1).value
+    if not nt and len(lm) == 24:
+        return ResponseKind.LM.value
+    return ResponseKind.ANONYMOUS.value if not nt and not auth.user else None
 
 
 def _session_flag_names(value: int) -> tuple[str, ...]:
@@ -707,7 +726,7 @@ class Connection:
                 status=_S.name_of(status),
                 reason=reason,
                 dialect=dialect_name(self.dialect),
-                response_kind=ntlm.response_kind.value if ntlm.response_kind else None,
+                response_kind=_response_kind(ntlm),
                 ntlm_flags=_ntlm_flag_names(ntlm.negotiated_flags),
                 session_flags=_session_flag_names(flags),
                 session_id=session.id,
