@@ -1166,8 +1166,10 @@ def _challenge(parent: Node, scheme: str, token: str) -> Node:
 def _base64(text: str) -> bytes:
     compact = "".join(text.split())
     if not re.fullmatch(r"[A-Za-z0-9+/\-_]*={0,2}", compact):
-        bad = next(i for i, c in enumerate(compact) if not (c.isalnum() or c in "+/-_="))
-        raise DecodeError("base64 input", f"character {compact[bad]!r} is not base64", bad)
+        bad = re.search(r"[^A-Za-z0-9+/\-_=]", compact)
+        if bad is not None:
+            raise DecodeError("base64 input", f"character {bad.group()!r} is not base64", bad.start())
+        raise DecodeError("base64 input", "'=' padding before the end", compact.index("="))
     padded = compact.replace("-", "+").replace("_", "/")
     padded += "=" * (-len(padded.rstrip("=")) % 4 if not padded.endswith("=") else 0)
     try:

@@ -501,6 +501,7 @@ def _truncated_authenticate() -> bytes:
         ("0102030405", "smb2auth decode: malformed input at offset 0: not NTLMSSP"),
         ("abc", "smb2auth decode: malformed"),
         ("Authorization: NTLM !!!", "smb2auth decode: malformed base64 input at offset 0"),
+        ("=0", "smb2auth decode: malformed base64 input at offset 0: '=' padding before the end"),
     ],
 )
 def test_malformed_one_line_exit_2(data: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
