@@ -186,7 +186,8 @@ class Smbd:
                         os.killpg(pid, signal.SIGTERM)
 
     def log_text(self) -> str:
-        return "\n".join(p.read_text(errors="replace") for p in sorted((self.base / "log").glob("*")))
+        logs = sorted(p for p in (self.base / "log").glob("*") if p.is_file())
+        return "\n".join(p.read_text(errors="replace") for p in logs)
 
 
 @contextlib.contextmanager
