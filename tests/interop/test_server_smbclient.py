@@ -1,0 +1,112 @@
+"""Debian's smbclient logs into our harness: every dialect, signing on, the SMB1 upgrade paths, a wrong
+password and an anonymous session; the harness's login events say what happened."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from smb2auth.testing import RunningServer, running_server
+from tests.peers import require_program
+
+pytestmark = pytest.mark.interop
+
+USER, PASSWORD = "alice", "Passw0rd!"
+DIALECTS = {"SMB2_02": "2.0.2", "SMB2_10": "2.1", "SMB3_00": "3.0", "SMB3_02": "3.0.2", "SMB3_11": "3.1.1"}
+
+
+@pytest.fixture(scope="module")
+def harness() -> Iterator[RunningServer]:
+    with running_server(
+        username=USER, password=PASSWORD, domain="TESTGRP", shares=("data",), allow_anonymous=True
+    ) as server:
+        yield server
+
+
+def smbclient(
+    server: RunningServer,
+    *args: str,
+    user: str = f"{USER}%{PASSWORD}",
+    share: str = "IPC$",
+    command: str = "exit",
+) -> subprocess.CompletedProcess[str]:
+    program = require_program("smbclient", "/usr/bin/smbclient")
+    return subprocess.run(
+        [
+            program,
+            f"//127.0.0.1/{share}",
+            "-p",
+            str(server.port),
+            "-U",
+            user,
+            "--use-kerberos=off",
+            "-s",
+            "/dev/null",
+            "-c",
+            command,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("protocol", list(DIALECTS))
+def test_smbclient_logs_in_signed(harness: RunningServer, protocol: str) -> None:
+    before = len(harness.events)
+    proc = smbclient(harness, "-m", protocol, "--client-protection=sign")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (event,) = harness.events[before:]
+    assert event.success and event.status == "STATUS_SUCCESS"
+    assert event.dialect == DIALECTS[protocol]
+    assert event.user == USER and event.response_kind == "NTLMv2"
+    assert "NTLMSSP_NEGOTIATE_SIGN" in event.ntlm_flags and event.session_flags == ()
+
+
+@pytest.mark.parametrize(
+    ("protocol", "dialect"), [("SMB3_11", "3.1.1"), ("SMB2_10", "2.1"), ("SMB2_02", "2.0.2")]
+)
+def test_smbclient_smb1_multi_protocol_negotiate(harness: RunningServer, protocol: str, dialect: str) -> None:
+    # With NT1 allowed smbclient opens with an SMB1 NEGOTIATE (MS-SMB2 3.3.5.3.1: 0x02FF or 0x0202).
+    before = len(harness.events)
+    proc = smbclient(harness, "-m", protocol, "--option=client min protocol=NT1", "--client-protection=sign")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (event,) = harness.events[before:]
+    assert event.success and event.dialect == dialect
+
+
+def test_smbclient_disk_share(harness: RunningServer) -> None:
+    proc = smbclient(harness, "-m", "SMB3_11", share="data")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = smbclient(harness, "-m", "SMB3_11", share="missing")
+    assert "NT_STATUS_BAD_NETWORK_NAME" in proc.stdout + proc.stderr
+
+
+def test_smbclient_wrong_password(harness: RunningServer) -> None:
+    before = len(harness.events)
+    proc = smbclient(harness, "-m", "SMB3_11", user=f"{USER}%wrong")
+    assert proc.returncode != 0
+    assert "NT_STATUS_LOGON_FAILURE" in proc.stdout + proc.stderr
+    (event,) = harness.events[before:]
+    assert event.status == "STATUS_LOGON_FAILURE" and event.user == USER and event.dialect == "3.1.1"
+    assert event.response_kind == "NTLMv2" and event.reason.startswith("wrong password")
+
+
+def test_smbclient_anonymous(harness: RunningServer) -> None:
+    before = len(harness.events)
+    proc = smbclient(harness, "-N", "-m", "SMB3_11", user="")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (event,) = harness.events[before:]
+    assert event.success and event.anonymous and event.session_flags == ("IS_NULL",)
+    assert event.response_kind == "anonymous"
+
+
+def test_smbclient_anonymous_refused_by_default() -> None:
+    with running_server(username=USER, password=PASSWORD) as server:
+        proc = smbclient(server, "-N", "-m", "SMB3_11", user="")
+        assert proc.returncode != 0
+        assert "NT_STATUS_LOGON_FAILURE" in proc.stdout + proc.stderr
+        assert server.events[-1].status == "STATUS_LOGON_FAILURE" and not server.events[-1].anonymous
