@@ -51,9 +51,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--share", action="append", default=[], metavar="NAME", help="a disk share name")
     p.add_argument("--signing", choices=("required", "enabled"), default="required",
                    help="server signing (default required)")
-    p.add_argument("--max-connections", type=int, default=1024)
-    p.add_argument("--handshake-timeout", type=float, default=30.0)
-    p.add_argument("--idle-timeout", type=float, default=900.0)
+    p.add_argument("--max-connections", type=int, default=1024, help="connections open at once")
+    p.add_argument("--max-pending-handshakes", type=int, default=1024,
+                   help="unfinished SESSION_SETUP exchanges across the server")
+    p.add_argument("--handshake-timeout", type=float, default=30.0, help="seconds to finish a SESSION_SETUP")
+    p.add_argument("--idle-timeout", type=float, default=900.0, help="seconds without a request")
     p.set_defaults(handler=_cmd_serve)
 
 
@@ -95,6 +97,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             min_dialect=min_dialect,
             max_dialect=max_dialect,
             max_connections=args.max_connections,
+            max_pending_handshakes=args.max_pending_handshakes,
             handshake_timeout=args.handshake_timeout,
             idle_timeout=args.idle_timeout,
         )
