@@ -584,13 +584,13 @@ class Connection:
         cfg = self.ctx.config
         if request.flags & SessionSetupFlags.BINDING:
             # MS-SMB2 3.3.5.5: binding on 2.x, or without multichannel -> STATUS_REQUEST_NOT_ACCEPTED.
-            return reply.fail(_S.STATUS_REQUEST_NOT_ACCEPTED)
+            return self._refuse(reply, _S.STATUS_REQUEST_NOT_ACCEPTED, "session binding is not supported")
         session_id = reply.session_id
         if session_id == 0:
             if len(self.sessions) >= cfg.max_sessions_per_connection:
-                return reply.fail(_S.STATUS_INSUFFICIENT_RESOURCES)
+                return self._refuse(reply, _S.STATUS_INSUFFICIENT_RESOURCES, "max_sessions_per_connection")
             if self.ctx.pending_handshakes >= cfg.max_pending_handshakes:
-                return reply.fail(_S.STATUS_INSUFFICIENT_RESOURCES)
+                return self._refuse(reply, _S.STATUS_INSUFFICIENT_RESOURCES, "max_pending_handshakes")
             session = Session(self.ctx.new_session_id(), self)
             session.preauth = self.preauth
             self.sessions[session.id] = session
@@ -598,11 +598,12 @@ class Connection:
             reply.session_id = session.id
         elif session is None or session.state is SessionState.EXPIRED:
             # MS-SMB2 3.3.5.5: a SessionId not in this connection's session table.
-            return reply.fail(_S.STATUS_USER_SESSION_DELETED)
+            reason = f"session 0x{session_id:016x} is not on this connection"
+            return self._refuse(reply, _S.STATUS_USER_SESSION_DELETED, reason)
         hs = session.handshake
         if hs is None:
             if self.ctx.pending_handshakes >= cfg.max_pending_handshakes:
-                return reply.fail(_S.STATUS_INSUFFICIENT_RESOURCES)
+                return self._refuse(reply, _S.STATUS_INSUFFICIENT_RESOURCES, "max_pending_handshakes")
             ntlm = NtlmServer(cfg.authority, target=cfg.target, policy=self.ctx.ntlm_policy,
                               rng=self.ctx.rng, clock=self.ctx.clock)
             hs = session.handshake = _Handshake(ntlm, self.ctx.monotonic())
@@ -681,7 +682,7 @@ class Connection:
             reply.signer = session
         reply.status = _S.STATUS_SUCCESS
         reply.body = SessionSetupResponse(out or b"", session.flags).pack()
-        self._emit(session, hs, _S.STATUS_SUCCESS, "", session.flags)
+        self._emit(session.id, ntlm, _S.STATUS_SUCCESS, "", session.flags)
         return reply
 
     def _close_previous(self, previous_id: int, account: Account | None) -> None:
@@ -699,8 +700,7 @@ class Connection:
 
     def _login_failed(self, reply: _Reply, session: Session, status: int, reason: str) -> _Reply:
         hs = session.handshake
-        if hs is not None:
-            self._emit(session, hs, status, reason, SessionFlags(0))
+        self._emit(session.id, hs.ntlm if hs is not None else None, status, reason, SessionFlags(0))
         self._expire(session, SessionEvent.FAIL)
         return reply.fail(status)
 
@@ -714,22 +714,28 @@ class Connection:
         if self.ctx.sessions.get(session.id) is session:
             del self.ctx.sessions[session.id]
 
-    def _emit(self, session: Session, hs: _Handshake, status: int, reason: str, flags: SessionFlags) -> None:
-        ntlm = hs.ntlm
+    def _refuse(self, reply: _Reply, status: int, reason: str) -> _Reply:
+        """A SESSION_SETUP refused before any authentication: still a login attempt, still an event."""
+        self._emit(reply.session_id or None, None, status, reason, SessionFlags(0))
+        return reply.fail(status)
+
+    def _emit(
+        self, session_id: int | None, ntlm: NtlmServer | None, status: int, reason: str, flags: SessionFlags
+    ) -> None:
         self.ctx.events.emit(
             LoginEvent(
                 transport="smb2",
                 client_address=self.peer,
-                user=ntlm.user,
-                domain=ntlm.domain,
-                workstation=ntlm.workstation,
+                user=ntlm.user if ntlm else "",
+                domain=ntlm.domain if ntlm else "",
+                workstation=ntlm.workstation if ntlm else "",
                 status=_S.name_of(status),
                 reason=reason,
                 dialect=dialect_name(self.dialect),
-                response_kind=_response_kind(ntlm),
-                ntlm_flags=_ntlm_flag_names(ntlm.negotiated_flags),
+                response_kind=_response_kind(ntlm) if ntlm else None,
+                ntlm_flags=_ntlm_flag_names(ntlm.negotiated_flags) if ntlm else (),
                 session_flags=_session_flag_names(flags),
-                session_id=session.id,
+                session_id=session_id,
                 guest=bool(flags & SessionFlags.IS_GUEST),
                 anonymous=bool(flags & SessionFlags.IS_NULL),
                 time=self.ctx.clock(),

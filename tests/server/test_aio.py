@@ -52,9 +52,10 @@ def test_our_client_wrong_password(smb2_server: RunningServer) -> None:
 
 
 def test_share_names() -> None:
-    with running_server(shares=("data",)) as s, connect(
-        s.host, s.port, username=s.username, password=s.password
-    ) as session:
+    with (
+        running_server(shares=("data",)) as s,
+        connect(s.host, s.port, username=s.username, password=s.password) as session,
+    ):
         session.tree_connect("DATA")
         with pytest.raises(Smb2ClientError) as info:
             session.tree_connect("nothere")

@@ -274,6 +274,8 @@ def test_cross_connection_handshake_fails() -> None:
     # The session id belongs to connection A: unknown on B.
     answer = b.request(Command.SESSION_SETUP, SessionSetupRequest(auth), session_id=first.header.session_id)
     assert answer.status == "STATUS_USER_SESSION_DELETED"
+    event = ctx.events.events[-1]
+    assert event.status == "STATUS_USER_SESSION_DELETED" and "not on this connection" in event.reason
     # As a fresh handshake on B it is out of order: a failed logon.
     answer = b.request(Command.SESSION_SETUP, SessionSetupRequest(auth))
     assert answer.status == "STATUS_LOGON_FAILURE"
@@ -478,3 +480,25 @@ def test_arbitrary_bodies_get_an_answer(body: bytes, command: Command) -> None:
     out = drive(d.conn.handle_frame(raw))
     # Everything is answered except CANCEL (MS-SMB2 3.3.5.16), a second NEGOTIATE, or a validate mismatch.
     assert out or command in (Command.CANCEL, Command.NEGOTIATE) or d.conn.closed
+
+
+def test_reauthentication_keeps_the_session_and_its_key() -> None:
+    d = Driver()
+    d.negotiate((Dialect.SMB3_1_1,))
+    login = d.login()
+    from smb2auth.ntlm.client import NtlmClient
+    from smb2auth.smb2.messages import SessionSetupResponse
+    from smb2auth.spnego.context import SpnegoClient
+
+    # MS-SMB2 3.3.5.5: SESSION_SETUP on a valid session re-authenticates it; responses stay signed.
+    spnego = SpnegoClient(NtlmClient(USER, "Passw0rd!", domain=DOMAIN))
+    sid, key = login.session_id, login.signing_key
+    first = d.request(
+        Command.SESSION_SETUP, SessionSetupRequest(spnego.step(None) or b""), session_id=sid, key=key
+    )
+    assert first.status == "STATUS_MORE_PROCESSING_REQUIRED"
+    auth = spnego.step(SessionSetupResponse.unpack(first.body).security_buffer) or b""
+    final = d.request(Command.SESSION_SETUP, SessionSetupRequest(auth), session_id=sid, key=key)
+    assert final.status == "STATUS_SUCCESS" and verify(final.raw, key, d.algorithm)
+    assert d.ctx.events.events[-1].success and d.ctx.pending_handshakes == 0
+    assert d.request(Command.ECHO, EchoRequest(), session_id=sid, key=key).status == "STATUS_SUCCESS"
