@@ -51,6 +51,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--share", action="append", default=[], metavar="NAME", help="a disk share name")
     p.add_argument("--signing", choices=("required", "enabled"), default="required",
                    help="server signing (default required)")
+    p.add_argument("--encrypt", action="store_true",
+                   help='require SMB3 encryption of every session (Samba "smb encrypt = required")')
     p.add_argument("--max-connections", type=int, default=1024, help="connections open at once")
     p.add_argument("--max-pending-handshakes", type=int, default=1024,
                    help="unfinished SESSION_SETUP exchanges across the server")
@@ -94,6 +96,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             allow_guest=args.allow_guest,
             allow_anonymous=args.allow_anonymous,
             signing_required=args.signing == "required",
+            encrypt=args.encrypt,
             min_dialect=min_dialect,
             max_dialect=max_dialect,
             max_connections=args.max_connections,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 
 from smb2auth.authority.base import AnyAuthority
 from smb2auth.ntlm.server import NtlmPolicy, TargetInfo
-from smb2auth.smb2.messages import Dialect
+from smb2auth.smb2.messages import Cipher, Dialect
 
 # Dialects the harness speaks, highest first (MS-SMB2 2.2.3).
 SUPPORTED_DIALECTS: tuple[Dialect, ...] = (
@@ -70,6 +70,8 @@ class ServerConfig:
     server (a SESSION_SETUP beyond it gets STATUS_INSUFFICIENT_RESOURCES), `handshake_timeout` seconds from
     connect to NEGOTIATE and from a session's first SESSION_SETUP to its last, `idle_timeout` seconds without
     a frame, `max_message_size` bytes per Direct TCP frame, `max_credits` a client may hold.
+    `encrypt` is Samba's "smb encrypt = required": 3.x sessions must encrypt, others are refused; without it a
+    client may still choose to encrypt with one of `ciphers` (in the server's order of preference).
     """
 
     authority: AnyAuthority
@@ -79,6 +81,13 @@ class ServerConfig:
     allow_guest: bool = False
     allow_anonymous: bool = False
     signing_required: bool = True
+    encrypt: bool = False
+    ciphers: tuple[Cipher, ...] = (
+        Cipher.AES_128_GCM,
+        Cipher.AES_128_CCM,
+        Cipher.AES_256_GCM,
+        Cipher.AES_256_CCM,
+    )
     min_dialect: Dialect = Dialect.SMB2_0_2
     max_dialect: Dialect = Dialect.SMB3_1_1
     server_guid: bytes = field(default_factory=lambda: os.urandom(16))

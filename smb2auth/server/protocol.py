@@ -29,13 +29,23 @@ from smb2auth.server._state import (
     session_next,
 )
 from smb2auth.server.config import ServerConfig, dialect_name
-from smb2auth.smb2.crypto import PreauthIntegrity, derive_session_keys, sign, signing_algorithm_for, verify
+from smb2auth.smb2.crypto import (
+    PreauthIntegrity,
+    TransformHeader,
+    decrypt,
+    derive_session_keys,
+    encrypt,
+    sign,
+    signing_algorithm_for,
+    verify,
+)
 from smb2auth.smb2.framing import FrameReader
 from smb2auth.smb2.framing import frame as frame_payload
 from smb2auth.smb2.header import (
     HEADER_SIZE,
     SMB1_PROTOCOL_ID,
     SMB2_PROTOCOL_ID,
+    TRANSFORM_PROTOCOL_ID,
     Command,
     CompoundPart,
     HeaderFlags,
@@ -44,9 +54,11 @@ from smb2auth.smb2.header import (
 )
 from smb2auth.smb2.messages import (
     Capabilities,
+    Cipher,
     Dialect,
     EchoRequest,
     EchoResponse,
+    EncryptionCapabilities,
     ErrorResponse,
     HashAlgorithm,
     LogoffRequest,
@@ -209,6 +221,9 @@ class Session:
     __slots__ = (
         "account",
         "connection",
+        "decryption_key",
+        "encrypt_data",
+        "encryption_key",
         "flags",
         "handshake",
         "id",
@@ -230,6 +245,9 @@ class Session:
         self.signing_key = b""
         self.signing_algorithm: int = SigningAlgorithm.AES_CMAC
         self.signing_required = False
+        self.encrypt_data = False
+        self.encryption_key = b""  # server -> client (what the client decrypts with)
+        self.decryption_key = b""  # client -> server
         self.flags = SessionFlags(0)
         self.account: Account | None = None
         self.trees: dict[int, ShareType] = {}
@@ -288,6 +306,7 @@ class Connection:
         self.client_dialects: tuple[int, ...] = ()
         self.server_capabilities = Capabilities(0)
         self.signing_algorithm: int = SigningAlgorithm.AES_CMAC
+        self.cipher = 0  # MS-SMB2 3.3.1.7 Connection.CipherId; 0: no encryption on this connection
         self.preauth: PreauthIntegrity | None = None
         self.sessions: dict[int, Session] = {}
         self.credits = 1
@@ -346,6 +365,9 @@ class Connection:
         try:
             if data[:4] == SMB1_PROTOCOL_ID:
                 return [frame_payload(self._smb1_negotiate(data))]
+            sealed: Session | None = None
+            if data[:4] == TRANSFORM_PROTOCOL_ID:
+                sealed, data = self._decrypt(data)
             if data[:4] != SMB2_PROTOCOL_ID:
                 # MS-SMB2 3.3.5.2: not SMB2 (nor a transform we could decrypt): disconnect.
                 raise _Disconnect(f"unsupported protocol id {data[:4].hex()}")
@@ -356,15 +378,44 @@ class Connection:
             replies: list[_Reply] = []
             previous: tuple[int, int] | None = None
             for index, part in enumerate(parts):
-                reply = await self._dispatch(part, index, previous)
+                reply = await self._dispatch(part, index, previous, sealed is not None)
                 if reply is None:
                     continue
                 previous = (reply.session_id, reply.tree_id)
                 replies.append(reply)
-            return [frame_payload(self._pack(replies))] if replies else []
+            if not replies:
+                return []
+            if sealed is not None:
+                for reply in replies:
+                    reply.signer = None  # MS-SMB2 3.3.4.1.1: an encrypted response is not signed
+            packed = self._pack(replies)
+            if sealed is not None:
+                # MS-SMB2 3.3.4.1.4: the response to an encrypted request is encrypted.
+                nonce = self.ctx.rng(11 if self.cipher in (Cipher.AES_128_CCM, Cipher.AES_256_CCM) else 12)
+                packed = encrypt(packed, sealed.encryption_key, self.cipher, sealed.id, nonce)
+            return [frame_payload(packed)]
         except _Disconnect as exc:
             self._disconnect(str(exc))
             return []
+
+    def _decrypt(self, data: bytes) -> tuple[Session, bytes]:
+        if not self.cipher:
+            # MS-SMB2 3.3.5.2.1.1: a TRANSFORM_HEADER on a connection without encryption drops it.
+            raise _Disconnect("encrypted message on a connection without encryption")
+        try:
+            header = TransformHeader.unpack(data)
+        except MalformedMessage as exc:
+            raise _Disconnect(f"TRANSFORM_HEADER: {exc}") from None
+        session = self.sessions.get(header.session_id)
+        if session is None or session.state is not SessionState.VALID or not session.decryption_key:
+            # MS-SMB2 3.3.5.2.1.1: no such session on this connection -> disconnect.
+            raise _Disconnect(f"encrypted message for unknown session 0x{header.session_id:016x}")
+        try:
+            _, plaintext = decrypt(data, session.decryption_key, self.cipher)
+        except MalformedMessage as exc:
+            # MS-SMB2 3.3.5.2.1.1: a message that does not decrypt drops the connection.
+            raise _Disconnect(f"decryption failed: {exc}") from None
+        return session, plaintext
 
     def _raw_error(self, data: bytes, exc: MalformedMessage) -> bytes:
         """An ERROR for a message whose header is well formed but whose command we do not know."""
@@ -447,7 +498,7 @@ class Connection:
     # -- dispatch -------------------------------------------------------------------------------------
 
     async def _dispatch(
-        self, part: CompoundPart, index: int, previous: tuple[int, int] | None
+        self, part: CompoundPart, index: int, previous: tuple[int, int] | None, sealed: bool = False
     ) -> _Reply | None:
         h = part.header
         related = bool(h.flags & HeaderFlags.RELATED_OPERATIONS)
@@ -474,7 +525,12 @@ class Connection:
         session = self.sessions.get(session_id) if session_id else None
         # MS-SMB2 3.3.5.2.4 / Samba smbd_smb2_request_dispatch: signatures before anything else.
         signing_session = session is not None and session.signs
-        if h.is_signed:
+        if sealed:
+            pass  # Samba: an encrypted request is not signed, nor is its response (MS-SMB2 3.3.4.1.1)
+        elif session is not None and session.encrypt_data:
+            # MS-SMB2 3.3.5.2.9: a session with EncryptData takes only encrypted requests.
+            return reply.fail(_S.STATUS_ACCESS_DENIED)
+        elif h.is_signed:
             if session is None:
                 return reply.fail(_S.STATUS_USER_SESSION_DELETED)
             if signing_session:
@@ -539,6 +595,13 @@ class Connection:
         dialect = common[0]
         contexts: list[NegotiateContext] = []
         algorithm: int = signing_algorithm_for(dialect)
+        cipher = 0
+        capabilities = Capabilities(0)
+        legacy = dialect in (Dialect.SMB3_0, Dialect.SMB3_0_2)
+        if legacy and request.capabilities & Capabilities.ENCRYPTION and Cipher.AES_128_CCM in cfg.ciphers:
+            # MS-SMB2 3.3.5.4: 3.0 / 3.0.2 encryption is AES-128-CCM, announced by SMB2_GLOBAL_CAP_ENCRYPTION.
+            cipher = Cipher.AES_128_CCM
+            capabilities |= Capabilities.ENCRYPTION
         if dialect == Dialect.SMB3_1_1:
             preauth = find_context(request.negotiate_contexts, PreauthIntegrityCapabilities)
             if not isinstance(preauth, PreauthIntegrityCapabilities):
@@ -554,9 +617,16 @@ class Connection:
                 offered = signing.signing_algorithms
                 algorithm = next((a for a in _SIGNING_PREFERENCE if a in offered), SigningAlgorithm.AES_CMAC)
                 contexts.append(SigningCapabilities((algorithm,)))
+            ciphers = find_context(request.negotiate_contexts, EncryptionCapabilities)
+            if isinstance(ciphers, EncryptionCapabilities):
+                # MS-SMB2 3.3.5.4: the server's preferred cipher among the client's; 0 when none is common.
+                cipher = next((c for c in cfg.ciphers if c in ciphers.ciphers), 0)
+                contexts.append(EncryptionCapabilities((cipher,)))
         self.state = conn_next(self.state, ConnEvent.NEGOTIATE)
         self.dialect = dialect
         self.signing_algorithm = algorithm
+        self.cipher = cipher
+        self.server_capabilities = capabilities
         self.client_guid = request.client_guid
         self.client_security_mode = request.security_mode
         self.client_capabilities = request.capabilities
@@ -651,22 +721,34 @@ class Connection:
         self, request: SessionSetupRequest, reply: _Reply, session: Session, hs: _Handshake, out: bytes | None
     ) -> _Reply:
         ntlm = hs.ntlm
-        session.handshake = None
-        self.ctx.pending_handshakes -= 1
         flags = SessionFlags(0)
         if ntlm.is_anonymous:
             flags |= SessionFlags.IS_NULL
         elif ntlm.is_guest:
             flags |= SessionFlags.IS_GUEST
-        if session.state is SessionState.IN_PROGRESS:
+        first_auth = session.state is SessionState.IN_PROGRESS
+        if first_auth and self.ctx.config.encrypt and (flags or not self.cipher):
+            # Samba "smb encrypt = required": a session that cannot encrypt is refused.
+            reason = "encryption required, but not available to this session"
+            return self._login_failed(reply, session, _S.STATUS_ACCESS_DENIED, reason)
+        session.handshake = None
+        self.ctx.pending_handshakes -= 1
+        if first_auth:
             session.flags = flags
             if not flags:
                 key = hs.spnego.session_key
                 chain = session.preauth if self.dialect == Dialect.SMB3_1_1 else None
                 preauth = chain.value if chain is not None else None
                 # MS-SMB2 3.3.5.5.3: derive the session's keys (3.1.1: over the preauth hash so far).
-                keys = derive_session_keys(self.dialect, key, preauth)
+                keys = derive_session_keys(self.dialect, key, preauth, self.cipher or Cipher.AES_128_CCM)
                 session.signing_key = keys.signing_key
+                if self.cipher:
+                    session.decryption_key = keys.client_to_server_key
+                    session.encryption_key = keys.server_to_client_key
+                if self.ctx.config.encrypt:
+                    # MS-SMB2 3.3.5.5.3: EncryptData -> SMB2_SESSION_FLAG_ENCRYPT_DATA in the response.
+                    session.encrypt_data = True
+                    session.flags |= SessionFlags.ENCRYPT_DATA
                 session.signing_algorithm = self.signing_algorithm
                 # MS-SMB2 3.3.5.5.3: SigningRequired from the server's setting or the client's SecurityMode.
                 session.signing_required = self.ctx.config.signing_required or bool(

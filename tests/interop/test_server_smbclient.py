@@ -110,3 +110,26 @@ def test_smbclient_anonymous_refused_by_default() -> None:
         assert proc.returncode != 0
         assert "NT_STATUS_LOGON_FAILURE" in proc.stdout + proc.stderr
         assert server.events[-1].status == "STATUS_LOGON_FAILURE" and not server.events[-1].anonymous
+
+
+@pytest.mark.parametrize("protocol", ["SMB3_00", "SMB3_02", "SMB3_11"])
+def test_smbclient_encrypts_when_it_chooses(harness: RunningServer, protocol: str) -> None:
+    # smbclient insists on encrypted responses with --client-protection=encrypt (MS-SMB2 3.3.4.1.4).
+    proc = smbclient(harness, "-m", protocol, "--client-protection=encrypt", share="data")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert harness.events[-1].success and harness.events[-1].dialect == DIALECTS[protocol]
+
+
+@pytest.mark.parametrize("protocol", ["SMB3_00", "SMB3_02", "SMB3_11", "SMB2_10"])
+def test_smbclient_against_encryption_required(protocol: str) -> None:
+    with running_server(username=USER, password=PASSWORD, encrypt=True) as server:
+        proc = smbclient(server, "-m", protocol, "--client-protection=sign")
+        event = server.events[-1]
+        if protocol == "SMB2_10":
+            # Samba "smb encrypt = required": a 2.x session cannot encrypt and is refused.
+            assert proc.returncode != 0 and "NT_STATUS_ACCESS_DENIED" in proc.stdout + proc.stderr
+            assert event.status == "STATUS_ACCESS_DENIED" and "encryption" in event.reason
+        else:
+            # SMB2_SESSION_FLAG_ENCRYPT_DATA: smbclient encrypts the TREE_CONNECT, else it would be refused.
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            assert event.success and event.session_flags == ("ENCRYPT_DATA",)

@@ -11,10 +11,20 @@ from smb2auth.ntlm.client import NtlmClient
 from smb2auth.ntlm.server import TargetInfo
 from smb2auth.server.config import ServerConfig
 from smb2auth.server.protocol import Connection, ServerContext, drive
-from smb2auth.smb2.crypto import PreauthIntegrity, derive_session_keys, sign, signing_algorithm_for, verify
+from smb2auth.smb2.crypto import (
+    PreauthIntegrity,
+    SessionKeys,
+    derive_session_keys,
+    sign,
+    signing_algorithm_for,
+    verify,
+)
 from smb2auth.smb2.header import Command, HeaderFlags, Smb2Header, split_compound
 from smb2auth.smb2.messages import (
+    Capabilities,
+    Cipher,
     Dialect,
+    EncryptionCapabilities,
     HashAlgorithm,
     Message,
     NegotiateContext,
@@ -22,6 +32,7 @@ from smb2auth.smb2.messages import (
     NegotiateResponse,
     PreauthIntegrityCapabilities,
     SecurityMode,
+    SessionFlags,
     SessionSetupFlags,
     SessionSetupRequest,
     SessionSetupResponse,
@@ -72,6 +83,7 @@ class Login:
     signing_key: bytes = field(repr=False)
     algorithm: int
     final: Answer
+    keys: SessionKeys | None = None
 
 
 class Driver:
@@ -82,6 +94,8 @@ class Driver:
         self.dialect = 0
         self.algorithm: int = SigningAlgorithm.AES_CMAC
         self.preauth = PreauthIntegrity()
+        self.cipher = 0
+        self.message_log: list[bytes] = []
 
     def send_raw(self, payload: bytes) -> list[Answer]:
         out = drive(self.conn.handle_frame(payload))
@@ -111,7 +125,9 @@ class Driver:
         header = Smb2Header(command, flags, self.mid, session_id, tree_id, credit=credit, credit_charge=1)
         self.mid += 1
         data = header.pack() + (body if isinstance(body, bytes) else body.pack())
-        return sign(data, key, self.algorithm) if key is not None else data
+        data = sign(data, key, self.algorithm) if key is not None else data
+        self.message_log.append(data)
+        return data
 
     def request(self, command: Command, body: Message | bytes, **kw: object) -> Answer:
         answers = self.send_raw(self.message(command, body, **kw))  # type: ignore[arg-type]
@@ -143,6 +159,11 @@ class Driver:
         signing = find_context(response.negotiate_contexts, SigningCapabilities)
         negotiated = signing.signing_algorithms[0] if isinstance(signing, SigningCapabilities) else None
         self.algorithm = signing_algorithm_for(self.dialect, negotiated)
+        ciphers = find_context(response.negotiate_contexts, EncryptionCapabilities)
+        if isinstance(ciphers, EncryptionCapabilities):
+            self.cipher = ciphers.ciphers[0]
+        elif response.capabilities & Capabilities.ENCRYPTION:
+            self.cipher = Cipher.AES_128_CCM
         self.preauth = PreauthIntegrity().add(request).add(answer.raw)
         return response
 
@@ -185,10 +206,15 @@ class Driver:
             # A guest's server has no session key, so it sends no mechListMIC: only check ours.
             spnego.step(final.security_buffer)
         key = b""
-        if not final.session_flags and ntlm.session_key:
+        keys = None
+        guest_or_null = final.session_flags & (SessionFlags.IS_GUEST | SessionFlags.IS_NULL)
+        if not guest_or_null and ntlm.session_key:
             keys = derive_session_keys(
-                self.dialect, ntlm.session_key, preauth.value if self.dialect == Dialect.SMB3_1_1 else None
+                self.dialect,
+                ntlm.session_key,
+                preauth.value if self.dialect == Dialect.SMB3_1_1 else None,
+                self.cipher or Cipher.AES_128_CCM,
             )
             key = keys.signing_key
             assert verify(answer.raw, key, self.algorithm), "final SESSION_SETUP response not signed"
-        return Login(session_id, key, self.algorithm, answer)
+        return Login(session_id, key, self.algorithm, answer, keys)

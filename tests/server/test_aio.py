@@ -215,3 +215,22 @@ def test_cli_serve_smbpasswd_file(tmp_path: Path) -> None:
         connect("127.0.0.1", port, username="bob", password="nope")
     code, err = _stop(proc, signal.SIGTERM)
     assert code == 0 and "STATUS_LOGON_FAILURE" in err and "wrong password" in err
+
+
+@pytest.mark.parametrize("dialect", ALL[2:], ids=lambda d: NAMES[d])
+def test_our_client_encrypted(dialect: int) -> None:
+    with (
+        running_server(encrypt=True) as s,
+        connect(
+            s.host,
+            s.port,
+            username=s.username,
+            password=s.password,
+            dialects=(dialect,),
+            require_encryption=True,
+        ) as session,
+    ):
+        assert session.encrypted
+        session.tree_connect("IPC$")
+        session.echo()
+    assert s.events[-1].session_flags == ("ENCRYPT_DATA",)

@@ -10,12 +10,15 @@ from hypothesis import strategies as st
 
 from smb2auth.authority.base import ResponseKind
 from smb2auth.server.protocol import drive
-from smb2auth.smb2.crypto import sign, verify
+from smb2auth.smb2.crypto import PreauthIntegrity, decrypt, encrypt, sign, signing_algorithm_for, verify
 from smb2auth.smb2.framing import frame
 from smb2auth.smb2.header import Command, HeaderFlags, join_compound, split_compound
 from smb2auth.smb2.messages import (
+    Capabilities,
+    Cipher,
     Dialect,
     EchoRequest,
+    EncryptionCapabilities,
     HashAlgorithm,
     LogoffRequest,
     NegotiateRequest,
@@ -32,6 +35,7 @@ from smb2auth.smb2.messages import (
     TreeConnectRequest,
     TreeConnectResponse,
     TreeDisconnectRequest,
+    find_context,
 )
 from tests.server.driver import DOMAIN, USER, Answer, Driver, make_context
 
@@ -502,3 +506,74 @@ def test_reauthentication_keeps_the_session_and_its_key() -> None:
     assert final.status == "STATUS_SUCCESS" and verify(final.raw, key, d.algorithm)
     assert d.ctx.events.events[-1].success and d.ctx.pending_handshakes == 0
     assert d.request(Command.ECHO, EchoRequest(), session_id=sid, key=key).status == "STATUS_SUCCESS"
+
+
+@pytest.mark.parametrize(
+    ("dialect", "offer", "cipher"),
+    [
+        (Dialect.SMB3_1_1, (Cipher.AES_256_CCM, Cipher.AES_128_GCM), Cipher.AES_128_GCM),
+        (Dialect.SMB3_1_1, (Cipher.AES_256_GCM,), Cipher.AES_256_GCM),
+        (Dialect.SMB3_0_2, (), Cipher.AES_128_CCM),
+    ],
+    ids=["311-gcm128", "311-gcm256", "302-ccm"],
+)
+@pytest.mark.parametrize("required", [False, True], ids=["client-chooses", "server-requires"])
+def test_encryption(dialect: int, offer: tuple[int, ...], cipher: int, required: bool) -> None:
+    d = Driver(make_context(encrypt=required))
+    contexts = None
+    if dialect == Dialect.SMB3_1_1:
+        contexts = (
+            PreauthIntegrityCapabilities((HashAlgorithm.SHA_512,), b"s" * 32),
+            EncryptionCapabilities(offer),
+        )
+    capabilities = Capabilities.ENCRYPTION
+    answer = d.request(
+        Command.NEGOTIATE,
+        NegotiateRequest(
+            (dialect,), capabilities=capabilities, client_guid=b"G" * 16, negotiate_contexts=contexts or ()
+        ),
+    )
+    response = NegotiateResponse.unpack(answer.body)
+    d.dialect, d.algorithm = dialect, signing_algorithm_for(dialect)
+    d.preauth = PreauthIntegrity().add(d.message_log[-1]).add(answer.raw)
+    chosen = find_context(response.negotiate_contexts, EncryptionCapabilities)
+    d.cipher = chosen.ciphers[0] if isinstance(chosen, EncryptionCapabilities) else Cipher.AES_128_CCM
+    assert d.cipher == cipher
+    login = d.login()
+    assert login.keys is not None
+    flags = SessionFlags(struct.unpack_from("<H", login.final.body, 2)[0])
+    assert bool(flags & SessionFlags.ENCRYPT_DATA) == required
+    assert ("ENCRYPT_DATA" in d.ctx.events.events[-1].session_flags) == required
+    nonce_size = 11 if cipher in (Cipher.AES_128_CCM, Cipher.AES_256_CCM) else 12
+    echo = d.message(Command.ECHO, EchoRequest(), session_id=login.session_id)
+    sealed = encrypt(echo, login.keys.client_to_server_key, cipher, login.session_id, b"n" * nonce_size)
+    (out,) = drive(d.conn.handle_frame(sealed))
+    header, plain = decrypt(out[4:], login.keys.server_to_client_key, cipher)
+    assert header.session_id == login.session_id
+    assert plain[:4] == b"\xfeSMB" and struct.unpack_from("<I", plain, 8)[0] == 0
+    # MS-SMB2 3.3.5.2.9: an EncryptData session refuses plaintext, even signed.
+    plain_status = d.request(
+        Command.ECHO, EchoRequest(), session_id=login.session_id, key=login.signing_key
+    ).status
+    assert plain_status == ("STATUS_ACCESS_DENIED" if required else "STATUS_SUCCESS")
+    # A transform that does not decrypt, or names another session, drops the connection.
+    tampered = sealed[:-1] + bytes([sealed[-1] ^ 1])
+    assert drive(d.conn.handle_frame(tampered)) == [] and d.conn.closed
+
+
+def test_encryption_required_refuses_2x_and_guests() -> None:
+    d = Driver(make_context(encrypt=True, allow_guest=True))
+    d.negotiate((Dialect.SMB2_1,))
+    assert d.login().final.status == "STATUS_ACCESS_DENIED"
+    assert "encryption required" in d.ctx.events.events[-1].reason
+    d = Driver(make_context(encrypt=True, allow_guest=True))
+    d.negotiate((Dialect.SMB3_1_1,))
+    assert d.login("nobody").final.status == "STATUS_ACCESS_DENIED"
+    assert d.ctx.pending_handshakes == 0
+
+
+def test_transform_without_encryption_drops() -> None:
+    d = Driver()
+    d.negotiate((Dialect.SMB2_1,))
+    d.login()
+    assert drive(d.conn.handle_frame(b"\xfdSMB" + bytes(60))) == [] and d.conn.closed
