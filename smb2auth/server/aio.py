@@ -19,6 +19,7 @@ from smb2auth.authority.base import AsyncAuthority
 from smb2auth.events import EventLog
 from smb2auth.server.config import ServerConfig
 from smb2auth.server.protocol import Connection, ServerContext, drive
+from smb2auth.status import NtStatus
 
 __all__ = ["Smb2Server", "format_address"]
 
@@ -139,7 +140,7 @@ class _Smb2Protocol(asyncio.Protocol):
         reason = self.conn.timed_out(now)
         if reason is not None:
             log.info("%s: closing: %s", self.conn.peer, reason)
-            self.conn.close(reason)
+            self.conn.close(reason, abandoned=NtStatus.STATUS_IO_TIMEOUT)
             self.transport.close()
 
 

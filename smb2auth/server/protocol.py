@@ -309,7 +309,10 @@ class Connection:
         self.cipher = 0  # MS-SMB2 3.3.1.7 Connection.CipherId; 0: no encryption on this connection
         self.preauth: PreauthIntegrity | None = None
         self.sessions: dict[int, Session] = {}
-        self.credits = 1
+        # MS-SMB2 3.3.1.1: the CommandSequenceWindow, [low, high) minus the ids already used; starts as {0}.
+        self._seq_low = 0
+        self._seq_high = 1
+        self._seq_used: set[int] = set()
         self.opened = ctx.monotonic()
         self.last_activity = self.opened
         self.close_reason = ""
@@ -343,12 +346,16 @@ class Connection:
                 return "SESSION_SETUP not completed within the handshake timeout"
         return None
 
-    def close(self, reason: str = "closed") -> None:
-        """Forget every session (releasing pending handshakes); idempotent."""
+    def close(self, reason: str = "closed", *, abandoned: NtStatus | None = None) -> None:
+        """Forget every session (releasing pending handshakes); idempotent. With `abandoned`, each handshake
+        still pending is reported as a failed login with that status (a timeout, say)."""
         if not self.close_reason:
             self.close_reason = reason
         self.state = conn_next(self.state, ConnEvent.CLOSE)
         for session in list(self.sessions.values()):
+            hs = session.handshake
+            if abandoned is not None and hs is not None:
+                self._emit(session.id, hs.ntlm, abandoned, f"handshake abandoned: {reason}", SessionFlags(0))
             self._expire(session, SessionEvent.LOGOFF)
 
     def _disconnect(self, reason: str) -> None:
@@ -426,7 +433,8 @@ class Connection:
             # MS-SMB2 3.3.5.2: a header that does not parse drops the connection.
             raise _Disconnect(f"malformed SMB2 header: {exc}")
         message_id = fields[8]
-        grant = self._grant(fields[5], fields[2])
+        self._consume(message_id, fields[2])
+        grant = self._grant(fields[5])
         # MS-SMB2 3.3.5.2: an unknown command is failed with STATUS_INVALID_PARAMETER.
         header = _RAW_HEADER.pack(
             SMB2_PROTOCOL_ID, HEADER_SIZE, fields[2], exc.status, fields[4], grant,
@@ -434,14 +442,33 @@ class Connection:
         )
         return header + ErrorResponse().pack()
 
-    def _grant(self, requested: int, charge: int) -> int:
-        """MS-SMB2 3.3.1.2: take the request's charge, grant what it asks up to max_credits, at least one
-        when the client would otherwise hold none."""
-        held = max(0, self.credits - max(1, charge))
+    @property
+    def credits(self) -> int:
+        """Credits the client holds: message ids granted and not yet used."""
+        return self._seq_high - self._seq_low - len(self._seq_used)
+
+    def _consume(self, message_id: int, charge: int) -> None:
+        count = max(1, charge)
+        if message_id < self._seq_low or message_id + count > self._seq_high:
+            # MS-SMB2 3.3.5.2.3: a MessageId outside the CommandSequenceWindow drops the connection.
+            raise _Disconnect(f"MessageId {message_id} outside [{self._seq_low}, {self._seq_high})")
+        ids = range(message_id, message_id + count)
+        if any(i in self._seq_used for i in ids):
+            # MS-SMB2 3.3.5.2.3: a MessageId used twice drops the connection.
+            raise _Disconnect(f"MessageId {message_id} reused")
+        self._seq_used.update(ids)
+        while self._seq_low in self._seq_used:
+            self._seq_used.remove(self._seq_low)
+            self._seq_low += 1
+
+    def _grant(self, requested: int) -> int:
+        """MS-SMB2 3.3.1.2: grant what the request asks, up to max_credits held, and at least one when the
+        client would otherwise hold none."""
+        held = self.credits
         grant = min(max(1, requested), max(0, self.ctx.config.max_credits - held))
         if held + grant == 0:
             grant = 1
-        self.credits = held + grant
+        self._seq_high += grant
         return grant
 
     def _pack(self, replies: list[_Reply]) -> bytes:
@@ -486,7 +513,8 @@ class Connection:
             self.signing_algorithm = SigningAlgorithm.HMAC_SHA256
         else:
             self.state = conn_next(self.state, ConnEvent.SMB1_WILDCARD)
-        self.credits = 1
+        # MS-SMB2 3.3.5.3.1: the SMB1 NEGOTIATE used MessageId 0; the SMB2 one that follows uses 1.
+        self._seq_low, self._seq_high, self._seq_used = 1, 2, set()
         # MS-SMB2 3.3.5.3.1: the SMB2 NEGOTIATE response, MessageId 0, one credit.
         header = Smb2Header(Command.NEGOTIATE, HeaderFlags.SERVER_TO_REDIR, credit=1)
         body = NegotiateResponse(
@@ -506,16 +534,17 @@ class Connection:
         if related and previous is not None:
             # MS-SMB2 3.3.5.2.7.2: a related request uses the previous one's SessionId and TreeId.
             session_id, tree_id = previous
-        reply = _Reply(h.command, h.message_id, session_id, tree_id, self._grant(h.credit, h.credit_charge),
-                       h.credit_charge, related)
+        if h.command is Command.CANCEL:
+            return None  # MS-SMB2 3.3.5.16: CANCEL takes no MessageId from the window and gets no response
+        self._consume(h.message_id, h.credit_charge)
+        reply = _Reply(h.command, h.message_id, session_id, tree_id, self._grant(h.credit), h.credit_charge,
+                       related)
         if h.command is Command.NEGOTIATE:
             return self._negotiate(part, reply)
         if self.state is not ConnState.NEGOTIATED:
             # MS-SMB2 3.3.5.2: any request before a NEGOTIATE completed drops the connection.
             raise _Disconnect(f"{h.command.name} in state {self.state.value}")
         self.state = conn_next(self.state, ConnEvent.REQUEST)
-        if h.command is Command.CANCEL:
-            return None  # MS-SMB2 3.3.5.16: CANCEL gets no response
         if h.is_response:
             # Samba smbd_smb2_request_validate: SERVER_TO_REDIR in a request is invalid.
             return reply.fail(_S.STATUS_INVALID_PARAMETER)

@@ -37,6 +37,7 @@ from smb2auth.smb2.messages import (
     TreeDisconnectRequest,
     find_context,
 )
+from smb2auth.status import NtStatus
 from tests.server.driver import DOMAIN, USER, Answer, Driver, make_context
 
 ALL = (Dialect.SMB2_0_2, Dialect.SMB2_1, Dialect.SMB3_0, Dialect.SMB3_0_2, Dialect.SMB3_1_1)
@@ -455,8 +456,10 @@ def test_pending_handshake_limit_and_timeouts() -> None:
     now[0] = 11.0
     assert "handshake" in (drivers[0].conn.timed_out(now[0]) or "")
     assert drivers[2].conn.timed_out(now[0]) is None
-    drivers[0].conn.close()
+    drivers[0].conn.close("test timeout", abandoned=NtStatus.STATUS_IO_TIMEOUT)
     assert ctx.pending_handshakes == 1
+    event = ctx.events.events[-1]
+    assert event.status == "STATUS_IO_TIMEOUT" and "abandoned" in event.reason and event.user == ""
     now[0] = 200.0
     assert drivers[2].conn.timed_out(now[0]) == "idle timeout"
     fresh = Driver(ctx)
@@ -577,3 +580,25 @@ def test_transform_without_encryption_drops() -> None:
     d.negotiate((Dialect.SMB2_1,))
     d.login()
     assert drive(d.conn.handle_frame(b"\xfdSMB" + bytes(60))) == [] and d.conn.closed
+
+
+def test_message_id_window() -> None:
+    # MS-SMB2 3.3.5.2.3: each MessageId once, inside the granted window; otherwise the connection drops.
+    d = Driver()
+    d.negotiate((Dialect.SMB2_1,))
+    echo = d.message(Command.ECHO, EchoRequest())
+    assert d.send_raw(echo)[0].status == "STATUS_SUCCESS"
+    assert d.send_raw(echo) == [] and d.conn.closed
+    d = Driver()
+    d.negotiate((Dialect.SMB2_1,))
+    d.mid = 1000
+    assert d.send_raw(d.message(Command.ECHO, EchoRequest())) == [] and d.conn.closed
+    # Out of order within the window is fine (a client with several requests in flight).
+    d = Driver()
+    d.negotiate((Dialect.SMB2_1,))
+    assert d.request(Command.ECHO, EchoRequest(), credit=8).status == "STATUS_SUCCESS"
+    d.mid = 5
+    assert d.request(Command.ECHO, EchoRequest()).status == "STATUS_SUCCESS"
+    d.mid = 2
+    assert d.request(Command.ECHO, EchoRequest()).status == "STATUS_SUCCESS"
+    assert not d.conn.closed
