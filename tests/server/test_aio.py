@@ -234,3 +234,20 @@ def test_our_client_encrypted(dialect: int) -> None:
         session.tree_connect("IPC$")
         session.echo()
     assert s.events[-1].session_flags == ("ENCRYPT_DATA",)
+
+
+def test_ipv6_loopback() -> None:
+    import socket
+
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    with running_server(host="::1") as s:
+        assert s.address == f"[::1]:{s.port}"
+        with connect("::1", s.port, username=s.username, password=s.password) as session:
+            session.echo()
+        assert s.events[-1].success and s.events[-1].client_address.startswith("[::1]:")
