@@ -13,7 +13,7 @@ from typing import ClassVar
 from Crypto.Cipher import AES
 from Crypto.Cipher._mode_ccm import CcmMode
 from Crypto.Cipher._mode_gcm import GcmMode
-from Crypto.Hash import CMAC, HMAC, SHA256
+from Crypto.Hash import CMAC
 from Crypto.Protocol.KDF import SP800_108_Counter
 
 from smb2auth.errors import MalformedMessage
@@ -47,7 +47,7 @@ class PreauthIntegrity:
 
 
 def _hmac_sha256(key: bytes, data: bytes) -> bytes:
-    return HMAC.new(key, data, SHA256).digest()
+    return hmac.digest(key, data, "sha256")
 
 
 def kdf(key: bytes, label: bytes, context: bytes, length: int = 16) -> bytes:
