@@ -68,6 +68,21 @@ _ECHOED = (
 )
 
 
+def classify_response(user: str, lm: bytes, nt: bytes, flags: int) -> ResponseKind | None:
+    """Which response an AUTHENTICATE carries (MS-NLMP 3.3.1 / 3.3.2), None when it is none of them."""
+    # MS-NLMP 3.2.5.1.2: anonymous is an empty user, empty NT response and empty or Z(1) LM.
+    if not user and not nt and lm in (b"", b"\x00"):
+        return ResponseKind.ANONYMOUS
+    if len(nt) > 24:
+        return ResponseKind.NTLMV2
+    if len(nt) == 24:
+        ess = flags & F.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
+        return ResponseKind.NTLMV1_ESS if ess else ResponseKind.NTLMV1
+    if not nt and len(lm) == 24:
+        return ResponseKind.LM
+    return None
+
+
 class ChannelBindingPolicy(enum.Enum):
     """Extended Protection: ignore, check when the client sent a hash, or demand one."""
 
@@ -272,29 +287,25 @@ class NtlmServer:
         nt, lm = auth.nt_response, auth.lm_response
         self._state = server_next(self._state, ServerEvent.RECEIVE_AUTHENTICATE)
 
-        # MS-NLMP 3.2.5.1.2: anonymous is an empty user, empty NT response and empty or Z(1) LM.
-        if not auth.user and not nt and lm in (b"", b"\x00"):
+        kind = classify_response(auth.user, lm, nt, flags)
+        self.response_kind = kind
+        if kind is ResponseKind.ANONYMOUS:
             if not policy.allow_anonymous:
                 raise self._fail(NtStatus.STATUS_LOGON_FAILURE, "anonymous logon refused by policy")
-            self.response_kind = ResponseKind.ANONYMOUS
             self._finish(ANONYMOUS_ACCOUNT, b"\x00" * 16, anonymous=True)
             return None
-        if len(nt) > 24:
-            kind = ResponseKind.NTLMV2
+        if kind is ResponseKind.NTLMV2:
             self._check_ntlmv2(auth, NtlmV2Response.unpack(nt))
-        elif len(nt) == 24:
-            ess = bool(flags & F.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY)
-            kind = ResponseKind.NTLMV1_ESS if ess else ResponseKind.NTLMV1
+        elif kind in (ResponseKind.NTLMV1, ResponseKind.NTLMV1_ESS):
             if not policy.allow_ntlmv1:
                 # Samba "ntlm auth = ntlmv2-only": LOGON_FAILURE on the wire.
                 raise self._fail(NtStatus.STATUS_LOGON_FAILURE, f"{kind.value} refused by policy")
-        elif not nt and len(lm) == 24:
-            kind = ResponseKind.LM
+        elif kind is ResponseKind.LM:
             if not policy.allow_lm:
                 raise self._fail(NtStatus.STATUS_LOGON_FAILURE, "LM response refused by policy")
         else:
+            self.response_kind = None
             raise self._fail(NtStatus.STATUS_INVALID_PARAMETER, f"NT response of {len(nt)} bytes")
-        self.response_kind = kind
         self._request = ValidationRequest(
             auth.user, auth.domain, auth.workstation, self._server_challenge, lm, nt, int(flags), kind
         )

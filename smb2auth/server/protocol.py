@@ -15,10 +15,10 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from smb2auth.authority.base import Account, ResponseKind
+from smb2auth.authority.base import Account
 from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
 from smb2auth.events import EventLog, LoginEvent
-from smb2auth.ntlm.messages import AuthenticateMessage, NegotiateFlags
+from smb2auth.ntlm.messages import NegotiateFlags
 from smb2auth.ntlm.server import NtlmServer
 from smb2auth.server._state import (
     ConnEvent,
@@ -127,22 +127,8 @@ def _ntlm_flag_names(value: int) -> tuple[str, ...]:
 
 
 def _response_kind(ntlm: NtlmServer) -> str | None:
-    """The kind of response the client sent. NtlmServer sets `response_kind` only for responses its policy
-    admits, so a refused one is classified here from the AUTHENTICATE it parsed (MS-NLMP 3.3.1 / 3.3.2)."""
-    kind = ntlm.response_kind
-    auth: AuthenticateMessage | None = getattr(ntlm, "_auth", None)
-    if kind is None and auth is not None:
-        nt, lm = auth.nt_response, auth.lm_response
-        if len(nt) > 24:
-            kind = ResponseKind.NTLMV2
-        elif len(nt) == 24:
-            ess = ntlm.negotiated_flags & NegotiateFlags.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
-            kind = ResponseKind.NTLMV1_ESS if ess else ResponseKind.NTLMV1
-        elif len(lm) == 24:
-            kind = ResponseKind.LM
-        elif not auth.user:
-            kind = ResponseKind.ANONYMOUS
-    return None if kind is None else str(kind.value)
+    """The kind of response the client sent, also when the policy refused it."""
+    return None if ntlm.response_kind is None else str(ntlm.response_kind.value)
 
 
 def _session_flag_names(value: int) -> tuple[str, ...]:

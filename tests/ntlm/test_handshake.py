@@ -142,10 +142,14 @@ def test_account_state(flag: dict[str, bool], status: NtStatus) -> None:
 
 @pytest.mark.parametrize("kind", [ResponseKind.NTLMV1, ResponseKind.NTLMV1_ESS, ResponseKind.LM])
 def test_v1_and_lm_refused_by_default(authority: LocalAuthority, kind: ResponseKind) -> None:
+    client = NtlmClient("alice", PW, version=kind)
+    server = NtlmServer(authority, target=TargetInfo())
+    challenge = server.step(client.step(None))  # type: ignore[arg-type]
     with pytest.raises(AuthenticationError) as err:
-        handshake(authority, NtlmClient("alice", PW, version=kind))
+        server.step(client.step(challenge))  # type: ignore[arg-type]
     assert err.value.status == NtStatus.STATUS_LOGON_FAILURE
     assert "policy" in err.value.reason
+    assert server.response_kind is kind  # the refused kind is still known, for the login event
 
 
 def test_fresh_challenge_per_handshake(authority: LocalAuthority) -> None:
