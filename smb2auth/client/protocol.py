@@ -24,11 +24,12 @@ from smb2auth.client._state import ClientEvent, ClientState, advance
 from smb2auth.errors import MalformedMessage, ProtocolStateError, Smb2AuthError
 from smb2auth.ntlm.client import NtlmClient
 from smb2auth.smb2.crypto import (
+    KeyUse,
     PreauthIntegrity,
     TransformHeader,
     decrypt,
+    derive_key,
     encrypt,
-    kdf,
     sign,
     signing_algorithm_for,
     verify,
@@ -134,20 +135,6 @@ _UNSOLICITED = 0xFFFFFFFFFFFFFFFF
 _REQUEST_HEADER = struct.Struct("<4sHHIHHIIQQQ16s")
 _NO_SIGNATURE = bytes(SIGNATURE_SIZE)
 _CLIENT_CAPABILITIES = Capabilities.DFS | Capabilities.LARGE_MTU | Capabilities.ENCRYPTION
-_LABELS_30 = {
-    "signing": (b"SMB2AESCMAC\x00", b"SmbSign\x00"),
-    "application": (b"SMB2APP\x00", b"SmbRpc\x00"),
-    "c2s": (b"SMB2AESCCM\x00", b"ServerIn \x00"),
-    "s2c": (b"SMB2AESCCM\x00", b"ServerOut\x00"),
-}
-_LABELS_311 = {
-    "signing": b"SMBSigningKey\x00",
-    "application": b"SMBAppKey\x00",
-    "c2s": b"SMBC2SCipherKey\x00",
-    "s2c": b"SMBS2CCipherKey\x00",
-}
-
-
 def parse_dialect(text: str) -> Dialect:
     """A dialect from "3.1.1", "0x0311", or smbclient's names ("SMB3_11", "SMB2_02", ...)."""
     key = text.strip().upper()
@@ -226,20 +213,10 @@ class _Keys:
     def __post_init__(self) -> None:
         self.signing_key = self._derive("signing")
 
-    def _derive(self, which: str) -> bytes:
-        # MS-SMB2 3.2.5.3.1: 2.x signs with the session key; 3.0/3.0.2 fixed contexts; 3.1.1 preauth hash.
-        if self.dialect in (Dialect.SMB2_0_2, Dialect.SMB2_1):
-            return self.session_key
-        if self.dialect != Dialect.SMB3_1_1:
-            return kdf(self.session_key, *_LABELS_30[which])
-        if which in ("signing", "application"):
-            return kdf(self.session_key, _LABELS_311[which], self.preauth)
-        # MS-SMB2 3.2.5.3.1: 256-bit ciphers derive 32-byte keys from the full session key.
-        wide = self.cipher in (Cipher.AES_256_CCM, Cipher.AES_256_GCM)
-        key = self.full_key if wide else self.session_key
-        return kdf(key, _LABELS_311[which], self.preauth, 32 if wide else 16)
+    def _derive(self, which: KeyUse) -> bytes:
+        return derive_key(self.dialect, self.full_key, which, self.preauth, self.cipher)
 
-    def get(self, which: str) -> bytes:
+    def get(self, which: KeyUse) -> bytes:
         value = self._cache.get(which)
         if value is None:
             value = self._cache[which] = self._derive(which)
@@ -340,7 +317,7 @@ class ClientConnection:
     def spnego(self) -> SpnegoClient:
         return self._spnego
 
-    def _key(self, which: str) -> bytes:
+    def _key(self, which: KeyUse) -> bytes:
         if self._keys is None:
             raise ProtocolStateError(f"SMB2 client in state {self._state.value}: no session keys yet")
         return self._keys.signing_key if which == "signing" else self._keys.get(which)

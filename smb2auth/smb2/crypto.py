@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import struct
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from Crypto.Cipher import AES
 from Crypto.Cipher._mode_ccm import CcmMode
@@ -106,13 +106,17 @@ _CIPHER_KEY_SIZE = {
 }
 
 
-def derive_session_keys(
+KeyUse = Literal["signing", "application", "c2s", "s2c"]
+
+
+def derive_key(
     dialect: int,
     session_key: bytes,
+    use: KeyUse,
     preauth_hash: bytes | None = None,
     cipher: int = Cipher.AES_128_CCM,
-) -> SessionKeys:
-    """MS-SMB2 3.2.5.3.1 / 3.3.5.5.3: the keys of a session from the GSS session key.
+) -> bytes:
+    """MS-SMB2 3.2.5.3.1 / 3.3.5.5.3: one key of a session (`use`) from the GSS session key.
 
     `session_key` is the full key GSS gives (NTLM's ExportedSessionKey); Session.SessionKey is its first
     16 bytes, zero-padded. 256-bit ciphers derive 32-byte cipher keys from the full key (L = 256).
@@ -120,29 +124,31 @@ def derive_session_keys(
     short = session_key[:16].ljust(16, b"\x00")
     if dialect in (Dialect.SMB2_0_2, Dialect.SMB2_1):
         # MS-SMB2 3.3.5.5.3: for 2.0.2 and 2.1 the signing key is the session key.
-        return SessionKeys(short, short, short)
+        return short if use in ("signing", "application") else b""
     if dialect in (Dialect.SMB3_0, Dialect.SMB3_0_2):
-        labels = _LABELS_30
-        return SessionKeys(
-            short,
-            kdf(short, *labels["signing"]),
-            kdf(short, *labels["application"]),
-            kdf(short, *labels["c2s"]),
-            kdf(short, *labels["s2c"]),
-        )
+        return kdf(short, *_LABELS_30[use])
     if dialect == Dialect.SMB3_1_1:
         if preauth_hash is None or len(preauth_hash) != PREAUTH_HASH_SIZE:
             raise ValueError("3.1.1 key derivation needs the 64-byte preauth integrity hash")
+        if use in ("signing", "application"):
+            return kdf(short, _LABELS_311[use], preauth_hash)
         size = _CIPHER_KEY_SIZE.get(Cipher(cipher), 16)
-        cipher_key = session_key if size == 32 else short
-        return SessionKeys(
-            short,
-            kdf(short, _LABELS_311["signing"], preauth_hash),
-            kdf(short, _LABELS_311["application"], preauth_hash),
-            kdf(cipher_key, _LABELS_311["c2s"], preauth_hash, size),
-            kdf(cipher_key, _LABELS_311["s2c"], preauth_hash, size),
-        )
+        return kdf(session_key if size == 32 else short, _LABELS_311[use], preauth_hash, size)
     raise ValueError(f"no session keys for dialect 0x{dialect:04x}")
+
+
+def derive_session_keys(
+    dialect: int,
+    session_key: bytes,
+    preauth_hash: bytes | None = None,
+    cipher: int = Cipher.AES_128_CCM,
+) -> SessionKeys:
+    """All the keys of a session at once (see `derive_key`)."""
+    keys = [derive_key(dialect, session_key, use, preauth_hash, cipher) for use in _USES]
+    return SessionKeys(session_key[:16].ljust(16, b"\x00"), *keys)
+
+
+_USES: tuple[KeyUse, ...] = ("signing", "application", "c2s", "s2c")
 
 
 def signing_algorithm_for(dialect: int, negotiated: int | None = None) -> SigningAlgorithm:
