@@ -44,6 +44,8 @@ from smb2auth.smb2.header import (
     Smb2Header,
 )
 from smb2auth.smb2.messages import (
+    DIALECT_NAMES,
+    SMB2_DIALECTS,
     Capabilities,
     Cipher,
     Dialect,
@@ -68,7 +70,9 @@ from smb2auth.smb2.messages import (
     TreeConnectRequest,
     TreeConnectResponse,
     TreeDisconnectRequest,
+    dialect_name,
     parse_body,
+    parse_dialect,
 )
 from smb2auth.spnego.context import MechContext, SpnegoClient
 from smb2auth.status import NtStatus
@@ -84,35 +88,7 @@ __all__ = [
     "parse_dialect",
 ]
 
-ALL_DIALECTS: tuple[Dialect, ...] = (
-    Dialect.SMB2_0_2,
-    Dialect.SMB2_1,
-    Dialect.SMB3_0,
-    Dialect.SMB3_0_2,
-    Dialect.SMB3_1_1,
-)
-DIALECT_NAMES: dict[int, str] = {
-    Dialect.SMB2_0_2: "2.0.2",
-    Dialect.SMB2_1: "2.1",
-    Dialect.SMB3_0: "3.0",
-    Dialect.SMB3_0_2: "3.0.2",
-    Dialect.SMB3_1_1: "3.1.1",
-}
-_DIALECT_ALIASES: dict[str, Dialect] = {
-    **{name: Dialect(d) for d, name in DIALECT_NAMES.items()},
-    "2.02": Dialect.SMB2_0_2,
-    "2.10": Dialect.SMB2_1,
-    "3.00": Dialect.SMB3_0,
-    "3.02": Dialect.SMB3_0_2,
-    "3.11": Dialect.SMB3_1_1,
-    "SMB2_02": Dialect.SMB2_0_2,
-    "SMB2_10": Dialect.SMB2_1,
-    "SMB3_00": Dialect.SMB3_0,
-    "SMB3_02": Dialect.SMB3_0_2,
-    "SMB3_11": Dialect.SMB3_1_1,
-    "SMB3": Dialect.SMB3_1_1,
-    "SMB2": Dialect.SMB2_1,
-}
+ALL_DIALECTS: tuple[Dialect, ...] = SMB2_DIALECTS
 
 DEFAULT_CIPHERS: tuple[Cipher, ...] = (
     Cipher.AES_128_GCM,
@@ -135,21 +111,6 @@ _UNSOLICITED = 0xFFFFFFFFFFFFFFFF
 _REQUEST_HEADER = struct.Struct("<4sHHIHHIIQQQ16s")
 _NO_SIGNATURE = bytes(SIGNATURE_SIZE)
 _CLIENT_CAPABILITIES = Capabilities.DFS | Capabilities.LARGE_MTU | Capabilities.ENCRYPTION
-def parse_dialect(text: str) -> Dialect:
-    """A dialect from "3.1.1", "0x0311", or smbclient's names ("SMB3_11", "SMB2_02", ...)."""
-    key = text.strip().upper()
-    if key in _DIALECT_ALIASES:
-        return _DIALECT_ALIASES[key]
-    try:
-        value = int(key, 16) if key.startswith("0X") else -1
-        dialect = Dialect(value)
-    except ValueError:
-        raise ValueError(f"unknown SMB2 dialect {text!r}") from None
-    if dialect not in ALL_DIALECTS:
-        raise ValueError(f"unknown SMB2 dialect {text!r}")
-    return dialect
-
-
 class Smb2ClientError(Smb2AuthError):
     """A request the server refused, or a response we refuse; `status` is the NTSTATUS."""
 
@@ -311,7 +272,7 @@ class ClientConnection:
 
     @property
     def dialect_name(self) -> str:
-        return DIALECT_NAMES.get(self.dialect, "") if self.dialect is not None else ""
+        return dialect_name(self.dialect) if self.dialect is not None else ""
 
     @property
     def spnego(self) -> SpnegoClient:

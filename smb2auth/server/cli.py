@@ -70,7 +70,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from smb2auth.authority.smbpasswd import load_smbpasswd
     from smb2auth.ntlm.server import TargetInfo
     from smb2auth.server.aio import Smb2Server, format_address
-    from smb2auth.server.config import ServerConfig, parse_dialect
+    from smb2auth.server.config import ServerConfig
+    from smb2auth.smb2.messages import parse_dialect
 
     login_log = logging.getLogger("smb2auth.login")
     if login_log.getEffectiveLevel() > logging.INFO:

@@ -7,59 +7,10 @@ from dataclasses import dataclass, field, replace
 
 from smb2auth.authority.base import AnyAuthority
 from smb2auth.ntlm.server import NtlmPolicy, TargetInfo
-from smb2auth.smb2.messages import Cipher, Dialect
+from smb2auth.smb2.messages import SMB2_DIALECTS, Cipher, Dialect
 
 # Dialects the harness speaks, highest first (MS-SMB2 2.2.3).
-SUPPORTED_DIALECTS: tuple[Dialect, ...] = (
-    Dialect.SMB3_1_1,
-    Dialect.SMB3_0_2,
-    Dialect.SMB3_0,
-    Dialect.SMB2_1,
-    Dialect.SMB2_0_2,
-)
-
-_DIALECT_NAMES = {
-    "SMB2_02": Dialect.SMB2_0_2,
-    "SMB2_10": Dialect.SMB2_1,
-    "SMB3_00": Dialect.SMB3_0,
-    "SMB3_02": Dialect.SMB3_0_2,
-    "SMB3_11": Dialect.SMB3_1_1,
-    "2.0.2": Dialect.SMB2_0_2,
-    "2.02": Dialect.SMB2_0_2,
-    "2.1": Dialect.SMB2_1,
-    "2.1.0": Dialect.SMB2_1,
-    "3.0": Dialect.SMB3_0,
-    "3.0.0": Dialect.SMB3_0,
-    "3.0.2": Dialect.SMB3_0_2,
-    "3.02": Dialect.SMB3_0_2,
-    "3.1.1": Dialect.SMB3_1_1,
-    "SMB2": Dialect.SMB2_0_2,
-    "SMB3": Dialect.SMB3_0,
-}
-
-
-def parse_dialect(text: str) -> Dialect:
-    """A dialect from Samba's names (SMB3_11), dotted (3.1.1) or hex (0x0311)."""
-    key = text.strip().upper()
-    if key in _DIALECT_NAMES:
-        return _DIALECT_NAMES[key]
-    try:
-        value = int(key, 16) if key.startswith("0X") else -1
-        dialect = Dialect(value)
-    except ValueError:
-        hint = "use e.g. SMB2_02, SMB3_11, 3.0.2 or 0x0300"
-        raise ValueError(f"unknown SMB2 dialect {text!r} ({hint})") from None
-    if dialect not in SUPPORTED_DIALECTS:
-        raise ValueError(f"dialect {text!r} is not one the server can select")
-    return dialect
-
-
-def dialect_name(dialect: int) -> str:
-    """MS-SMB2 2.2.3 names: "2.0.2", "2.1", "3.0", "3.0.2", "3.1.1"; "2.???" for the wildcard."""
-    if dialect == Dialect.SMB2_WILDCARD:
-        return "2.???"
-    major, minor = dialect >> 8, dialect & 0xFF
-    return f"{major}.{minor >> 4}" + (f".{minor & 0xF}" if minor & 0xF else "")
+SUPPORTED_DIALECTS: tuple[Dialect, ...] = tuple(reversed(SMB2_DIALECTS))
 
 
 @dataclass(frozen=True)

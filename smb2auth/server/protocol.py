@@ -28,7 +28,7 @@ from smb2auth.server._state import (
     conn_next,
     session_next,
 )
-from smb2auth.server.config import ServerConfig, dialect_name
+from smb2auth.server.config import ServerConfig
 from smb2auth.smb2.crypto import (
     PreauthIntegrity,
     TransformHeader,
@@ -80,6 +80,7 @@ from smb2auth.smb2.messages import (
     TreeConnectResponse,
     TreeDisconnectRequest,
     TreeDisconnectResponse,
+    dialect_name,
     find_context,
     select_smb1_upgrade_dialect,
 )

@@ -39,6 +39,61 @@ class Dialect(enum.IntEnum):
     SMB2_WILDCARD = 0x02FF
 
 
+# MS-SMB2 2.2.3: the dialects a NEGOTIATE can select, lowest first, and their names.
+SMB2_DIALECTS: tuple[Dialect, ...] = (
+    Dialect.SMB2_0_2,
+    Dialect.SMB2_1,
+    Dialect.SMB3_0,
+    Dialect.SMB3_0_2,
+    Dialect.SMB3_1_1,
+)
+DIALECT_NAMES: dict[int, str] = {
+    Dialect.SMB2_0_2: "2.0.2",
+    Dialect.SMB2_1: "2.1",
+    Dialect.SMB3_0: "3.0",
+    Dialect.SMB3_0_2: "3.0.2",
+    Dialect.SMB3_1_1: "3.1.1",
+    Dialect.SMB2_WILDCARD: "2.???",
+}
+# smbclient's protocol names ("client max protocol"), where SMB2 and SMB3 mean the newest of each.
+_DIALECT_ALIASES: dict[str, Dialect] = {
+    **{name: Dialect(d) for d, name in DIALECT_NAMES.items() if d in SMB2_DIALECTS},
+    "2.02": Dialect.SMB2_0_2,
+    "2.10": Dialect.SMB2_1,
+    "2.1.0": Dialect.SMB2_1,
+    "3.00": Dialect.SMB3_0,
+    "3.0.0": Dialect.SMB3_0,
+    "3.02": Dialect.SMB3_0_2,
+    "3.11": Dialect.SMB3_1_1,
+    "SMB2_02": Dialect.SMB2_0_2,
+    "SMB2_10": Dialect.SMB2_1,
+    "SMB3_00": Dialect.SMB3_0,
+    "SMB3_02": Dialect.SMB3_0_2,
+    "SMB3_11": Dialect.SMB3_1_1,
+    "SMB2": Dialect.SMB2_1,
+    "SMB3": Dialect.SMB3_1_1,
+}
+
+
+def dialect_name(dialect: int) -> str:
+    """"3.1.1" for 0x0311, "2.???" for the wildcard, the hex value for anything else."""
+    return DIALECT_NAMES.get(dialect, f"0x{dialect:04x}")
+
+
+def parse_dialect(text: str) -> Dialect:
+    """A dialect from "3.1.1", "0x0311", or smbclient's names ("SMB3_11", "SMB2_02", ...)."""
+    key = text.strip().upper()
+    if key in _DIALECT_ALIASES:
+        return _DIALECT_ALIASES[key]
+    try:
+        dialect = Dialect(int(key, 16) if key.startswith("0X") else -1)
+    except ValueError:
+        dialect = None
+    if dialect not in SMB2_DIALECTS:
+        raise ValueError(f"unknown SMB2 dialect {text!r} (use e.g. 3.1.1, SMB3_11 or 0x0311)")
+    return dialect
+
+
 class SecurityMode(enum.IntFlag):
     """MS-SMB2 2.2.3: SecurityMode (SMB2_NEGOTIATE_SIGNING_*)."""
 
