@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 
-from smb2auth.errors import AuthenticationError
+from smb2auth.errors import AuthenticationError, ProtocolStateError
 from smb2auth.ntlm import crypto
 from smb2auth.ntlm.messages import NF as F
 from smb2auth.status import NtStatus
@@ -90,3 +90,39 @@ class SessionSecurity:
         data = self._in(sealed)
         self.verify(data, signature)
         return data
+
+
+class SecurityContext:
+    """GSS per-message calls over a completed context's SessionSecurity (MS-NLMP 3.4.2 - 3.4.4).
+
+    A context sets `_session` when it completes; `_security()` refuses the calls before that.
+    """
+
+    _session: SessionSecurity | None
+
+    def _security(self) -> SessionSecurity:
+        if self._session is None:
+            raise ProtocolStateError(f"{type(self).__name__}: no session security before completion")
+        return self._session
+
+    def sign(self, data: bytes) -> bytes:
+        """GSS_GetMIC: the 16-byte NTLMSSP_MESSAGE_SIGNATURE of `data` (advances our sequence number)."""
+        return self._security().sign(data)
+
+    def verify(self, data: bytes, signature: bytes) -> None:
+        """GSS_VerifyMIC; raises AuthenticationError(STATUS_ACCESS_DENIED) on a mismatch."""
+        self._security().verify(data, signature)
+
+    def wrap(self, data: bytes) -> bytes:
+        """GSS_Wrap: signature || sealed data."""
+        return self._security().wrap(data)
+
+    def unwrap(self, token: bytes) -> bytes:
+        """GSS_Unwrap of signature || sealed data."""
+        return self._security().unwrap(token)
+
+    def reset_crypto_state(self, outgoing: bool | None = None, *, reset_seqnums: bool = False) -> None:
+        """Restart RC4 (both directions when `outgoing` is None), as SPNEGO does after the mechListMIC."""
+        security = self._security()
+        for direction in (True, False) if outgoing is None else (outgoing,):
+            security.reset(outgoing=direction, reset_seqnums=reset_seqnums)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from smb2auth.authority.base import ResponseKind
 from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
 from smb2auth.ntlm import crypto
-from smb2auth.ntlm._session import SessionSecurity
+from smb2auth.ntlm._session import SecurityContext, SessionSecurity
 from smb2auth.ntlm._state import ClientEvent, ClientState, client_next
 from smb2auth.ntlm.messages import NF as F
 from smb2auth.ntlm.messages import (
@@ -30,7 +30,7 @@ from smb2auth.ntlm.messages import (
 from smb2auth.status import NtStatus
 
 
-class NtlmClient:
+class NtlmClient(SecurityContext):
     """One NTLM handshake as the client. `step(None)` gives NEGOTIATE, `step(challenge)` AUTHENTICATE."""
 
     def __init__(
@@ -216,26 +216,3 @@ class NtlmClient:
             # MS-NLMP 3.1.5.1.2: with a server timestamp the LMv2 response is not sent (Z(24)).
             lm = b"\x00" * 24
         return nt, lm, sbk, mic_wanted
-
-    def _security(self) -> SessionSecurity:
-        if self._session is None:
-            raise ProtocolStateError(f"NTLM client: no session security in state {self._state.value!r}")
-        return self._session
-
-    def sign(self, data: bytes) -> bytes:
-        return self._security().sign(data)
-
-    def verify(self, data: bytes, signature: bytes) -> None:
-        self._security().verify(data, signature)
-
-    def wrap(self, data: bytes) -> bytes:
-        return self._security().wrap(data)
-
-    def unwrap(self, token: bytes) -> bytes:
-        return self._security().unwrap(token)
-
-    def reset_crypto_state(self, outgoing: bool | None = None, *, reset_seqnums: bool = False) -> None:
-        """Restart RC4 (both directions when `outgoing` is None), as SPNEGO does after the mechListMIC."""
-        security = self._security()
-        for direction in (True, False) if outgoing is None else (outgoing,):
-            security.reset(outgoing=direction, reset_seqnums=reset_seqnums)

@@ -25,7 +25,7 @@ from smb2auth.authority.base import (
 )
 from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
 from smb2auth.ntlm import crypto
-from smb2auth.ntlm._session import SessionSecurity
+from smb2auth.ntlm._session import SecurityContext, SessionSecurity
 from smb2auth.ntlm._state import ServerEvent, ServerState, server_next
 from smb2auth.ntlm.messages import NF as F
 from smb2auth.ntlm.messages import (
@@ -121,7 +121,7 @@ class NtlmPolicy:
         return self.required_flags | (int(F.NTLMSSP_NEGOTIATE_128) if self.require_128bit else 0)
 
 
-class NtlmServer:
+class NtlmServer(SecurityContext):
     """One NTLM handshake as the server."""
 
     def __init__(
@@ -407,28 +407,3 @@ class NtlmServer:
             account.username,
             self.response_kind.value if self.response_kind else "?",
         )
-
-    # -- session security ------------------------------------------------------------------------
-
-    def _security(self) -> SessionSecurity:
-        if self._session is None or self._state != ServerState.COMPLETE:
-            raise ProtocolStateError(f"NTLM server: no session security in state {self._state.value!r}")
-        return self._session
-
-    def sign(self, data: bytes) -> bytes:
-        return self._security().sign(data)
-
-    def verify(self, data: bytes, signature: bytes) -> None:
-        self._security().verify(data, signature)
-
-    def wrap(self, data: bytes) -> bytes:
-        return self._security().wrap(data)
-
-    def unwrap(self, token: bytes) -> bytes:
-        return self._security().unwrap(token)
-
-    def reset_crypto_state(self, outgoing: bool | None = None, *, reset_seqnums: bool = False) -> None:
-        """Restart RC4 (both directions when `outgoing` is None), as SPNEGO does after the mechListMIC."""
-        security = self._security()
-        for direction in (True, False) if outgoing is None else (outgoing,):
-            security.reset(outgoing=direction, reset_seqnums=reset_seqnums)
