@@ -13,9 +13,13 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from smb2auth import __version__
 from smb2auth.errors import Smb2AuthError
+
+if TYPE_CHECKING:
+    from smb2auth.authority.local import LocalAuthority
 
 PASSWORD_ENV = "SMB2AUTH_PASSWORD"
 
@@ -33,6 +37,49 @@ def read_secret(prompt: str, *, from_stdin: bool = False, env: str = PASSWORD_EN
     if not sys.stdin.isatty():
         raise SystemExit(f"smb2auth: no password: give it on stdin (--stdin), in ${env}, or on a terminal")
     return getpass.getpass(prompt)
+
+
+def parse_listen(text: str, default_port: int) -> tuple[str, int]:
+    """HOST:PORT, [V6]:PORT, HOST or :PORT (loopback when the host is left out)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or "]" in port:
+        host, port = text, str(default_port)
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        number = int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad port in {text!r}") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"port out of range in {text!r}")
+    return host, number
+
+
+def parse_user(text: str) -> tuple[str, str]:
+    """--user NAME:PASSWORD."""
+    name, sep, password = text.partition(":")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError("--user takes NAME:PASSWORD")
+    return name, password
+
+
+def add_account_arguments(parser: argparse.ArgumentParser, *, users_help: str) -> None:
+    """--users FILE, --user NAME:PASSWORD, --domain, --computer: the accounts a server accepts."""
+    parser.add_argument("--users", metavar="FILE", help="Samba smbpasswd file with the accounts")
+    parser.add_argument("--user", action="append", type=parse_user, default=[], metavar="NAME:PASSWORD",
+                        help=users_help)
+    parser.add_argument("--domain", default="WORKGROUP", help="NetBIOS domain announced (default WORKGROUP)")
+    parser.add_argument("--computer", default="SMB2AUTH", help="NetBIOS computer name announced")
+
+
+def build_authority(args: argparse.Namespace) -> LocalAuthority:
+    """The accounts of --users FILE and each --user NAME:PASSWORD, in one LocalAuthority."""
+    from smb2auth.authority.local import LocalAuthority
+    from smb2auth.authority.smbpasswd import load_smbpasswd
+
+    authority = load_smbpasswd(args.users, domain=args.domain) if args.users else LocalAuthority(args.domain)
+    for name, password in args.user:
+        authority.add_user(name, password)
+    return authority
 
 
 def _cmd_useradd(args: argparse.Namespace) -> int:

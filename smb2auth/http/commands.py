@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from smb2auth.authority.local import LocalAuthority
+from smb2auth.cli import add_account_arguments, build_authority, parse_listen
 from smb2auth.http.auth import HttpAuthConfig, Role
 from smb2auth.http.mechanisms import ntlm_http_config
 from smb2auth.http.proxy import NtlmProxy, serve_proxy
@@ -21,29 +22,10 @@ from smb2auth.http.wsgi import KeepAliveWSGIServer, NtlmAuthMiddleware, whoami_a
 from smb2auth.ntlm import TargetInfo
 
 
-def parse_listen(text: str, default_port: int) -> tuple[str, int]:
-    """HOST:PORT, [V6]:PORT, HOST or :PORT."""
-    host, sep, port = text.rpartition(":")
-    if not sep or "]" in port:
-        host, port = text, str(default_port)
-    host = host.strip("[]") or "127.0.0.1"
-    try:
-        number = int(port)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bad port in {text!r}") from None
-    if not 0 <= number <= 65535:
-        raise argparse.ArgumentTypeError(f"port out of range in {text!r}")
-    return host, number
-
-
 def _common(parser: argparse.ArgumentParser, default_listen: str) -> None:
     parser.add_argument("--listen", default=default_listen, metavar="HOST:PORT",
                         help=f"address to listen on (default {default_listen})")
-    parser.add_argument("--users", metavar="FILE", help="smbpasswd file with the accounts")
-    parser.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD",
-                        help="an account (repeatable); for tests, the password is visible in ps")
-    parser.add_argument("--domain", default="WORKGROUP", help="NetBIOS domain announced (default WORKGROUP)")
-    parser.add_argument("--computer", default="SMB2AUTH", help="NetBIOS computer name announced")
+    add_account_arguments(parser, users_help="an account (repeatable); the password is visible in ps")
     parser.add_argument("--basic", action="store_true", help="also offer Basic (checked via NTLMv2)")
     parser.add_argument("--auth-timeout", type=float, default=3600.0, metavar="SECONDS",
                         help="how long a connection stays authenticated (default 3600)")
@@ -60,18 +42,8 @@ def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
                         help="close the connection after the first 407, as ISA/TMG do")
 
 
-def build_authority(args: argparse.Namespace) -> LocalAuthority:
-    if args.users:
-        from smb2auth.authority.smbpasswd import load_smbpasswd
-
-        authority = load_smbpasswd(args.users, domain=args.domain)
-    else:
-        authority = LocalAuthority(domain=args.domain)
-    for entry in args.user:
-        name, sep, password = entry.partition(":")
-        if not sep or not name:
-            raise SystemExit(f"--user wants NAME:PASSWORD, got {name or entry!r}")
-        authority.add_user(name, password)
+def _accounts(args: argparse.Namespace) -> LocalAuthority:
+    authority = build_authority(args)
     if not len(authority):
         raise SystemExit("no accounts: give --users FILE or --user NAME:PASSWORD")
     return authority
@@ -79,7 +51,7 @@ def build_authority(args: argparse.Namespace) -> LocalAuthority:
 
 def build_config(args: argparse.Namespace, role: Role) -> HttpAuthConfig:
     return ntlm_http_config(
-        build_authority(args),
+        _accounts(args),
         role=role,
         target=TargetInfo(nb_domain=args.domain.upper(), nb_computer=args.computer.upper()),
         basic=args.basic,

@@ -7,28 +7,14 @@ import logging
 import sys
 from typing import Any
 
+from smb2auth.cli import add_account_arguments, build_authority, parse_listen
+
 DEFAULT_USER = "smb2auth"
+DEFAULT_PORT = 4445
 
 
 def _listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    try:
-        number = int(port)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bad port in {text!r}") from None
-    if not 0 <= number <= 65535:
-        raise argparse.ArgumentTypeError(f"port out of range in {text!r}")
-    return host or "127.0.0.1", number
-
-
-def _user(text: str) -> tuple[str, str]:
-    name, sep, password = text.partition(":")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError("--user takes NAME:PASSWORD")
-    return name, password
+    return parse_listen(text, DEFAULT_PORT)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,11 +25,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--listen", action="append", type=_listen, metavar="HOST:PORT",
                    help="address to listen on (repeatable; default 127.0.0.1:4445; [::1]:PORT for IPv6)")
-    p.add_argument("--users", metavar="FILE", help="Samba smbpasswd file with the accounts")
-    p.add_argument("--user", action="append", type=_user, default=[], metavar="NAME:PASSWORD",
-                   help="an account (repeatable); without --user/--users one random account is made")
-    p.add_argument("--domain", default="WORKGROUP", help="NetBIOS domain announced (default WORKGROUP)")
-    p.add_argument("--computer", default="SMB2AUTH", help="NetBIOS computer name announced")
+    add_account_arguments(
+        p, users_help="an account (repeatable); without --user/--users one random account is made"
+    )
     p.add_argument("--allow-guest", action="store_true", help="unknown users log in as guest")
     p.add_argument("--allow-anonymous", action="store_true", help="accept anonymous (null) sessions")
     p.add_argument("--min-dialect", default="SMB2_02", help="lowest dialect (SMB2_02 .. SMB3_11)")
@@ -66,8 +50,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import secrets
     import signal
 
-    from smb2auth.authority.local import LocalAuthority
-    from smb2auth.authority.smbpasswd import load_smbpasswd
     from smb2auth.ntlm.server import TargetInfo
     from smb2auth.server.aio import Smb2Server, format_address
     from smb2auth.server.config import ServerConfig
@@ -81,9 +63,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"smb2auth: {exc}", file=sys.stderr)
         return 2
-    authority = load_smbpasswd(args.users, args.domain) if args.users else LocalAuthority(args.domain)
-    for name, password in args.user:
-        authority.add_user(name, password)
+    authority = build_authority(args)
     if len(authority) == 0:
         password = secrets.token_urlsafe(16)
         authority.add_user(DEFAULT_USER, password)
@@ -108,7 +88,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"smb2auth: {exc}", file=sys.stderr)
         return 2
-    listen: list[tuple[str, int]] = args.listen or [("127.0.0.1", 4445)]
+    listen: list[tuple[str, int]] = args.listen or [("127.0.0.1", DEFAULT_PORT)]
 
     async def serve() -> None:
         server = Smb2Server(config)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from smb2auth.cli import parse_listen
 from smb2auth.http.client import request_with_ntlm
-from smb2auth.http.commands import parse_listen
 from tests.peers import free_port, wait_for_port
 
 PASSWORD = "Passw0rd!"
