@@ -1,20 +1,19 @@
 """Raw NTLM handshakes per second: smb2auth (client + server + LocalAuthority, NTLMv2 with MIC) vs pyspnego.
 
-    python benchmarks/bench_ntlm.py [--seconds N] [--profile]
+    python benchmarks/bench_ntlm.py [--seconds N] [--rounds N] [--profile]
 """
 
 from __future__ import annotations
 
-import argparse
-import cProfile
-import os
-import pstats
-import tempfile
-import time
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from smb2auth.authority.local import LocalAuthority
 from smb2auth.ntlm import NtlmClient, NtlmServer, TargetInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import compare, pyspnego_users  # noqa: E402
 
 USER, PASSWORD, DOMAIN = "alice", "Secret1", "DOM"
 
@@ -47,44 +46,9 @@ def pyspnego() -> Callable[[], None]:
     return handshake
 
 
-def rate(fn: Callable[[], None], seconds: float) -> float:
-    fn()
-    count, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        for _ in range(20):
-            fn()
-        count += 20
-    return count / elapsed
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--profile", action="store_true", help="cProfile our handshake instead")
-    args = parser.parse_args()
-    fn = ours()
-    if args.profile:
-        profiler = cProfile.Profile()
-        profiler.runcall(lambda: [fn() for _ in range(2000)])
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
-        return
-    with tempfile.NamedTemporaryFile("w", suffix=".ntlm", delete=False) as users:
-        users.write(f"{DOMAIN}:{USER}:{PASSWORD}\n")
-    os.environ["NTLM_USER_FILE"] = users.name
-    try:
-        ours_rate = rate(fn, args.seconds)
-        try:
-            theirs_rate: float | None = rate(pyspnego(), args.seconds)
-        except ImportError:
-            theirs_rate = None
-    finally:
-        os.unlink(users.name)
-    print(f"smb2auth  NTLMv2+MIC handshakes/s: {ours_rate:10.0f}")
-    if theirs_rate is None:
-        print("pyspnego not installed (pip install -e '.[bench]')")
-        return
-    print(f"pyspnego  NTLMv2+MIC handshakes/s: {theirs_rate:10.0f}")
-    print(f"ratio smb2auth/pyspnego: {ours_rate / theirs_rate:.1f}x")
+    with pyspnego_users(DOMAIN, USER, PASSWORD):
+        compare("NTLMv2+MIC handshakes", ours(), pyspnego, "pyspnego")
 
 
 if __name__ == "__main__":
