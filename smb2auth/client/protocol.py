@@ -628,6 +628,8 @@ class ClientConnection:
         if self.session_id and header.session_id != self.session_id:
             raise MalformedMessage("SESSION_SETUP response for another SessionId", offset=40)
         self.session_id = header.session_id
+        if response.session_flags & (SessionFlags.IS_GUEST | SessionFlags.IS_NULL):
+            self._spnego.accept_guest()
         if response.security_buffer or not self._spnego.complete:
             out = self._spnego.step(response.security_buffer or None)
             if out is not None or not self._spnego.complete:
