@@ -269,7 +269,8 @@ class NtlmServer(SecurityContext):
     def _begin(self, auth: AuthenticateMessage, token: bytes) -> ValidationRequest | None:
         policy = self.policy
         if self._clock() - self._issued_at > policy.challenge_lifetime:
-            raise self._fail(NtStatus.STATUS_LOGON_FAILURE, "server challenge expired")
+            # Samba ntlmssp_server_preauth: an expired challenge -> INVALID_PARAMETER.
+            raise self._fail(NtStatus.STATUS_INVALID_PARAMETER, "server challenge expired")
         self.user, self.domain, self.workstation = auth.user, auth.domain, auth.workstation
         missing = policy.must_keep & ~auth.flags
         if missing:
@@ -313,19 +314,20 @@ class NtlmServer(SecurityContext):
 
     def _check_ntlmv2(self, auth: AuthenticateMessage, response: NtlmV2Response) -> None:
         blob = response.client_challenge
-        # Samba ntlmssp_server.c: every AV pair the server sent must come back unchanged.
+        # Samba ntlmssp_server_preauth: every AV pair the server sent must come back unchanged, else
+        # INVALID_PARAMETER (before the password is checked).
         for pair in self._target_info:
             if av_get(blob.av_pairs, AvId(pair.id)) != pair.value:
                 name = AvId(pair.id).name
                 raise self._fail(
-                    NtStatus.STATUS_LOGON_FAILURE, f"{name} changed or missing in the NTLMv2 blob"
+                    NtStatus.STATUS_INVALID_PARAMETER, f"{name} changed or missing in the NTLMv2 blob"
                 )
         av_flags = av_get(blob.av_pairs, AvId.MsvAvFlags)
         flags_value = unpack_u32(av_flags, "MsvAvFlags") if av_flags is not None else 0
         self.mic_present = bool(flags_value & AvFlags.MIC_PRESENT)
         if self.mic_present and (auth.mic is None or auth.mic == b"\x00" * 16):
-            # MS-NLMP 3.2.5.1.2: MsvAvFlags 0x2 promises a MIC.
-            raise self._fail(NtStatus.STATUS_LOGON_FAILURE, "MIC promised by MsvAvFlags but missing")
+            # MS-NLMP 3.2.5.1.2: MsvAvFlags 0x2 promises a MIC (Samba: INVALID_PARAMETER without one).
+            raise self._fail(NtStatus.STATUS_INVALID_PARAMETER, "MIC promised by MsvAvFlags but missing")
         self._check_channel_bindings(av_get(blob.av_pairs, AvId.MsvAvChannelBindings))
 
     def _check_channel_bindings(self, sent: bytes | None) -> None:
@@ -394,7 +396,8 @@ class NtlmServer(SecurityContext):
         if self.mic_present and verify_mic:
             expected = crypto.mic(exported, self._negotiate, self._challenge, zero_mic(self._auth_bytes))
             if not hmac.compare_digest(expected, auth.mic or b""):
-                raise self._fail(NtStatus.STATUS_LOGON_FAILURE, "MIC mismatch")
+                # Samba ntlmssp_server_postauth: a MIC that does not verify -> INVALID_PARAMETER.
+                raise self._fail(NtStatus.STATUS_INVALID_PARAMETER, "MIC mismatch")
         self.account = account
         self.is_anonymous = anonymous
         self.session_key = exported
