@@ -710,8 +710,9 @@ class Connection:
         except MalformedMessage as exc:
             return self._login_failed(reply, session, exc.status, f"malformed security token: {exc}")
         except ProtocolStateError as exc:
-            # A token out of order (an AUTHENTICATE for a handshake begun elsewhere) is a failed logon.
-            return self._login_failed(reply, session, _S.STATUS_LOGON_FAILURE, str(exc))
+            # A token out of order (an AUTHENTICATE for a handshake begun elsewhere) is a failed logon with
+            # the context's status: Samba gensec_spnego answers INVALID_PARAMETER.
+            return self._login_failed(reply, session, exc.status, str(exc))
         except Exception as exc:  # the authority failed; not the peer's doing
             log.error("authority failed during SESSION_SETUP: %r", exc)
             return self._login_failed(reply, session, _S.STATUS_NO_LOGON_SERVERS, f"authority error: {exc!r}")
