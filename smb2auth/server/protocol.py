@@ -372,6 +372,12 @@ class Connection:
             replies: list[_Reply] = []
             previous: tuple[int, int] | None = None
             for index, part in enumerate(parts):
+                related = part.header.flags & HeaderFlags.RELATED_OPERATIONS
+                if sealed is not None and not related and part.header.session_id != sealed.id:
+                    # MS-SMB2 3.3.5.2.1.1: the decrypted request must belong to the session that sealed it.
+                    raise _Disconnect(
+                        f"encrypted by session 0x{sealed.id:016x} for session 0x{part.header.session_id:016x}"
+                    )
                 reply = await self._dispatch(part, index, previous, sealed is not None)
                 if reply is None:
                     continue
