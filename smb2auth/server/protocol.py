@@ -553,9 +553,9 @@ class Connection:
             # MS-SMB2 3.3.5.2.9: a session with EncryptData takes only encrypted requests.
             return reply.fail(_S.STATUS_ACCESS_DENIED)
         elif h.is_signed:
-            if session is None:
+            if session is None and not (h.command is Command.SESSION_SETUP and session_id):
                 return reply.fail(_S.STATUS_USER_SESSION_DELETED)
-            if signing_session:
+            if signing_session and session is not None:
                 reply.signer = session
                 if not verify(part.raw, session.signing_key, session.signing_algorithm):
                     return reply.fail(_S.STATUS_ACCESS_DENIED)
@@ -674,10 +674,17 @@ class Connection:
     async def _session_setup(self, part: CompoundPart, reply: _Reply, session: Session | None) -> _Reply:
         request = SessionSetupRequest.unpack(part.body)
         cfg = self.ctx.config
+        session_id = reply.session_id
         if request.flags & SessionSetupFlags.BINDING:
+            if session_id == 0:
+                # Samba smbd_smb2_request_process_sesssetup: binding needs the session's id.
+                return self._refuse(reply, _S.STATUS_INVALID_PARAMETER, "session binding without a SessionId")
+            if session_id not in self.ctx.sessions:
+                # MS-SMB2 3.3.5.5.2: not in the GlobalSessionTable -> STATUS_USER_SESSION_DELETED.
+                reason = "session binding to an unknown session"
+                return self._refuse(reply, _S.STATUS_USER_SESSION_DELETED, reason)
             # MS-SMB2 3.3.5.5: binding on 2.x, or without multichannel -> STATUS_REQUEST_NOT_ACCEPTED.
             return self._refuse(reply, _S.STATUS_REQUEST_NOT_ACCEPTED, "session binding is not supported")
-        session_id = reply.session_id
         if session_id == 0:
             if len(self.sessions) >= cfg.max_sessions_per_connection:
                 return self._refuse(reply, _S.STATUS_INSUFFICIENT_RESOURCES, "max_sessions_per_connection")

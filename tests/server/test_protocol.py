@@ -170,9 +170,10 @@ def test_session_errors() -> None:
     # MS-SMB2 3.3.5.5: an unknown SessionId -> USER_SESSION_DELETED.
     answer = d.request(Command.SESSION_SETUP, SessionSetupRequest(b"x"), session_id=0x1234)
     assert answer.status == "STATUS_USER_SESSION_DELETED"
-    # MS-SMB2 3.3.5.5: binding on 2.x -> REQUEST_NOT_ACCEPTED.
+    # Binding without a SessionId: INVALID_PARAMETER, as smbd answers (binding on 2.x to a real session is
+    # REQUEST_NOT_ACCEPTED: tests/hardening/test_negative.py::test_binding_flag_on_2x).
     answer = d.request(Command.SESSION_SETUP, SessionSetupRequest(b"x", SessionSetupFlags.BINDING))
-    assert answer.status == "STATUS_REQUEST_NOT_ACCEPTED"
+    assert answer.status == "STATUS_INVALID_PARAMETER"
     # MS-SMB2 3.3.5.2.9: commands that need a session.
     for session_id in (0, 0x999):
         answer = d.request(Command.TREE_CONNECT, TreeConnectRequest("\\\\h\\IPC$"), session_id=session_id)
