@@ -1,0 +1,354 @@
+"""Negative conformance: the same raw SMB2 cases sent to our server and to a real smbd, answered alike.
+
+Each case is built once with our codecs (tests/server/driver.py) and sent to both peers: our sans-IO server
+in-process and Debian's smbd over TCP (tests/peers.py, the reference). Both must answer the same NTSTATUS and
+leave the connection in the same state (still serving: an ECHO afterwards succeeds; or closed). The statuses
+were read from smbd's answers and match Samba's source (auth/ntlmssp/ntlmssp_server.c
+ntlmssp_server_preauth/postauth, source3/smbd/smb2_sesssetup.c, smb2_server.c). Cases smbd cannot be set up
+for (injected clock, channel bindings, refusing anonymous) run against our server only and say why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+import subprocess
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from smb2auth.authority.base import ResponseKind
+from smb2auth.authority.local import LocalAuthority
+from smb2auth.ntlm.client import NtlmClient
+from smb2auth.ntlm.messages import AuthenticateMessage, AvId, NtlmV2Response
+from smb2auth.ntlm.server import ChannelBindingPolicy, NtlmPolicy
+from smb2auth.smb2.header import Command
+from smb2auth.smb2.messages import (
+    Dialect,
+    EchoRequest,
+    SessionSetupFlags,
+    SessionSetupRequest,
+    SessionSetupResponse,
+    TreeConnectRequest,
+)
+from smb2auth.spnego import tokens
+from smb2auth.spnego.context import SpnegoClient
+from tests.hardening.raw import SocketDriver, login_answers, serving
+from tests.peers import Smbd, require_program
+from tests.server.driver import DOMAIN, PASSWORD, USER, Driver, make_context
+
+Peer = Callable[[], Driver]
+DISABLED_USER = "bob"
+SIGNING_DIALECTS = (Dialect.SMB2_1, Dialect.SMB3_0, Dialect.SMB3_1_1)
+
+
+def _ours(**config: object) -> Peer:
+    authority = LocalAuthority(DOMAIN)
+    authority.add_user(USER, PASSWORD)
+    authority.add_user(DISABLED_USER, PASSWORD, disabled=True)
+    ctx = make_context(authority=authority, **config)
+    return lambda: Driver(ctx)
+
+
+def _smbd_peer(server: Smbd, opened: list[SocketDriver]) -> Peer:
+    def make() -> Driver:
+        driver = SocketDriver("127.0.0.1", server.port)
+        opened.append(driver)
+        return driver
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def strict_smbd(smbd_factory: Callable[[str], Smbd]) -> Smbd:
+    """smbd with mandatory signing (our default) and a disabled account bob / Passw0rd!."""
+    server = smbd_factory("  server signing = mandatory\n")
+    smbpasswd = require_program("smbpasswd", "/usr/bin/smbpasswd")
+    with (server.base / "etc" / "passwd").open("a") as passwd:
+        passwd.write(f"{DISABLED_USER}:x:10002:10001:{DISABLED_USER}:/nonexistent:/bin/false\n")
+    secret = f"{PASSWORD}\n{PASSWORD}\n".encode()
+    for args in (["-a", "-s", DISABLED_USER], ["-d", DISABLED_USER]):
+        subprocess.run([smbpasswd, "-c", str(server.conf), *args], input=secret, env=server.env,
+                       check=True, capture_output=True, timeout=60)
+    return server
+
+
+@pytest.fixture(params=["ours", pytest.param("smbd", marks=pytest.mark.interop)])
+def peer(request: pytest.FixtureRequest) -> Iterator[Peer]:
+    """A factory of fresh connections to one peer (both require signing and know alice and bob)."""
+    if request.param == "ours":
+        yield _ours()
+        return
+    opened: list[SocketDriver] = []
+    yield _smbd_peer(request.getfixturevalue("strict_smbd"), opened)
+    for driver in opened:
+        driver.close()
+
+
+def _negotiated(peer: Peer, dialect: Dialect = Dialect.SMB3_1_1) -> Driver:
+    driver = peer()
+    driver.negotiate((dialect,))
+    return driver
+
+
+# -- tampering with the AUTHENTICATE inside the SPNEGO NegTokenResp ---------------------------------------
+
+
+def _edit_ntlm(edit: Callable[[AuthenticateMessage, bytes], bytes]) -> Callable[[bytes], bytes]:
+    def tamper(token: bytes) -> bytes:
+        resp = tokens.decode(token)
+        assert isinstance(resp, tokens.NegTokenResp) and resp.response_token
+        raw = resp.response_token
+        return dataclasses.replace(resp, response_token=edit(AuthenticateMessage.unpack(raw), raw)).encode()
+
+    return tamper
+
+
+_MIC = slice(72, 88)  # MS-NLMP 2.2.1.3: MIC after the 64-byte fixed part and the 8-byte Version
+
+
+def _flip_mic(auth: AuthenticateMessage, raw: bytes) -> bytes:
+    assert auth.mic is not None
+    return raw[: _MIC.start] + bytes([raw[_MIC.start] ^ 1]) + raw[_MIC.start + 1 :]
+
+
+def _zero_mic(auth: AuthenticateMessage, raw: bytes) -> bytes:
+    assert auth.mic is not None
+    return raw[: _MIC.start] + bytes(16) + raw[_MIC.stop :]
+
+
+def _edit_blob(keep: Callable[[AvId], bool], rename: bool) -> Callable[[AuthenticateMessage, bytes], bytes]:
+    def edit(auth: AuthenticateMessage, raw: bytes) -> bytes:
+        response = NtlmV2Response.unpack(auth.nt_response)
+        blob = response.client_challenge
+        pairs = tuple(
+            dataclasses.replace(p, value="EVIL".encode("utf-16-le"))
+            if rename and p.id == AvId.MsvAvNbComputerName
+            else p
+            for p in blob.av_pairs
+            if keep(AvId(p.id))
+        )
+        new_blob = dataclasses.replace(blob, av_pairs=pairs).pack()
+        nt_response = dataclasses.replace(response, blob=new_blob).pack()
+        return dataclasses.replace(auth, nt_response=nt_response).pack()
+
+    return edit
+
+
+# Samba ntlmssp_server_postauth: a MIC that does not verify -> INVALID_PARAMETER (after the password check).
+# Samba ntlmssp_server_preauth: a server AV pair missing or changed -> INVALID_PARAMETER (before it).
+TAMPERING = {
+    "mic-tampered": _flip_mic,
+    "mic-flag-set-mic-zeroed": _zero_mic,
+    "av-pair-changed": _edit_blob(lambda _: True, rename=True),
+    "av-pair-dropped": _edit_blob(lambda av_id: av_id != AvId.MsvAvTimestamp, rename=False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAMPERING))
+def test_tampered_authenticate(peer: Peer, case: str) -> None:
+    driver = _negotiated(peer)
+    answers = login_answers(driver, tamper=_edit_ntlm(TAMPERING[case]))
+    assert [a.status for a in answers] == ["STATUS_MORE_PROCESSING_REQUIRED", "STATUS_INVALID_PARAMETER"]
+    assert serving(driver)
+
+
+# -- who logs in ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("user", "password", "version", "status"),
+    [
+        (USER, "wrong", ResponseKind.NTLMV2, "STATUS_LOGON_FAILURE"),
+        ("nobody", PASSWORD, ResponseKind.NTLMV2, "STATUS_LOGON_FAILURE"),
+        (DISABLED_USER, PASSWORD, ResponseKind.NTLMV2, "STATUS_ACCOUNT_DISABLED"),
+        (DISABLED_USER, "wrong", ResponseKind.NTLMV2, "STATUS_LOGON_FAILURE"),
+        # Samba "ntlm auth = ntlmv2-only" (our default policy): NTLMv1 in either form is a failed logon.
+        (USER, PASSWORD, ResponseKind.NTLMV1, "STATUS_LOGON_FAILURE"),
+        (USER, PASSWORD, ResponseKind.NTLMV1_ESS, "STATUS_LOGON_FAILURE"),
+    ],
+    ids=["wrong-password", "unknown-user", "disabled", "disabled-wrong-password", "ntlmv1", "ntlmv1-ess"],
+)
+def test_refused_logons(peer: Peer, user: str, password: str, version: ResponseKind, status: str) -> None:
+    driver = _negotiated(peer)
+    answers = login_answers(driver, user, password, version=version)
+    assert answers[-1].status == status
+    assert serving(driver)
+    # The refused session is gone: its id is unknown afterwards (MS-SMB2 3.3.5.5.3).
+    tree = TreeConnectRequest("\\\\127.0.0.1\\IPC$")
+    answer = driver.request(Command.TREE_CONNECT, tree, session_id=answers[-1].header.session_id)
+    assert answer.status == "STATUS_USER_SESSION_DELETED"
+
+
+def test_authenticate_replayed_on_a_new_handshake(peer: Peer) -> None:
+    saved: list[bytes] = []
+
+    def keep(token: bytes) -> bytes:
+        saved.append(token)
+        return token
+
+    first = _negotiated(peer)
+    assert login_answers(first, tamper=keep)[-1].status == "STATUS_SUCCESS"
+    # Samba ntlmssp_server_preauth: the replayed MsvAvTimestamp is not this challenge's -> INVALID_PARAMETER.
+    second = _negotiated(peer)
+    answers = login_answers(second, tamper=lambda _: saved[0])
+    assert answers[-1].status == "STATUS_INVALID_PARAMETER"
+    assert serving(second)
+
+
+def test_authenticate_sent_on_a_different_connection(peer: Peer) -> None:
+    a, b = _negotiated(peer), _negotiated(peer)
+    saved: list[bytes] = []
+    spnego = SpnegoClient(NtlmClient(USER, PASSWORD, domain=DOMAIN, workstation="WS1"))
+    leg1 = a.request(Command.SESSION_SETUP, SessionSetupRequest(spnego.step(None) or b""))
+    assert leg1.status == "STATUS_MORE_PROCESSING_REQUIRED"
+    saved.append(spnego.step(SessionSetupResponse.unpack(leg1.body).security_buffer) or b"")
+    # With A's SessionId: not a session of connection B (MS-SMB2 3.3.5.5).
+    a_session = leg1.header.session_id
+    answer = b.request(Command.SESSION_SETUP, SessionSetupRequest(saved[0]), session_id=a_session)
+    assert answer.status == "STATUS_USER_SESSION_DELETED"
+    # As the first token of a new session on B: a NegTokenResp cannot start SPNEGO (Samba gensec_spnego).
+    answer = b.request(Command.SESSION_SETUP, SessionSetupRequest(saved[0]))
+    assert answer.status == "STATUS_INVALID_PARAMETER"
+    assert serving(b)
+    # A's handshake was not disturbed: its AUTHENTICATE still completes there.
+    final = a.request(Command.SESSION_SETUP, SessionSetupRequest(saved[0]), session_id=a_session)
+    assert final.status == "STATUS_SUCCESS"
+
+
+# -- SESSION_SETUP framing -------------------------------------------------------------------------------
+
+
+def test_unknown_session_id(peer: Peer) -> None:
+    driver = _negotiated(peer, Dialect.SMB2_1)
+    answer = driver.request(Command.SESSION_SETUP, SessionSetupRequest(b"x"), session_id=0x1234)
+    assert answer.status == "STATUS_USER_SESSION_DELETED"
+    assert serving(driver)
+
+
+def test_binding_flag_on_2x(peer: Peer) -> None:
+    owner = _negotiated(peer, Dialect.SMB2_1)
+    login = owner.login()
+    driver = _negotiated(peer, Dialect.SMB2_1)
+    bind = SessionSetupRequest(b"x", SessionSetupFlags.BINDING)
+    # Samba smbd_smb2_request_process_sesssetup: binding without a SessionId is invalid, an unknown one is
+    # deleted, and a real session cannot be bound on 2.x (MS-SMB2 3.3.5.5: STATUS_REQUEST_NOT_ACCEPTED).
+    assert driver.request(Command.SESSION_SETUP, bind).status == "STATUS_INVALID_PARAMETER"
+    unknown = driver.request(Command.SESSION_SETUP, bind, session_id=0x77)
+    assert unknown.status == "STATUS_USER_SESSION_DELETED"
+    unsigned = driver.request(Command.SESSION_SETUP, bind, session_id=login.session_id)
+    assert unsigned.status == "STATUS_REQUEST_NOT_ACCEPTED"
+    signed = driver.request(Command.SESSION_SETUP, bind, session_id=login.session_id, key=login.signing_key)
+    assert signed.status == "STATUS_REQUEST_NOT_ACCEPTED"
+    assert serving(driver)
+    # The bound-to session is untouched.
+    echo = owner.request(Command.ECHO, EchoRequest(), session_id=login.session_id, key=login.signing_key)
+    assert echo.status == "STATUS_SUCCESS"
+
+
+@pytest.mark.parametrize(
+    ("offset", "length", "payload"),
+    [(88, 500, b""), (10, 4, b"abcd"), (0xFFFF, 0xFFFF, b"abcd")],
+    ids=["past-end", "inside-header", "max"],
+)
+def test_security_buffer_out_of_range(peer: Peer, offset: int, length: int, payload: bytes) -> None:
+    driver = _negotiated(peer, Dialect.SMB2_1)
+    # MS-SMB2 2.2.5 (StructureSize 25, Flags, SecurityMode, Capabilities, Channel, buffer offset and length,
+    # PreviousSessionId): a buffer outside the message -> INVALID_PARAMETER, connection kept.
+    raw = struct.pack("<HBBIIHHQ", 25, 0, 1, 0, 0, offset, length, 0) + payload
+    assert driver.request(Command.SESSION_SETUP, raw).status == "STATUS_INVALID_PARAMETER"
+    assert serving(driver)
+
+
+def test_truncated_bodies_and_headers(peer: Peer) -> None:
+    driver = _negotiated(peer, Dialect.SMB2_1)
+    # A body shorter than its StructureSize: INVALID_PARAMETER, connection kept (MS-SMB2 3.3.5.2.6).
+    assert driver.request(Command.SESSION_SETUP, b"\x19\x00\x00").status == "STATUS_INVALID_PARAMETER"
+    assert serving(driver)
+    # A message shorter than the SMB2 header: the connection is dropped (MS-SMB2 3.3.5.2).
+    echo = driver.message(Command.ECHO, EchoRequest())
+    assert driver.send_raw(echo[:40]) == []
+    assert not serving(driver)
+
+
+def test_oversized_frame_gets_no_answer(peer: Peer) -> None:
+    """A Direct TCP length above the limit: we drop the connection at once (ServerConfig.max_message_size);
+    smbd waits for the 16 MiB that never come. Neither answers; ours is closed."""
+    driver = _negotiated(peer, Dialect.SMB2_1)
+    if isinstance(driver, SocketDriver):
+        driver.sock.settimeout(1.0)
+        driver.send_bytes(b"\x00\xff\xff\xff\xfeSMB" + bytes(60))
+        assert driver.read_answers() == []
+    else:
+        assert driver.feed(b"\x00\xff\xff\xff\xfeSMB" + bytes(60)) == []
+        assert driver.conn.closed and not serving(driver)
+
+
+# -- signing ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dialect", SIGNING_DIALECTS, ids=lambda d: f"0x{d:04x}")
+def test_signing_required(peer: Peer, dialect: Dialect) -> None:
+    driver = _negotiated(peer, dialect)
+    login = driver.login()
+    sid, key = login.session_id, login.signing_key
+    tree = TreeConnectRequest("\\\\127.0.0.1\\IPC$")
+    # Samba smbd_smb2_request_dispatch: unsigned on a session that requires signing -> ACCESS_DENIED.
+    assert driver.request(Command.TREE_CONNECT, tree, session_id=sid).status == "STATUS_ACCESS_DENIED"
+    assert driver.request(Command.ECHO, EchoRequest(), session_id=sid).status == "STATUS_ACCESS_DENIED"
+    # A signature that does not verify (one bit of the body flipped, or another key) -> ACCESS_DENIED.
+    bad = bytearray(driver.message(Command.TREE_CONNECT, tree, session_id=sid, key=key))
+    bad[-1] ^= 1
+    assert [a.status for a in driver.send_raw(bytes(bad))] == ["STATUS_ACCESS_DENIED"]
+    assert driver.request(Command.ECHO, EchoRequest(), session_id=sid, key=bytes(16)).status == (
+        "STATUS_ACCESS_DENIED"
+    )
+    # The session survives all of it.
+    assert driver.request(Command.TREE_CONNECT, tree, session_id=sid, key=key).status == "STATUS_SUCCESS"
+    assert serving(driver)
+
+
+# -- ours only: what smbd cannot be configured for ------------------------------------------------------
+
+
+def test_stale_challenge_clock_injected() -> None:
+    """Samba ntlmssp_server_preauth: an expired challenge -> INVALID_PARAMETER. smbd's clock cannot be moved,
+    ours is injected (NtlmPolicy.challenge_lifetime, 300 s by default)."""
+    now = [1_000_000.0]
+    ctx = make_context()
+    ctx.clock = lambda: now[0]
+    driver = Driver(ctx)
+    driver.negotiate()
+
+    def later(token: bytes) -> bytes:
+        now[0] += 301
+        return token
+
+    answers = login_answers(driver, tamper=later)
+    assert answers[-1].status == "STATUS_INVALID_PARAMETER"
+    assert "expired" in ctx.events.events[-1].reason
+    assert serving(driver) and ctx.pending_handshakes == 0
+
+
+def test_anonymous_when_not_allowed() -> None:
+    """Ours refuses a null session unless allow_anonymous. smbd has no such switch: even with
+    'restrict anonymous = 2' it accepts the null session and denies IPC$ later (checked by hand: SUCCESS,
+    then TREE_CONNECT IPC$ -> ACCESS_DENIED), so this case is not cross-checked."""
+    driver = Driver(make_context())
+    driver.negotiate()
+    answers = login_answers(driver, anonymous=True)
+    assert answers[-1].status == "STATUS_LOGON_FAILURE"
+    assert driver.ctx.events.events[-1].reason.startswith("anonymous logon")
+    assert serving(driver)
+
+
+def test_channel_bindings_policy_over_smb2() -> None:
+    """SMB2 has no channel bindings: a server that requires them refuses every SMB2 logon with
+    STATUS_BAD_BINDINGS (MS-NLMP 3.2.5.1.2); the match/mismatch cases are NTLM-level tests in
+    tests/ntlm/test_handshake.py::test_channel_bindings_match_and_mismatch."""
+    policy = NtlmPolicy(channel_bindings=ChannelBindingPolicy.REQUIRED, expected_channel_bindings=b"x" * 32)
+    driver = Driver(make_context(policy=policy))
+    driver.negotiate()
+    answers = login_answers(driver)
+    assert answers[-1].status == "STATUS_BAD_BINDINGS"
+    assert serving(driver)
