@@ -69,7 +69,12 @@ class MechContext(_MechSecurity, Protocol):
 
 
 class AcceptorMech(_MechSecurity, Protocol):
-    """An acceptor mechanism (NtlmServer has this shape); `astep` may await an asynchronous authority."""
+    """An acceptor mechanism (NtlmServer has this shape); `astep` may await an asynchronous authority.
+
+    `mic_present`: the client protected the mechanism exchange itself (NTLM: MsvAvFlags 0x2 and a MIC).
+    """
+
+    mic_present: bool
 
     def step(self, token: bytes) -> bytes | None: ...
 
@@ -124,9 +129,10 @@ class _Pending:
 class SpnegoServer:
     """The acceptor. `step(token)` returns the token to send back, or None when there is none.
 
-    `require_mic` (default True): when the mechanism has integrity, the client must send a
-    mechListMIC (Samba and Windows clients always do for NTLM); after a downgrade it is required
-    regardless (RFC 4178 5). `allow_raw_ntlm`: accept a bare NTLM message instead of SPNEGO, as
+    `require_mic` (default True): when the mechanism has integrity and the client protected the
+    mechanism exchange (NTLM's MIC, as Samba and Windows clients always send), it must also send a
+    mechListMIC, as Samba requires; after a downgrade it is required regardless (RFC 4178 5).
+    `allow_raw_ntlm`: accept a bare NTLM message instead of SPNEGO, as
     Samba's gensec fallback and Windows do (HTTP clients send `Negotiate <NTLM>`).
     """
 
@@ -262,13 +268,16 @@ class SpnegoServer:
         mic_out = None
         if _has_integrity(mech):
             client_mic = pending.client_mic
+            # Samba gensec_spnego "new_spnego": a mechListMIC is owed once the client sent the NTLM MIC
+            # (MS-NLMP 3.1.5.1.2), or when the mechanism is not its first choice (RFC 4178 5).
+            required = self._downgraded or (self._require_mic and mech.mic_present)
             if client_mic is None:
-                if self._require_mic or self._downgraded:
+                if required:
                     # Samba: the missing MIC fails ntlmssp_check_packet -> NT_STATUS_ACCESS_DENIED.
                     raise AuthenticationError(_DENIED, "the client sent no mechListMIC")
             else:
                 _verify_mic(mech, self._mech_types, client_mic)
-            if client_mic is not None or self._require_mic or self._downgraded:
+            if client_mic is not None or required:
                 mic_out = _sign_mic(mech, self._mech_types)
                 self.mic_exchanged = True
         self._state = advance_server(self._state, Event.DONE)

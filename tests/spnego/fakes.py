@@ -67,6 +67,7 @@ class FakeServer(_Security):
         self.nonce = nonce
         self.legs = 0
         self.complete = False
+        self.mic_present = True
         self.seen: list[bytes] = []
 
     def step(self, token: bytes) -> bytes | None:
