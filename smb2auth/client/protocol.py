@@ -432,6 +432,9 @@ class ClientConnection:
             payload = self._decrypt(payload)
             encrypted = True
         header = Smb2Header.unpack(payload)
+        if encrypted and header.session_id != self.session_id:
+            # MS-SMB2 3.2.5.1.1.1: the decrypted message must name the session of the TRANSFORM_HEADER.
+            raise MalformedMessage("decrypted response names another SessionId", offset=40)
         if header.next_command:
             # We never compound requests, so a compounded response is not ours (MS-SMB2 3.2.5.1.9).
             raise MalformedMessage("a compounded response to a single request", offset=20)

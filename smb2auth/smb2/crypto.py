@@ -273,6 +273,9 @@ class TransformHeader:
         protocol, signature, nonce, size, _, flags, session_id = cls._STRUCT.unpack_from(data)
         if protocol != TRANSFORM_PROTOCOL_ID:
             raise MalformedMessage("not a TRANSFORM_HEADER (ProtocolId)", offset=0)
+        if flags != TransformFlags.ENCRYPTED:
+            # MS-SMB2 3.3.5.2.1.1 / 3.2.5.1.1.1: Flags (EncryptionAlgorithm in 3.0) must be 0x0001.
+            raise MalformedMessage(f"TRANSFORM_HEADER Flags 0x{flags:04x}, not 0x0001", offset=42)
         if size != len(data) - cls.SIZE:
             # MS-SMB2 3.3.5.2.1.1: OriginalMessageSize must match what follows the header.
             raise MalformedMessage("OriginalMessageSize does not match the encrypted data", offset=36)

@@ -19,7 +19,8 @@ from smb2auth.client.protocol import (
     Smb2ClientError,
     parse_dialect,
 )
-from smb2auth.errors import ProtocolStateError
+from smb2auth.errors import MalformedMessage, ProtocolStateError
+from smb2auth.smb2.crypto import decrypt, encrypt
 from smb2auth.smb2.header import Command, Smb2Header
 from smb2auth.smb2.messages import (
     Cipher,
@@ -311,3 +312,19 @@ def test_parse_target_and_user() -> None:
     assert parse_user("DOM/bob%pw%x") == ("DOM", "bob", "pw%x")
     assert parse_user("DOM\\bob") == ("DOM", "bob", None)
     assert parse_user("bob%") == ("", "bob", "")
+
+
+def test_decrypted_response_for_another_session_is_refused() -> None:
+    # MS-SMB2 3.2.5.1.1.1: the inner SessionId must be the TRANSFORM_HEADER's.
+    server = FakeServer(encrypt_data=True)
+    core = make()
+    setup(core, server)
+    (reply,) = server.handle(core.echo())
+    assert server.keys is not None
+    _, inner = decrypt(reply, server.keys.decryption_key, core.cipher or 0)
+    forged = inner[:40] + (core.session_id ^ 1).to_bytes(8, "little") + inner[48:]
+    nonce = bytes(12 if core.cipher in (Cipher.AES_128_GCM, Cipher.AES_256_GCM) else 11)
+    resealed = encrypt(forged, server.keys.decryption_key, core.cipher or 0, core.session_id, nonce)
+    core.echo()
+    with pytest.raises(MalformedMessage, match="another SessionId"):
+        core.receive(resealed)
