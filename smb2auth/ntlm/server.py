@@ -280,7 +280,9 @@ class NtlmServer(SecurityContext):
             )
         # MS-NLMP 3.2.5.1.2: the negotiated set is what both sides agree on.
         flags = (auth.flags & self._offered) | (auth.flags & F.NTLMSSP_NEGOTIATE_ANONYMOUS)
-        if flags & F.NTLMSSP_NEGOTIATE_KEY_EXCH and len(auth.encrypted_random_session_key) != 16:
+        key_exch = bool(flags & F.NTLMSSP_NEGOTIATE_KEY_EXCH)
+        bad_key_exch = key_exch and len(auth.encrypted_random_session_key) != 16
+        if bad_key_exch:
             flags &= ~F.NTLMSSP_NEGOTIATE_KEY_EXCH
         self.negotiated_flags = int(flags)
         self._auth = auth
@@ -290,6 +292,9 @@ class NtlmServer(SecurityContext):
 
         kind = classify_response(auth.user, lm, nt, flags)
         self.response_kind = kind
+        if bad_key_exch and kind is not ResponseKind.ANONYMOUS:
+            # Samba ntlmssp_server_postauth: "Client-supplied KEY_EXCH session key was of invalid length".
+            raise self._fail(NtStatus.STATUS_INVALID_PARAMETER, "KEY_EXCH without a 16-byte session key")
         if kind is ResponseKind.ANONYMOUS:
             if not policy.allow_anonymous:
                 raise self._fail(NtStatus.STATUS_LOGON_FAILURE, "anonymous logon refused by policy")

@@ -349,3 +349,17 @@ def test_negotiate_message_round_trip_in_handshake() -> None:
     assert token is not None
     msg = NegotiateMessage.unpack(token)
     assert msg.flags & F.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY and msg.version is not None
+
+
+def test_key_exch_without_a_16_byte_key_is_invalid_parameter(authority: LocalAuthority) -> None:
+    # Samba ntlmssp_server_postauth: KEY_EXCH with an EncryptedRandomSessionKey that is not 16 bytes.
+    client = NtlmClient("alice", PW, key_exchange=True)
+    server = NtlmServer(authority, target=TargetInfo())
+    challenge = server.step(client.step(None))  # type: ignore[arg-type]
+    token = bytearray(client.step(challenge))  # type: ignore[arg-type]
+    assert int.from_bytes(token[60:64], "little") & 0x40000000  # NTLMSSP_NEGOTIATE_KEY_EXCH
+    token[52:56] = bytes(4)  # EncryptedRandomSessionKeyFields: Len = MaxLen = 0
+    with pytest.raises(AuthenticationError) as err:
+        server.step(bytes(token))
+    assert err.value.status == NtStatus.STATUS_INVALID_PARAMETER
+    assert "KEY_EXCH" in err.value.reason
