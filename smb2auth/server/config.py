@@ -44,6 +44,7 @@ class ServerConfig:
     server_guid: bytes = field(default_factory=lambda: os.urandom(16))
     max_connections: int = 1024
     max_pending_handshakes: int = 1024
+    max_pending_handshakes_per_connection: int = 4
     max_sessions_per_connection: int = 64
     max_trees_per_session: int = 64
     handshake_timeout: float = 30.0
@@ -59,7 +60,8 @@ class ServerConfig:
             raise ValueError("min_dialect is above max_dialect")
         if not self.dialects:
             raise ValueError("no supported dialect between min_dialect and max_dialect")
-        for name in ("max_connections", "max_pending_handshakes", "max_sessions_per_connection",
+        for name in ("max_connections", "max_pending_handshakes", "max_pending_handshakes_per_connection",
+                     "max_sessions_per_connection",
                      "max_trees_per_session", "max_credits", "max_transact_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")

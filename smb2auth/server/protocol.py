@@ -688,8 +688,9 @@ class Connection:
         if session_id == 0:
             if len(self.sessions) >= cfg.max_sessions_per_connection:
                 return self._refuse(reply, _S.STATUS_INSUFFICIENT_RESOURCES, "max_sessions_per_connection")
-            if self.ctx.pending_handshakes >= cfg.max_pending_handshakes:
-                return self._refuse(reply, _S.STATUS_INSUFFICIENT_RESOURCES, "max_pending_handshakes")
+            refusal = self._handshake_budget()
+            if refusal:
+                return self._refuse(reply, _S.STATUS_INSUFFICIENT_RESOURCES, refusal)
             session = Session(self.ctx.new_session_id(), self)
             session.preauth = self.preauth
             self.sessions[session.id] = session
@@ -701,8 +702,9 @@ class Connection:
             return self._refuse(reply, _S.STATUS_USER_SESSION_DELETED, reason)
         hs = session.handshake
         if hs is None:
-            if self.ctx.pending_handshakes >= cfg.max_pending_handshakes:
-                return self._refuse(reply, _S.STATUS_INSUFFICIENT_RESOURCES, "max_pending_handshakes")
+            refusal = self._handshake_budget()
+            if refusal:
+                return self._refuse(reply, _S.STATUS_INSUFFICIENT_RESOURCES, refusal)
             ntlm = NtlmServer(cfg.authority, target=cfg.target, policy=self.ctx.ntlm_policy,
                               rng=self.ctx.rng, clock=self.ctx.clock)
             hs = session.handshake = _Handshake(ntlm, self.ctx.monotonic())
@@ -786,7 +788,7 @@ class Connection:
                 )
             session.preauth = None
             if request.previous_session_id and request.previous_session_id != session.id:
-                self._close_previous(request.previous_session_id, ntlm.account)
+                self._close_previous(request.previous_session_id, session.id, ntlm.account)
         session.account = ntlm.account
         session.state = session_next(session.state, SessionEvent.AUTHENTICATED)
         if session.signing_key:
@@ -797,7 +799,19 @@ class Connection:
         self._emit(session.id, ntlm, _S.STATUS_SUCCESS, "", session.flags)
         return reply
 
-    def _close_previous(self, previous_id: int, account: Account | None) -> None:
+    def _handshake_budget(self) -> str:
+        """Why a new handshake cannot start now, or "" when it can."""
+        cfg = self.ctx.config
+        if self.ctx.pending_handshakes >= cfg.max_pending_handshakes:
+            return "max_pending_handshakes"
+        if sum(1 for s in self.sessions.values() if s.handshake is not None) >= (
+            cfg.max_pending_handshakes_per_connection
+        ):
+            # One connection cannot hold the server-wide handshake budget and lock every other client out.
+            return "max_pending_handshakes_per_connection"
+        return ""
+
+    def _close_previous(self, previous_id: int, new_id: int, account: Account | None) -> None:
         previous = self.ctx.sessions.get(previous_id)
         if previous is None or account is None or previous.account is None:
             return
@@ -807,7 +821,7 @@ class Connection:
         )
         if same and previous.state is SessionState.VALID:
             # MS-SMB2 3.3.5.5.3: PreviousSessionId of the same user -> that session is logged off.
-            log.debug("session 0x%016x replaces 0x%016x", previous_id, previous_id)
+            log.debug("session 0x%016x replaces 0x%016x", new_id, previous_id)
             previous.connection._expire(previous, SessionEvent.LOGOFF)
 
     def _login_failed(self, reply: _Reply, session: Session, status: int, reason: str) -> _Reply:
