@@ -93,6 +93,7 @@ def seeds() -> dict[str, list[tuple[str, bytes]]]:
         else:
             # After a replayed login (prefix 3), MessageId fixed up: reaches TREE_CONNECT, IOCTL, ...
             server_seeds.append((f"logged_in_{n}", b"\x0f" + d))
+            server_seeds.append((f"sealed_{n}", b"\x2f" + d))
             server_seeds.append((f"negotiated_{n}", b"\x0b" + d))
     decode_seeds = [(n, d) for n, d in ntlm] + spnego + smb2
     decode_seeds += [(f"{n}_text", b"\x01" + d.hex().encode()) for n, d in spnego[:2]]

@@ -29,9 +29,10 @@ from smb2auth.ntlm.messages import (
     NegotiateMessage,
     NtlmV2Response,
 )
-from smb2auth.smb2.crypto import TransformHeader
+from smb2auth.smb2.crypto import TransformHeader, decrypt, encrypt
 from smb2auth.smb2.header import HEADER_SIZE, HeaderFlags, Smb1Header, Smb2Header, split_compound
 from smb2auth.smb2.messages import (
+    Cipher,
     EchoRequest,
     EchoResponse,
     ErrorResponse,
@@ -156,12 +157,15 @@ def decode(data: bytes) -> None:
 class ServerScript:
     """A recorded valid client conversation, replayed into a fresh Connection before the fuzz input:
     `negotiate` (one frame payload), `setup1` (SESSION_SETUP with the NTLM NEGOTIATE), `setup2` (with the
-    AUTHENTICATE), the session id the server assigns, and the next free MessageId after each step."""
+    AUTHENTICATE), the session id the server assigns, and, when encryption was negotiated (AES-128-GCM), the
+    session's client->server and server->client keys."""
 
     negotiate: bytes
     setup1: bytes
     setup2: bytes
     session_id: int
+    c2s_key: bytes = b""
+    s2c_key: bytes = b""
 
 
 _FIXED_TIME = 1_700_000_000.0
@@ -199,12 +203,16 @@ def new_context() -> ServerContext:
 
 
 @cache
-def server_script() -> ServerScript:
-    """Record NEGOTIATE (3.1.1, signing optional) and both SESSION_SETUP legs of a valid login."""
+def server_script(encrypted: bool = False) -> ServerScript:
+    """Record NEGOTIATE (3.1.1, signing optional; AES-128-GCM offered if `encrypted`) and both SESSION_SETUP
+    legs of a valid login."""
     from smb2auth.ntlm.client import NtlmClient
     from smb2auth.server.protocol import Connection, drive
     from smb2auth.smb2.header import Command
     from smb2auth.smb2.messages import (
+        Capabilities,
+        Cipher,
+        EncryptionCapabilities,
         HashAlgorithm,
         PreauthIntegrityCapabilities,
         SecurityMode,
@@ -220,14 +228,17 @@ def server_script() -> ServerScript:
         header = Smb2Header(command, HeaderFlags(0), mid, session_id, 0, credit=64, credit_charge=1)
         return header.pack() + body
 
-    contexts = (
+    contexts: tuple[object, ...] = (
         PreauthIntegrityCapabilities((HashAlgorithm.SHA_512,), b"\x11" * 32),
         SigningCapabilities((SigningAlgorithm.AES_CMAC,)),
     )
+    if encrypted:
+        contexts += (EncryptionCapabilities((Cipher.AES_128_GCM,)),)
     negotiate = message(
         Command.NEGOTIATE, 0,
         NegotiateRequest((0x0311, 0x0302, 0x0300, 0x0210, 0x0202), SecurityMode.SIGNING_ENABLED,
-                         client_guid=b"C" * 16, negotiate_contexts=contexts).pack(),
+                         Capabilities.ENCRYPTION if encrypted else Capabilities(0), client_guid=b"C" * 16,
+                         negotiate_contexts=contexts).pack(),  # type: ignore[arg-type]
     )
     drive(conn.handle_frame(negotiate))
     spnego_client = SpnegoClient(
@@ -243,20 +254,29 @@ def server_script() -> ServerScript:
     (out,) = drive(conn.handle_frame(setup2))
     if split_compound(out[4:])[0].header.status != 0:
         raise RuntimeError("the recorded login failed")
-    return ServerScript(negotiate, setup1, setup2, session_id)
+    session = conn.sessions[session_id]
+    if encrypted and not session.decryption_key:
+        raise RuntimeError("the recorded login did not negotiate encryption")
+    return ServerScript(negotiate, setup1, setup2, session_id, session.decryption_key, session.encryption_key)
 
 
 _RESPONSE_HEADER = struct.Struct("<4sH2xIH2xII")  # ProtocolId, StructureSize, Status, Command, Flags, Next
 
 
-def _check_output(frames: list[bytes]) -> None:
-    """Each frame: a Direct TCP frame holding SMB2 responses (unknown commands echoed, as Samba does)."""
+def _check_output(frames: list[bytes], s2c_key: bytes = b"") -> None:
+    """Each frame: a Direct TCP frame holding SMB2 responses (unknown commands echoed, as Samba does);
+    encrypted ones must decrypt with the session's server->client key."""
     for out in frames:
         if len(out) < 4 or out[0] != 0 or int.from_bytes(out[1:4], "big") != len(out) - 4:
             raise Finding(f"bad Direct TCP frame from the server: {out[:8].hex()}")
         payload = out[4:]
         if payload[:4] == b"\xfdSMB":
-            continue  # encrypted: not reached with the replayed script (no cipher offered)
+            if not s2c_key:
+                raise Finding("an encrypted response on a connection without encryption")
+            try:
+                payload = decrypt(payload, s2c_key, Cipher.AES_128_GCM)[1]
+            except MalformedMessage as exc:
+                raise Finding(f"the server's encrypted response does not decrypt: {exc}") from exc
         at = 0
         while True:
             if len(payload) - at < HEADER_SIZE:
@@ -278,15 +298,17 @@ def server(data: bytes) -> None:
     """The first byte picks how far a valid conversation is replayed first and how the rest is fed:
     bits 1-2: 0 nothing, 1 NEGOTIATE, 2 NEGOTIATE + first SESSION_SETUP, 3 a complete login;
     bit 0: the rest is one frame payload (else a Direct TCP byte stream, fed in two pieces);
-    bit 3: (payload) overwrite its MessageId with the next valid one, to get past the window check;
-    prefix 2 with bit 4: the rest is the second SESSION_SETUP's security buffer (the AUTHENTICATE leg)."""
+    bit 3: (payload) overwrite its MessageId with the next valid one (and, encrypted, its SessionId);
+    bit 4 with prefix 2: the rest is the second SESSION_SETUP's security buffer (the AUTHENTICATE leg);
+    bit 5 with prefix 3 and bit 0: encryption negotiated, the payload goes sealed with the session's key."""
     from smb2auth.server.protocol import Connection, drive
 
     if not data:
         return
     mode, rest = data[0], data[1:]
     prefix = (mode >> 1) & 3
-    script = server_script()
+    sealed = prefix == 3 and bool(mode & 0x20) and bool(mode & 1)
+    script = server_script(sealed)
     ctx = new_context()
     conn = Connection(ctx, "fuzz")
     for step in (script.negotiate, script.setup1, script.setup2)[:prefix]:
@@ -296,8 +318,12 @@ def server(data: bytes) -> None:
         rest = script.setup2[:HEADER_SIZE] + SessionSetupRequest(rest).pack()
     elif mode & 1 and mode & 8 and len(rest) >= HEADER_SIZE:
         rest = rest[:24] + _MID.pack(next_mid) + rest[32:]
+        if sealed:
+            rest = rest[:40] + _MID.pack(script.session_id) + rest[48:]
+    if sealed:
+        rest = encrypt(rest, script.c2s_key, Cipher.AES_128_GCM, script.session_id, b"\x07" * 12)
     if mode & 1 or (prefix == 2 and mode & 0x10):
-        _check_output(drive(conn.handle_frame(rest)))
+        _check_output(drive(conn.handle_frame(rest)), script.s2c_key)
     else:
         cut = rest[0] % (len(rest) + 1) if rest else 0
         for piece in (rest[:cut], rest[cut:]):
