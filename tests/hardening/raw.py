@@ -13,7 +13,7 @@ from smb2auth.authority.base import ResponseKind
 from smb2auth.ntlm.client import NtlmClient
 from smb2auth.smb2.framing import frame
 from smb2auth.smb2.header import Command, split_compound
-from smb2auth.smb2.messages import EchoRequest, NegotiateRequest, SessionSetupRequest, SessionSetupResponse
+from smb2auth.smb2.messages import EchoRequest, SessionSetupRequest, SessionSetupResponse
 from smb2auth.spnego.context import SpnegoClient
 from smb2auth.status import NtStatus
 from tests.server.driver import DOMAIN, PASSWORD, USER, Answer, Driver
@@ -80,15 +80,6 @@ def serving(driver: Driver) -> bool:
         return False
     answers = driver.send_raw(driver.message(Command.ECHO, EchoRequest()))
     return bool(answers) and answers[0].header.status == NtStatus.STATUS_SUCCESS
-
-
-def fresh_negotiate_answers(driver: Driver) -> bool:
-    """Whether the connection is still open before NEGOTIATE: a NEGOTIATE is answered."""
-    answers = driver.send_raw(driver.message(Command.NEGOTIATE, NegotiateRequest((0x0210,))))
-    return bool(answers)
-
-
-DriverFactory = Callable[[], Driver]
 
 
 def login_answers(
