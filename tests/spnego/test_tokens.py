@@ -11,6 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from smb2auth.errors import MalformedMessage
+from smb2auth.ntlm import crypto
 from smb2auth.spnego import tokens
 from smb2auth.spnego.asn1 import IGNORE_PRINCIPAL, KRB5, KRB5_USER2USER, MS_KRB5, NEGOEX, NTLMSSP
 from smb2auth.spnego.tokens import (
@@ -104,7 +105,6 @@ def test_captured_fast_path_agrees_with_pyasn1(name: str) -> None:
 def test_captured_mech_list_mics_verify() -> None:
     """Recompute both captured mechListMICs (MS-NLMP 3.4.4.2 with ESS) from the ExportedSessionKey that
     tshark derived from the password (fixtures/smb2/reference_smb311/meta.json)."""
-    crypto = pytest.importorskip("smb2auth.ntlm.crypto")
     key = bytes.fromhex("674808e162fe4bf00579e46c91602b18")
     auth = decode(fixture("smbclient_session_setup2_authenticate"))
     final = decode(fixture("smbd_session_setup2_accept_completed"))
