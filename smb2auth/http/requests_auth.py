@@ -53,7 +53,7 @@ class HttpNtlmAuth(AuthBase):  # type: ignore[misc,unused-ignore]
         def hook(response: Response, **kwargs: Any) -> Response:
             return self._next_leg(context, response, **kwargs)
 
-        request.register_hook("response", hook)
+        request.register_hook("response", hook)  # type: ignore[no-untyped-call,unused-ignore]
         return request
 
     def _next_leg(self, context: ClientContext, response: Response, **kwargs: Any) -> Response:

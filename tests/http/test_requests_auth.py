@@ -1,17 +1,16 @@
-"""The optional `requests` auth class against our server (skipped when requests is not installed)."""
+"""The optional `requests` auth class against our server (requests is a test extra, not a dependency)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from smb2auth.authority.local import LocalAuthority
 from smb2auth.http.events import LoginEvent
 from smb2auth.http.mechanisms import ntlm_http_config
 from smb2auth.http.wsgi import RunningServer, running_http_server
-
-requests = pytest.importorskip("requests")
 
 PASSWORD = "Passw0rd!"
 
