@@ -150,6 +150,12 @@ class _KeepAliveHandler(SimpleHandler):
     server_software = "smb2auth-http"
     request_handler: KeepAliveWSGIRequestHandler
 
+    def cleanup_headers(self) -> None:
+        super().cleanup_headers()
+        # RFC 9112 9.6: a server that will close after this response says so in it
+        if self.request_handler.decide_close(self.status or "500", self.headers):
+            self.headers["Connection"] = "close"
+
     def close(self) -> None:
         try:
             status = (getattr(self, "status", None) or "500").split(" ", 1)[0]
@@ -174,6 +180,7 @@ class KeepAliveWSGIRequestHandler(WSGIRequestHandler):
     wbufsize = 64 * 1024
     disable_nagle_algorithm = True
     server: KeepAliveWSGIServer
+    body: _BodyReader | None = None
 
     def setup(self) -> None:
         super().setup()
@@ -201,16 +208,23 @@ class KeepAliveWSGIRequestHandler(WSGIRequestHandler):
     def request_close(self) -> None:
         self.close_connection = True
 
-    def finished_response(self, status: str, headers: Any, sent: int) -> None:
-        self.log_request(status, sent)
-        if headers is None:
-            self.close_connection = True
-            return
+    def decide_close(self, status: str, headers: Any) -> bool:
+        """Whether the connection closes after this response; called as its head is sent."""
+        code = status.split(" ", 1)[0]
         # RFC 9112 6.3: without Content-Length (and no chunking from wsgiref) the body ends at close
-        bodyless = self.command == "HEAD" or status in ("204", "304") or status.startswith("1")
+        bodyless = self.command == "HEAD" or code in ("204", "304") or code.startswith("1")
         if headers.get("Content-Length") is None and not bodyless:
             self.close_connection = True
         if (headers.get("Connection") or "").lower() == "close":
+            self.close_connection = True
+        # an unread body too large to drain is not skipped: the connection ends instead
+        if self.body is not None and self.body.remaining > MAX_DRAIN:
+            self.close_connection = True
+        return self.close_connection
+
+    def finished_response(self, status: str, headers: Any, sent: int) -> None:
+        self.log_request(status, sent)
+        if headers is None:
             self.close_connection = True
 
     def handle_one_request(self) -> None:
@@ -237,7 +251,7 @@ class KeepAliveWSGIRequestHandler(WSGIRequestHandler):
             self.send_error(400, "bad Content-Length")
             self.close_connection = True
             return
-        body = _BodyReader(self.rfile, length)
+        body = self.body = _BodyReader(self.rfile, length)
         environ = self.get_environ()
         environ["REMOTE_PORT"] = str(self.client_address[1])
         environ[CONNECTION_KEY] = self

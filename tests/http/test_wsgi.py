@@ -16,6 +16,7 @@ from smb2auth.http.events import LoginEvent
 from smb2auth.http.headers import AuthScheme
 from smb2auth.http.wsgi import RunningServer, running_http_server
 from tests.http.fakes import FakeClient, fake_factory
+from tests.http.raw import RawConnection
 
 USERS = {"alice": "Passw0rd!"}
 
@@ -112,3 +113,26 @@ def test_malformed_header_is_400_and_server_survives(server: RunningServer) -> N
     conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
     assert request_with_auth(conn, "GET", "/", context_factory=clients()).status == 200
     conn.close()
+
+
+@pytest.mark.parametrize("request_head", [
+    b"GET / HTTP/1.0\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: NTLM ***\r\n\r\n",
+])
+def test_closing_responses_say_connection_close(server: RunningServer, request_head: bytes) -> None:
+    # RFC 9112 9.6: a server that closes after a response sends "close" in that response
+    with RawConnection(server.address) as conn:
+        conn.send(request_head)
+        resp = conn.response()
+        assert resp.status in (400, 401) and resp.get("Connection") == "close"
+        assert conn.at_eof()
+
+
+def test_close_after_first_challenge_says_connection_close() -> None:
+    config = HttpAuthConfig(fake_factory(USERS), close_after_first_challenge=True)
+    with running_http_server(config) as running, RawConnection(running.address) as conn:
+        conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        resp = conn.response()
+        assert resp.status == 401 and resp.get("Connection") == "close"
+        assert conn.at_eof()
