@@ -153,8 +153,10 @@ class _KeepAliveHandler(SimpleHandler):
     def cleanup_headers(self) -> None:
         super().cleanup_headers()
         # RFC 9112 9.6: a server that will close after this response says so in it
-        if self.request_handler.decide_close(self.status or "500", self.headers):
-            self.headers["Connection"] = "close"
+        headers = getattr(self, "headers", None)
+        status = getattr(self, "status", None) or "500"
+        if headers is not None and self.request_handler.decide_close(status, headers):
+            headers["Connection"] = "close"
 
     def close(self) -> None:
         try:
