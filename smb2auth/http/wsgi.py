@@ -157,6 +157,9 @@ class _KeepAliveHandler(SimpleHandler):
         status = getattr(self, "status", None) or "500"
         if headers is not None and self.request_handler.decide_close(status, headers):
             headers["Connection"] = "close"
+        elif headers is not None and self.request_handler.request_version == "HTTP/1.0":
+            # RFC 9112 9.3: an HTTP/1.0 client keeps the connection only if the response says keep-alive
+            headers["Connection"] = "keep-alive"
 
     def close(self) -> None:
         try:

@@ -136,3 +136,12 @@ def test_close_after_first_challenge_says_connection_close() -> None:
         resp = conn.response()
         assert resp.status == 401 and resp.get("Connection") == "close"
         assert conn.at_eof()
+
+
+def test_http10_keep_alive_is_echoed_and_kept(server: RunningServer) -> None:
+    # RFC 9112 9.3 / RFC 7230 A.1.2: an HTTP/1.0 client keeps the connection only if told so
+    with RawConnection(server.address) as conn:
+        for _ in range(2):
+            conn.send(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+            resp = conn.response()
+            assert resp.status == 401 and resp.get("Connection") == "keep-alive"
