@@ -149,6 +149,7 @@ class _KeepAliveHandler(SimpleHandler):
     http_version = "1.1"
     server_software = "smb2auth-http"
     request_handler: KeepAliveWSGIRequestHandler
+    headers_sent: bool  # wsgiref's, absent from its stubs
 
     def cleanup_headers(self) -> None:
         super().cleanup_headers()
@@ -160,6 +161,17 @@ class _KeepAliveHandler(SimpleHandler):
         elif headers is not None and self.request_handler.request_version == "HTTP/1.0":
             # RFC 9112 9.3: an HTTP/1.0 client keeps the connection only if the response says keep-alive
             headers["Connection"] = "keep-alive"
+
+    def write(self, data: bytes) -> None:
+        if self.request_handler.command != "HEAD":
+            super().write(data)
+            return
+        # RFC 9110 9.3.2: HEAD gets the head GET would, without content (its length still counted)
+        if not self.headers_sent:
+            self.bytes_sent = len(data)
+            self.send_headers()
+        else:
+            self.bytes_sent += len(data)
 
     def close(self) -> None:
         try:

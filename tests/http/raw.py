@@ -45,6 +45,8 @@ class RawConnection:
                 raise ConnectionError(f"closed before a full head: {self._buffer!r}")
         raw, _, self._buffer = self._buffer.partition(b"\r\n\r\n")
         lines = raw.decode("latin-1").split("\r\n")
+        if not lines[0].startswith("HTTP/1."):
+            raise ValueError(f"not a status line (stray body bytes?): {lines[0][:80]!r}")
         response = RawResponse(int(lines[0].split(" ")[1]))
         for line in lines[1:]:
             name, _, value = line.partition(":")

@@ -6,7 +6,8 @@ import base64
 import http.client
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,7 @@ from smb2auth.http.auth import HttpAuthConfig
 from smb2auth.http.client import ContextFactory, request_with_auth
 from smb2auth.http.events import LoginEvent
 from smb2auth.http.headers import AuthScheme
-from smb2auth.http.wsgi import RunningServer, running_http_server
+from smb2auth.http.wsgi import RunningServer, StartResponse, running_http_server
 from tests.http.fakes import FakeClient, fake_factory
 from tests.http.raw import RawConnection
 
@@ -145,3 +146,21 @@ def test_http10_keep_alive_is_echoed_and_kept(server: RunningServer) -> None:
             conn.send(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
             resp = conn.response()
             assert resp.status == 401 and resp.get("Connection") == "keep-alive"
+
+
+def _body_always(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello"]
+
+
+def test_head_response_has_no_body_even_if_the_app_returns_one() -> None:
+    config = HttpAuthConfig(fake_factory(USERS), basic=True, basic_client=lambda u, d, p: FakeClient(u, p))
+    basic = base64.b64encode(b"alice:Passw0rd!")
+    with running_http_server(config, app=_body_always) as running, RawConnection(running.address) as conn:
+        # RFC 9110 9.3.2: HEAD gets GET's head and no content; pipelined, so stray bytes would show
+        conn.send(b"HEAD / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic " + basic + b"\r\n\r\n"
+                  b"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic " + basic + b"\r\n\r\n")
+        head = conn.response(head=True)
+        assert head.status == 200 and head.get("Content-Length") == "5"
+        resp = conn.response()
+        assert resp.status == 200 and resp.body == b"hello"
