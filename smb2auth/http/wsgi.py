@@ -22,6 +22,7 @@ import json
 import logging
 import socket
 import socketserver
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -206,7 +207,9 @@ class KeepAliveWSGIRequestHandler(WSGIRequestHandler):
 
     def finish(self) -> None:
         try:
-            super().finish()
+            # a peer that reset the connection leaves unflushable output: nothing to report
+            with contextlib.suppress(OSError):
+                super().finish()
         finally:
             self.server.track(self.connection, False)
 
@@ -302,6 +305,13 @@ class KeepAliveWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
         self._open_lock = threading.Lock()
         super().__init__(address, KeepAliveWSGIRequestHandler)
         self.set_app(app)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            log.debug("HTTP: connection from %s ended: %r", client_address, exc)
+            return
+        super().handle_error(request, client_address)
 
     def track(self, sock: socket.socket, opened: bool) -> None:
         with self._open_lock:

@@ -6,6 +6,8 @@ import base64
 import http.client
 import json
 import socket
+import struct
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -15,7 +17,13 @@ from smb2auth.http.auth import HttpAuthConfig
 from smb2auth.http.client import ContextFactory, request_with_auth
 from smb2auth.http.events import LoginEvent
 from smb2auth.http.headers import AuthScheme
-from smb2auth.http.wsgi import RunningServer, StartResponse, running_http_server
+from smb2auth.http.wsgi import (
+    KeepAliveWSGIServer,
+    RunningServer,
+    StartResponse,
+    WSGIApp,
+    running_http_server,
+)
 from tests.http.fakes import FakeClient, fake_factory
 from tests.http.raw import RawConnection
 
@@ -164,3 +172,42 @@ def test_head_response_has_no_body_even_if_the_app_returns_one() -> None:
         assert head.status == 200 and head.get("Content-Length") == "5"
         resp = conn.response()
         assert resp.status == 200 and resp.body == b"hello"
+
+
+class _Finishing(KeepAliveWSGIServer):
+    """Tells when a connection's thread is completely done (tracebacks, if any, printed)."""
+
+    def __init__(self, app: WSGIApp) -> None:
+        self.done = threading.Semaphore(0)
+        super().__init__(("127.0.0.1", 0), app, idle_timeout=5.0)
+
+    def shutdown_request(self, request: Any) -> None:
+        super().shutdown_request(request)
+        self.done.release()
+
+
+def _big(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    start_response("200 OK", [("Content-Length", str(1 << 20))])
+    return [b"x" * (1 << 20)]
+
+
+def test_client_reset_prints_no_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    server = _Finishing(_big)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        for read_first in (False, True):
+            sock = socket.create_connection(server.server_address, timeout=10)
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            if read_first:
+                sock.recv(10)
+            # SO_LINGER 0: close with RST, as a client that gives up does
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+            assert server.done.acquire(timeout=10)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Exception occurred" not in err, err
