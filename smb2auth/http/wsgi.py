@@ -24,6 +24,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -146,6 +147,31 @@ class _BodyReader(io.RawIOBase):
         return len(data)
 
 
+class _SocketReader(io.RawIOBase):
+    """The connection's rfile: each recv waits at most the idle timeout, and while a request head is
+    being read, no longer than the head's deadline (set when its first byte arrives)."""
+
+    def __init__(self, handler: KeepAliveWSGIRequestHandler) -> None:
+        self._handler = handler
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        handler = self._handler
+        timeout = handler.server.idle_timeout
+        if handler.head_deadline is not None:
+            left = handler.head_deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("request head not complete within head_timeout")
+            timeout = min(timeout, left)
+        handler.connection.settimeout(timeout)
+        received: int = handler.connection.recv_into(buffer)
+        if received and handler.reading_head and handler.head_deadline is None:
+            handler.head_deadline = time.monotonic() + handler.server.head_timeout
+        return received
+
+
 class _KeepAliveHandler(SimpleHandler):
     http_version = "1.1"
     server_software = "smb2auth-http"
@@ -199,9 +225,13 @@ class KeepAliveWSGIRequestHandler(WSGIRequestHandler):
     disable_nagle_algorithm = True
     server: KeepAliveWSGIServer
     body: _BodyReader | None = None
+    reading_head = False
+    head_deadline: float | None = None
 
     def setup(self) -> None:
         super().setup()
+        self.rfile.close()
+        self.rfile = io.BufferedReader(_SocketReader(self))
         self.connection.settimeout(self.server.idle_timeout)
         self.server.track(self.connection, True)
 
@@ -248,6 +278,13 @@ class KeepAliveWSGIRequestHandler(WSGIRequestHandler):
             self.close_connection = True
 
     def handle_one_request(self) -> None:
+        self.reading_head, self.head_deadline = True, None
+        try:
+            self._handle_one_request()
+        finally:
+            self.reading_head, self.head_deadline = False, None
+
+    def _handle_one_request(self) -> None:
         self.raw_requestline = self.rfile.readline(65537)
         if not self.raw_requestline:
             self.close_connection = True
@@ -259,6 +296,7 @@ class KeepAliveWSGIRequestHandler(WSGIRequestHandler):
             return
         if not self.parse_request():
             return
+        self.reading_head, self.head_deadline = False, None
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             self.send_error(411, "chunked request bodies are not supported")
             self.close_connection = True
@@ -298,9 +336,14 @@ class KeepAliveWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
     idle_timeout = 60.0
+    head_timeout = 60.0
 
-    def __init__(self, address: tuple[str, int], app: WSGIApp, *, idle_timeout: float = 60.0) -> None:
+    def __init__(
+        self, address: tuple[str, int], app: WSGIApp, *, idle_timeout: float = 60.0,
+        head_timeout: float | None = None,
+    ) -> None:
         self.idle_timeout = idle_timeout
+        self.head_timeout = idle_timeout if head_timeout is None else head_timeout
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
         super().__init__(address, KeepAliveWSGIRequestHandler)
@@ -354,10 +397,13 @@ def running_http_server(
     app: WSGIApp = whoami_app,
     asynchronous: bool = False,
     idle_timeout: float = 30.0,
+    head_timeout: float | None = None,
 ) -> Iterator[RunningServer]:
-    """Serve `app` behind `NtlmAuthMiddleware` in a background thread; stopped when the block exits."""
+    """Serve `app` behind `NtlmAuthMiddleware` in a background thread; stopped when the block exits.
+    `idle_timeout` bounds each wait for the client; `head_timeout` (default: `idle_timeout`) bounds
+    reading a whole request head, from its first byte."""
     server = KeepAliveWSGIServer((host, port), NtlmAuthMiddleware(app, config, asynchronous=asynchronous),
-                                 idle_timeout=idle_timeout)
+                                 idle_timeout=idle_timeout, head_timeout=head_timeout)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               name="smb2auth-http-serve", daemon=True)
     thread.start()

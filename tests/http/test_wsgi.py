@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import select
 import socket
 import struct
 import threading
@@ -211,3 +212,24 @@ def test_client_reset_prints_no_traceback(capsys: pytest.CaptureFixture[str]) ->
         thread.join(timeout=10)
     err = capsys.readouterr().err
     assert "Traceback" not in err and "Exception occurred" not in err, err
+
+
+def test_request_head_has_an_overall_deadline() -> None:
+    """Slowloris: each byte arrives well within the idle timeout, the whole head never in time."""
+    config = HttpAuthConfig(fake_factory(USERS))
+    with running_http_server(config, idle_timeout=5.0, head_timeout=0.5) as running:
+        sock = socket.create_connection(running.address, timeout=10)
+        with sock:
+            head = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"a" * 60 + b"\r\n\r\n"
+            closed_after = None
+            for i, byte in enumerate(head):
+                try:
+                    sock.sendall(bytes([byte]))
+                except OSError:
+                    closed_after = i
+                    break
+                if select.select([sock], [], [], 0.1)[0]:
+                    assert sock.recv(1) == b"", "answered a head dribbled past its deadline"
+                    closed_after = i
+                    break
+            assert closed_after is not None and closed_after < len(head) - 1
