@@ -53,6 +53,7 @@ from smb2auth.smb2.header import (
     split_compound,
 )
 from smb2auth.smb2.messages import (
+    FSCTL_VALIDATE_NEGOTIATE_INFO,
     Capabilities,
     Cipher,
     Dialect,
@@ -61,6 +62,9 @@ from smb2auth.smb2.messages import (
     EncryptionCapabilities,
     ErrorResponse,
     HashAlgorithm,
+    IoctlFlags,
+    IoctlRequest,
+    IoctlResponse,
     LogoffRequest,
     LogoffResponse,
     NegotiateContext,
@@ -80,6 +84,8 @@ from smb2auth.smb2.messages import (
     TreeConnectResponse,
     TreeDisconnectRequest,
     TreeDisconnectResponse,
+    ValidateNegotiateInfoRequest,
+    ValidateNegotiateInfoResponse,
     dialect_name,
     find_context,
     select_smb1_upgrade_dialect,
@@ -95,12 +101,6 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _S = NtStatus
 _GENERIC_ALL = 0x001F01FF
-FSCTL_VALIDATE_NEGOTIATE_INFO = 0x00140204
-_IOCTL_IS_FSCTL = 0x00000001
-_IOCTL_REQ = struct.Struct("<HHI16sIIIIIIII")
-_IOCTL_RESP = struct.Struct("<HHI16sIIIIII")
-_VALIDATE_IN = struct.Struct("<I16sHH")
-_VALIDATE_OUT = struct.Struct("<I16sHH")
 _RAW_HEADER = struct.Struct("<4sHHIHHIIQQQ16s")
 _FILETIME_EPOCH = 11644473600
 _SESSION_ID_MASK = 0xFFFFFFFFFFFFFFFF
@@ -909,41 +909,30 @@ class Connection:
         return reply
 
     def _ioctl(self, part: CompoundPart, reply: _Reply) -> _Reply:
-        body = part.body
-        if len(body) < _IOCTL_REQ.size:
-            return reply.fail(_S.STATUS_INVALID_PARAMETER)
-        fields = _IOCTL_REQ.unpack_from(body)
-        size, _, ctl_code, file_id, in_offset, in_count, _, _, _, max_out, flags, _ = fields
-        if size != 57:
-            # MS-SMB2 3.3.5.2.6: wrong StructureSize.
-            return reply.fail(_S.STATUS_INVALID_PARAMETER)
-        if ctl_code != FSCTL_VALIDATE_NEGOTIATE_INFO or flags != _IOCTL_IS_FSCTL:
+        # MS-SMB2 3.3.5.15: StructureSize and buffer bounds first (STATUS_INVALID_PARAMETER, via the caller).
+        request = IoctlRequest.unpack(part.body)
+        if request.ctl_code != FSCTL_VALIDATE_NEGOTIATE_INFO or request.flags != IoctlFlags.IS_FSCTL:
             # The harness has no files or pipes: other IOCTLs are not supported.
             return reply.fail(_S.STATUS_NOT_SUPPORTED)
-        start = in_offset - HEADER_SIZE
-        if in_count < _VALIDATE_IN.size or start < _IOCTL_REQ.size or start + in_count > len(body):
+        info = ValidateNegotiateInfoRequest.unpack(request.input)
+        if request.max_output_response < ValidateNegotiateInfoResponse.SIZE:
+            # MS-SMB2 3.3.5.15.12: output buffer too small.
             return reply.fail(_S.STATUS_INVALID_PARAMETER)
-        data = body[start : start + in_count]
-        capabilities, guid, security_mode, count = _VALIDATE_IN.unpack_from(data)
-        if in_count < _VALIDATE_IN.size + 2 * count or max_out < _VALIDATE_OUT.size:
-            # MS-SMB2 3.3.5.15.12: input too short or output buffer too small.
-            return reply.fail(_S.STATUS_INVALID_PARAMETER)
-        dialects = struct.unpack_from(f"<{count}H", data, _VALIDATE_IN.size)
-        common = [d for d in self.ctx.config.dialects if d in dialects]
+        common = [d for d in self.ctx.config.dialects if d in info.dialects]
         if (
-            capabilities != self.client_capabilities
-            or guid != self.client_guid
-            or security_mode != self.client_security_mode
+            info.capabilities != self.client_capabilities
+            or info.client_guid != self.client_guid
+            or info.security_mode != self.client_security_mode
             or not common
             or common[0] != self.dialect
         ):
             # MS-SMB2 3.3.5.15.12: anything differing from the NEGOTIATE drops the connection.
             raise _Disconnect("FSCTL_VALIDATE_NEGOTIATE_INFO does not match the NEGOTIATE")
-        output = _VALIDATE_OUT.pack(
-            self.server_capabilities, self.ctx.config.server_guid, self.ctx.security_mode, self.dialect
+        output = ValidateNegotiateInfoResponse(
+            Capabilities(self.server_capabilities),
+            self.ctx.config.server_guid,
+            SecurityMode(self.ctx.security_mode),
+            self.dialect,
         )
-        out_offset = HEADER_SIZE + _IOCTL_RESP.size
-        reply.body = (
-            _IOCTL_RESP.pack(49, 0, ctl_code, file_id, out_offset, 0, out_offset, len(output), 0, 0) + output
-        )
+        reply.body = IoctlResponse(request.ctl_code, output.pack(), request.file_id).pack()
         return reply

@@ -28,6 +28,8 @@ from smb2auth.smb2.header import (
     split_compound,
 )
 from smb2auth.smb2.messages import (
+    FSCTL_VALIDATE_NEGOTIATE_INFO,
+    NO_FILE_ID,
     Capabilities,
     Cipher,
     Dialect,
@@ -36,6 +38,9 @@ from smb2auth.smb2.messages import (
     EncryptionCapabilities,
     ErrorResponse,
     HashAlgorithm,
+    IoctlFlags,
+    IoctlRequest,
+    IoctlResponse,
     LogoffRequest,
     LogoffResponse,
     Message,
@@ -63,6 +68,8 @@ from smb2auth.smb2.messages import (
     TreeDisconnectRequest,
     TreeDisconnectResponse,
     UnknownNegotiateContext,
+    ValidateNegotiateInfoRequest,
+    ValidateNegotiateInfoResponse,
     find_context,
     pack_message,
     parse_body,
@@ -72,7 +79,9 @@ from smb2auth.smb2.messages import (
 from smb2auth.smb2.status import NtStatus
 
 __all__ = [
+    "FSCTL_VALIDATE_NEGOTIATE_INFO",
     "HEADER_SIZE",
+    "NO_FILE_ID",
     "Capabilities",
     "Cipher",
     "Command",
@@ -85,6 +94,9 @@ __all__ = [
     "FrameReader",
     "HashAlgorithm",
     "HeaderFlags",
+    "IoctlFlags",
+    "IoctlRequest",
+    "IoctlResponse",
     "LogoffRequest",
     "LogoffResponse",
     "Message",
@@ -120,6 +132,8 @@ __all__ = [
     "TreeDisconnectRequest",
     "TreeDisconnectResponse",
     "UnknownNegotiateContext",
+    "ValidateNegotiateInfoRequest",
+    "ValidateNegotiateInfoResponse",
     "decrypt",
     "derive_session_keys",
     "encrypt",

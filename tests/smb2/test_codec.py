@@ -22,6 +22,9 @@ from smb2auth.smb2 import (
     ErrorResponse,
     FrameReader,
     HeaderFlags,
+    IoctlFlags,
+    IoctlRequest,
+    IoctlResponse,
     LogoffRequest,
     LogoffResponse,
     NegotiateRequest,
@@ -162,6 +165,17 @@ bodies = st.one_of(
         u32,
     ),
     st.builds(ErrorResponse, blob, u8),
+    st.builds(
+        IoctlRequest,
+        u32,
+        blob,
+        st.binary(min_size=16, max_size=16),
+        u32,
+        u32,
+        st.builds(IoctlFlags, u32),
+        blob,
+    ),
+    st.builds(IoctlResponse, u32, blob, st.binary(min_size=16, max_size=16), blob, u32),
     st.sampled_from(
         [
             LogoffRequest(),
@@ -204,6 +218,8 @@ def test_parse_message_dispatch(body) -> None:  # type: ignore[no-untyped-def]
         TreeDisconnectResponse: Command.TREE_DISCONNECT,
         EchoRequest: Command.ECHO,
         EchoResponse: Command.ECHO,
+        IoctlRequest: Command.IOCTL,
+        IoctlResponse: Command.IOCTL,
     }[type(body)]
     response = type(body).__name__.endswith("Response")
     status = NtStatus.STATUS_ACCESS_DENIED if isinstance(body, ErrorResponse) else NtStatus.STATUS_SUCCESS
