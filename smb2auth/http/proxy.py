@@ -109,13 +109,23 @@ def _content_length(head: Head) -> int:
     return lengths.pop()
 
 
-def _response(status: int, reason: str, headers: tuple[tuple[str, str], ...] = (), *,
-              close: bool = False, body: bytes | None = None) -> bytes:
+@dataclass
+class _Exchange:
+    """What the proxy knows of the request it is answering on one client connection."""
+
+    method: str = ""
+
+
+def _response(ex: _Exchange, status: int, reason: str, headers: tuple[tuple[str, str], ...] = (), *,
+              close: bool = False, body: bytes | None = None, exchange: _Exchange | None = None) -> bytes:
     payload = f"{status} {reason}\n".encode() if body is None else body
     lines = [f"HTTP/1.1 {status} {reason}", *(f"{k}: {v}" for k, v in headers),
              "Content-Type: text/plain; charset=utf-8", f"Content-Length: {len(payload)}"]
     if close:
         lines.append("Connection: close")
+    # RFC 9110 9.3.2: a response to HEAD carries no content (Content-Length still says GET's)
+    if ex.method == "HEAD":
+        payload = b""
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload
 
 
@@ -148,12 +158,13 @@ class NtlmProxy:
             self._tasks.add(task)
         peer = writer.get_extra_info("peername") or ("?", 0)
         auth = ConnectionAuth(self.config, f"{peer[0]}:{peer[1]}")
+        ex = _Exchange()
         try:
-            while await self._one_request(reader, writer, auth):
+            while await self._one_request(reader, writer, auth, ex):
                 pass
         except BadRequest as exc:
             with contextlib.suppress(ConnectionError):
-                writer.write(_response(exc.status, _REASONS.get(exc.status, "Error"), close=True))
+                writer.write(_response(ex, exc.status, _REASONS.get(exc.status, "Error"), close=True))
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass
@@ -169,13 +180,16 @@ class NtlmProxy:
                 self._tasks.discard(task)
 
     async def _one_request(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, auth: ConnectionAuth
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, auth: ConnectionAuth,
+        ex: _Exchange,
     ) -> bool:
+        ex.method = ""
         raw = await asyncio.wait_for(read_head(reader), self.idle_timeout)
         if raw is None:
             return False
         head = parse_head(raw)
         method, target, version = head.start
+        ex.method = method
         if not version.startswith("HTTP/1."):
             raise BadRequest(400, "unsupported HTTP version")
         if "chunked" in head.tokens("Transfer-Encoding"):
@@ -191,13 +205,13 @@ class NtlmProxy:
         if not decision.allowed:
             status = decision.status or 500
             close = decision.close or client_close or status == 400
-            writer.write(_response(status, _REASONS.get(status, "Error"), decision.headers, close=close))
+            writer.write(_response(ex, status, _REASONS.get(status, "Error"), decision.headers, close=close))
             await writer.drain()
             return not close
         if method == "CONNECT":
-            await self._tunnel(target, reader, writer, auth, decision)
+            await self._tunnel(ex, target, reader, writer, auth, decision)
             return False
-        return await self._forward(head, body, writer, decision) and not client_close
+        return await self._forward(ex, head, body, writer, decision) and not client_close
 
     def _permitted(self, host: str, port: int) -> bool:
         return self.allow_target is None or self.allow_target(host, port)
@@ -207,7 +221,7 @@ class NtlmProxy:
                                       self.connect_timeout)
 
     async def _tunnel(
-        self, target: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+        self, ex: _Exchange, target: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         auth: ConnectionAuth, decision: Decision,
     ) -> None:
         # RFC 9110 9.3.6: CONNECT's target is authority-form host:port
@@ -219,14 +233,14 @@ class NtlmProxy:
         if not host or port is None:
             raise BadRequest(400, "CONNECT target is not host:port")
         if not self._permitted(host, port):
-            writer.write(_response(403, "Forbidden", close=True))
+            writer.write(_response(ex, 403, "Forbidden", close=True))
             await writer.drain()
             return
         try:
             up_reader, up_writer = await self._open(host, port)
         except (OSError, TimeoutError) as exc:
             status = 504 if isinstance(exc, TimeoutError) else 502
-            writer.write(_response(status, _REASONS[status], close=True))
+            writer.write(_response(ex, status, _REASONS[status], close=True))
             await writer.drain()
             return
         ident = decision.identity
@@ -242,7 +256,7 @@ class NtlmProxy:
                 await up_writer.wait_closed()
 
     async def _forward(
-        self, head: Head, body: bytes, writer: asyncio.StreamWriter, decision: Decision
+        self, ex: _Exchange, head: Head, body: bytes, writer: asyncio.StreamWriter, decision: Decision
     ) -> bool:
         method, target, _ = head.start
         transparent = self.config.role is Role.ORIGIN
@@ -251,7 +265,7 @@ class NtlmProxy:
             target = f"http://{head.get('Host') or ''}{target}"
         url = urllib.parse.urlsplit(target)
         if url.scheme.lower() != "http" or not url.hostname:
-            writer.write(_response(501, "Not Implemented", close=True,
+            writer.write(_response(ex, 501, "Not Implemented", close=True,
                                    body=b"only absolute http:// URIs and CONNECT are proxied\n"))
             await writer.drain()
             return False
@@ -260,7 +274,7 @@ class NtlmProxy:
         except ValueError:
             raise BadRequest(400, "bad port in request target") from None
         if not self._permitted(url.hostname, port):
-            writer.write(_response(403, "Forbidden"))
+            writer.write(_response(ex, 403, "Forbidden"))
             await writer.drain()
             return True
         path = urllib.parse.urlunsplit(("", "", url.path or "/", url.query, ""))
@@ -278,38 +292,38 @@ class NtlmProxy:
             up_reader, up_writer = await self._open(url.hostname, port)
         except (OSError, TimeoutError) as exc:
             status = 504 if isinstance(exc, TimeoutError) else 502
-            writer.write(_response(status, _REASONS[status]))
+            writer.write(_response(ex, status, _REASONS[status]))
             await writer.drain()
             return True
         try:
             up_writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
             await up_writer.drain()
-            return await self._relay_response(method, up_reader, writer, decision)
+            return await self._relay_response(ex, up_reader, writer, decision)
         finally:
             up_writer.close()
             with contextlib.suppress(Exception):
                 await up_writer.wait_closed()
 
     async def _relay_response(
-        self, method: str, up: asyncio.StreamReader, writer: asyncio.StreamWriter, decision: Decision
+        self, ex: _Exchange, up: asyncio.StreamReader, writer: asyncio.StreamWriter, decision: Decision
     ) -> bool:
         while True:
             raw = await asyncio.wait_for(read_head(up), self.idle_timeout)
             if raw is None:
-                writer.write(_response(502, "Bad Gateway"))
+                writer.write(_response(ex, 502, "Bad Gateway"))
                 await writer.drain()
                 return True
             head = parse_head(raw)
             try:
                 status = int(head.start[1])
             except ValueError:
-                writer.write(_response(502, "Bad Gateway"))
+                writer.write(_response(ex, 502, "Bad Gateway"))
                 await writer.drain()
                 return True
             if status >= 200 or status == 101:
                 break
         chunked = "chunked" in head.tokens("Transfer-Encoding")
-        bodyless = method == "HEAD" or status in (204, 304) or 100 <= status < 200
+        bodyless = ex.method == "HEAD" or status in (204, 304) or 100 <= status < 200
         length = None if chunked or bodyless else head.get("Content-Length")
         until_close = not bodyless and not chunked and length is None
         dropped = _HOP_BY_HOP | head.tokens("Connection")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import json
@@ -17,7 +18,8 @@ from smb2auth.http.client import ContextFactory, HttpAuthError, open_tunnel, req
 from smb2auth.http.events import LoginEvent
 from smb2auth.http.proxy import BadRequest, parse_head, running_proxy
 from smb2auth.http.wsgi import RunningServer
-from tests.http.fakes import FakeClient, fake_factory
+from tests.http.fakes import NEGOTIATE, FakeClient, fake_factory, msg
+from tests.http.raw import RawConnection, RawResponse
 
 USERS = {"alice": "Passw0rd!"}
 
@@ -159,3 +161,30 @@ def test_parse_head_arbitrary_bytes(data: bytes) -> None:
     with contextlib.suppress(BadRequest):
         head = parse_head(data)
         assert len(head.start) == 3
+
+
+def _auth_header(token: bytes) -> bytes:
+    return b"Proxy-Authorization: NTLM " + base64.b64encode(token) + b"\r\n"
+
+
+def authenticate(conn: RawConnection, request: bytes) -> RawResponse:
+    """Runs the fake handshake on `request` (a head without its final CRLF); returns the last response."""
+    head = request.startswith(b"HEAD ")
+    conn.send(request + _auth_header(NEGOTIATE) + b"\r\n")
+    challenge = conn.response(head=head)
+    assert challenge.status == 407
+    conn.send(request + _auth_header(msg(3, b"alice:Passw0rd!")) + b"\r\n")
+    return conn.response(head=head)
+
+
+def test_head_407_has_no_body(proxy: RunningServer, origin: tuple[str, int]) -> None:
+    url = f"http://{origin[0]}:{origin[1]}/".encode()
+    with RawConnection(proxy.address) as conn:
+        # RFC 9110 9.3.2: no content in a response to HEAD; pipelined, so stray bytes would show
+        conn.send(b"HEAD " + url + b"a HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET " + url + b"b HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = conn.response(head=True)
+        assert first.status == 407 and first.get("Content-Length") is not None
+        assert conn.response().status == 407
+        resp = authenticate(conn, b"HEAD " + url + b"c HTTP/1.1\r\nHost: x\r\n")
+        assert resp.status == 200
