@@ -114,15 +114,36 @@ class _Exchange:
     """What the proxy knows of the request it is answering on one client connection."""
 
     method: str = ""
+    close: bool = False
+    http10: bool = False
+    proxy_connection: bool = False
+
+    def start(self, head: Head) -> None:
+        method, _, version = head.start
+        tokens = head.tokens("Connection") | head.tokens("Proxy-Connection")
+        self.method = method
+        self.http10 = version == "HTTP/1.0"
+        self.proxy_connection = head.get("Proxy-Connection") is not None
+        # RFC 9112 9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive"
+        self.close = "close" in tokens or (self.http10 and "keep-alive" not in tokens)
+
+    def connection_lines(self, close: bool) -> list[str]:
+        """Say whether the connection stays: "close" when it ends, "keep-alive" to an HTTP/1.0 client."""
+        if close or self.close:
+            value = "close"
+        elif self.http10:
+            value = "keep-alive"
+        else:
+            return []
+        return [f"Connection: {value}"] + ([f"Proxy-Connection: {value}"] if self.proxy_connection else [])
 
 
 def _response(ex: _Exchange, status: int, reason: str, headers: tuple[tuple[str, str], ...] = (), *,
               close: bool = False, body: bytes | None = None, exchange: _Exchange | None = None) -> bytes:
     payload = f"{status} {reason}\n".encode() if body is None else body
     lines = [f"HTTP/1.1 {status} {reason}", *(f"{k}: {v}" for k, v in headers),
-             "Content-Type: text/plain; charset=utf-8", f"Content-Length: {len(payload)}"]
-    if close:
-        lines.append("Connection: close")
+             "Content-Type: text/plain; charset=utf-8", f"Content-Length: {len(payload)}",
+             *ex.connection_lines(close)]
     # RFC 9110 9.3.2: a response to HEAD carries no content (Content-Length still says GET's)
     if ex.method == "HEAD":
         payload = b""
@@ -183,13 +204,13 @@ class NtlmProxy:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, auth: ConnectionAuth,
         ex: _Exchange,
     ) -> bool:
-        ex.method = ""
+        ex.method, ex.close, ex.http10, ex.proxy_connection = "", False, False, False
         raw = await asyncio.wait_for(read_head(reader), self.idle_timeout)
         if raw is None:
             return False
         head = parse_head(raw)
         method, target, version = head.start
-        ex.method = method
+        ex.start(head)
         if not version.startswith("HTTP/1."):
             raise BadRequest(400, "unsupported HTTP version")
         if "chunked" in head.tokens("Transfer-Encoding"):
@@ -198,9 +219,7 @@ class NtlmProxy:
         if length > MAX_BODY:
             raise BadRequest(413, "request body too large")
         body = await reader.readexactly(length) if length else b""
-        client_close = "close" in head.tokens("Connection") or (
-            version == "HTTP/1.0" and "keep-alive" not in head.tokens("Connection") | head.tokens(
-                "Proxy-Connection"))
+        client_close = ex.close
         decision = await auth.ahandle(head.get(self.config.role.credentials_header))
         if not decision.allowed:
             status = decision.status or 500
@@ -325,20 +344,21 @@ class NtlmProxy:
         chunked = "chunked" in head.tokens("Transfer-Encoding")
         bodyless = ex.method == "HEAD" or status in (204, 304) or 100 <= status < 200
         length = None if chunked or bodyless else head.get("Content-Length")
-        until_close = not bodyless and not chunked and length is None
+        # RFC 9112 7.1: no chunked coding to an HTTP/1.0 client: the bare body, ended by close
+        dechunk = chunked and not bodyless and ex.http10
+        until_close = not bodyless and ((not chunked and length is None) or dechunk)
         dropped = _HOP_BY_HOP | head.tokens("Connection")
         lines = [f"HTTP/1.1 {head.start[1]} {head.start[2]}"]
         lines += [f"{k}: {v}" for k, v in head.fields if k.lower() not in dropped]
         lines += [f"{k}: {v}" for k, v in decision.headers]
-        if chunked and not bodyless:
+        if chunked and not bodyless and not dechunk:
             lines.append("Transfer-Encoding: chunked")
-        if until_close:
-            lines.append("Connection: close")
+        lines += ex.connection_lines(until_close)
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         if bodyless:
             pass
         elif chunked:
-            await _relay_chunked(up, writer)
+            await _relay_chunked(up, writer, dechunk=dechunk)
         elif length is not None:
             await _relay_exactly(up, writer, _content_length(head))
         else:
@@ -364,21 +384,28 @@ async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, *, eof: bo
         dst.close()
 
 
-async def _relay_exactly(src: asyncio.StreamReader, dst: asyncio.StreamWriter, n: int) -> None:
+async def _relay_exactly(src: asyncio.StreamReader, dst: asyncio.StreamWriter, n: int,
+                         *, drop_tail: int = 0) -> None:
+    """Relay `n` bytes, leaving out the last `drop_tail` of them (a chunk's CRLF when dechunking)."""
     while n > 0:
         data = await src.read(min(n, CHUNK))
         if not data:
             raise ConnectionError("upstream closed mid-body")
-        dst.write(data)
         n -= len(data)
+        keep = max(0, len(data) - max(0, drop_tail - n))
+        dst.write(data[:keep])
         await dst.drain()
 
 
-async def _relay_chunked(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-    """Pass a chunked body through unchanged, parsing just enough to find its end (RFC 9112 7.1)."""
+async def _relay_chunked(
+    src: asyncio.StreamReader, dst: asyncio.StreamWriter, *, dechunk: bool = False
+) -> None:
+    """Pass a chunked body through, parsing just enough to find its end (RFC 9112 7.1); `dechunk`
+    passes only the chunks' data."""
     while True:
         line = await src.readuntil(b"\r\n")
-        dst.write(line)
+        if not dechunk:
+            dst.write(line)
         try:
             size = int(line.split(b";", 1)[0].strip(), 16)
         except ValueError:
@@ -386,10 +413,11 @@ async def _relay_chunked(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -
         if size == 0:
             while True:
                 trailer = await src.readuntil(b"\r\n")
-                dst.write(trailer)
+                if not dechunk:
+                    dst.write(trailer)
                 if trailer == b"\r\n":
                     return
-        await _relay_exactly(src, dst, size + 2)
+        await _relay_exactly(src, dst, size + 2, drop_tail=2 if dechunk else 0)
 
 
 async def serve_proxy(

@@ -188,3 +188,38 @@ def test_head_407_has_no_body(proxy: RunningServer, origin: tuple[str, int]) -> 
         assert conn.response().status == 407
         resp = authenticate(conn, b"HEAD " + url + b"c HTTP/1.1\r\nHost: x\r\n")
         assert resp.status == 200
+
+
+def test_http10_keep_alive_echoed_otherwise_close_said(proxy: RunningServer, origin: tuple[str, int]) -> None:
+    url = f"http://{origin[0]}:{origin[1]}".encode()
+    with RawConnection(proxy.address) as conn:
+        # RFC 9112 9.3 / RFC 7230 A.1.2: an HTTP/1.0 client keeps the connection only if told keep-alive
+        for _ in range(2):
+            conn.send(b"GET " + url + b"/ HTTP/1.0\r\nProxy-Connection: Keep-Alive\r\n\r\n")
+            resp = conn.response()
+            assert resp.status == 407
+            assert resp.get("Connection") == "keep-alive" and resp.get("Proxy-Connection") == "keep-alive"
+        resp = authenticate(conn, b"GET " + url + b"/plain HTTP/1.0\r\nProxy-Connection: keep-alive\r\n")
+        assert resp.status == 200 and resp.get("Connection") == "keep-alive"
+        # chunked is HTTP/1.1: an HTTP/1.0 client gets the bare body, delimited by close
+        conn.send(b"GET " + url + b"/chunked HTTP/1.0\r\nProxy-Connection: keep-alive\r\n\r\n")
+        resp = conn.response()
+        assert resp.status == 200 and resp.get("Transfer-Encoding") is None
+        assert resp.get("Connection") == "close" and json.loads(resp.body)["path"] == "/chunked"
+    with RawConnection(proxy.address) as conn:
+        conn.send(b"GET " + url + b"/ HTTP/1.0\r\n\r\n")
+        resp = conn.response()
+        assert resp.status == 407 and resp.get("Connection") == "close"
+        assert conn.at_eof()
+
+
+def test_connection_close_is_said_on_forwarded_response(
+    proxy: RunningServer, origin: tuple[str, int]
+) -> None:
+    url = f"http://{origin[0]}:{origin[1]}".encode()
+    with RawConnection(proxy.address) as conn:
+        assert authenticate(conn, b"GET " + url + b"/a HTTP/1.1\r\nHost: x\r\n").status == 200
+        conn.send(b"GET " + url + b"/b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        resp = conn.response()
+        assert resp.status == 200 and resp.get("Connection") == "close"
+        assert conn.at_eof()
