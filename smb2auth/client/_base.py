@@ -58,6 +58,13 @@ class SessionView:
         return self._core.signed
 
     @property
+    def validated_negotiate(self) -> bool | None:
+        """MS-SMB2 3.2.5.14.12: True once FSCTL_VALIDATE_NEGOTIATE_INFO confirmed the NEGOTIATE (3.0/3.0.2,
+        after the first tree connect); False when turned off or the server signed "not supported"; None when
+        it does not apply (2.x, 3.1.1, guest/null sessions, no tree connected yet)."""
+        return self._core.validated_negotiate
+
+    @property
     def signing_key(self) -> bytes:
         return self._core.signing_key
 

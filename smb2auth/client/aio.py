@@ -13,7 +13,14 @@ from types import TracebackType
 
 from smb2auth.authority.base import ResponseKind
 from smb2auth.client._base import DEFAULT_TIMEOUT, SessionView
-from smb2auth.client.protocol import ALL_DIALECTS, ClientConnection, Response, Smb2ClientError, TreeConnect
+from smb2auth.client.protocol import (
+    ALL_DIALECTS,
+    ClientConnection,
+    NegotiateDowngradeError,
+    Response,
+    Smb2ClientError,
+    TreeConnect,
+)
 from smb2auth.errors import Smb2AuthError
 from smb2auth.smb2.framing import FrameReader
 from smb2auth.status import NtStatus
@@ -78,7 +85,15 @@ class AsyncSession(SessionView):
         return await self._transact(self._core.echo())
 
     async def tree_connect(self, share: str) -> TreeConnect:
+        """As `Session.tree_connect`, FSCTL_VALIDATE_NEGOTIATE_INFO included."""
         response = await self._transact(self._core.tree_connect(share))
+        validate = self._core.data_to_send()
+        if validate:
+            try:
+                await self._transact(validate)
+            except NegotiateDowngradeError:
+                await self.close()  # MS-SMB2 3.2.5.14.12: terminate the connection
+                raise
         return self._core.trees[response.header.tree_id]
 
     async def tree_disconnect(self, tree: TreeConnect | int) -> None:
@@ -120,6 +135,7 @@ async def aconnect(
     dialects: Sequence[int] = ALL_DIALECTS,
     require_signing: bool = True,
     require_encryption: bool = False,
+    validate_negotiate: bool = True,
     ntlm_version: ResponseKind = ResponseKind.NTLMV2,
     timeout: float = DEFAULT_TIMEOUT,
     rng: Callable[[int], bytes] = os.urandom,
@@ -136,6 +152,7 @@ async def aconnect(
         dialects=dialects,
         require_signing=require_signing,
         require_encryption=require_encryption,
+        validate_negotiate=validate_negotiate,
         ntlm_version=ntlm_version,
         rng=rng,
         clock=clock,

@@ -95,6 +95,7 @@ def _cmd_connect(args: argparse.Namespace) -> int:
             dialects=dialects,
             require_signing=not args.no_signing,
             require_encryption=args.encrypt,
+            validate_negotiate=not args.no_validate_negotiate,
             timeout=args.timeout,
         )
         with session:
@@ -116,6 +117,7 @@ def _cmd_connect(args: argparse.Namespace) -> int:
                 share=share,
                 tree_id=tree.tree_id,
                 share_type=tree.response.share_type.name,
+                validated_negotiate=session.validated_negotiate,
             )
             session.tree_disconnect(tree)
     except (Smb2AuthError, OSError) as exc:
@@ -143,6 +145,8 @@ def _cmd_connect(args: argparse.Namespace) -> int:
         encrypted = "yes" if summary["encrypted"] else "no"
         print(f"  cipher          {summary['cipher'] or '-'} (encrypted: {encrypted})")
         print(f"  tree            {share} id 0x{summary['tree_id']:08x} ({summary['share_type']})")
+        validated = {True: "yes", False: "no", None: "n/a"}[summary["validated_negotiate"]]
+        print(f"  validated       {validated} (FSCTL_VALIDATE_NEGOTIATE_INFO)")
         print("  logoff          ok")
     return 0
 
@@ -169,6 +173,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--min-protocol", default="2.0.2", metavar="DIALECT", help="lowest dialect offered")
     p.add_argument("-e", "--encrypt", action="store_true", help="require encryption (SMB 3.x)")
     p.add_argument("--no-signing", action="store_true", help="do not require signing (server may still)")
+    p.add_argument(
+        "--no-validate-negotiate",
+        action="store_true",
+        help="skip FSCTL_VALIDATE_NEGOTIATE_INFO after the tree connect (SMB 3.0/3.0.2)",
+    )
     p.add_argument("--pw-nt-hash", action="store_true", help="the password is the NT hash in hex")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each answer")
     p.add_argument("--json", action="store_true", help="print one JSON object")

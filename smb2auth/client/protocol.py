@@ -45,6 +45,7 @@ from smb2auth.smb2.header import (
 )
 from smb2auth.smb2.messages import (
     DIALECT_NAMES,
+    FSCTL_VALIDATE_NEGOTIATE_INFO,
     SMB2_DIALECTS,
     Capabilities,
     Cipher,
@@ -53,6 +54,8 @@ from smb2auth.smb2.messages import (
     EncryptionCapabilities,
     ErrorResponse,
     HashAlgorithm,
+    IoctlRequest,
+    IoctlResponse,
     LogoffRequest,
     Message,
     NegotiateContext,
@@ -70,6 +73,8 @@ from smb2auth.smb2.messages import (
     TreeConnectRequest,
     TreeConnectResponse,
     TreeDisconnectRequest,
+    ValidateNegotiateInfoRequest,
+    ValidateNegotiateInfoResponse,
     dialect_name,
     parse_body,
     parse_dialect,
@@ -81,6 +86,7 @@ __all__ = [
     "ALL_DIALECTS",
     "DIALECT_NAMES",
     "ClientConnection",
+    "NegotiateDowngradeError",
     "Response",
     "SigningError",
     "Smb2ClientError",
@@ -111,6 +117,20 @@ _UNSOLICITED = 0xFFFFFFFFFFFFFFFF
 _REQUEST_HEADER = struct.Struct("<4sHHIHHIIQQQ16s")
 _NO_SIGNATURE = bytes(SIGNATURE_SIZE)
 _CLIENT_CAPABILITIES = Capabilities.DFS | Capabilities.LARGE_MTU | Capabilities.ENCRYPTION
+# MS-SMB2 3.2.5.5: the dialects whose NEGOTIATE is validated (3.1.1 has preauth integrity instead).
+_VALIDATED_DIALECTS = (Dialect.SMB3_0, Dialect.SMB3_0_2)
+# Signed answers meaning "not supported" (older Windows and Samba, per Samba's
+# smb2cli_validate_negotiate_info_done; NOT_SUPPORTED from NAS servers): accepted, not validated.
+_VALIDATE_UNSUPPORTED = frozenset(
+    {
+        NtStatus.STATUS_NOT_SUPPORTED,
+        NtStatus.STATUS_FILE_CLOSED,
+        NtStatus.STATUS_INVALID_DEVICE_REQUEST,
+        NtStatus.STATUS_FS_DRIVER_REQUIRED,
+    }
+)
+
+
 class Smb2ClientError(Smb2AuthError):
     """A request the server refused, or a response we refuse; `status` is the NTSTATUS."""
 
@@ -126,6 +146,14 @@ class SigningError(Smb2ClientError):
 
     def __init__(self, reason: str, *, command: Command | None = None) -> None:
         super().__init__(NtStatus.STATUS_ACCESS_DENIED, reason, command=command)
+
+
+class NegotiateDowngradeError(SigningError):
+    """FSCTL_VALIDATE_NEGOTIATE_INFO failed (MS-SMB2 3.2.5.14.12): the NEGOTIATE may have been tampered with,
+    so the connection is terminated."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"negotiate downgrade: {reason}", command=Command.IOCTL)
 
 
 @dataclass(frozen=True)
@@ -157,6 +185,8 @@ class _Outstanding:
     tree_id: int = 0
     encrypted: bool = False
     async_id: int = 0
+    session_id: int = 0
+    validate: bool = False
 
 
 @dataclass
@@ -206,6 +236,7 @@ class ClientConnection:
         signing_algorithms: Sequence[int] = DEFAULT_SIGNING,
         ntlm_version: ResponseKind = ResponseKind.NTLMV2,
         credit_request: int = 32,
+        validate_negotiate: bool = True,
         mech: MechContext | None = None,
         rng: Callable[[int], bytes] = os.urandom,
         clock: Callable[[], float] = time.time,
@@ -232,6 +263,7 @@ class ClientConnection:
         self.server_name = server_name
         self.require_signing = require_signing
         self.require_encryption = require_encryption
+        self.validate_negotiate = validate_negotiate
         self._offered = offered
         self._ciphers = tuple(ciphers)
         self._signing_algorithms = tuple(signing_algorithms)
@@ -259,6 +291,11 @@ class ClientConnection:
         self.setup_response_signed = False
         self.trees: dict[int, TreeConnect] = {}
         self._keys: _Keys | None = None
+        self._negotiate_info: ValidateNegotiateInfoRequest | None = None
+        self._validation_sent = False
+        # MS-SMB2 3.2.5.14.12: True once FSCTL_VALIDATE_NEGOTIATE_INFO verified; False when it applies but was
+        # turned off or the server (signed) does not support it; None when it does not apply.
+        self.validated_negotiate: bool | None = None
 
     # --- what the session tells -------------------------------------------------------------------------
 
@@ -273,6 +310,11 @@ class ClientConnection:
     @property
     def dialect_name(self) -> str:
         return dialect_name(self.dialect) if self.dialect is not None else ""
+
+    @property
+    def credits(self) -> int:
+        """Credits granted and not yet spent (MS-SMB2 3.2.5.1.4)."""
+        return self._credits
 
     @property
     def spnego(self) -> SpnegoClient:
@@ -363,13 +405,24 @@ class ClientConnection:
         if self.require_signing:
             mode |= SecurityMode.SIGNING_REQUIRED
         body = NegotiateRequest(self._offered, mode, _CLIENT_CAPABILITIES, guid, contexts)
+        # MS-SMB2 2.2.31.4: what VALIDATE_NEGOTIATE_INFO repeats of this request.
+        self._negotiate_info = ValidateNegotiateInfoRequest(_CLIENT_CAPABILITIES, guid, mode, self._offered)
         mid, header = self._header(Command.NEGOTIATE)
         message = header + body.pack()
         self._outstanding[mid] = _Outstanding(Command.NEGOTIATE)
         self._negotiate_request = message
         return frame(message)
 
-    def _request(self, command: Command, body: bytes, tree_id: int = 0, path: str = "") -> bytes:
+    def _request(
+        self,
+        command: Command,
+        body: bytes,
+        tree_id: int = 0,
+        path: str = "",
+        *,
+        force_sign: bool = False,
+        validate: bool = False,
+    ) -> bytes:
         if self._state is not ClientState.ESTABLISHED:
             raise ProtocolStateError(
                 f"SMB2 client in state {self._state.value}: cannot send {command.name}"
@@ -383,11 +436,13 @@ class ClientConnection:
             cipher = self.cipher or Cipher.AES_128_CCM
             nonce = self._rng(_NONCE_SIZE[Cipher(cipher)])
             message = encrypt(message, self._key("c2s"), cipher, self.session_id, nonce)
-        elif self.signing_required:
+        elif self.signing_required or force_sign:
             # MS-SMB2 3.2.4.1.1: with Session.SigningRequired every request is signed.
             assert self.signing_algorithm is not None
             message = sign(message, self._key("signing"), self.signing_algorithm)
-        self._outstanding[mid] = _Outstanding(command, path, tree_id, encrypted)
+        self._outstanding[mid] = _Outstanding(
+            command, path, tree_id, encrypted, session_id=self.session_id, validate=validate
+        )
         return frame(message)
 
     def echo(self) -> bytes:
@@ -421,8 +476,8 @@ class ClientConnection:
         otherwise the final response. Raises Smb2ClientError for an error status or a bad signature."""
         try:
             return self._receive(payload)
-        except Smb2AuthError:
-            if self._state is not ClientState.ESTABLISHED:
+        except Smb2AuthError as exc:
+            if self._state is not ClientState.ESTABLISHED or isinstance(exc, NegotiateDowngradeError):
                 self._state = advance(self._state, ClientEvent.FAIL)
             raise
 
@@ -454,10 +509,10 @@ class ClientConnection:
             )
         if header.command != pending.command:
             raise MalformedMessage(f"{header.command.name} response to a {pending.command.name} request")
-        # MS-SMB2 3.2.5.1.4: CreditResponse grants credits, interim responses included.
-        self._credits += header.credit
         if header.is_async and header.status == NtStatus.STATUS_PENDING:
             # MS-SMB2 3.2.5.1.5: an interim response; the final one follows with the same MessageId.
+            # MS-SMB2 3.2.5.1.3: interim responses are not verified; 3.2.5.1.4: their credits count.
+            self._credits += header.credit
             pending.async_id = header.async_id
             return None
         del self._outstanding[header.message_id]
@@ -465,11 +520,26 @@ class ClientConnection:
             # MS-SMB2 3.2.5.1.1: an encrypted request gets an encrypted response.
             raise SigningError("unencrypted response to an encrypted request", command=header.command)
         command = header.command
-        if command is Command.NEGOTIATE:
-            return self._on_negotiate(header, raw, body)
-        if command is Command.SESSION_SETUP:
+        if command is Command.NEGOTIATE or (
+            command is Command.SESSION_SETUP and header.status != NtStatus.STATUS_SUCCESS
+        ):
+            # Not signed (MS-SMB2 3.2.5.1.3: no session yet); the next leg needs these credits.
+            self._credits += header.credit
+            if command is Command.NEGOTIATE:
+                return self._on_negotiate(header, raw, body)
             return self._on_session_setup(header, raw, body)
-        signed = False if encrypted else self._check_signature(header, raw)
+        if command is Command.SESSION_SETUP:
+            final = self._on_session_setup(header, raw, body)
+            # MS-SMB2 3.2.5.1.4: credits counted once the final response's signature verified.
+            self._credits += header.credit
+            return final
+        if pending.validate:
+            result = self._on_validate_negotiate(header, raw, body, encrypted)
+            self._credits += header.credit
+            return result
+        signed = False if encrypted else self._check_signature(header, raw, pending.session_id)
+        # MS-SMB2 3.2.5.1.4: CreditResponse is honoured only from a response that passed 3.2.5.1.3.
+        self._credits += header.credit
         if header.status != NtStatus.STATUS_SUCCESS:
             raise self._error(header, body)
         parsed = parse_body(header, body)
@@ -478,6 +548,7 @@ class ClientConnection:
             # MS-SMB2 3.2.5.5: SMB2_SHAREFLAG_ENCRYPT_DATA makes every request on the tree encrypted.
             encrypt_tree = bool(parsed.share_flags & ShareFlags.ENCRYPT_DATA) and self._can_encrypt()
             self.trees[header.tree_id] = TreeConnect(header.tree_id, pending.path, parsed, encrypt_tree)
+            self._after_first_tree_connect(header.tree_id)
         elif command is Command.TREE_DISCONNECT:
             self.trees.pop(pending.tree_id, None)
         elif command is Command.LOGOFF:
@@ -494,8 +565,11 @@ class ClientConnection:
         _, plaintext = decrypt(payload, self._key("s2c"), self.cipher or Cipher.AES_128_CCM)
         return plaintext
 
-    def _check_signature(self, header: Smb2Header, raw: bytes) -> bool:
-        """MS-SMB2 3.2.5.1.3: verify a signed response; refuse an unsigned one when signing is required."""
+    def _check_signature(self, header: Smb2Header, raw: bytes, session_id: int) -> bool:
+        """MS-SMB2 3.2.5.1.3: verify a signed response; refuse an unsigned one when signing is required.
+
+        `session_id` is the request's: 3.2.5.1.3 finds the session from the request, not from the response
+        header, so a response whose SessionId was zeroed is still held to the session's signing."""
         if header.is_signed:
             assert self.signing_algorithm is not None
             if not verify(raw, self._key("signing"), self.signing_algorithm):
@@ -503,12 +577,76 @@ class ClientConnection:
                 raise SigningError(f"{name} response signature does not verify", command=header.command)
             self.signed = self.signing_required or self.encrypt_data
             return True
-        if self.signing_required and header.session_id:
+        if self.signing_required and session_id:
             got = NtStatus.name_of(header.status)
             raise SigningError(
                 f"unsigned {header.command.name} response ({got})", command=header.command
             )
         return False
+
+    # --- FSCTL_VALIDATE_NEGOTIATE_INFO ----------------------------------------------------------------------
+
+    def _after_first_tree_connect(self, tree_id: int) -> None:
+        """MS-SMB2 3.2.5.5: after the first TREE_CONNECT of a 3.0/3.0.2 session, validate the NEGOTIATE."""
+        if self._validation_sent or self.dialect not in _VALIDATED_DIALECTS:
+            return
+        self._validation_sent = True
+        if self.session_flags & (SessionFlags.IS_GUEST | SessionFlags.IS_NULL):
+            return  # MS-SMB2 3.2.5.5: not for anonymous or guest sessions, which cannot sign
+        if not self.validate_negotiate:
+            self.validated_negotiate = False
+            return
+        assert self._negotiate_info is not None
+        # MS-SMB2 2.2.31 / 2.2.31.4: FSCTL on no open, input = our NEGOTIATE, room for the 24-byte answer.
+        request = IoctlRequest(
+            FSCTL_VALIDATE_NEGOTIATE_INFO,
+            self._negotiate_info.pack(),
+            max_output_response=ValidateNegotiateInfoResponse.SIZE,
+        )
+        # MS-SMB2 3.2.5.14.12: the exchange must be signed (or encrypted) even where signing is optional.
+        self._out = self._request(
+            Command.IOCTL, request.pack(), tree_id, force_sign=True, validate=True
+        )
+
+    def _on_validate_negotiate(
+        self, header: Smb2Header, raw: bytes, body: bytes, encrypted: bool
+    ) -> Response:
+        if not encrypted:
+            if not header.is_signed:
+                # MS-SMB2 3.2.5.14.12: neither signed nor encrypted -> terminate, whatever the status.
+                raise NegotiateDowngradeError(
+                    f"unsigned FSCTL_VALIDATE_NEGOTIATE_INFO response ({NtStatus.name_of(header.status)})"
+                )
+            assert self.signing_algorithm is not None
+            if not verify(raw, self._key("signing"), self.signing_algorithm):
+                raise NegotiateDowngradeError("the response's signature does not verify")
+        status = header.status
+        if status in _VALIDATE_UNSUPPORTED:
+            self.validated_negotiate = False
+            return Response(header, parse_body(header, body), not encrypted, encrypted)
+        if status != NtStatus.STATUS_SUCCESS:
+            # MS-SMB2 3.2.5.14.12: STATUS_ACCESS_DENIED terminates; so does any answer that does not confirm.
+            raise NegotiateDowngradeError(f"server answered {NtStatus.name_of(status)}")
+        try:
+            ioctl = IoctlResponse.unpack(body)
+            got = ValidateNegotiateInfoResponse.unpack(ioctl.output)
+        except MalformedMessage as exc:
+            raise NegotiateDowngradeError(f"malformed answer: {exc}") from None
+        sent = self.negotiate_response
+        assert sent is not None
+        # MS-SMB2 3.2.5.14.12: Capabilities, Guid, SecurityMode and Dialect as the NEGOTIATE response said.
+        for name, answered, negotiated in (
+            ("Capabilities", int(got.capabilities), int(sent.capabilities)),
+            ("ServerGuid", got.server_guid.hex(), sent.server_guid.hex()),
+            ("SecurityMode", int(got.security_mode), int(sent.security_mode)),
+            ("Dialect", got.dialect, sent.dialect_revision),
+        ):
+            if answered != negotiated:
+                raise NegotiateDowngradeError(
+                    f"{name} {answered!r} differs from the NEGOTIATE response's {negotiated!r}"
+                )
+        self.validated_negotiate = True
+        return Response(header, ioctl, not encrypted, encrypted)
 
     def _error(self, header: Smb2Header, body: bytes) -> Smb2ClientError:
         reason = f"{header.command.name} failed"

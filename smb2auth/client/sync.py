@@ -14,6 +14,7 @@ from smb2auth.client._base import DEFAULT_TIMEOUT, SessionView
 from smb2auth.client.protocol import (
     ALL_DIALECTS,
     ClientConnection,
+    NegotiateDowngradeError,
     Response,
     Smb2ClientError,
     TreeConnect,
@@ -75,8 +76,18 @@ class Session(SessionView):
         return self._transact(self._core.echo())
 
     def tree_connect(self, share: str) -> TreeConnect:
-        """Connect to `share`; `.tree_id` and `.response` (the TreeConnectResponse) tell the result."""
+        """Connect to `share`; `.tree_id` and `.response` (the TreeConnectResponse) tell the result.
+
+        After the first one on a 3.0/3.0.2 connection, FSCTL_VALIDATE_NEGOTIATE_INFO (MS-SMB2 3.2.5.5): a
+        mismatch raises NegotiateDowngradeError and closes the connection."""
         response = self._transact(self._core.tree_connect(share))
+        validate = self._core.data_to_send()
+        if validate:
+            try:
+                self._transact(validate)
+            except NegotiateDowngradeError:
+                self.close()  # MS-SMB2 3.2.5.14.12: terminate the connection
+                raise
         return self._core.trees[response.header.tree_id]
 
     def tree_disconnect(self, tree: TreeConnect | int) -> None:
@@ -117,6 +128,7 @@ def connect(
     dialects: Sequence[int] = ALL_DIALECTS,
     require_signing: bool = True,
     require_encryption: bool = False,
+    validate_negotiate: bool = True,
     ntlm_version: ResponseKind = ResponseKind.NTLMV2,
     timeout: float = DEFAULT_TIMEOUT,
     rng: Callable[[int], bytes] = os.urandom,
@@ -136,6 +148,7 @@ def connect(
         dialects=dialects,
         require_signing=require_signing,
         require_encryption=require_encryption,
+        validate_negotiate=validate_negotiate,
         ntlm_version=ntlm_version,
         rng=rng,
         clock=clock,

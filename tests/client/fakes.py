@@ -1,9 +1,11 @@
 """An in-memory SMB2 server for the client's unit tests, assembled from the package's own server-side
 pieces (NtlmServer, SpnegoServer, the smb2 codec and crypto). It answers canned-shape responses to whatever
-the client sends, with knobs to misbehave (unsigned or badly signed responses, interim STATUS_PENDING)."""
+the client sends, with knobs to misbehave (unsigned or badly signed responses, interim STATUS_PENDING, a
+tampered FSCTL_VALIDATE_NEGOTIATE_INFO answer)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 
@@ -30,6 +32,8 @@ from smb2auth.smb2.messages import (
     EncryptionCapabilities,
     ErrorResponse,
     HashAlgorithm,
+    IoctlRequest,
+    IoctlResponse,
     LogoffResponse,
     Message,
     NegotiateContext,
@@ -47,6 +51,8 @@ from smb2auth.smb2.messages import (
     TreeConnectRequest,
     TreeConnectResponse,
     TreeDisconnectResponse,
+    ValidateNegotiateInfoRequest,
+    ValidateNegotiateInfoResponse,
     find_context,
     parse_body,
 )
@@ -76,6 +82,15 @@ class FakeServer:
     unsigned_after_setup: bool = False
     pending_for: tuple[Command, ...] = ()
     dialect_override: int | None = None
+    # FSCTL_VALIDATE_NEGOTIATE_INFO: the status to answer, fields of the answer to change, unsigned answers.
+    validate_status: int = 0
+    validate_tamper: dict[str, object] = field(default_factory=dict)
+    validate_unsigned: bool = False
+    # Responses after SESSION_SETUP unsigned and with SessionId 0 (a stripped signature).
+    zero_session_id: bool = False
+    credit_grant: int = 0
+    negotiated: NegotiateResponse | None = None
+    validate_requests: list[ValidateNegotiateInfoRequest] = field(default_factory=list)
     rng: object = os.urandom
     session_id: int = 0x0000_1234_5678_9ABC
     tree_id: int = 7
@@ -155,7 +170,7 @@ class FakeServer:
             request.message_id,
             self.session_id if session_id is None else session_id,
             tree_id,
-            credit=request.credit or 1,
+            credit=self.credit_grant or request.credit or 1,
             status=status,
         )
         return header.pack() + body.pack()
@@ -185,12 +200,34 @@ class FakeServer:
             message = self._reply(header, 0, TreeDisconnectResponse(), tree_id=header.tree_id)
         elif header.command is Command.ECHO:
             message = self._reply(header, 0, EchoResponse())
+        elif header.command is Command.IOCTL:
+            assert isinstance(body, IoctlRequest)
+            message = self._validate(header, body)
+            if self.validate_unsigned:
+                return message
         else:
             assert header.command is Command.LOGOFF
             message = self._reply(header, 0, LogoffResponse())
+        if self.zero_session_id:
+            return message[:40] + bytes(8) + message[48:]
         if self.unsigned_after_setup or not header.is_signed:
             return message
         return self._signed(message)
+
+    def _validate(self, header: Smb2Header, request: IoctlRequest) -> bytes:
+        self.validate_requests.append(ValidateNegotiateInfoRequest.unpack(request.input))
+        if self.validate_status:
+            return self._reply(header, self.validate_status, ErrorResponse(), tree_id=header.tree_id)
+        assert self.negotiated is not None
+        answer = ValidateNegotiateInfoResponse(
+            self.negotiated.capabilities,
+            self.negotiated.server_guid,
+            self.negotiated.security_mode,
+            self.negotiated.dialect_revision,
+        )
+        answer = dataclasses.replace(answer, **self.validate_tamper)  # type: ignore[arg-type]
+        body = IoctlResponse(request.ctl_code, answer.pack(), request.file_id)
+        return self._reply(header, 0, body, tree_id=header.tree_id)
 
     def _negotiate(self, header: Smb2Header, request: NegotiateRequest, raw: bytes) -> bytes:
         common = [d for d in request.dialects if d in self.dialects]
@@ -223,6 +260,7 @@ class FakeServer:
             security_buffer=self._spnego.initial_token(),
             negotiate_contexts=contexts,
         )
+        self.negotiated = response
         message = self._reply(header, 0, response, session_id=0)
         self._preauth = self._preauth.add(raw).add(message)
         return message

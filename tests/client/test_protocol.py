@@ -14,6 +14,7 @@ from smb2auth.client.cli import parse_target, parse_user
 from smb2auth.client.protocol import (
     ALL_DIALECTS,
     ClientConnection,
+    NegotiateDowngradeError,
     Response,
     SigningError,
     Smb2ClientError,
@@ -23,12 +24,14 @@ from smb2auth.errors import MalformedMessage, ProtocolStateError
 from smb2auth.smb2.crypto import decrypt, encrypt
 from smb2auth.smb2.header import Command, Smb2Header
 from smb2auth.smb2.messages import (
+    Capabilities,
     Cipher,
     Dialect,
     EncryptionCapabilities,
     NegotiateRequest,
     NetnameNegotiateContextId,
     PreauthIntegrityCapabilities,
+    SecurityMode,
     SessionFlags,
     SigningAlgorithm,
     SigningCapabilities,
@@ -71,6 +74,16 @@ def transact(core: ClientConnection, server: FakeServer, request: bytes) -> Resp
     return final
 
 
+def tree_connect(core: ClientConnection, server: FakeServer, share: str = "share") -> Response:
+    """TREE_CONNECT, then the FSCTL_VALIDATE_NEGOTIATE_INFO the client queues after it (3.0, 3.0.2)."""
+    tree = transact(core, server, core.tree_connect(share))
+    out = core.data_to_send()
+    if out:
+        validate = transact(core, server, out)
+        assert validate.header.command is Command.IOCTL
+    return tree
+
+
 SIGNING = {
     Dialect.SMB2_0_2: SigningAlgorithm.HMAC_SHA256,
     Dialect.SMB2_1: SigningAlgorithm.HMAC_SHA256,
@@ -96,7 +109,7 @@ def test_session_setup_each_dialect(dialect: Dialect) -> None:
     if dialect >= Dialect.SMB3_0:
         assert core.encryption_key == server.keys.encryption_key
         assert core.decryption_key == server.keys.decryption_key
-    tree = transact(core, server, core.tree_connect("share"))
+    tree = tree_connect(core, server)
     assert tree.signed and core.trees[server.tree_id].path == "\\\\fake\\share"
     assert transact(core, server, core.echo()).signed
     transact(core, server, core.logoff())
@@ -218,7 +231,7 @@ def test_session_encryption_demanded_by_server(dialect: Dialect) -> None:
     core = make(dialects=(dialect,))
     setup(core, server)
     assert core.session_flags == SessionFlags.ENCRYPT_DATA and core.encrypt_data
-    assert transact(core, server, core.tree_connect("share")).encrypted
+    assert tree_connect(core, server).encrypted
     echo = transact(core, server, core.echo())
     assert echo.encrypted and not echo.signed
     assert server.requests_encrypted[-2:] == [True, True]
@@ -229,7 +242,7 @@ def test_share_encryption() -> None:
     server = FakeServer(encrypt_share=True)
     core = make()
     setup(core, server)
-    transact(core, server, core.tree_connect("share"))
+    tree_connect(core, server)
     assert core.trees[server.tree_id].encrypt
     assert not transact(core, server, core.echo()).encrypted  # session-level: not on the tree
     assert transact(core, server, core.tree_disconnect(server.tree_id)).encrypted
@@ -328,3 +341,154 @@ def test_decrypted_response_for_another_session_is_refused() -> None:
     core.echo()
     with pytest.raises(MalformedMessage, match="another SessionId"):
         core.receive(resealed)
+
+
+# --- FSCTL_VALIDATE_NEGOTIATE_INFO (MS-SMB2 3.2.5.5, 3.2.5.14.12) -------------------------------------------
+
+
+@pytest.mark.parametrize("dialect", ALL_DIALECTS, ids=lambda d: f"0x{d:04x}")
+def test_validate_negotiate_after_first_tree_connect(dialect: Dialect) -> None:
+    server = FakeServer()
+    core = make(dialects=(Dialect.SMB2_0_2, dialect))
+    setup(core, server)
+    tree_connect(core, server)
+    tree_connect(core, server)  # only the first TREE_CONNECT is followed by the FSCTL
+    ioctls = [i for i, h in enumerate(server.received) if h.command is Command.IOCTL]
+    if dialect in (Dialect.SMB3_0, Dialect.SMB3_0_2):
+        assert core.validated_negotiate is True
+        assert len(ioctls) == 1 and server.requests_signed[ioctls[0]]
+        assert server.received[ioctls[0]].tree_id == server.tree_id
+        # MS-SMB2 2.2.31.4: the input repeats our NEGOTIATE request.
+        (sent,) = server.validate_requests
+        assert sent.dialects == (Dialect.SMB2_0_2, dialect)
+        assert sent.security_mode == 3 and sent.client_guid == core._negotiate_info.client_guid  # type: ignore[union-attr]
+    else:
+        assert core.validated_negotiate is None and not ioctls
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        {"dialect": Dialect.SMB3_0},
+        {"server_guid": b"\x00" * 16},
+        {"capabilities": Capabilities.LARGE_MTU},
+        {"security_mode": SecurityMode.SIGNING_ENABLED | SecurityMode.SIGNING_REQUIRED},
+    ],
+    ids=["dialect", "guid", "capabilities", "security-mode"],
+)
+def test_tampered_validate_answer_is_a_downgrade(tamper: dict[str, object]) -> None:
+    server = FakeServer(validate_tamper=tamper)
+    core = make(dialects=(Dialect.SMB3_0, Dialect.SMB3_0_2))
+    setup(core, server)
+    transact(core, server, core.tree_connect("share"))
+    with pytest.raises(NegotiateDowngradeError) as info:
+        core.receive(server.handle(core.data_to_send())[0])
+    assert info.value.status == NtStatus.STATUS_ACCESS_DENIED and "downgrade" in str(info.value)
+    # MS-SMB2 3.2.5.14.12: the connection is terminated.
+    assert core.state.value == "FAILED" and core.validated_negotiate is None
+    with pytest.raises(ProtocolStateError):
+        core.echo()
+
+
+@pytest.mark.parametrize(
+    ("status", "unsigned", "outcome"),
+    [
+        (NtStatus.STATUS_ACCESS_DENIED, False, "refused"),
+        (NtStatus.STATUS_INVALID_PARAMETER, False, "refused"),
+        (NtStatus.STATUS_NOT_SUPPORTED, False, False),
+        (NtStatus.STATUS_FILE_CLOSED, False, False),
+        (NtStatus.STATUS_INVALID_DEVICE_REQUEST, False, False),
+        (NtStatus.STATUS_NOT_SUPPORTED, True, "refused"),
+        (NtStatus.STATUS_FILE_CLOSED, True, "refused"),
+        (0, True, "refused"),
+    ],
+)
+def test_validate_answer_statuses(status: int, unsigned: bool, outcome: object) -> None:
+    # MS-SMB2 3.2.5.14.12: unsigned (and unencrypted) or ACCESS_DENIED terminates; a signed "not supported"
+    # (older Windows and Samba) leaves the negotiation unvalidated.
+    server = FakeServer(validate_status=status, validate_unsigned=unsigned)
+    core = make(dialects=(Dialect.SMB3_0_2,))
+    setup(core, server)
+    transact(core, server, core.tree_connect("share"))
+    reply = server.handle(core.data_to_send())[0]
+    if outcome == "refused":
+        with pytest.raises(NegotiateDowngradeError):
+            core.receive(reply)
+        assert core.state.value == "FAILED"
+    else:
+        response = core.receive(reply)
+        assert response is not None and response.signed and response.header.status == status
+        assert core.validated_negotiate is outcome and core.established
+        assert transact(core, server, core.echo()).signed
+
+
+def test_validate_negotiate_can_be_turned_off() -> None:
+    server = FakeServer(validate_tamper={"dialect": Dialect.SMB2_1})
+    core = make(dialects=(Dialect.SMB3_0,), validate_negotiate=False)
+    setup(core, server)
+    tree_connect(core, server)
+    assert core.validated_negotiate is False and core.data_to_send() == b""
+    assert not any(h.command is Command.IOCTL for h in server.received)
+
+
+def test_validate_negotiate_signed_when_signing_is_optional() -> None:
+    # Neither side requires signing, so requests go unsigned, but the FSCTL is signed (MS-SMB2 3.2.5.14.12).
+    server = FakeServer()
+    core = make(dialects=(Dialect.SMB3_0_2,), require_signing=False)
+    setup(core, server)
+    assert not core.signing_required
+    tree_connect(core, server)
+    assert core.validated_negotiate is True
+    ioctl = [i for i, h in enumerate(server.received) if h.command is Command.IOCTL]
+    tree = [i for i, h in enumerate(server.received) if h.command is Command.TREE_CONNECT]
+    assert [server.requests_signed[i] for i in ioctl + tree] == [True, False]
+
+
+def test_validate_negotiate_over_an_encrypted_session() -> None:
+    server = FakeServer(encrypt_data=True)
+    core = make(dialects=(Dialect.SMB3_0,))
+    setup(core, server)
+    tree_connect(core, server)
+    assert core.validated_negotiate is True
+    assert server.requests_encrypted[-1] and server.received[-1].command is Command.IOCTL
+
+
+# --- signature checks before credits, and the session of the request (MS-SMB2 3.2.5.1.3, 3.2.5.1.4) ---------
+
+
+def test_credits_from_a_bad_signature_are_not_granted() -> None:
+    server = FakeServer(credit_grant=500)
+    core = make(dialects=(Dialect.SMB3_1_1,))
+    setup(core, server)
+    before = core.credits
+    echo = core.echo()
+    server.corrupt_signatures = True
+    with pytest.raises(SigningError):
+        for reply in server.handle(echo):
+            core.receive(reply)
+    # The ECHO spent one credit; the forged CreditResponse of 500 was not counted.
+    assert core.credits == before - 1
+    server.corrupt_signatures = False
+    transact(core, server, core.echo())
+    assert core.credits == before - 2 + 500
+
+
+def test_unsigned_response_with_session_id_zero_is_refused() -> None:
+    # MS-SMB2 3.2.5.1.3: the session comes from the request, so zeroing the response's SessionId (and dropping
+    # its signature) does not escape verification.
+    server = FakeServer()
+    core = make(dialects=(Dialect.SMB3_1_1,))
+    setup(core, server)
+    server.zero_session_id = True
+    with pytest.raises(SigningError) as info:
+        transact(core, server, core.echo())
+    assert "unsigned ECHO" in str(info.value)
+
+
+def test_unsigned_response_with_session_id_zero_allowed_without_signing() -> None:
+    server = FakeServer()
+    core = make(dialects=(Dialect.SMB3_1_1,), require_signing=False)
+    setup(core, server)
+    assert not core.signing_required
+    server.zero_session_id = True
+    assert not transact(core, server, core.echo()).signed

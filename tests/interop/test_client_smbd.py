@@ -60,6 +60,7 @@ CIPHER = {
 }
 SAMBA_CIPHER = {Cipher.AES_128_CCM: "AES-128-CCM", Cipher.AES_128_GCM: "AES-128-GCM"}
 SMB3 = [d for d in ALL_DIALECTS if d >= Dialect.SMB3_0]
+VALIDATED = (Dialect.SMB3_0, Dialect.SMB3_0_2)
 SMB2 = [d for d in ALL_DIALECTS if d < Dialect.SMB3_0]
 
 
@@ -70,8 +71,8 @@ def _ids(d: Dialect) -> str:
 def _connect(server: Smbd, dialect: Dialect | None = None, **kw: Any) -> Session:
     kw.setdefault("username", server.user)
     kw.setdefault("password", server.password)
-    dialects = ALL_DIALECTS if dialect is None else (dialect,)
-    return connect("127.0.0.1", server.port, dialects=dialects, timeout=20, **kw)
+    kw.setdefault("dialects", ALL_DIALECTS if dialect is None else (dialect,))
+    return connect("127.0.0.1", server.port, timeout=20, **kw)
 
 
 def _smbstatus(server: Smbd) -> dict[str, Any]:
@@ -113,8 +114,11 @@ def test_each_dialect_signed(smbd: Smbd, dialect: Dialect) -> None:
         assert session.core.setup_response_signed
         assert session.signed
         assert not session.encrypted
+        assert session.validated_negotiate is None  # no tree connected yet
         tree = session.tree_connect(smbd.share)
         assert tree.response.share_type == ShareType.DISK
+        # MS-SMB2 3.2.5.5: smbd answered FSCTL_VALIDATE_NEGOTIATE_INFO, signed, matching its NEGOTIATE.
+        assert session.validated_negotiate is (True if dialect in VALIDATED else None)
         echo = session.echo()
         assert echo.signed and echo.header.is_signed
         peer = _peer_session(smbd, session)
@@ -226,6 +230,27 @@ def test_bad_share(smbd: Smbd) -> None:
         assert session.echo().signed  # the session survives a refused tree connect
 
 
+@pytest.mark.parametrize("dialect", VALIDATED, ids=_ids)
+@pytest.mark.parametrize("share", ["IPC$", None], ids=["ipc", "share"])
+@pytest.mark.parametrize("require_signing", [True, False], ids=["signing-required", "signing-optional"])
+def test_validate_negotiate(smbd: Smbd, dialect: Dialect, share: str | None, require_signing: bool) -> None:
+    # Two dialects offered: smbd checks the list we repeat against its NEGOTIATE (MS-SMB2 3.3.5.15.12).
+    with _connect(smbd, require_signing=require_signing, dialects=(Dialect.SMB2_1, dialect)) as session:
+        assert session.core.signing_required is require_signing
+        tree = session.tree_connect(share or smbd.share)
+        assert session.validated_negotiate is True
+        # The FSCTL went out after the TREE_CONNECT, on its tree; smbd's answer verified under our key.
+        assert session.core.trees[tree.tree_id] is tree
+        assert session.echo().header.status == NtStatus.STATUS_SUCCESS
+        assert _peer_session(smbd, session)["session_dialect"] == SAMBA_DIALECT[dialect]
+
+
+def test_validate_negotiate_turned_off(smbd: Smbd) -> None:
+    with _connect(smbd, Dialect.SMB3_0_2, validate_negotiate=False) as session:
+        session.tree_connect(smbd.share)
+        assert session.validated_negotiate is False
+
+
 def test_ipc_share(smbd: Smbd) -> None:
     with _connect(smbd) as session:
         assert session.tree_connect("IPC$").response.share_type == ShareType.PIPE
@@ -274,6 +299,16 @@ def test_cli_json(smbd: Smbd) -> None:
     assert out["session_flags"] == []
     assert out["share"] == smbd.share
     assert out["tree_id"] > 0 and out["session_id"] > 0
+    assert out["validated_negotiate"] is None  # 3.1.1: preauth integrity instead
+
+
+@pytest.mark.parametrize(("extra", "expected"), [((), True), (("--no-validate-negotiate",), False)])
+def test_cli_json_validated_negotiate(smbd: Smbd, extra: tuple[str, ...], expected: bool) -> None:
+    user = f"TESTGRP/{smbd.user}%{smbd.password}"
+    proc = _cli(f"//127.0.0.1:{smbd.port}/{smbd.share}", "-U", user, "-m", "3.0.2", "--json", *extra)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["dialect"] == "3.0.2" and out["validated_negotiate"] is expected
 
 
 def test_cli_max_protocol_and_ipc(smbd: Smbd) -> None:
@@ -285,12 +320,14 @@ def test_cli_max_protocol_and_ipc(smbd: Smbd) -> None:
     out = json.loads(proc.stdout)
     assert (out["dialect"], out["signing_algorithm"], out["cipher"]) == ("2.1", "HMAC_SHA256", None)
     assert out["share"] == "IPC$" and out["share_type"] == "PIPE"
+    assert out["validated_negotiate"] is None
 
 
 def test_cli_summary(smbd: Smbd) -> None:
     proc = _cli(f"//127.0.0.1:{smbd.port}/{smbd.share}", "-U", f"{smbd.user}%{smbd.password}", "-m", "3.0")
     assert proc.returncode == 0, proc.stderr
     assert "SMB 3.0" in proc.stdout and "AES_CMAC" in proc.stdout and "logoff          ok" in proc.stdout
+    assert "validated       yes" in proc.stdout
 
 
 def test_cli_bad_password(smbd: Smbd) -> None:
