@@ -27,6 +27,7 @@ log = logging.getLogger("smb2auth.http.proxy")
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 64 * 1024 * 1024
+MAX_UNAUTHENTICATED_BODY = 64 * 1024
 CHUNK = 64 * 1024
 # RFC 9110 7.6.1: hop-by-hop fields are not forwarded
 _HOP_BY_HOP = frozenset({
@@ -216,21 +217,40 @@ class NtlmProxy:
         if "chunked" in head.tokens("Transfer-Encoding"):
             raise BadRequest(411, "chunked request bodies are not supported")
         length = _content_length(head)
-        if length > MAX_BODY:
-            raise BadRequest(413, "request body too large")
-        body = await reader.readexactly(length) if length else b""
+        expects = "100-continue" in head.tokens("Expect")
         client_close = ex.close
         decision = await auth.ahandle(head.get(self.config.role.credentials_header))
         if not decision.allowed:
+            # answered from the head alone: a small body is then skipped, otherwise the connection ends
+            # (RFC 9110 10.1.1: a client expecting 100-continue may never send it)
             status = decision.status or 500
-            close = decision.close or client_close or status == 400
+            close = decision.close or client_close or status == 400 or (
+                length > 0 and (expects or length > MAX_UNAUTHENTICATED_BODY))
             writer.write(_response(ex, status, _REASONS.get(status, "Error"), decision.headers, close=close))
             await writer.drain()
+            if not close and length:
+                await self._read_body(reader, length)
             return not close
+        if length > MAX_BODY:
+            raise BadRequest(413, "request body too large")
+        if expects and length and not ex.http10:
+            # RFC 9110 10.1.1: the client waits for this before sending the body
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            await writer.drain()
+        body = await self._read_body(reader, length)
         if method == "CONNECT":
             await self._tunnel(ex, target, reader, writer, auth, decision)
             return False
         return await self._forward(ex, head, body, writer, decision) and not client_close
+
+    async def _read_body(self, reader: asyncio.StreamReader, length: int) -> bytes:
+        """`length` bytes of request body, each piece within the idle timeout."""
+        parts: list[bytes] = []
+        while length > 0:
+            part = await asyncio.wait_for(reader.readexactly(min(length, CHUNK)), self.idle_timeout)
+            parts.append(part)
+            length -= len(part)
+        return b"".join(parts)
 
     def _permitted(self, host: str, port: int) -> bool:
         return self.allow_target is None or self.allow_target(host, port)

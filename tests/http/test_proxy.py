@@ -223,3 +223,36 @@ def test_connection_close_is_said_on_forwarded_response(
         resp = conn.response()
         assert resp.status == 200 and resp.get("Connection") == "close"
         assert conn.at_eof()
+
+
+def test_407_before_the_body_is_read(proxy: RunningServer, origin: tuple[str, int]) -> None:
+    url = f"http://{origin[0]}:{origin[1]}/".encode()
+    with RawConnection(proxy.address) as conn:
+        # a large body is not waited for before authentication: 407 at once, and the connection ends
+        conn.send(b"POST " + url + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\nab")
+        resp = conn.response()
+        assert resp.status == 407 and resp.get("Connection") == "close"
+        assert conn.at_eof()
+    with RawConnection(proxy.address) as conn:
+        # a small one is skipped after the 407 and the connection carries on
+        conn.send(b"POST " + url + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+        resp = conn.response()
+        assert resp.status == 407 and resp.get("Connection") is None
+        resp = authenticate(conn, b"GET " + url + b" HTTP/1.1\r\nHost: x\r\n")
+        assert resp.status == 200
+        # RFC 9110 10.1.1: an authenticated request that expects 100-continue gets it
+        conn.send(b"POST " + url + b" HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                  b"Content-Length: 3\r\n\r\n")
+        assert conn.response().status == 100
+        conn.send(b"abc")
+        resp = conn.response()
+        assert resp.status == 200 and json.loads(resp.body)["body"] == "abc"
+
+
+def test_stalled_body_is_timed_out(origin: tuple[str, int]) -> None:
+    config = HttpAuthConfig(fake_factory(USERS), role=Role.PROXY)
+    url = f"http://{origin[0]}:{origin[1]}/".encode()
+    with running_proxy(config, idle_timeout=0.5) as proxy, RawConnection(proxy.address) as conn:
+        assert authenticate(conn, b"GET " + url + b" HTTP/1.1\r\nHost: x\r\n").status == 200
+        conn.send(b"POST " + url + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
+        assert conn.at_eof(wait=10)
