@@ -115,6 +115,7 @@ class _Exchange:
     """What the proxy knows of the request it is answering on one client connection."""
 
     method: str = ""
+    target: str = ""
     close: bool = False
     http10: bool = False
     proxy_connection: bool = False
@@ -122,7 +123,7 @@ class _Exchange:
     def start(self, head: Head) -> None:
         method, _, version = head.start
         tokens = head.tokens("Connection") | head.tokens("Proxy-Connection")
-        self.method = method
+        self.method, self.target = method, head.start[1]
         self.http10 = version == "HTTP/1.0"
         self.proxy_connection = head.get("Proxy-Connection") is not None
         # RFC 9112 9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive"
@@ -287,9 +288,14 @@ class NtlmProxy:
                  auth.client)
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         await writer.drain()
+        activity = _Activity()
+        pumps = [asyncio.ensure_future(_pump(reader, up_writer, self.idle_timeout, activity=activity)),
+                 asyncio.ensure_future(_pump(up_reader, writer, self.idle_timeout, activity=activity))]
         try:
-            await asyncio.gather(_pump(reader, up_writer), _pump(up_reader, writer))
+            await asyncio.gather(*pumps)
         finally:
+            for pump in pumps:
+                pump.cancel()
             up_writer.close()
             with contextlib.suppress(Exception):
                 await up_writer.wait_closed()
@@ -343,24 +349,33 @@ class NtlmProxy:
             with contextlib.suppress(Exception):
                 await up_writer.wait_closed()
 
-    async def _relay_response(
-        self, ex: _Exchange, up: asyncio.StreamReader, writer: asyncio.StreamWriter, decision: Decision
-    ) -> bool:
+    async def _upstream_head(self, up: asyncio.StreamReader) -> tuple[Head, int]:
+        """The upstream's final response head (1xx skipped); BadRequest when it is not one."""
         while True:
             raw = await asyncio.wait_for(read_head(up), self.idle_timeout)
             if raw is None:
-                writer.write(_response(ex, 502, "Bad Gateway"))
-                await writer.drain()
-                return True
+                raise BadRequest(502, "upstream closed without a response")
             head = parse_head(raw)
             try:
                 status = int(head.start[1])
             except ValueError:
-                writer.write(_response(ex, 502, "Bad Gateway"))
-                await writer.drain()
-                return True
+                raise BadRequest(502, "bad upstream status line") from None
             if status >= 200 or status == 101:
-                break
+                return head, status
+
+    async def _relay_response(
+        self, ex: _Exchange, up: asyncio.StreamReader, writer: asyncio.StreamWriter, decision: Decision
+    ) -> bool:
+        try:
+            head, status = await self._upstream_head(up)
+            length_value = _content_length(head)
+        except (BadRequest, TimeoutError) as exc:
+            # RFC 9110 15.6.3/15.6.5: a bad or missing upstream answer is the gateway's 502/504
+            code = 504 if isinstance(exc, TimeoutError) else 502
+            log.info("proxy: upstream for %s %s failed: %s", ex.method, ex.target, exc or "timeout")
+            writer.write(_response(ex, code, _REASONS[code], close=True))
+            await writer.drain()
+            return False
         chunked = "chunked" in head.tokens("Transfer-Encoding")
         bodyless = ex.method == "HEAD" or status in (204, 304) or 100 <= status < 200
         length = None if chunked or bodyless else head.get("Content-Length")
@@ -375,14 +390,16 @@ class NtlmProxy:
             lines.append("Transfer-Encoding: chunked")
         lines += ex.connection_lines(until_close)
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        # once the head is sent, an upstream that stalls or breaks only ends both connections
+        timeout = self.idle_timeout
         if bodyless:
             pass
         elif chunked:
-            await _relay_chunked(up, writer, dechunk=dechunk)
+            await _relay_chunked(up, writer, timeout, dechunk=dechunk)
         elif length is not None:
-            await _relay_exactly(up, writer, _content_length(head))
+            await _relay_exactly(up, writer, length_value, timeout)
         else:
-            await _pump(up, writer, eof=False)
+            await _pump(up, writer, timeout, eof=False)
         await writer.drain()
         return not until_close
 
@@ -393,9 +410,14 @@ class NtlmProxy:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, *, eof: bool = True) -> None:
+async def _pump(
+    src: asyncio.StreamReader, dst: asyncio.StreamWriter, timeout: float, *, eof: bool = True,
+    activity: _Activity | None = None,
+) -> None:
+    """Copy until EOF; a read idle for `timeout` (and, for a tunnel, no traffic the other way either)
+    raises TimeoutError."""
     try:
-        while data := await src.read(CHUNK):
+        while data := await _read_idle(src, timeout, activity):
             dst.write(data)
             await dst.drain()
         if eof and dst.can_write_eof():
@@ -404,11 +426,33 @@ async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, *, eof: bo
         dst.close()
 
 
-async def _relay_exactly(src: asyncio.StreamReader, dst: asyncio.StreamWriter, n: int,
+class _Activity:
+    """When a tunnel last moved a byte either way."""
+
+    def __init__(self) -> None:
+        self.last = asyncio.get_running_loop().time()
+
+
+async def _read_idle(src: asyncio.StreamReader, timeout: float, activity: _Activity | None = None,
+                     n: int = CHUNK) -> bytes:
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            data = await asyncio.wait_for(src.read(n), timeout)
+        except TimeoutError:
+            if activity is None or loop.time() - activity.last >= timeout:
+                raise
+            continue
+        if activity is not None:
+            activity.last = loop.time()
+        return data
+
+
+async def _relay_exactly(src: asyncio.StreamReader, dst: asyncio.StreamWriter, n: int, timeout: float,
                          *, drop_tail: int = 0) -> None:
     """Relay `n` bytes, leaving out the last `drop_tail` of them (a chunk's CRLF when dechunking)."""
     while n > 0:
-        data = await src.read(min(n, CHUNK))
+        data = await _read_idle(src, timeout, n=min(n, CHUNK))
         if not data:
             raise ConnectionError("upstream closed mid-body")
         n -= len(data)
@@ -418,12 +462,12 @@ async def _relay_exactly(src: asyncio.StreamReader, dst: asyncio.StreamWriter, n
 
 
 async def _relay_chunked(
-    src: asyncio.StreamReader, dst: asyncio.StreamWriter, *, dechunk: bool = False
+    src: asyncio.StreamReader, dst: asyncio.StreamWriter, timeout: float, *, dechunk: bool = False
 ) -> None:
     """Pass a chunked body through, parsing just enough to find its end (RFC 9112 7.1); `dechunk`
     passes only the chunks' data."""
     while True:
-        line = await src.readuntil(b"\r\n")
+        line = await asyncio.wait_for(src.readuntil(b"\r\n"), timeout)
         if not dechunk:
             dst.write(line)
         try:
@@ -432,12 +476,12 @@ async def _relay_chunked(
             raise ConnectionError("bad chunk size from upstream") from None
         if size == 0:
             while True:
-                trailer = await src.readuntil(b"\r\n")
+                trailer = await asyncio.wait_for(src.readuntil(b"\r\n"), timeout)
                 if not dechunk:
                     dst.write(trailer)
                 if trailer == b"\r\n":
                     return
-        await _relay_exactly(src, dst, size + 2, drop_tail=2 if dechunk else 0)
+        await _relay_exactly(src, dst, size + 2, timeout, drop_tail=2 if dechunk else 0)
 
 
 async def serve_proxy(

@@ -24,6 +24,7 @@ class RawConnection:
     def __init__(self, address: tuple[str, int], timeout: float = 10.0) -> None:
         self.sock = socket.create_connection(address, timeout=timeout)
         self._buffer = b""
+        self._eof = False
 
     def __enter__(self) -> RawConnection:
         return self
@@ -37,6 +38,7 @@ class RawConnection:
     def _fill(self) -> bool:
         data = self.sock.recv(65536)
         self._buffer += data
+        self._eof = not data
         return bool(data)
 
     def response(self, *, head: bool = False) -> RawResponse:
@@ -61,6 +63,7 @@ class RawConnection:
             return response
         while len(self._buffer) < int(length):
             if not self._fill():
+                self._buffer = b""
                 raise ConnectionError("closed mid-body")
         response.body, self._buffer = self._buffer[: int(length)], self._buffer[int(length):]
         return response
@@ -69,6 +72,8 @@ class RawConnection:
         """True when the peer closed with nothing more to read (waits up to `wait` seconds)."""
         if self._buffer:
             return False
+        if self._eof:
+            return True
         self.sock.settimeout(wait)
         try:
             return self.sock.recv(1) == b""

@@ -7,6 +7,7 @@ import contextlib
 import http.client
 import json
 import socket
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -256,3 +257,81 @@ def test_stalled_body_is_timed_out(origin: tuple[str, int]) -> None:
         assert authenticate(conn, b"GET " + url + b" HTTP/1.1\r\nHost: x\r\n").status == 200
         conn.send(b"POST " + url + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
         assert conn.at_eof(wait=10)
+
+
+class _Upstream:
+    """A one-connection-at-a-time fake origin: reads a request head, answers `payload`, then stalls
+    until the proxy closes its side (recorded in `closed`) or the test ends."""
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+        self.closed = threading.Event()
+        self.stop = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = self.listener.getsockname()[:2]
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        self.listener.settimeout(10)
+        with contextlib.suppress(OSError), self.listener.accept()[0] as sock:
+            sock.settimeout(0.1)
+            data = b""
+            while b"\r\n\r\n" not in data and not self.stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    data += sock.recv(65536)
+            sock.sendall(self.payload)
+            while not self.stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    if sock.recv(65536) == b"":
+                        self.closed.set()
+                        return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.listener.close()
+        self.thread.join(timeout=10)
+
+
+@pytest.mark.parametrize(("payload", "status"), [
+    (b"HTTP/1.1 200 OK\r\n folded: x\r\n\r\n", 502),
+    (b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (70 * 1024) + b"\r\n\r\n", 502),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n", 502),
+    (b"HTTP/1.1 200 OK\r\nContent-Len", 504),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nab", 200),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", 200),
+    (b"HTTP/1.1 200 OK\r\n\r\nab", 200),
+], ids=["folded", "huge-head", "bad-length", "stalled-head", "stalled-body", "stalled-chunk", "stalled-eof"])
+def test_upstream_errors_and_stalls(payload: bytes, status: int) -> None:
+    """RFC 9110 15.6.3/15.6.5: what is wrong upstream is 502 (or 504 for no answer) to the client, never
+    the client's fault; a stalled upstream is timed out and both connections closed."""
+    config = HttpAuthConfig(fake_factory(USERS), role=Role.PROXY)
+    upstream = _Upstream(payload)
+    try:
+        with running_proxy(config, idle_timeout=0.5) as proxy, RawConnection(proxy.address) as conn:
+            url = f"http://{upstream.address[0]}:{upstream.address[1]}/".encode()
+            if status == 200:
+                # the head went out before the stall: the client sees the connection end mid-body
+                with contextlib.suppress(ConnectionError):
+                    authenticate(conn, b"GET " + url + b" HTTP/1.1\r\nHost: x\r\n")
+                assert conn.at_eof()
+            else:
+                resp = authenticate(conn, b"GET " + url + b" HTTP/1.1\r\nHost: x\r\n")
+                assert resp.status == status and resp.get("Connection") == "close"
+                assert conn.at_eof()
+            assert upstream.closed.wait(timeout=10)
+    finally:
+        upstream.close()
+
+
+def test_idle_tunnel_is_closed(origin: tuple[str, int]) -> None:
+    config = HttpAuthConfig(fake_factory(USERS), role=Role.PROXY)
+    with running_proxy(config, idle_timeout=0.5) as proxy:
+        sock = open_tunnel(proxy.address, *origin, context_factory=clients(), timeout=10)
+        with sock:
+            sock.sendall(b"GET /inner HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = b""
+            # the origin keeps its connection; the proxy ends the tunnel once neither side speaks
+            while chunk := sock.recv(65536):
+                data += chunk
+        assert data.startswith(b"HTTP/1.1 200") and b'"/inner"' in data
