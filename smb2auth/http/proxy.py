@@ -192,7 +192,8 @@ class NtlmProxy:
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass
         except asyncio.CancelledError:
-            raise
+            # shutdown: this task is the connection's own, awaited by nobody who needs the cancellation
+            log.debug("proxy: connection from %s closed at shutdown", auth.client)
         except Exception:
             log.exception("proxy: connection from %s failed", auth.client)
         finally:

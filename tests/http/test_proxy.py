@@ -6,8 +6,10 @@ import base64
 import contextlib
 import http.client
 import json
+import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -335,3 +337,21 @@ def test_idle_tunnel_is_closed(origin: tuple[str, int]) -> None:
             while chunk := sock.recv(65536):
                 data += chunk
         assert data.startswith(b"HTTP/1.1 200") and b'"/inner"' in data
+
+
+def test_shutdown_with_clients_connected_is_quiet(
+    origin: tuple[str, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    config = HttpAuthConfig(fake_factory(USERS), role=Role.PROXY)
+    url = f"http://{origin[0]}:{origin[1]}/".encode()
+    with caplog.at_level(logging.DEBUG), contextlib.ExitStack() as clients_:
+        with running_proxy(config) as proxy:
+            idle = clients_.enter_context(RawConnection(proxy.address))
+            stalled = clients_.enter_context(RawConnection(proxy.address))
+            idle.send(b"GET " + url + b" HTTP/1.1\r\n")
+            assert authenticate(stalled, b"GET " + url + b" HTTP/1.1\r\nHost: x\r\n").status == 200
+            stalled.send(b"POST " + url + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
+            time.sleep(0.2)  # let both requests reach their reads before the shutdown
+        assert idle.at_eof() and stalled.at_eof()
+    noisy = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not noisy, [r.getMessage() for r in noisy]
