@@ -76,10 +76,16 @@ def proxy(events: list[LoginEvent]) -> Iterator[RunningServer]:
         yield running
 
 
+def connections(err: str) -> int:
+    """How many TCP connections `curl -v` opened (MS-NTHT 2: the handshake must stay on one)."""
+    return err.count("* Connected to ")
+
+
 def test_curl_ntlm_login(curl: str, server: RunningServer, events: list[LoginEvent]) -> None:
-    code, body, err = run_curl(curl, "--ntlm", "-u", f"alice:{PASSWORD}", server.url)
+    code, body, err = run_curl(curl, "-v", "--ntlm", "-u", f"alice:{PASSWORD}", server.url)
     assert code == 200, err
     assert json.loads(body)["user"] == "alice"
+    assert connections(err) == 1 and "Re-using existing connection" in err, err
     (event,) = events
     assert event.success and event.response_kind == "NTLMv2"
     # curl's NTLM is 8-bit (OEM) and does not exchange keys
@@ -98,18 +104,54 @@ def test_curl_ntlm_wrong_password(curl: str, server: RunningServer, events: list
     assert events and events[-1].status == "STATUS_LOGON_FAILURE" and events[-1].user == "alice"
 
 
-def test_curl_proxy_ntlm(curl: str, proxy: RunningServer, origin: tuple[str, int]) -> None:
+def test_curl_proxy_ntlm(
+    curl: str, proxy: RunningServer, origin: tuple[str, int], events: list[LoginEvent]
+) -> None:
     url = f"http://{origin[0]}:{origin[1]}/through"
-    code, body, err = run_curl(curl, "--proxy-ntlm", "-U", f"alice:{PASSWORD}", "-x", proxy.url, url)
+    code, body, err = run_curl(curl, "-v", "--proxy-ntlm", "-U", f"alice:{PASSWORD}", "-x", proxy.url, url)
     assert code == 200, err
     assert json.loads(body)["path"] == "/through"
+    assert connections(err) == 1 and "Re-using existing connection" in err, err
+    assert [(e.user, e.status, e.success) for e in events] == [("alice", "STATUS_SUCCESS", True)]
 
 
 def test_curl_proxy_without_credentials_is_407(
+    curl: str, proxy: RunningServer, origin: tuple[str, int], events: list[LoginEvent]
+) -> None:
+    code, _, err = run_curl(curl, "-v", "-x", proxy.url, f"http://{origin[0]}:{origin[1]}/")
+    assert code == 407
+    assert "Proxy-Authenticate: NTLM" in err and connections(err) == 1
+    # no credentials offered: no login attempted
+    assert events == []
+
+
+def test_curl_proxy_wrong_password(
+    curl: str, proxy: RunningServer, origin: tuple[str, int], events: list[LoginEvent]
+) -> None:
+    code, _, err = run_curl(curl, "--proxy-ntlm", "-U", "alice:wrong", "-x", proxy.url,
+                            f"http://{origin[0]}:{origin[1]}/")
+    assert code == 407, err
+    assert [(e.user, e.status, e.success) for e in events] == [("alice", "STATUS_LOGON_FAILURE", False)]
+
+
+def test_curl_http10_ntlm(curl: str, server: RunningServer, events: list[LoginEvent]) -> None:
+    """HTTP/1.0 needs keep-alive for NTLM: asked for, the handshake runs on one connection; not asked
+    for, the server says close and curl gives up at once instead of retrying a dead connection."""
+    code, body, err = run_curl(curl, "-v", "-0", "-H", "Connection: keep-alive", "--ntlm",
+                               "-u", f"alice:{PASSWORD}", server.url)
+    assert code == 200, err
+    assert json.loads(body)["user"] == "alice" and connections(err) == 1
+    code, _, err = run_curl(curl, "-v", "-0", "--ntlm", "-u", f"alice:{PASSWORD}", server.url)
+    assert code == 401 and "Connection died" not in err and connections(err) == 1, err
+    assert [e.success for e in events] == [True]
+
+
+def test_curl_head_through_proxy_gets_no_excess(
     curl: str, proxy: RunningServer, origin: tuple[str, int]
 ) -> None:
-    code, _, _ = run_curl(curl, "-x", proxy.url, f"http://{origin[0]}:{origin[1]}/")
-    assert code == 407
+    base = f"http://{origin[0]}:{origin[1]}"
+    code, _, err = run_curl(curl, "-v", "-I", "-x", proxy.url, f"{base}/a", f"{base}/b")
+    assert code == 407 and "Excess found" not in err and connections(err) == 1, err
 
 
 def test_curl_proxytunnel_to_plain_origin(curl: str, proxy: RunningServer, origin: tuple[str, int]) -> None:
