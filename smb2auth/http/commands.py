@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from smb2auth.authority.local import LocalAuthority
 from smb2auth.cli import add_account_arguments, build_authority, parse_listen
@@ -21,10 +21,21 @@ from smb2auth.http.proxy import NtlmProxy, serve_proxy
 from smb2auth.http.wsgi import KeepAliveWSGIServer, NtlmAuthMiddleware, whoami_app
 from smb2auth.ntlm import TargetInfo
 
+HTTP_SERVE_PORT = 8080
+PROXY_PORT = 3128
 
-def _common(parser: argparse.ArgumentParser, default_listen: str) -> None:
-    parser.add_argument("--listen", default=default_listen, metavar="HOST:PORT",
-                        help=f"address to listen on (default {default_listen})")
+
+def _http_serve_listen(text: str) -> tuple[str, int]:
+    return parse_listen(text, HTTP_SERVE_PORT)
+
+
+def _proxy_listen(text: str) -> tuple[str, int]:
+    return parse_listen(text, PROXY_PORT)
+
+
+def _common(parser: argparse.ArgumentParser, listen: Callable[[str], tuple[str, int]], port: int) -> None:
+    parser.add_argument("--listen", type=listen, default=("127.0.0.1", port), metavar="HOST:PORT",
+                        help=f"address to listen on (default 127.0.0.1:{port})")
     add_account_arguments(parser, users_help="an account (repeatable); the password is visible in ps")
     parser.add_argument("--basic", action="store_true", help="also offer Basic (checked via NTLMv2)")
     parser.add_argument("--auth-timeout", type=float, default=3600.0, metavar="SECONDS",
@@ -33,11 +44,11 @@ def _common(parser: argparse.ArgumentParser, default_listen: str) -> None:
 
 
 def add_http_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    _common(parser, "127.0.0.1:8080")
+    _common(parser, _http_serve_listen, HTTP_SERVE_PORT)
 
 
 def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
-    _common(parser, "127.0.0.1:3128")
+    _common(parser, _proxy_listen, PROXY_PORT)
     parser.add_argument("--close-after-first-challenge", action="store_true",
                         help="close the connection after the first 407, as ISA/TMG do")
 
@@ -68,7 +79,7 @@ def _logging(args: argparse.Namespace) -> None:
 def run_http_serve(args: argparse.Namespace) -> int:
     """Serve the who-am-I endpoint behind NTLM/Negotiate until interrupted."""
     _logging(args)
-    host, port = parse_listen(args.listen, 8080)
+    host, port = args.listen
     config = build_config(args, Role.ORIGIN)
     with KeepAliveWSGIServer((host, port), NtlmAuthMiddleware(whoami_app, config)) as server:
         print(f"http-serve: listening on http://{host}:{server.server_address[1]}/", file=sys.stderr,
@@ -81,7 +92,7 @@ def run_http_serve(args: argparse.Namespace) -> int:
 def run_proxy(args: argparse.Namespace) -> int:
     """Run the 407-protected forward proxy until interrupted."""
     _logging(args)
-    host, port = parse_listen(args.listen, 3128)
+    host, port = args.listen
     proxy = NtlmProxy(build_config(args, Role.PROXY))
 
     def started(h: str, p: int) -> None:
