@@ -130,9 +130,15 @@ def whoami_app(environ: dict[str, Any], start_response: StartResponse) -> Iterab
 class _BodyReader(io.RawIOBase):
     """wsgi.input limited to the request's Content-Length, so an app cannot read into the next request."""
 
-    def __init__(self, stream: Any, length: int) -> None:
+    def __init__(self, stream: Any, length: int, before_first_read: Callable[[], None] | None = None) -> None:
         self._stream = stream
         self.remaining = length
+        self._before_first_read = before_first_read
+
+    @property
+    def awaiting_continue(self) -> bool:
+        """The client waits for 100 Continue before sending a body nobody has asked for yet."""
+        return self._before_first_read is not None and self.remaining > 0
 
     def readable(self) -> bool:
         return True
@@ -141,6 +147,9 @@ class _BodyReader(io.RawIOBase):
         want = min(len(buffer), self.remaining)
         if want <= 0:
             return 0
+        if self._before_first_read is not None:
+            self._before_first_read()
+            self._before_first_read = None
         data = self._stream.read(want)
         buffer[: len(data)] = data
         self.remaining -= len(data)
@@ -226,6 +235,7 @@ class KeepAliveWSGIRequestHandler(WSGIRequestHandler):
     server: KeepAliveWSGIServer
     body: _BodyReader | None = None
     reading_head = False
+    expect_continue = False
     head_deadline: float | None = None
 
     def setup(self) -> None:
@@ -252,6 +262,15 @@ class KeepAliveWSGIRequestHandler(WSGIRequestHandler):
                 self.handle_one_request()
                 self.wfile.flush()
 
+    def handle_expect_100(self) -> bool:
+        # RFC 9110 10.1.1: 100 Continue only when the app reads the body, i.e. after authentication
+        self.expect_continue = True
+        return True
+
+    def _send_continue(self) -> None:
+        self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.wfile.flush()
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
         log.debug("%s %s", self.address_string(), format % args)
 
@@ -268,7 +287,7 @@ class KeepAliveWSGIRequestHandler(WSGIRequestHandler):
         if (headers.get("Connection") or "").lower() == "close":
             self.close_connection = True
         # an unread body too large to drain is not skipped: the connection ends instead
-        if self.body is not None and self.body.remaining > MAX_DRAIN:
+        if self.body is not None and (self.body.remaining > MAX_DRAIN or self.body.awaiting_continue):
             self.close_connection = True
         return self.close_connection
 
@@ -285,6 +304,7 @@ class KeepAliveWSGIRequestHandler(WSGIRequestHandler):
             self.reading_head, self.head_deadline = False, None
 
     def _handle_one_request(self) -> None:
+        self.expect_continue = False
         self.raw_requestline = self.rfile.readline(65537)
         if not self.raw_requestline:
             self.close_connection = True
@@ -309,7 +329,8 @@ class KeepAliveWSGIRequestHandler(WSGIRequestHandler):
             self.send_error(400, "bad Content-Length")
             self.close_connection = True
             return
-        body = self.body = _BodyReader(self.rfile, length)
+        body = self.body = _BodyReader(self.rfile, length,
+                                       self._send_continue if self.expect_continue else None)
         environ = self.get_environ()
         environ["REMOTE_PORT"] = str(self.client_address[1])
         environ[CONNECTION_KEY] = self
@@ -322,7 +343,7 @@ class KeepAliveWSGIRequestHandler(WSGIRequestHandler):
         app = self.server.get_app()
         assert app is not None
         handler.run(app)
-        if body.remaining > MAX_DRAIN:
+        if body.remaining > MAX_DRAIN or body.awaiting_continue:
             self.close_connection = True
         elif body.remaining and not self.close_connection:
             while body.read(65536):

@@ -233,3 +233,28 @@ def test_request_head_has_an_overall_deadline() -> None:
                     closed_after = i
                     break
             assert closed_after is not None and closed_after < len(head) - 1
+
+
+def _echo(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    start_response("200 OK", [("Content-Length", str(len(body)))])
+    return [body]
+
+
+def test_expect_100_continue_only_once_authenticated() -> None:
+    config = HttpAuthConfig(fake_factory(USERS), basic=True, basic_client=lambda u, d, p: FakeClient(u, p))
+    basic = b"Authorization: Basic " + base64.b64encode(b"alice:Passw0rd!") + b"\r\n"
+    post = b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n"
+    with running_http_server(config, app=_echo) as running:
+        with RawConnection(running.address) as conn:
+            # RFC 9110 10.1.1: the final status may come instead of 100; the body was never asked for,
+            # so the connection cannot carry on
+            conn.send(post + b"\r\n")
+            resp = conn.response()
+            assert resp.status == 401 and resp.get("Connection") == "close"
+        with RawConnection(running.address) as conn:
+            conn.send(post + basic + b"\r\n")
+            assert conn.response().status == 100
+            conn.send(b"hello")
+            resp = conn.response()
+            assert resp.status == 200 and resp.body == b"hello" and resp.get("Connection") is None
