@@ -220,6 +220,8 @@ class _KeepAliveHandler(SimpleHandler):
 
 
 MAX_DRAIN = 1 << 20
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 24\r\n"
+         b"Connection: close\r\nRetry-After: 1\r\n\r\n503 Service Unavailable\n")
 
 
 class KeepAliveWSGIRequestHandler(WSGIRequestHandler):
@@ -356,19 +358,42 @@ class KeepAliveWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128
     idle_timeout = 60.0
     head_timeout = 60.0
 
     def __init__(
         self, address: tuple[str, int], app: WSGIApp, *, idle_timeout: float = 60.0,
-        head_timeout: float | None = None,
+        head_timeout: float | None = None, max_connections: int = 256,
     ) -> None:
         self.idle_timeout = idle_timeout
+        self._slots = threading.BoundedSemaphore(max_connections)
         self.head_timeout = idle_timeout if head_timeout is None else head_timeout
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
         super().__init__(address, KeepAliveWSGIRequestHandler)
         self.set_app(app)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            # at the cap: refuse at once rather than queue a thread per connection without bound
+            log.warning("HTTP: %d connections open, refusing %s", len(self._open), client_address)
+            with contextlib.suppress(OSError):
+                request.settimeout(1.0)
+                request.sendall(_BUSY)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
@@ -419,12 +444,15 @@ def running_http_server(
     asynchronous: bool = False,
     idle_timeout: float = 30.0,
     head_timeout: float | None = None,
+    max_connections: int = 256,
 ) -> Iterator[RunningServer]:
     """Serve `app` behind `NtlmAuthMiddleware` in a background thread; stopped when the block exits.
     `idle_timeout` bounds each wait for the client; `head_timeout` (default: `idle_timeout`) bounds
-    reading a whole request head, from its first byte."""
+    reading a whole request head, from its first byte; past `max_connections` open connections a new
+    one is answered 503 and closed."""
     server = KeepAliveWSGIServer((host, port), NtlmAuthMiddleware(app, config, asynchronous=asynchronous),
-                                 idle_timeout=idle_timeout, head_timeout=head_timeout)
+                                 idle_timeout=idle_timeout, head_timeout=head_timeout,
+                                 max_connections=max_connections)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               name="smb2auth-http-serve", daemon=True)
     thread.start()

@@ -9,6 +9,7 @@ import select
 import socket
 import struct
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -258,3 +259,35 @@ def test_expect_100_continue_only_once_authenticated() -> None:
             conn.send(b"hello")
             resp = conn.response()
             assert resp.status == 200 and resp.body == b"hello" and resp.get("Connection") is None
+
+
+def test_connection_cap_answers_503() -> None:
+    server = KeepAliveWSGIServer(("127.0.0.1", 0), _body_always, idle_timeout=5.0, max_connections=2)
+    assert server.request_queue_size >= 128
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    address = (server.server_address[0], int(server.server_address[1]))
+    try:
+        held = [RawConnection(address) for _ in range(2)]
+        for conn in held:
+            conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert conn.response().status == 200
+        with RawConnection(address) as extra:
+            resp = extra.response()
+            assert resp.status == 503 and resp.get("Connection") == "close" and extra.at_eof()
+        held.pop().sock.close()
+        # the slot frees once that connection's thread has ended
+        for _ in range(100):
+            with RawConnection(address) as again:
+                again.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                if again.response().status == 200:
+                    break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the freed slot was never reused")
+        for conn in held:
+            conn.sock.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
