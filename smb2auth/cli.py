@@ -1,7 +1,8 @@
 """`smb2auth` command line: serve, connect, decode, useradd, http-serve, proxy.
 
 Each subcommand imports its layer lazily so `smb2auth decode` does not pay for asyncio servers.
-Errors are one line on stderr and a non-zero exit, never a traceback.
+Errors are one line on stderr and a non-zero exit, never a traceback: 2 for bad input (usage, a malformed
+file, a value out of range), 1 for what went wrong at run time (a peer, the network, a missing file).
 """
 
 from __future__ import annotations
@@ -83,8 +84,9 @@ def build_authority(args: argparse.Namespace) -> LocalAuthority:
 
 
 def _cmd_useradd(args: argparse.Namespace) -> int:
-    from smb2auth.authority.smbpasswd import write_smbpasswd_entry
+    from smb2auth.authority.smbpasswd import check_user_name, write_smbpasswd_entry
 
+    check_user_name(args.name)  # before asking for a password
     password = read_secret(f"New SMB password for {args.name}: ", from_stdin=args.stdin)
     if not args.stdin and PASSWORD_ENV not in os.environ and sys.stdin.isatty():
         again = getpass.getpass("Retype new SMB password: ")
@@ -159,8 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except KeyboardInterrupt:
         return 130
+    except ValueError as exc:  # bad input: a malformed file, a name or value a command cannot take
+        print(f"smb2auth {args.command}: {exc}", file=sys.stderr)
+        return 2
     except (Smb2AuthError, OSError) as exc:
-        print(f"smb2auth: {exc}", file=sys.stderr)
+        print(f"smb2auth {args.command}: {exc}", file=sys.stderr)
         return 1
 
 

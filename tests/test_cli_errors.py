@@ -5,6 +5,7 @@ Some run the entry point as a real process (what a user sees), the rest call `ma
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from smb2auth.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 BAD_SMBPASSWD = (
-    "alice:1000:XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX:8846F7EAEE8FB117AD06BDD830B7586C:[U          ]:LCT-00000000:\n"
+    "alice:1000:" + "X" * 32 + ":8846F7EAEE8FB117AD06BDD830B7586C:[U          ]:LCT-00000000:\n"
     "bob\n"
 )
 
@@ -70,4 +71,62 @@ def test_listen_port_out_of_range(command: str, capsys: pytest.CaptureFixture[st
     code, _, err = run_main(capsys, command, "--user", "a:b", "--listen", "127.0.0.1:70000")
     assert code == 2
     assert "port out of range in '127.0.0.1:70000'" in error_line(err)
+
+
+# --- smbpasswd files and useradd -----------------------------------------------------------------------
+
+
+def test_serve_malformed_smbpasswd_process(tmp_path: Path) -> None:
+    users = tmp_path / "smbpasswd"
+    users.write_text(BAD_SMBPASSWD)
+    code, out, err = run_cli("serve", "--users", str(users), "--listen", "127.0.0.1:0")
+    assert code == 2
+    assert f"{users}:2: " in error_line(err) and "1 field" in error_line(err)
+    assert "password" not in out
+
+
+@pytest.mark.parametrize("command", ["http-serve", "proxy"])
+def test_http_malformed_smbpasswd(command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    users = tmp_path / "smbpasswd"
+    users.write_text(BAD_SMBPASSWD)
+    code, _, err = run_main(capsys, command, "--users", str(users), "--listen", "127.0.0.1:0")
+    assert code == 2
+    assert f"{users}:2: " in error_line(err)
+
+
+def test_useradd_into_malformed_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    users = tmp_path / "smbpasswd"
+    users.write_text(BAD_SMBPASSWD)
+    monkeypatch.setattr("sys.stdin", io.StringIO("pw\n"))
+    code, _, err = run_main(capsys, "useradd", str(users), "carol", "--stdin")
+    assert code == 2
+    assert f"{users}:2: " in error_line(err)
+    assert users.read_text() == BAD_SMBPASSWD
+
+
+def test_useradd_name_with_colon_process(tmp_path: Path) -> None:
+    users = tmp_path / "smbpasswd"
+    code, _, err = run_cli("useradd", str(users), "bo:b", "--stdin", stdin=b"pw\n")
+    assert code == 2
+    assert "':'" in error_line(err)
+    assert not users.exists()
+
+
+def test_useradd_empty_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    users = tmp_path / "smbpasswd"
+    monkeypatch.setattr("sys.stdin", io.StringIO("pw\n"))
+    code, _, err = run_main(capsys, "useradd", str(users), "", "--stdin")
+    assert code == 2
+    assert "empty" in error_line(err)
+    assert not users.exists()
+
+
+def test_missing_users_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_main(capsys, "http-serve", "--users", str(tmp_path / "nope"), "--listen", ":0")
+    assert code == 1
+    assert "No such file" in error_line(err)
 

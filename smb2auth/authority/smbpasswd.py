@@ -8,9 +8,31 @@ import time
 from pathlib import Path
 
 from smb2auth.authority.local import LocalAuthority
+from smb2auth.errors import Smb2AuthError
 from smb2auth.ntlm import crypto
 
 _NO_HASH = "X" * 32
+
+
+class SmbpasswdError(Smb2AuthError, ValueError):
+    """An smbpasswd file or entry we cannot read or write; the message starts with FILE:LINE when known."""
+
+    def __init__(
+        self, reason: str, path: str | os.PathLike[str] | None = None, line: int | None = None
+    ) -> None:
+        self.reason = reason
+        self.path = None if path is None else os.fspath(path)
+        self.line = line
+        where = "" if self.path is None else f"{self.path}:{line}: " if line is not None else f"{self.path}: "
+        super().__init__(f"{where}{reason}")
+
+
+def check_user_name(name: str) -> None:
+    """Raise SmbpasswdError for a name an smbpasswd line cannot hold: empty, or with ':' or a line break."""
+    if not name:
+        raise SmbpasswdError("empty user name")
+    if ":" in name or "\n" in name or "\r" in name:
+        raise SmbpasswdError(f"user name {name!r} cannot contain ':' or line breaks")
 
 
 def _hash(field: str) -> bytes | None:
@@ -23,13 +45,18 @@ def _hash(field: str) -> bytes | None:
 
 
 def parse_smbpasswd_line(line: str) -> dict[str, object] | None:
-    """One entry as a dict (name, uid, lm_hash, nt_hash, flags, lct); None for comments and blanks."""
+    """One entry as a dict (name, uid, lm_hash, nt_hash, flags, lct); None for comments and blanks.
+
+    Raises SmbpasswdError (without a file or line number) for a line that is not an entry."""
     line = line.strip()
     if not line or line.startswith("#"):
         return None
     parts = line.split(":")
     if len(parts) < 5:
-        raise ValueError(f"smbpasswd line has {len(parts)} fields, expected at least 5")
+        count = f"{len(parts)} field" + ("" if len(parts) == 1 else "s")
+        raise SmbpasswdError(f"smbpasswd line has {count}, expected at least 5")
+    if not parts[0]:
+        raise SmbpasswdError("smbpasswd line has an empty user name")
     flags = parts[4].strip()
     if flags.startswith("[") and "]" in flags:
         flags = flags[1 : flags.index("]")].replace(" ", "")
@@ -47,11 +74,8 @@ def parse_smbpasswd_line(line: str) -> dict[str, object] | None:
 def load_smbpasswd(path: str | os.PathLike[str], domain: str = "WORKGROUP") -> LocalAuthority:
     """Read an smbpasswd file into a LocalAuthority. Flag D disables, L locks; N (no password) is skipped."""
     authority = LocalAuthority(domain)
-    for number, raw in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        try:
-            entry = parse_smbpasswd_line(raw)
-        except ValueError as exc:
-            raise ValueError(f"{path}:{number}: {exc}") from None
+    for number, raw in enumerate(_read_lines(path), 1):
+        entry = _parse_at(raw, path, number)
         if entry is None:
             continue
         flags = str(entry["flags"])
@@ -69,12 +93,25 @@ def load_smbpasswd(path: str | os.PathLike[str], domain: str = "WORKGROUP") -> L
     return authority
 
 
+def _read_lines(path: str | os.PathLike[str]) -> list[str]:
+    try:
+        return Path(path).read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise SmbpasswdError(f"not UTF-8 text (byte {exc.start})", path) from None
+
+
+def _parse_at(raw: str, path: str | os.PathLike[str], number: int) -> dict[str, object] | None:
+    try:
+        return parse_smbpasswd_line(raw)
+    except SmbpasswdError as exc:
+        raise SmbpasswdError(exc.reason, path, number) from None
+
+
 def format_smbpasswd_entry(
     name: str, uid: int, nt_hash: bytes, flags: str = "UX", when: float | None = None
 ) -> str:
     """An smbpasswd line; the LM hash is always stored as X's (no LM)."""
-    if ":" in name or "\n" in name:
-        raise ValueError("user names cannot contain ':' or newlines")
+    check_user_name(name)
     lct = int(time.time() if when is None else when)
     return f"{name}:{uid}:{_NO_HASH}:{nt_hash.hex().upper()}:[{flags:<11}]:LCT-{lct:08X}:"
 
@@ -83,12 +120,13 @@ def write_smbpasswd_entry(
     path: str | os.PathLike[str], name: str, password: str, *, uid: int | None = None
 ) -> None:
     """Add or replace `name` in an smbpasswd file (created with mode 0600)."""
+    check_user_name(name)
     target = Path(path)
-    lines = target.read_text(encoding="utf-8").splitlines() if target.exists() else []
+    lines = _read_lines(target) if target.exists() else []
     kept: list[str] = []
     old_uid: int | None = None
-    for line in lines:
-        entry = parse_smbpasswd_line(line)
+    for number, line in enumerate(lines, 1):
+        entry = _parse_at(line, path, number)
         if entry is not None and str(entry["name"]).casefold() == name.casefold():
             old_uid = int(str(entry["uid"]))
             continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import stat
 import subprocess
@@ -13,7 +14,13 @@ import pytest
 
 from smb2auth.authority.base import ResponseKind, ValidationRequest
 from smb2auth.authority.local import LocalAuthority
-from smb2auth.authority.smbpasswd import load_smbpasswd, parse_smbpasswd_line, write_smbpasswd_entry
+from smb2auth.authority.smbpasswd import (
+    SmbpasswdError,
+    load_smbpasswd,
+    parse_smbpasswd_line,
+    write_smbpasswd_entry,
+)
+from smb2auth.errors import Smb2AuthError
 from smb2auth.ntlm import NtlmClient, NtlmServer, TargetInfo, crypto
 from smb2auth.status import NtStatus
 
@@ -116,3 +123,28 @@ def test_file_we_write_is_read_by_samba(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     line = next(x for x in proc.stdout.splitlines() if x.startswith(name + ":"))
     assert crypto.ntowfv1("Secret1").hex().upper() in line
+
+
+def test_smbpasswd_errors_name_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "smbpasswd"
+    h = crypto.ntowfv1("pw").hex().upper()
+    path.write_text(f"# comment\nok:1:{'X' * 32}:{h}:[U          ]:LCT-0:\njunk\n")
+    with pytest.raises(SmbpasswdError, match=rf"^{re.escape(str(path))}:3: .*1 field,") as exc:
+        load_smbpasswd(path)
+    assert isinstance(exc.value, Smb2AuthError) and exc.value.line == 3 and exc.value.path == str(path)
+    with pytest.raises(SmbpasswdError, match=r":3: "):
+        write_smbpasswd_entry(path, "new", "pw")
+    path.write_text(f":2:{'X' * 32}:{h}:[U          ]:LCT-0:\n")
+    with pytest.raises(SmbpasswdError, match=r":1: .*empty user name"):
+        load_smbpasswd(path)
+    path.write_bytes(b"caf\xe9:1:\n")
+    with pytest.raises(SmbpasswdError, match="not UTF-8"):
+        load_smbpasswd(path)
+
+
+@pytest.mark.parametrize("name", ["", "bo:b", "a\nb", "a\rb"])
+def test_write_smbpasswd_rejects_bad_names(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "smbpasswd"
+    with pytest.raises(SmbpasswdError):
+        write_smbpasswd_entry(path, name, "pw")
+    assert not path.exists()
