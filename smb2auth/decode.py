@@ -1077,9 +1077,13 @@ def decode_bytes(data: bytes) -> Node:
         return decode_smb(data)
     if data[0] in (0x60, 0xA0, 0xA1):
         return decode_gss(data)
-    raise DecodeError(
+    raise _UnknownInput(
         "input", f"not NTLMSSP, a GSS-API/SPNEGO token or an SMB message (starts {data[:8].hex()})", 0
     )
+
+
+class _UnknownInput(DecodeError):
+    """Bytes that start like none of the messages decode_bytes knows."""
 
 
 _HEADER_RE = re.compile(
@@ -1111,7 +1115,14 @@ def decode_input(raw: bytes) -> Node:
     scheme = _SCHEME_RE.match(text.strip()) if len(lines) == 1 else None
     if scheme and scheme.group(2):
         return _challenge(Node("HTTP authorization"), scheme.group(1), scheme.group(2))
-    return decode_bytes(_text_bytes(text))
+    data, form = _text_bytes(text)
+    try:
+        return decode_bytes(data)
+    except _UnknownInput as exc:
+        if form != "base64":
+            raise
+        raise DecodeError("input", f"text is not hex, and read as base64 it is {len(data)} bytes that are "
+                          f"{exc.reason}", None) from None
 
 
 def _as_text(raw: bytes) -> str | None:
@@ -1163,7 +1174,9 @@ def _challenge(parent: Node, scheme: str, token: str) -> Node:
     return node
 
 
-def _base64(text: str) -> bytes:
+def _base64(text: str, *, strict: bool = False) -> bytes:
+    """Standard or URL-safe base64, padding optional. `strict` also refuses unused bits that are not zero
+    (RFC 4648 3.5), so that a word like "zz" is not taken for base64 of one byte."""
     compact = "".join(text.split())
     if not re.fullmatch(r"[A-Za-z0-9+/\-_]*={0,2}", compact):
         bad = re.search(r"[^A-Za-z0-9+/\-_=]", compact)
@@ -1173,23 +1186,32 @@ def _base64(text: str) -> bytes:
     padded = compact.replace("-", "+").replace("_", "/")
     padded += "=" * (-len(padded.rstrip("=")) % 4 if not padded.endswith("=") else 0)
     try:
-        return base64.b64decode(padded, validate=True)
+        data = base64.b64decode(padded, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise DecodeError("base64 input", str(exc), None) from None
+    if strict and base64.b64encode(data).rstrip(b"=") != padded.rstrip("=").encode():
+        last = len(compact.rstrip("=")) - 1
+        raise DecodeError("base64 input", "its last character leaves unused bits set", last)
+    return data
 
 
-def _text_bytes(text: str) -> bytes:
-    """Bytes from hex (with spaces, colons, 0x prefixes, or a hex dump with offsets) or base64."""
+def _text_bytes(text: str) -> tuple[bytes, str]:
+    """Bytes from hex (with spaces, colons, 0x prefixes, or a hex dump with offsets) or base64, and which."""
     lines = [line for line in text.splitlines() if line.strip()]
     if _DUMP_FIRST_RE.match(lines[0]):
-        return _hex_dump(lines)
+        return _hex_dump(lines), "hex dump"
     compact = re.sub(r"0[xX]([0-9a-fA-F]{2})", r"\1", text)
     compact = re.sub(r"[\s:,]", "", compact)
     if compact and set(compact) <= _HEX_CHARS:
         if len(compact) % 2:
             raise DecodeError("hex input", f"odd number of hex digits ({len(compact)})", None)
-        return bytes.fromhex(compact)
-    return _base64(text)
+        return bytes.fromhex(compact), "hex"
+    try:
+        return _base64(text, strict=True), "base64"
+    except DecodeError as exc:
+        where = f" at offset {exc.offset}" if exc.offset is not None else ""
+        reason = f"text is neither valid hex nor valid base64 ({exc.reason}{where})"
+        raise DecodeError("input", reason) from None
 
 
 def _hex_dump(lines: list[str]) -> bytes:
@@ -1244,12 +1266,16 @@ def render_json(node: Node) -> str:
     return json.dumps(node.to_dict(), indent=2) + "\n"
 
 
+MAX_INPUT = 16 * 2**20  # bytes read from a file or stdin; a message or a paste of one is far smaller
+
+
 def _read_argument(words: list[str]) -> bytes:
+    """INPUT words, `-` (stdin) or `@FILE`: at most MAX_INPUT + 1 bytes are read (endless input ends)."""
     if len(words) == 1 and words[0] == "-":
-        return sys.stdin.buffer.read()
+        return sys.stdin.buffer.read(MAX_INPUT + 1)
     if len(words) == 1 and words[0].startswith("@"):
         with open(words[0][1:], "rb") as f:
-            return f.read()
+            return f.read(MAX_INPUT + 1)
     return " ".join(words).encode("utf-8", "surrogateescape")
 
 
@@ -1257,7 +1283,10 @@ def _cmd_decode(args: argparse.Namespace) -> int:
     try:
         raw = _read_argument(args.input)
     except OSError as exc:
-        print(f"smb2auth decode: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
+        print(f"smb2auth decode: cannot read {exc.filename or 'stdin'}: {exc.strerror}", file=sys.stderr)
+        return 2
+    if len(raw) > MAX_INPUT:
+        print(f"smb2auth decode: input larger than {MAX_INPUT} bytes", file=sys.stderr)
         return 2
     try:
         tree = decode_input(raw)

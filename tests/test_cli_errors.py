@@ -130,3 +130,32 @@ def test_missing_users_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFi
     assert code == 1
     assert "No such file" in error_line(err)
 
+
+# --- decode ----------------------------------------------------------------------------------------------
+
+
+def test_decode_endless_file_process() -> None:
+    code, _, err = run_cli("decode", "@/dev/zero")
+    assert code == 2
+    assert "input larger than 16777216 bytes" in error_line(err)
+
+
+def test_decode_endless_stdin_process() -> None:
+    code, _, err = run_cli("decode", "-", stdin_file="/dev/zero")
+    assert code == 2
+    assert "input larger than 16777216 bytes" in error_line(err)
+
+
+@pytest.mark.parametrize("text", ["zz", "hello world!", "ab=c"])
+def test_decode_text_neither_hex_nor_base64(text: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_main(capsys, "decode", text)
+    assert code == 2
+    assert "neither valid hex nor valid base64" in error_line(err)
+
+
+def test_decode_base64_of_something_else_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_main(capsys, "decode", "zzzz")  # valid base64 of cf 3c f3
+    assert code == 2
+    line = error_line(err)
+    assert "base64" in line and "cf3cf3" in line
+

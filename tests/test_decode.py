@@ -501,7 +501,11 @@ def _truncated_authenticate() -> bytes:
         ("0102030405", "smb2auth decode: malformed input at offset 0: not NTLMSSP"),
         ("abc", "smb2auth decode: malformed"),
         ("Authorization: NTLM !!!", "smb2auth decode: malformed base64 input at offset 0"),
-        ("=0", "smb2auth decode: malformed base64 input at offset 0: '=' padding before the end"),
+        (
+            "=0",
+            "smb2auth decode: malformed input: text is neither valid hex nor valid base64"
+            " ('=' padding before the end at offset 0)",
+        ),
     ],
 )
 def test_malformed_one_line_exit_2(data: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
