@@ -11,6 +11,7 @@ import argparse
 import getpass
 import importlib
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -53,6 +54,28 @@ def parse_listen(text: str, default_port: int) -> tuple[str, int]:
     if not 0 <= number <= 65535:
         raise argparse.ArgumentTypeError(f"port out of range in {text!r}")
     return host, number
+
+
+def positive_seconds(text: str) -> float:
+    """A number of seconds: finite and above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive finite number of seconds, not {text!r}")
+    return value
+
+
+def tcp_port(text: str) -> int:
+    """A TCP port to connect to: 1..65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad port {text!r}") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"bad port {text!r}: not in 1..65535")
+    return value
 
 
 def parse_user(text: str) -> tuple[str, str]:

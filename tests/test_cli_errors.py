@@ -159,3 +159,33 @@ def test_decode_base64_of_something_else_says_so(capsys: pytest.CaptureFixture[s
     line = error_line(err)
     assert "base64" in line and "cf3cf3" in line
 
+
+# --- connect ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "soon"])
+def test_connect_timeout_must_be_positive_finite(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_main(capsys, "connect", "//127.0.0.1:1", "-U", "a%b", "--timeout", value)
+    assert code == 2
+    assert "--timeout" in error_line(err)
+
+
+def test_connect_timeout_process() -> None:
+    code, _, err = run_cli("connect", "//127.0.0.1:1", "-U", "a%b", "--timeout", "-1")
+    assert code == 2
+    assert "positive" in error_line(err)
+
+
+@pytest.mark.parametrize("target", ["//127.0.0.1:abc", "//127.0.0.1:0", "//127.0.0.1:70000", "//[::1]:x"])
+def test_connect_bad_port(target: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_main(capsys, "connect", target, "-U", "a%b")
+    assert code == 2
+    assert "bad port" in error_line(err)
+
+
+@pytest.mark.parametrize("port", ["0", "70000", "x"])
+def test_connect_bad_port_option(port: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_main(capsys, "connect", "//127.0.0.1", "-U", "a%b", "-p", port)
+    assert code == 2
+    assert "--port" in error_line(err)
+

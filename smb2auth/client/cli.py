@@ -29,17 +29,21 @@ def parse_target(text: str) -> tuple[str, int | None, str]:
         if rest:
             if not rest.startswith(":"):
                 raise ValueError(f"target {text!r}: junk after ]")
-            port = int(rest[1:])
+            port = _port(text, rest[1:])
     elif hostport.count(":") == 1:
         host, _, p = hostport.partition(":")
-        port = int(p)
+        port = _port(text, p)
     else:
         host = hostport
     if not host:
         raise ValueError(f"target {text!r} has no host")
-    if port is not None and not 0 < port < 65536:
-        raise ValueError(f"target {text!r}: bad port")
     return host, port, share
+
+
+def _port(target: str, text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"target {target!r}: bad port {text!r} (1..65535)")
+    return int(text)
 
 
 def parse_user(text: str) -> tuple[str, str, str | None]:
@@ -152,6 +156,8 @@ def _cmd_connect(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from smb2auth.cli import positive_seconds, tcp_port
+
     p = sub.add_parser(
         "connect",
         help="SMB2 session setup against a server (NEGOTIATE, SESSION_SETUP, TREE_CONNECT, LOGOFF)",
@@ -162,7 +168,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("target", help="//HOST[:PORT][/SHARE] (IPC$ when no share is given)")
     p.add_argument("-U", "--user", required=True, metavar="[DOMAIN/]USER[%PASSWORD]")
-    p.add_argument("-p", "--port", type=int, default=445, help="TCP port (default 445)")
+    p.add_argument("-p", "--port", type=tcp_port, default=445, help="TCP port (default 445)")
     p.add_argument(
         "-m",
         "--max-protocol",
@@ -179,6 +185,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="skip FSCTL_VALIDATE_NEGOTIATE_INFO after the tree connect (SMB 3.0/3.0.2)",
     )
     p.add_argument("--pw-nt-hash", action="store_true", help="the password is the NT hash in hex")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each answer")
+    p.add_argument("--timeout", type=positive_seconds, default=30.0, help="seconds to wait for each answer")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_cmd_connect)
