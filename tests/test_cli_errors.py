@@ -189,3 +189,25 @@ def test_connect_bad_port_option(port: str, capsys: pytest.CaptureFixture[str]) 
     assert code == 2
     assert "--port" in error_line(err)
 
+
+# --- serve validates its configuration before printing a password ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-connections", "-1"], "max_connections must be at least 1"),
+        (["--encrypt", "--max-dialect", "2.1"], "encrypt"),
+        (["--handshake-timeout", "nan"], "handshake-timeout"),
+        (["--idle-timeout", "-5"], "idle-timeout"),
+        (["--min-dialect", "9.9"], "dialect"),
+    ],
+)
+def test_serve_rejects_config_before_printing_password(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_main(capsys, "serve", "--listen", "127.0.0.1:0", *args)
+    assert code == 2
+    assert message in error_line(err)
+    assert "password" not in out
+

@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import Any
 
-from smb2auth.cli import add_account_arguments, build_authority, parse_listen
+from smb2auth.cli import add_account_arguments, build_authority, parse_listen, positive_seconds
 
 DEFAULT_USER = "smb2auth"
 DEFAULT_PORT = 4445
@@ -40,8 +40,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--max-connections", type=int, default=1024, help="connections open at once")
     p.add_argument("--max-pending-handshakes", type=int, default=1024,
                    help="unfinished SESSION_SETUP exchanges across the server")
-    p.add_argument("--handshake-timeout", type=float, default=30.0, help="seconds to finish a SESSION_SETUP")
-    p.add_argument("--idle-timeout", type=float, default=900.0, help="seconds without a request")
+    p.add_argument("--handshake-timeout", type=positive_seconds, default=30.0,
+                   help="seconds to finish a SESSION_SETUP")
+    p.add_argument("--idle-timeout", type=positive_seconds, default=900.0, help="seconds without a request")
     p.set_defaults(handler=_cmd_serve)
 
 
@@ -61,14 +62,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         min_dialect, max_dialect = parse_dialect(args.min_dialect), parse_dialect(args.max_dialect)
     except ValueError as exc:
-        print(f"smb2auth: {exc}", file=sys.stderr)
+        print(f"smb2auth serve: {exc}", file=sys.stderr)
         return 2
     authority = build_authority(args)
-    if len(authority) == 0:
-        password = secrets.token_urlsafe(16)
-        authority.add_user(DEFAULT_USER, password)
-        # The one secret this program prints: it was made for the operator, now.
-        print(f"user {DEFAULT_USER} password {password}", flush=True)
     try:
         config = ServerConfig(
             authority=authority,
@@ -86,8 +82,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             idle_timeout=args.idle_timeout,
         )
     except ValueError as exc:
-        print(f"smb2auth: {exc}", file=sys.stderr)
+        print(f"smb2auth serve: {exc}", file=sys.stderr)
         return 2
+    if len(authority) == 0:
+        password = secrets.token_urlsafe(16)
+        authority.add_user(DEFAULT_USER, password)  # the config holds this same authority
+        # The one secret this program prints: it was made for the operator, now, once the config is valid.
+        print(f"user {DEFAULT_USER} password {password}", flush=True)
     listen: list[tuple[str, int]] = args.listen or [("127.0.0.1", DEFAULT_PORT)]
 
     async def serve() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, replace
 
@@ -67,8 +68,13 @@ class ServerConfig:
                 raise ValueError(f"{name} must be at least 1")
         if not 256 <= self.max_message_size <= 0xFFFFFF:
             raise ValueError("max_message_size must be between 256 and 0xFFFFFF")
-        if self.handshake_timeout <= 0 or self.idle_timeout <= 0:
-            raise ValueError("timeouts must be positive")
+        for name in ("handshake_timeout", "idle_timeout"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a positive finite number of seconds, not {value!r}")
+        if self.encrypt and self.max_dialect < Dialect.SMB3_0:
+            # MS-SMB2 2.2.4: encryption is 3.x only; a 2.x-only server would refuse every session.
+            raise ValueError(f"encrypt needs a max_dialect of 3.0 or above, not {self.max_dialect.name}")
         for share in self.shares:
             if not share or "\\" in share or "/" in share:
                 raise ValueError(f"bad share name {share!r}")
