@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from smb2auth.cli import main
+from smb2auth.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 BAD_SMBPASSWD = (
@@ -211,3 +211,15 @@ def test_serve_rejects_config_before_printing_password(
     assert message in error_line(err)
     assert "password" not in out
 
+
+# --- -v at both levels -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["http-serve", "proxy"])
+def test_top_level_verbose_survives_subcommand(command: str) -> None:
+    args = build_parser().parse_args(["-vv", command, "--user", "a:b"])
+    assert args.verbose == 2 and not args.log_requests
+    args = build_parser().parse_args([command, "-v", "--user", "a:b"])
+    assert args.verbose == 0 and args.log_requests
+    args = build_parser().parse_args(["-v", command, "--verbose", "--user", "a:b"])
+    assert args.verbose == 1 and args.log_requests

@@ -40,7 +40,8 @@ def _common(parser: argparse.ArgumentParser, listen: Callable[[str], tuple[str, 
     parser.add_argument("--basic", action="store_true", help="also offer Basic (checked via NTLMv2)")
     parser.add_argument("--auth-timeout", type=float, default=3600.0, metavar="SECONDS",
                         help="how long a connection stays authenticated (default 3600)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    # Its own dest: `smb2auth -v` (a count, before the command) must survive the subparser's defaults.
+    parser.add_argument("-v", "--verbose", dest="log_requests", action="store_true", help="log every request")
 
 
 def add_http_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,8 +73,10 @@ def build_config(args: argparse.Namespace, role: Role) -> HttpAuthConfig:
 
 
 def _logging(args: argparse.Namespace) -> None:
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    """INFO by default; DEBUG (every request) with the command's -v or `smb2auth -v`."""
+    level = logging.DEBUG if args.log_requests or getattr(args, "verbose", 0) else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger().setLevel(level)  # smb2auth.cli.main has already configured the root logger
 
 
 def run_http_serve(args: argparse.Namespace) -> int:
