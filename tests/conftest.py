@@ -1,4 +1,4 @@
-"""Shared fixtures: real peers (see tests/peers.py)."""
+"""Shared fixtures: real peers (see tests/peers.py); the hypothesis profile every test runs under."""
 
 from __future__ import annotations
 
@@ -6,8 +6,14 @@ import contextlib
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import settings
 
 from tests.peers import Smbd, running_smbd
+
+# No deadline: hypothesis' default 200 ms per example is a timing assertion, and fails on a loaded machine.
+# Everything else (max_examples included) stays as hypothesis and each test's @settings have it.
+settings.register_profile("smb2auth", deadline=None)
+settings.load_profile("smb2auth")
 
 
 @pytest.fixture(scope="session")
