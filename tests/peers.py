@@ -198,7 +198,14 @@ def running_smbd(extra_global: str = "") -> Iterator[Smbd]:
     base.chmod(0o755)
     server = Smbd(base=base, port=free_port(), extra_global=extra_global)
     try:
-        server.start()
+        try:
+            server.start()
+        except RuntimeError as exc:
+            # free_port() closes its socket before smbd binds: another process may take the port in between.
+            if "Address already in use" not in str(exc) + server.log_text():
+                raise
+            server.port = free_port()
+            server.start()
         yield server
     finally:
         server.stop()
