@@ -6,6 +6,7 @@ Some run the entry point as a real process (what a user sees), the rest call `ma
 from __future__ import annotations
 
 import io
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -223,3 +224,10 @@ def test_top_level_verbose_survives_subcommand(command: str) -> None:
     assert args.verbose == 0 and args.log_requests
     args = build_parser().parse_args(["-v", command, "--verbose", "--user", "a:b"])
     assert args.verbose == 1 and args.log_requests
+
+
+def test_serve_refused_config_leaves_logging_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    login_log = logging.getLogger("smb2auth.login")
+    before = login_log.level
+    code, _, _ = run_main(capsys, "serve", "--listen", "127.0.0.1:0", "--max-connections", "0")
+    assert code == 2 and login_log.level == before

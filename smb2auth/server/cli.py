@@ -56,9 +56,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from smb2auth.server.config import ServerConfig
     from smb2auth.smb2.messages import parse_dialect
 
-    login_log = logging.getLogger("smb2auth.login")
-    if login_log.getEffectiveLevel() > logging.INFO:
-        login_log.setLevel(logging.INFO)
     try:
         min_dialect, max_dialect = parse_dialect(args.min_dialect), parse_dialect(args.max_dialect)
     except ValueError as exc:
@@ -84,6 +81,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"smb2auth serve: {exc}", file=sys.stderr)
         return 2
+    login_log = logging.getLogger("smb2auth.login")  # each login is logged, once the server is sure to run
+    if login_log.getEffectiveLevel() > logging.INFO:
+        login_log.setLevel(logging.INFO)
     if len(authority) == 0:
         password = secrets.token_urlsafe(16)
         authority.add_user(DEFAULT_USER, password)  # the config holds this same authority
