@@ -206,9 +206,12 @@ class Smb2Server:
         monotonic = self.ctx.monotonic
         while True:
             await asyncio.sleep(interval)
-            now = monotonic()
-            for proto in list(self._connections):
-                proto.expire(now)
+            self._expire_all(monotonic())
+
+    def _expire_all(self, now: float) -> None:
+        # In its own frame: a loop variable in _sweep would keep the last connection alive while it sleeps.
+        for proto in list(self._connections):
+            proto.expire(now)
 
     async def close(self) -> None:
         """Stop listening and drop every connection."""
