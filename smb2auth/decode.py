@@ -927,6 +927,8 @@ def _smb2_body(root: Node, message: Any, raw: bytes, base: int) -> None:
         node.add("ByteCount", str(len(message.error_data)), offset=b + 4)
         if message.error_data:
             node.add("ErrorData", _hex(message.error_data), offset=b + 8)
+    elif isinstance(message, (m.IoctlRequest, m.IoctlResponse)):
+        _ioctl(node, message, raw, base)
     elif isinstance(message, m.RawBody):
         node.name = "body"
         node.note = f"{len(message.data)} bytes, not decoded"
@@ -934,6 +936,61 @@ def _smb2_body(root: Node, message: Any, raw: bytes, base: int) -> None:
         node.add("data", _hex(message.data[2:]), offset=b + 2)
     else:
         node.add("StructureSize", str(_U16.unpack_from(raw, 64)[0]), offset=b)
+
+
+def _ioctl(node: Node, message: Any, raw: bytes, base: int) -> None:
+    """MS-SMB2 2.2.31 / 2.2.32, and FSCTL_VALIDATE_NEGOTIATE_INFO's structures (2.2.31.4 / 2.2.32.6)."""
+    from smb2auth.smb2 import messages as m
+
+    b = base + 64
+    request = isinstance(message, m.IoctlRequest)
+    validate = message.ctl_code == m.FSCTL_VALIDATE_NEGOTIATE_INFO
+    name = "FSCTL_VALIDATE_NEGOTIATE_INFO" if validate else None
+    node.add("CtlCode", f"0x{message.ctl_code:08x}", name, b + 4)
+    node.add("FileId", _hex(message.file_id), offset=b + 8)
+    fields = ("<IIIIII", 24) if request else ("<IIII", 24)
+    values = struct.unpack_from(fields[0], raw, 64 + fields[1])
+    if request:
+        in_off, in_len, max_in, out_off, out_len, max_out = values
+        node.add("MaxInputResponse", str(max_in), offset=b + 32)
+        node.add("MaxOutputResponse", str(max_out), offset=b + 44)
+        flags_at = b + 48
+    else:
+        in_off, in_len, out_off, out_len = values
+        flags_at = b + 40
+    node.add("Flags", f"0x{int(message.flags):08x}",
+             "SMB2_0_IOCTL_IS_FSCTL" if int(message.flags) & 1 else None, flags_at)
+    for label, data, off in (("Input", message.input, in_off), ("Output", message.output, out_off)):
+        if not data:
+            continue
+        part = node.add(label, note=f"{len(data)} bytes", offset=base + off)
+        if validate and (label == "Input") == request:
+            _validate_negotiate(part, data, base + off, request)
+        else:
+            part.add("data", _hex(data))
+    del in_len, out_len
+
+
+def _validate_negotiate(part: Node, data: bytes, at: int, request: bool) -> None:
+    from smb2auth.smb2 import messages as m
+
+    info: m.ValidateNegotiateInfoRequest | m.ValidateNegotiateInfoResponse
+    try:
+        info = (m.ValidateNegotiateInfoRequest if request else m.ValidateNegotiateInfoResponse).unpack(data)
+    except MalformedMessage as exc:
+        part.note = f"{len(data)} bytes, malformed: {exc.reason}"
+        return
+    _add_flags(part, "Capabilities", int(info.capabilities), m.Capabilities, 4, at)
+    if isinstance(info, m.ValidateNegotiateInfoRequest):
+        part.add("ClientGuid", _guid(info.client_guid), offset=at + 4)
+        _add_flags(part, "SecurityMode", int(info.security_mode), m.SecurityMode, 2, at + 20)
+        dialects = part.add("Dialects", offset=at + 24)
+        for i, d in enumerate(info.dialects):
+            dialects.add(f"Dialect[{i}]", _dialect(d), offset=at + 24 + 2 * i)
+    else:
+        part.add("ServerGuid", _guid(info.server_guid), offset=at + 4)
+        _add_flags(part, "SecurityMode", int(info.security_mode), m.SecurityMode, 2, at + 20)
+        part.add("Dialect", _dialect(info.dialect), offset=at + 22)
 
 
 def _security_buffer(parent: Node, buffer: bytes, at: int, field_at: int) -> None:

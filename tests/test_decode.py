@@ -601,3 +601,14 @@ def test_installed_entry_point() -> None:
     )
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.count("\n") == 1 and "at offset 20" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_validate_negotiate_ioctl_is_decoded(capsys: pytest.CaptureFixture[str]) -> None:
+    # smbclient -> smbd on 3.0: FSCTL_VALIDATE_NEGOTIATE_INFO (MS-SMB2 2.2.31.4, 2.2.32.6) after TREE_CONNECT
+    code, out, _ = run(capsys, f"@{FIXTURES / 'smb2' / 'smb300' / '08_c2s_IOCTL_REQUEST.hex'}")
+    assert code == 0
+    assert "(FSCTL_VALIDATE_NEGOTIATE_INFO)" in out and "ClientGuid:" in out
+    assert "Dialect[2]: 0x0300 (3.0)" in out and "SMB2_0_IOCTL_IS_FSCTL" in out
+    code, out, _ = run(capsys, f"@{FIXTURES / 'smb2' / 'smb300' / '09_s2c_IOCTL_RESPONSE.hex'}")
+    assert code == 0
+    assert "ServerGuid:" in out and "Dialect: 0x0300 (3.0)" in out and "SIGNING_ENABLED" in out
