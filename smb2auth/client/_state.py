@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 
-from smb2auth.errors import ProtocolStateError
+from smb2auth._fsm import StateMachine
 
 
 class ClientState(enum.Enum):
@@ -41,14 +41,8 @@ TRANSITIONS: dict[tuple[ClientState, ClientEvent], ClientState] = {
 }
 
 
-def advance(state: ClientState, event: ClientEvent) -> ClientState:
-    if event is ClientEvent.FAIL:
-        return ClientState.FAILED
-    if event is ClientEvent.CLOSE:
-        return ClientState.CLOSED
-    try:
-        return TRANSITIONS[(state, event)]
-    except KeyError:
-        raise ProtocolStateError(
-            f"SMB2 client in state {state.value}: unexpected {event.value}"
-        ) from None
+advance = StateMachine(
+    "SMB2 client",
+    TRANSITIONS,
+    anywhere={ClientEvent.FAIL: ClientState.FAILED, ClientEvent.CLOSE: ClientState.CLOSED},
+).next

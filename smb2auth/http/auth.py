@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from smb2auth._fsm import StateMachine
 from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
 from smb2auth.http.events import TRANSPORT, EventLog, LoginCallback, LoginEvent, emit, flag_names
 from smb2auth.http.headers import (
@@ -169,6 +170,7 @@ _TRANSITIONS: dict[tuple[ConnState, ConnEvent], ConnState] = {
 }
 """Per-connection transitions; START with an initial token (NTLM NEGOTIATE or SPNEGO NegTokenInit)
 always restarts the handshake, whatever state the connection is in."""
+_MACHINE = StateMachine("HTTP auth", _TRANSITIONS)
 
 
 @dataclass
@@ -216,9 +218,7 @@ class ConnectionAuth:
     # -- state ----------------------------------------------------------------------------------
 
     def _to(self, event: ConnEvent) -> None:
-        nxt = _TRANSITIONS.get((self.state, event))
-        if nxt is None:
-            raise ProtocolStateError(f"HTTP auth: {event.value} in state {self.state.name}")
+        nxt = _MACHINE.next(self.state, event)
         self.state = nxt
         if nxt is not ConnState.HANDSHAKE:
             self._mech = None

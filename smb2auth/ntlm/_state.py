@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from smb2auth.errors import ProtocolStateError
+from smb2auth._fsm import StateMachine
 
 
 class ClientState(enum.Enum):
@@ -54,17 +54,5 @@ SERVER_TRANSITIONS: dict[tuple[ServerState, ServerEvent], ServerState] = {
 }
 
 
-def client_next(state: ClientState, event: ClientEvent) -> ClientState:
-    try:
-        return CLIENT_TRANSITIONS[(state, event)]
-    except KeyError:
-        message = f"NTLM client: {event.value} is not valid in state {state.value!r}"
-        raise ProtocolStateError(message) from None
-
-
-def server_next(state: ServerState, event: ServerEvent) -> ServerState:
-    try:
-        return SERVER_TRANSITIONS[(state, event)]
-    except KeyError:
-        message = f"NTLM server: {event.value} is not valid in state {state.value!r}"
-        raise ProtocolStateError(message) from None
+client_next = StateMachine("NTLM client", CLIENT_TRANSITIONS).next
+server_next = StateMachine("NTLM server", SERVER_TRANSITIONS).next

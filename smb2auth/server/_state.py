@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 
-from smb2auth.errors import ProtocolStateError
+from smb2auth._fsm import StateMachine
 from smb2auth.status import NtStatus
 
 
@@ -59,21 +59,9 @@ SESSION_TRANSITIONS: dict[tuple[SessionState, SessionEvent], SessionState] = {
 }
 
 
-def conn_next(state: ConnState, event: ConnEvent) -> ConnState:
-    if event is ConnEvent.CLOSE:
-        return ConnState.CLOSED
-    try:
-        return CONN_TRANSITIONS[(state, event)]
-    except KeyError:
-        message = f"SMB2 connection in state {state.value}: unexpected {event.value}"
-        raise ProtocolStateError(message) from None
-
-
-def session_next(state: SessionState, event: SessionEvent) -> SessionState:
-    try:
-        return SESSION_TRANSITIONS[(state, event)]
-    except KeyError:
-        raise ProtocolStateError(
-            f"SMB2 session in state {state.value}: unexpected {event.value}",
-            status=NtStatus.STATUS_USER_SESSION_DELETED,
-        ) from None
+conn_next = StateMachine(
+    "SMB2 connection", CONN_TRANSITIONS, anywhere={ConnEvent.CLOSE: ConnState.CLOSED}
+).next
+session_next = StateMachine(
+    "SMB2 session", SESSION_TRANSITIONS, status=NtStatus.STATUS_USER_SESSION_DELETED
+).next

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 
-from smb2auth.errors import ProtocolStateError
+from smb2auth._fsm import StateMachine
 
 
 class ServerState(enum.Enum):
@@ -53,19 +53,9 @@ CLIENT_TRANSITIONS: dict[tuple[ClientState, Event], ClientState] = {
     (ClientState.NEGOTIATING, Event.DONE): ClientState.COMPLETE,
 }
 
-def advance_server(state: ServerState, event: Event) -> ServerState:
-    if event is Event.FAIL:
-        return ServerState.FAILED
-    try:
-        return SERVER_TRANSITIONS[(state, event)]
-    except KeyError:
-        raise ProtocolStateError(f"SPNEGO server in state {state.value}: unexpected {event.value}") from None
-
-
-def advance_client(state: ClientState, event: Event) -> ClientState:
-    if event is Event.FAIL:
-        return ClientState.FAILED
-    try:
-        return CLIENT_TRANSITIONS[(state, event)]
-    except KeyError:
-        raise ProtocolStateError(f"SPNEGO client in state {state.value}: unexpected {event.value}") from None
+advance_server = StateMachine(
+    "SPNEGO server", SERVER_TRANSITIONS, anywhere={Event.FAIL: ServerState.FAILED}
+).next
+advance_client = StateMachine(
+    "SPNEGO client", CLIENT_TRANSITIONS, anywhere={Event.FAIL: ClientState.FAILED}
+).next
