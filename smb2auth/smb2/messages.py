@@ -10,7 +10,7 @@ import enum
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from smb2auth.errors import MalformedMessage
 from smb2auth.smb2.header import (
@@ -700,6 +700,7 @@ class SessionSetupResponse:
 # --- 4-byte bodies: LOGOFF, TREE_DISCONNECT, ECHO (MS-SMB2 2.2.7, 2.2.8, 2.2.11, 2.2.12, 2.2.28, 2.2.29)
 
 _SMALL = struct.Struct("<HH")
+_SmallT = TypeVar("_SmallT", bound="_Small")
 
 
 @dataclass(frozen=True)
@@ -711,8 +712,9 @@ class _Small:
         return _SMALL.pack(self.STRUCTURE_SIZE, 0)
 
     @classmethod
-    def _check(cls, body: bytes) -> None:
+    def unpack(cls: type[_SmallT], body: bytes) -> _SmallT:
         _check_structure_size(body, cls.STRUCTURE_SIZE, cls.NAME)
+        return cls()
 
 
 @dataclass(frozen=True)
@@ -721,22 +723,12 @@ class LogoffRequest(_Small):
 
     NAME: ClassVar[str] = "LOGOFF request"
 
-    @classmethod
-    def unpack(cls, body: bytes) -> LogoffRequest:
-        cls._check(body)
-        return cls()
-
 
 @dataclass(frozen=True)
 class LogoffResponse(_Small):
     """MS-SMB2 2.2.8: SMB2 LOGOFF Response."""
 
     NAME: ClassVar[str] = "LOGOFF response"
-
-    @classmethod
-    def unpack(cls, body: bytes) -> LogoffResponse:
-        cls._check(body)
-        return cls()
 
 
 @dataclass(frozen=True)
@@ -745,22 +737,12 @@ class TreeDisconnectRequest(_Small):
 
     NAME: ClassVar[str] = "TREE_DISCONNECT request"
 
-    @classmethod
-    def unpack(cls, body: bytes) -> TreeDisconnectRequest:
-        cls._check(body)
-        return cls()
-
 
 @dataclass(frozen=True)
 class TreeDisconnectResponse(_Small):
     """MS-SMB2 2.2.12: SMB2 TREE_DISCONNECT Response."""
 
     NAME: ClassVar[str] = "TREE_DISCONNECT response"
-
-    @classmethod
-    def unpack(cls, body: bytes) -> TreeDisconnectResponse:
-        cls._check(body)
-        return cls()
 
 
 @dataclass(frozen=True)
@@ -769,22 +751,12 @@ class EchoRequest(_Small):
 
     NAME: ClassVar[str] = "ECHO request"
 
-    @classmethod
-    def unpack(cls, body: bytes) -> EchoRequest:
-        cls._check(body)
-        return cls()
-
 
 @dataclass(frozen=True)
 class EchoResponse(_Small):
     """MS-SMB2 2.2.29: SMB2 ECHO Response."""
 
     NAME: ClassVar[str] = "ECHO response"
-
-    @classmethod
-    def unpack(cls, body: bytes) -> EchoResponse:
-        cls._check(body)
-        return cls()
 
 
 # --- TREE_CONNECT (MS-SMB2 2.2.9, 2.2.10) -----------------------------------------------------------------
