@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from smb2auth.authority.local import LocalAuthority
-from smb2auth.cli import add_account_arguments, build_authority, parse_listen
+from smb2auth.cli import add_account_arguments, build_authority, parse_listen, positive_seconds
 from smb2auth.http.auth import HttpAuthConfig, Role
 from smb2auth.http.mechanisms import ntlm_http_config
 from smb2auth.http.proxy import NtlmProxy, serve_proxy
@@ -38,14 +38,28 @@ def _common(parser: argparse.ArgumentParser, listen: Callable[[str], tuple[str, 
                         help=f"address to listen on (default 127.0.0.1:{port})")
     add_account_arguments(parser, users_help="an account (repeatable); the password is visible in ps")
     parser.add_argument("--basic", action="store_true", help="also offer Basic (checked via NTLMv2)")
-    parser.add_argument("--auth-timeout", type=float, default=3600.0, metavar="SECONDS",
+    parser.add_argument("--auth-timeout", type=positive_seconds, default=3600.0, metavar="SECONDS",
                         help="how long a connection stays authenticated (default 3600)")
+    parser.add_argument("--idle-timeout", type=positive_seconds, default=60.0, metavar="SECONDS",
+                        help="close a connection silent this long (default 60)")
     # Its own dest: `smb2auth -v` (a count, before the command) must survive the subparser's defaults.
     parser.add_argument("-v", "--verbose", dest="log_requests", action="store_true", help="log every request")
 
 
 def add_http_serve_arguments(parser: argparse.ArgumentParser) -> None:
     _common(parser, _http_serve_listen, HTTP_SERVE_PORT)
+    parser.add_argument("--max-connections", type=_at_least_one, default=256, metavar="N",
+                        help="connections open at once; more are answered 503 (default 256)")
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
 
 
 def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,7 +98,10 @@ def run_http_serve(args: argparse.Namespace) -> int:
     _logging(args)
     host, port = args.listen
     config = build_config(args, Role.ORIGIN)
-    with KeepAliveWSGIServer((host, port), NtlmAuthMiddleware(whoami_app, config)) as server:
+    app = NtlmAuthMiddleware(whoami_app, config)
+    with KeepAliveWSGIServer(
+        (host, port), app, idle_timeout=args.idle_timeout, max_connections=args.max_connections
+    ) as server:
         print(f"http-serve: listening on http://{host}:{server.server_address[1]}/", file=sys.stderr,
               flush=True)
         with contextlib.suppress(KeyboardInterrupt):
@@ -96,7 +113,7 @@ def run_proxy(args: argparse.Namespace) -> int:
     """Run the 407-protected forward proxy until interrupted."""
     _logging(args)
     host, port = args.listen
-    proxy = NtlmProxy(build_config(args, Role.PROXY))
+    proxy = NtlmProxy(build_config(args, Role.PROXY), idle_timeout=args.idle_timeout)
 
     def started(h: str, p: int) -> None:
         print(f"proxy: listening on {h}:{p}", file=sys.stderr, flush=True)

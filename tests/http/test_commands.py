@@ -75,3 +75,19 @@ def test_proxy_process_with_smbpasswd_file(tmp_path: Path, origin: tuple[str, in
         resp = request_with_ntlm(conn, "GET", url, username="alice", password=PASSWORD, proxy=True)
         assert resp.status == 200 and json.loads(resp.read())["path"] == "/p"
         conn.close()
+
+
+def test_http_serve_idle_timeout_and_connection_cap(tmp_path: Path) -> None:
+    import socket
+
+    port = free_port()
+    extra = ("--user", f"alice:{PASSWORD}", "--idle-timeout", "1", "--max-connections", "1")
+    with (
+        spawn("main_http_serve", port, tmp_path, *extra),
+        socket.create_connection(("127.0.0.1", port), timeout=10) as silent,
+    ):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as second:
+            # --max-connections 1: the second connection is answered 503 and closed
+            assert second.recv(4096).startswith(b"HTTP/1.1 503")
+        # --idle-timeout 1: the silent one is closed by the server (EOF), well before our 10 s timeout
+        assert silent.recv(4096) == b""
