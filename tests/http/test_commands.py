@@ -79,15 +79,26 @@ def test_proxy_process_with_smbpasswd_file(tmp_path: Path, origin: tuple[str, in
 
 def test_http_serve_idle_timeout_and_connection_cap(tmp_path: Path) -> None:
     import socket
+    import time
 
     port = free_port()
     extra = ("--user", f"alice:{PASSWORD}", "--idle-timeout", "1", "--max-connections", "1")
-    with (
-        spawn("main_http_serve", port, tmp_path, *extra),
-        socket.create_connection(("127.0.0.1", port), timeout=10) as silent,
-    ):
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as second:
-            # --max-connections 1: the second connection is answered 503 and closed
-            assert second.recv(4096).startswith(b"HTTP/1.1 503")
-        # --idle-timeout 1: the silent one is closed by the server (EOF), well before our 10 s timeout
-        assert silent.recv(4096) == b""
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    with spawn("main_http_serve", port, tmp_path, *extra):
+        deadline = time.monotonic() + 10
+        while True:  # wait_for_port's probe may still hold the one slot for a moment
+            first = socket.create_connection(("127.0.0.1", port), timeout=10)
+            first.sendall(request)
+            answer = first.recv(4096)
+            if answer.startswith(b"HTTP/1.1 401") or time.monotonic() > deadline:
+                break
+            first.close()
+            time.sleep(0.05)
+        with first:
+            assert answer.startswith(b"HTTP/1.1 401"), answer[:80]
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as second:
+                # --max-connections 1: while `first` is open, another connection is answered 503
+                assert second.recv(4096).startswith(b"HTTP/1.1 503")
+            # --idle-timeout 1: the server closes `first` (EOF) once it has been silent for a second; a
+            # server that never did would make recv() time out (10 s) instead
+            assert first.recv(4096) == b""
