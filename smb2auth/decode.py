@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smb2auth.errors import MalformedMessage
+from smb2auth.events import flag_names
 
 __all__ = ["DecodeError", "Node", "decode_bytes", "decode_input", "register", "render_json", "render_text"]
 
@@ -95,14 +96,11 @@ def _hex(data: bytes) -> str:
 
 
 def _flag_names(enum_cls: Any, value: int) -> list[str]:
-    """Names of the single-bit members set in `value`, then any unknown bits as hex (3.10 and 3.11 alike)."""
-    names = []
+    """Names of the single-bit members set in `value`, then any unknown bits as hex."""
+    names = list(flag_names(enum_cls, value))
     known = 0
-    for name, member in enum_cls.__members__.items():
-        bit = int(member)
-        if bit and bit & (bit - 1) == 0 and value & bit:
-            names.append(name)
-            known |= bit
+    for name in names:
+        known |= int(enum_cls[name])
     rest = value & ~known
     if rest:
         names.append(f"0x{rest:x} (unknown bits)")

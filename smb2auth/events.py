@@ -6,6 +6,8 @@ was given, so tests can assert on who logged in and why one failed. Events carry
 
 from __future__ import annotations
 
+import enum
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -13,6 +15,21 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 LOGIN_LOG = logging.getLogger("smb2auth.login")
+
+
+@functools.lru_cache(maxsize=32)
+def _single_bits(flags_type: type[enum.IntFlag]) -> tuple[tuple[int, str], ...]:
+    seen: dict[int, str] = {}
+    for name, member in flags_type.__members__.items():
+        bit = int(member)
+        if bit and bit & (bit - 1) == 0:
+            seen.setdefault(bit, name)  # the first name of a bit is its canonical one
+    return tuple(seen.items())
+
+
+def flag_names(flags_type: type[enum.IntFlag], value: int) -> tuple[str, ...]:
+    """The names of the single-bit members of `flags_type` set in `value` (3.10 and 3.11 alike)."""
+    return tuple(name for bit, name in _single_bits(flags_type) if value & bit)
 
 
 @dataclass(frozen=True)

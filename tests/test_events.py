@@ -36,3 +36,20 @@ def test_emit_fans_out_logs_and_keeps(caplog: pytest.LogCaptureFixture) -> None:
 def test_as_dict_has_success_flag() -> None:
     data = _event().as_dict()
     assert data["success"] is True and data["dialect"] == "3.1.1" and data["user"] == "alice"
+
+
+def test_flag_names_single_bits_in_definition_order() -> None:
+    import enum
+
+    from smb2auth.events import flag_names
+    from smb2auth.smb2.messages import SessionFlags
+
+    class Flags(enum.IntFlag):
+        A = 1
+        B = 2
+        ALIAS_OF_A = 1
+        BOTH = 3
+
+    assert flag_names(Flags, 3) == ("A", "B")
+    assert flag_names(Flags, 4) == ()
+    assert flag_names(SessionFlags, int(SessionFlags.IS_GUEST)) == ("IS_GUEST",)

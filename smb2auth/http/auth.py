@@ -20,7 +20,8 @@ from typing import Any, Protocol
 
 from smb2auth._fsm import StateMachine
 from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
-from smb2auth.http.events import TRANSPORT, EventLog, LoginCallback, LoginEvent, emit, flag_names
+from smb2auth.events import flag_names
+from smb2auth.http.events import TRANSPORT, EventLog, LoginCallback, LoginEvent, emit
 from smb2auth.http.headers import (
     AuthScheme,
     Credentials,
@@ -29,6 +30,7 @@ from smb2auth.http.headers import (
     challenge_value,
     parse_authorization,
 )
+from smb2auth.ntlm.messages import NegotiateFlags
 from smb2auth.status import NtStatus
 
 log = logging.getLogger("smb2auth.http")
@@ -258,7 +260,7 @@ class ConnectionAuth:
                 reason=reason,
                 dialect=scheme,
                 response_kind=_str_attr(inner, "response_kind") or None,
-                ntlm_flags=flag_names(int(getattr(inner, "negotiated_flags", 0) or 0)),
+                ntlm_flags=flag_names(NegotiateFlags, int(getattr(inner, "negotiated_flags", 0) or 0)),
                 guest=bool(getattr(inner, "is_guest", False)),
                 anonymous=bool(getattr(inner, "is_anonymous", False)),
             ),

@@ -7,7 +7,6 @@ scheme (NTLM, Negotiate, Basic) goes in `dialect`. Events carry names, never pas
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 from smb2auth.events import LOGIN_LOG, EventCallback, EventLog, LoginEvent
@@ -15,14 +14,6 @@ from smb2auth.events import LOGIN_LOG, EventCallback, EventLog, LoginEvent
 TRANSPORT = "http"
 
 LoginCallback = Callable[[LoginEvent], None]
-
-
-@functools.lru_cache(maxsize=256)
-def flag_names(flags: int) -> tuple[str, ...]:
-    """NTLM negotiate flags by their MS-NLMP 2.2.2.5 names (a handful of distinct values: cached)."""
-    from smb2auth.ntlm.messages import NegotiateFlags
-
-    return tuple(f.name for f in NegotiateFlags if f.name and flags & int(f))
 
 
 def emit(event: LoginEvent, sink: EventLog | LoginCallback | None) -> None:
@@ -34,4 +25,4 @@ def emit(event: LoginEvent, sink: EventLog | LoginCallback | None) -> None:
 
 
 __all__ = ["LOGIN_LOG", "TRANSPORT", "EventCallback", "EventLog", "LoginCallback", "LoginEvent", "emit",
-           "flag_names"]
+           ]

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from smb2auth.authority.base import Account
 from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
-from smb2auth.events import EventLog, LoginEvent
+from smb2auth.events import EventLog, LoginEvent, flag_names
 from smb2auth.ntlm.messages import NegotiateFlags
 from smb2auth.ntlm.server import NtlmServer
 from smb2auth.server._state import (
@@ -106,10 +106,6 @@ _FILETIME_EPOCH = 11644473600
 _SESSION_ID_MASK = 0xFFFFFFFFFFFFFFFF
 # MS-SMB2 3.3.5.4: signing algorithms in the order this server prefers them.
 _SIGNING_PREFERENCE = (SigningAlgorithm.AES_GMAC, SigningAlgorithm.AES_CMAC, SigningAlgorithm.HMAC_SHA256)
-_NTLM_FLAG_BITS = tuple(
-    (int(f), f.name) for f in NegotiateFlags.__members__.values() if f.name and int(f) & (int(f) - 1) == 0
-)
-_SESSION_FLAG_BITS = tuple((int(f), f.name or "") for f in SessionFlags.__members__.values())
 
 
 def drive(coro: Coroutine[Any, Any, _T]) -> _T:
@@ -123,17 +119,9 @@ def drive(coro: Coroutine[Any, Any, _T]) -> _T:
     raise RuntimeError("the coroutine suspended: an asynchronous authority needs an event loop")
 
 
-def _ntlm_flag_names(value: int) -> tuple[str, ...]:
-    return tuple(name for bit, name in _NTLM_FLAG_BITS if value & bit)
-
-
 def _response_kind(ntlm: NtlmServer) -> str | None:
     """The kind of response the client sent, also when the policy refused it."""
     return None if ntlm.response_kind is None else str(ntlm.response_kind.value)
-
-
-def _session_flag_names(value: int) -> tuple[str, ...]:
-    return tuple(name for bit, name in _SESSION_FLAG_BITS if value & bit)
 
 
 _REASONS = {
@@ -859,8 +847,8 @@ class Connection:
                 reason=reason,
                 dialect=dialect_name(self.dialect),
                 response_kind=_response_kind(ntlm) if ntlm else None,
-                ntlm_flags=_ntlm_flag_names(ntlm.negotiated_flags) if ntlm else (),
-                session_flags=_session_flag_names(flags),
+                ntlm_flags=flag_names(NegotiateFlags, ntlm.negotiated_flags) if ntlm else (),
+                session_flags=flag_names(SessionFlags, flags),
                 session_id=session_id,
                 guest=bool(flags & SessionFlags.IS_GUEST),
                 anonymous=bool(flags & SessionFlags.IS_NULL),
