@@ -34,7 +34,8 @@ def flag_names(flags_type: type[enum.IntFlag], value: int) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class LoginEvent:
-    """One authentication attempt and its outcome."""
+    """One authentication attempt and its outcome. `signed`: the session it made requires every later request
+    signed (MS-SMB2 3.3.5.5.3 Session.SigningRequired, with a signing key), or encrypted."""
 
     transport: str
     client_address: str
@@ -50,6 +51,7 @@ class LoginEvent:
     session_id: int | None = None
     guest: bool = False
     anonymous: bool = False
+    signed: bool = False
     time: float = field(default_factory=time.time)
 
     @property
@@ -73,6 +75,8 @@ class LoginEvent:
             parts.append(f"ntlm={self.response_kind}")
         if self.session_flags:
             parts.append(f"session_flags={'|'.join(self.session_flags)}")
+        if self.signed:
+            parts.append("signed")
         if self.reason:
             parts.append(f"reason={self.reason!r}")
         return " ".join(parts)

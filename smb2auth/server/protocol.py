@@ -784,7 +784,8 @@ class Connection:
             reply.signer = session
         reply.status = _S.STATUS_SUCCESS
         reply.body = SessionSetupResponse(out or b"", session.flags).pack()
-        self._emit(session.id, ntlm, _S.STATUS_SUCCESS, "", session.flags)
+        signed = session.signing_required and bool(session.signing_key)
+        self._emit(session.id, ntlm, _S.STATUS_SUCCESS, "", session.flags, signed=signed)
         return reply
 
     def _handshake_budget(self) -> str:
@@ -834,7 +835,14 @@ class Connection:
         return reply.fail(status)
 
     def _emit(
-        self, session_id: int | None, ntlm: NtlmServer | None, status: int, reason: str, flags: SessionFlags
+        self,
+        session_id: int | None,
+        ntlm: NtlmServer | None,
+        status: int,
+        reason: str,
+        flags: SessionFlags,
+        *,
+        signed: bool = False,
     ) -> None:
         self.ctx.events.emit(
             LoginEvent(
@@ -852,6 +860,7 @@ class Connection:
                 session_id=session_id,
                 guest=bool(flags & SessionFlags.IS_GUEST),
                 anonymous=bool(flags & SessionFlags.IS_NULL),
+                signed=signed,
                 time=self.ctx.clock(),
             )
         )
