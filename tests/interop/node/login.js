@@ -6,6 +6,7 @@
 
 const SMB2 = require('@marsaud/smb2');
 const SMB2Connection = require('@marsaud/smb2/lib/tools/smb2-connection');
+const negotiate = require('@marsaud/smb2/lib/messages/negotiate');
 
 const [host, port, domain, username] = process.argv.slice(2);
 const DIALECTS = { 0x0202: '2.0.2', 0x0210: '2.1' };
@@ -19,13 +20,12 @@ const client = new SMB2({
   autoCloseTimeout: 0,
 });
 
+// The DialectRevision of the NEGOTIATE response as the client parsed it (it keeps no dialect itself).
 let dialect = null;
-client.socket.on('data', (data) => {
-  // The NEGOTIATE response's DialectRevision: 4-byte Direct TCP header, 64-byte SMB2 header, offset 4.
-  if (dialect === null && data.length >= 74 && data.readUInt16LE(4 + 12) === 0x0000) {
-    dialect = DIALECTS[data.readUInt16LE(4 + 64 + 4)] || `0x${data.readUInt16LE(4 + 64 + 4).toString(16)}`;
-  }
-});
+negotiate.onSuccess = (connection, response) => {
+  const revision = response.getResponse().DialectRevision.readUInt16LE(0);
+  dialect = DIALECTS[revision] || `0x${revision.toString(16)}`;
+};
 
 const timer = setTimeout(() => {
   process.stderr.write('timed out\n');
