@@ -19,9 +19,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from smb2auth.authority.base import ResponseKind
 from smb2auth.client._state import ClientEvent, ClientState, advance
 from smb2auth.errors import MalformedMessage, ProtocolStateError, Smb2AuthError
+from smb2auth.ntlm.authority import ResponseKind
 from smb2auth.ntlm.client import NtlmClient
 from smb2auth.smb2.crypto import (
     KeyUse,

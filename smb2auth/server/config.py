@@ -8,7 +8,7 @@ import os
 import socket
 from dataclasses import dataclass, field, replace
 
-from smb2auth.authority.base import AnyAuthority
+from smb2auth.ntlm.authority import AnyAuthority
 from smb2auth.ntlm.server import NtlmPolicy, TargetInfo
 from smb2auth.smb2.messages import SMB2_DIALECTS, Cipher, Dialect
 

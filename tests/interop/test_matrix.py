@@ -40,7 +40,7 @@ def go_program() -> Iterator[None]:
         yield
 
 
-@pytest.mark.parametrize(("c", "dialect"), rows(), ids=[f"{c.name}-{d}" for c, d in rows()])
+@pytest.mark.parametrize(("c", "dialect"), rows(), ids=[f"{c.name.replace(' ', '-')}-{d}" for c, d in rows()])
 def test_client_logs_in(c: Client, dialect: str, servers: Servers, request: pytest.FixtureRequest) -> None:
     missing = c.missing()
     if missing is not None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from smb2auth.authority.base import ResponseKind
 from smb2auth.authority.local import LocalAuthority
 from smb2auth.ntlm import NtlmServer, TargetInfo
+from smb2auth.ntlm.authority import ResponseKind
+from smb2auth.ntlm.events import Send
 from smb2auth.ntlm.messages import NF, AvId, ChallengeMessage, NegotiateMessage, Version, av_get
 from smb2auth.ntlm.server import classify_response
 
@@ -16,9 +17,9 @@ ASKS = NF.NTLMSSP_NEGOTIATE_UNICODE | NF.NTLMSSP_REQUEST_TARGET | NF.NTLMSSP_NEG
 
 def challenge_for(target: TargetInfo, flags: int = ASKS) -> ChallengeMessage:
     server = NtlmServer(LocalAuthority(), target=target, clock=lambda: 1_700_000_000.0)
-    token = server.step(NegotiateMessage(flags).pack())
-    assert token is not None
-    return ChallengeMessage.unpack(token)
+    event = server.receive(NegotiateMessage(flags).pack())
+    assert isinstance(event, Send)
+    return ChallengeMessage.unpack(event.token)
 
 
 def test_names_in_smbds_order() -> None:

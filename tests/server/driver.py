@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from smb2auth.authority.base import ResponseKind
 from smb2auth.authority.local import LocalAuthority
+from smb2auth.ntlm.authority import ResponseKind
 from smb2auth.ntlm.client import NtlmClient
 from smb2auth.ntlm.server import TargetInfo
 from smb2auth.server.config import ServerConfig
-from smb2auth.server.protocol import Connection, ServerContext, drive
+from smb2auth.server.inline import answer_frame
+from smb2auth.server.protocol import Connection, ServerContext
 from smb2auth.smb2.crypto import (
     PreauthIntegrity,
     SessionKeys,
@@ -98,7 +99,7 @@ class Driver:
         self.message_log: list[bytes] = []
 
     def send_raw(self, payload: bytes) -> list[Answer]:
-        out = drive(self.conn.handle_frame(payload))
+        out = answer_frame(self.conn, payload)
         answers: list[Answer] = []
         for data in out:
             assert data[0] == 0 and int.from_bytes(data[1:4], "big") == len(data) - 4

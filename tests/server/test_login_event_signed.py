@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from smb2auth.authority.base import ResponseKind
 from smb2auth.client import connect
+from smb2auth.ntlm.authority import ResponseKind
 from smb2auth.testing import running_server
 
 
