@@ -865,7 +865,8 @@ class Connection:
             reply.signer = session
         reply.status = _S.STATUS_SUCCESS
         reply.body = SessionSetupResponse(out or b"", session.flags).pack()
-        self._emit(session.id, ntlm, _S.STATUS_SUCCESS, "", session.flags)
+        signed = session.signing_required and bool(session.signing_key)
+        self._emit(session.id, ntlm, _S.STATUS_SUCCESS, "", session.flags, signed=signed)
         return reply
 
     def _handshake_budget(self) -> str:
@@ -908,12 +909,26 @@ class Connection:
         return reply.fail(status)
 
     def _emit(
-        self, session_id: int | None, ntlm: NtlmServer | None, status: int, reason: str, flags: SessionFlags
+        self,
+        session_id: int | None,
+        ntlm: NtlmServer | None,
+        status: int,
+        reason: str,
+        flags: SessionFlags,
+        *,
+        signed: bool = False,
     ) -> None:
-        self._events.append(self._login_event(session_id, ntlm, status, reason, flags))
+        self._events.append(self._login_event(session_id, ntlm, status, reason, flags, signed=signed))
 
     def _login_event(
-        self, session_id: int | None, ntlm: NtlmServer | None, status: int, reason: str, flags: SessionFlags
+        self,
+        session_id: int | None,
+        ntlm: NtlmServer | None,
+        status: int,
+        reason: str,
+        flags: SessionFlags,
+        *,
+        signed: bool = False,
     ) -> LoginEvent:
         kind = ntlm.response_kind if ntlm is not None else None
         return LoginEvent(
@@ -931,6 +946,7 @@ class Connection:
             session_id=session_id,
             guest=bool(flags & SessionFlags.IS_GUEST),
             anonymous=bool(flags & SessionFlags.IS_NULL),
+            signed=signed,
             time=self.ctx.clock(),
         )
 
