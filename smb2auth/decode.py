@@ -740,18 +740,13 @@ def _nested(data: bytes, base: int) -> Node:
 
 # --- SMB2 (MS-SMB2 2.1, 2.2) -----------------------------------------------------------------------------
 
-_DIALECTS = {
-    0x0202: "2.0.2",
-    0x0210: "2.1",
-    0x0300: "3.0",
-    0x0302: "3.0.2",
-    0x0311: "3.1.1",
-    0x02FF: "2.??? (wildcard)",
-}
-
-
 def _dialect(value: int) -> str:
-    return f"0x{value:04x} ({_DIALECTS.get(value, 'unknown')})"
+    from smb2auth.smb2.negotiate import DIALECT_NAMES, Dialect
+
+    name = DIALECT_NAMES.get(value, "unknown")
+    if value == Dialect.SMB2_WILDCARD:
+        name += " (wildcard)"
+    return f"0x{value:04x} ({name})"
 
 
 def decode_smb(data: bytes, base: int = 0) -> Node:
@@ -813,8 +808,8 @@ def _smb_packet(data: bytes, base: int) -> Node:
 
 
 def _smb2(header: Any, raw: bytes, base: int) -> Node:
+    from smb2auth.smb2.body import parse_body
     from smb2auth.smb2.header import HeaderFlags
-    from smb2auth.smb2.messages import parse_body
     from smb2auth.status import NtStatus
 
     kind = "response" if header.is_response else "request"
@@ -857,7 +852,7 @@ def _smb2(header: Any, raw: bytes, base: int) -> Node:
 
 
 def _smb2_body(root: Node, message: Any, raw: bytes, base: int) -> None:
-    from smb2auth.smb2 import messages as m
+    from smb2auth import smb2 as m
 
     b = base + 64
     node = root.add(f"{type(message).__name__}", note="body", offset=b)
@@ -938,7 +933,7 @@ def _smb2_body(root: Node, message: Any, raw: bytes, base: int) -> None:
 
 def _ioctl(node: Node, message: Any, raw: bytes, base: int) -> None:
     """MS-SMB2 2.2.31 / 2.2.32, and FSCTL_VALIDATE_NEGOTIATE_INFO's structures (2.2.31.4 / 2.2.32.6)."""
-    from smb2auth.smb2 import messages as m
+    from smb2auth import smb2 as m
 
     b = base + 64
     request = isinstance(message, m.IoctlRequest)
@@ -970,7 +965,7 @@ def _ioctl(node: Node, message: Any, raw: bytes, base: int) -> None:
 
 
 def _validate_negotiate(part: Node, data: bytes, at: int, request: bool) -> None:
-    from smb2auth.smb2 import messages as m
+    from smb2auth import smb2 as m
 
     info: m.ValidateNegotiateInfoRequest | m.ValidateNegotiateInfoResponse
     try:
@@ -1001,7 +996,7 @@ def _security_buffer(parent: Node, buffer: bytes, at: int, field_at: int) -> Non
 
 def _contexts(parent: Node, contexts: Any, raw: bytes, offset: int, base: int) -> None:
     """MS-SMB2 2.2.3.1: negotiate contexts, each 8-byte aligned from NegotiateContextOffset."""
-    from smb2auth.smb2 import messages as m
+    from smb2auth import smb2 as m
 
     if not contexts:
         return
@@ -1042,7 +1037,11 @@ def _contexts(parent: Node, contexts: Any, raw: bytes, offset: int, base: int) -
 
 def _smb1(data: bytes, base: int) -> Node:
     from smb2auth.smb2.header import Smb1Flags2, Smb1Header
-    from smb2auth.smb2.messages import SMB1_DIALECT_SMB2_002, SMB1_DIALECT_SMB2_WILDCARD, Smb1NegotiateRequest
+    from smb2auth.smb2.negotiate import (
+        SMB1_DIALECT_SMB2_002,
+        SMB1_DIALECT_SMB2_WILDCARD,
+        Smb1NegotiateRequest,
+    )
 
     try:
         header = Smb1Header.unpack(data)

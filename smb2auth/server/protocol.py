@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import struct
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Any, TypeVar
 from smb2auth.authority.base import Account
 from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
 from smb2auth.events import EventLog, LoginEvent, flag_names
-from smb2auth.ntlm.messages import NegotiateFlags
+from smb2auth.ntlm.messages import NegotiateFlags, unix_to_filetime
 from smb2auth.ntlm.server import NtlmServer
 from smb2auth.server._state import (
     ConnEvent,
@@ -29,20 +28,22 @@ from smb2auth.server._state import (
     session_next,
 )
 from smb2auth.server.config import ServerConfig
+from smb2auth.smb2 import policy
 from smb2auth.smb2.crypto import (
     PreauthIntegrity,
     TransformHeader,
     decrypt,
     derive_session_keys,
     encrypt,
+    nonce_size,
     sign,
-    signing_algorithm_for,
     verify,
 )
 from smb2auth.smb2.framing import FrameReader
 from smb2auth.smb2.framing import frame as frame_payload
 from smb2auth.smb2.header import (
     HEADER_SIZE,
+    HEADER_STRUCT,
     SMB1_PROTOCOL_ID,
     SMB2_PROTOCOL_ID,
     TRANSFORM_PROTOCOL_ID,
@@ -52,43 +53,43 @@ from smb2auth.smb2.header import (
     Smb2Header,
     split_compound,
 )
-from smb2auth.smb2.messages import (
+from smb2auth.smb2.ioctl import (
     FSCTL_VALIDATE_NEGOTIATE_INFO,
-    Capabilities,
-    Cipher,
-    Dialect,
-    EchoRequest,
-    EchoResponse,
-    EncryptionCapabilities,
-    ErrorResponse,
-    HashAlgorithm,
     IoctlFlags,
     IoctlRequest,
     IoctlResponse,
-    LogoffRequest,
-    LogoffResponse,
-    NegotiateContext,
+    ValidateNegotiateInfoRequest,
+    ValidateNegotiateInfoResponse,
+)
+from smb2auth.smb2.negotiate import (
+    Capabilities,
+    Dialect,
     NegotiateRequest,
     NegotiateResponse,
-    PreauthIntegrityCapabilities,
     SecurityMode,
+    Smb1NegotiateRequest,
+    dialect_name,
+)
+from smb2auth.smb2.negotiate_contexts import (
+    Cipher,
+    NegotiateContext,
+    SigningAlgorithm,
+)
+from smb2auth.smb2.session import (
+    LogoffRequest,
+    LogoffResponse,
     SessionFlags,
     SessionSetupFlags,
     SessionSetupRequest,
     SessionSetupResponse,
+)
+from smb2auth.smb2.simple import EchoRequest, EchoResponse, ErrorResponse
+from smb2auth.smb2.tree import (
     ShareType,
-    SigningAlgorithm,
-    SigningCapabilities,
-    Smb1NegotiateRequest,
     TreeConnectRequest,
     TreeConnectResponse,
     TreeDisconnectRequest,
     TreeDisconnectResponse,
-    ValidateNegotiateInfoRequest,
-    ValidateNegotiateInfoResponse,
-    dialect_name,
-    find_context,
-    select_smb1_upgrade_dialect,
 )
 from smb2auth.spnego._state import ServerState as SpnegoState
 from smb2auth.spnego.context import SpnegoServer, server_initial_token
@@ -101,11 +102,7 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _S = NtStatus
 _GENERIC_ALL = 0x001F01FF
-_RAW_HEADER = struct.Struct("<4sHHIHHIIQQQ16s")
-_FILETIME_EPOCH = 11644473600
 _SESSION_ID_MASK = 0xFFFFFFFFFFFFFFFF
-# MS-SMB2 3.3.5.4: signing algorithms in the order this server prefers them.
-_SIGNING_PREFERENCE = (SigningAlgorithm.AES_GMAC, SigningAlgorithm.AES_CMAC, SigningAlgorithm.HMAC_SHA256)
 
 
 def drive(coro: Coroutine[Any, Any, _T]) -> _T:
@@ -174,9 +171,6 @@ class ServerContext:
             # MS-SMB2 2.2.1.2: 0 and 0xFFFFFFFFFFFFFFFF are not session ids.
             if value not in (0, _SESSION_ID_MASK) and value not in self.sessions:
                 return value
-
-    def filetime(self) -> int:
-        return int((self.clock() + _FILETIME_EPOCH) * 10_000_000)
 
 
 class _Handshake:
@@ -379,7 +373,7 @@ class Connection:
             packed = self._pack(replies)
             if sealed is not None:
                 # MS-SMB2 3.3.4.1.4: the response to an encrypted request is encrypted.
-                nonce = self.ctx.rng(11 if self.cipher in (Cipher.AES_128_CCM, Cipher.AES_256_CCM) else 12)
+                nonce = self.ctx.rng(nonce_size(self.cipher))
                 packed = encrypt(packed, sealed.encryption_key, self.cipher, sealed.id, nonce)
             return [frame_payload(packed)]
         except _Disconnect as exc:
@@ -409,7 +403,7 @@ class Connection:
         """An ERROR for a message whose header is well formed but whose command we do not know."""
         if len(data) < HEADER_SIZE:
             raise _Disconnect(f"short SMB2 header: {exc}")
-        fields = list(_RAW_HEADER.unpack_from(data))
+        fields = list(HEADER_STRUCT.unpack_from(data))
         if fields[1] != HEADER_SIZE or fields[7] % 8 or (fields[7] and fields[7] < HEADER_SIZE):
             # MS-SMB2 3.3.5.2: a header that does not parse drops the connection.
             raise _Disconnect(f"malformed SMB2 header: {exc}")
@@ -417,7 +411,7 @@ class Connection:
         self._consume(message_id, fields[2])
         grant = self._grant(fields[5])
         # MS-SMB2 3.3.5.2: an unknown command is failed with STATUS_INVALID_PARAMETER.
-        header = _RAW_HEADER.pack(
+        header = HEADER_STRUCT.pack(
             SMB2_PROTOCOL_ID, HEADER_SIZE, fields[2], exc.status, fields[4], grant,
             int(HeaderFlags.SERVER_TO_REDIR), 0, message_id, fields[9], fields[10], bytes(16),
         )
@@ -483,7 +477,7 @@ class Connection:
             request = Smb1NegotiateRequest.unpack(data)
         except MalformedMessage as exc:
             raise _Disconnect(f"SMB1: {exc}") from None
-        dialect = select_smb1_upgrade_dialect(request, self.ctx.config.dialects)
+        dialect = policy.select_smb1_upgrade_dialect(request, self.ctx.config.dialects)
         if dialect is None:
             # MS-SMB2 3.3.5.3.1: no SMB2 dialect offered and we do not speak SMB1.
             raise _Disconnect("SMB1 NEGOTIATE offers no SMB2 dialect")
@@ -491,7 +485,7 @@ class Connection:
             self.state = conn_next(self.state, ConnEvent.SMB1_DIALECT)
             self.dialect = Dialect.SMB2_0_2
             self.client_dialects = (Dialect.SMB2_0_2,)
-            self.signing_algorithm = SigningAlgorithm.HMAC_SHA256
+            self.signing_algorithm = policy.signing_algorithm_for(Dialect.SMB2_0_2)
         else:
             self.state = conn_next(self.state, ConnEvent.SMB1_WILDCARD)
         # MS-SMB2 3.3.5.3.1: the SMB1 NEGOTIATE used MessageId 0; the SMB2 one that follows uses 1.
@@ -500,7 +494,8 @@ class Connection:
         header = Smb2Header(Command.NEGOTIATE, HeaderFlags.SERVER_TO_REDIR, credit=1)
         body = NegotiateResponse(
             dialect, self.ctx.security_mode, self.ctx.config.server_guid, Capabilities(0),
-            *(self.ctx.config.max_transact_size,) * 3, self.ctx.filetime(), 0, self.ctx.initial_token,
+            *(self.ctx.config.max_transact_size,) * 3, unix_to_filetime(self.ctx.clock()), 0,
+            self.ctx.initial_token,
         )
         return header.pack() + body.pack()
 
@@ -598,53 +593,26 @@ class Connection:
         except MalformedMessage as exc:
             return reply.fail(exc.status)
         cfg = self.ctx.config
-        common = [d for d in cfg.dialects if d in request.dialects]
-        if not common:
-            # MS-SMB2 3.3.5.4: no common dialect -> STATUS_NOT_SUPPORTED.
-            return reply.fail(_S.STATUS_NOT_SUPPORTED)
-        dialect = common[0]
-        contexts: list[NegotiateContext] = []
-        algorithm: int = signing_algorithm_for(dialect)
-        cipher = 0
-        capabilities = Capabilities(0)
-        legacy = dialect in (Dialect.SMB3_0, Dialect.SMB3_0_2)
-        if legacy and request.capabilities & Capabilities.ENCRYPTION and Cipher.AES_128_CCM in cfg.ciphers:
-            # MS-SMB2 3.3.5.4: 3.0 / 3.0.2 encryption is AES-128-CCM, announced by SMB2_GLOBAL_CAP_ENCRYPTION.
-            cipher = Cipher.AES_128_CCM
-            capabilities |= Capabilities.ENCRYPTION
+        choice = policy.choose(request, cfg.dialects, cfg.ciphers)
+        if isinstance(choice, policy.Refusal):
+            return reply.fail(choice.status)
+        dialect = choice.dialect
+        contexts: tuple[NegotiateContext, ...] = ()
         if dialect == Dialect.SMB3_1_1:
-            preauth = find_context(request.negotiate_contexts, PreauthIntegrityCapabilities)
-            if not isinstance(preauth, PreauthIntegrityCapabilities):
-                # MS-SMB2 3.3.5.4: 3.1.1 needs exactly one PREAUTH_INTEGRITY_CAPABILITIES.
-                return reply.fail(_S.STATUS_INVALID_PARAMETER)
-            if HashAlgorithm.SHA_512 not in preauth.hash_algorithms:
-                # MS-SMB2 3.3.5.4: no common preauth hash algorithm.
-                return reply.fail(_S.STATUS_SMB_NO_PREAUTH_INTEGRITY_HASH_OVERLAP)
-            contexts.append(PreauthIntegrityCapabilities((HashAlgorithm.SHA_512,), self.ctx.rng(32)))
-            signing = find_context(request.negotiate_contexts, SigningCapabilities)
-            if isinstance(signing, SigningCapabilities):
-                # MS-SMB2 3.3.5.4: pick one of the client's signing algorithms; AES-CMAC if none is known.
-                offered = signing.signing_algorithms
-                algorithm = next((a for a in _SIGNING_PREFERENCE if a in offered), SigningAlgorithm.AES_CMAC)
-                contexts.append(SigningCapabilities((algorithm,)))
-            ciphers = find_context(request.negotiate_contexts, EncryptionCapabilities)
-            if isinstance(ciphers, EncryptionCapabilities):
-                # MS-SMB2 3.3.5.4: the server's preferred cipher among the client's; 0 when none is common.
-                cipher = next((c for c in cfg.ciphers if c in ciphers.ciphers), 0)
-                contexts.append(EncryptionCapabilities((cipher,)))
+            contexts = policy.response_contexts(request, choice, self.ctx.rng(policy.PREAUTH_SALT_SIZE))
         self.state = conn_next(self.state, ConnEvent.NEGOTIATE)
         self.dialect = dialect
-        self.signing_algorithm = algorithm
-        self.cipher = cipher
-        self.server_capabilities = capabilities
+        self.signing_algorithm = choice.signing_algorithm
+        self.cipher = choice.cipher
+        self.server_capabilities = policy.server_capabilities(choice)
         self.client_guid = request.client_guid
         self.client_security_mode = request.security_mode
         self.client_capabilities = request.capabilities
         self.client_dialects = request.dialects
         response = NegotiateResponse(
             dialect, self.ctx.security_mode, cfg.server_guid, self.server_capabilities,
-            cfg.max_transact_size, cfg.max_transact_size, cfg.max_transact_size, self.ctx.filetime(), 0,
-            self.ctx.initial_token, tuple(contexts),
+            cfg.max_transact_size, cfg.max_transact_size, cfg.max_transact_size,
+            unix_to_filetime(self.ctx.clock()), 0, self.ctx.initial_token, contexts,
         )
         reply.body = response.pack()
         if dialect == Dialect.SMB3_1_1:

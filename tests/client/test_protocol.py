@@ -23,20 +23,17 @@ from smb2auth.client.protocol import (
 from smb2auth.errors import MalformedMessage, ProtocolStateError
 from smb2auth.smb2.crypto import decrypt, encrypt
 from smb2auth.smb2.header import Command, Smb2Header
-from smb2auth.smb2.messages import (
-    Capabilities,
+from smb2auth.smb2.negotiate import Capabilities, Dialect, NegotiateRequest, SecurityMode
+from smb2auth.smb2.negotiate_contexts import (
     Cipher,
-    Dialect,
     EncryptionCapabilities,
-    NegotiateRequest,
     NetnameNegotiateContextId,
     PreauthIntegrityCapabilities,
-    SecurityMode,
-    SessionFlags,
     SigningAlgorithm,
     SigningCapabilities,
     find_context,
 )
+from smb2auth.smb2.session import SessionFlags
 from smb2auth.status import NtStatus
 from tests.client.fakes import PASSWORD, USER, FakeServer
 

@@ -10,33 +10,30 @@ from hypothesis import strategies as st
 
 from smb2auth.authority.base import ResponseKind
 from smb2auth.server.protocol import drive
-from smb2auth.smb2.crypto import PreauthIntegrity, decrypt, encrypt, sign, signing_algorithm_for, verify
+from smb2auth.smb2.crypto import PreauthIntegrity, decrypt, encrypt, sign, verify
 from smb2auth.smb2.framing import frame
 from smb2auth.smb2.header import Command, HeaderFlags, join_compound, split_compound
-from smb2auth.smb2.messages import (
+from smb2auth.smb2.negotiate import (
     Capabilities,
-    Cipher,
     Dialect,
-    EchoRequest,
-    EncryptionCapabilities,
-    HashAlgorithm,
-    LogoffRequest,
     NegotiateRequest,
     NegotiateResponse,
-    PreauthIntegrityCapabilities,
     SecurityMode,
-    SessionFlags,
-    SessionSetupFlags,
-    SessionSetupRequest,
-    ShareType,
+    Smb1NegotiateRequest,
+)
+from smb2auth.smb2.negotiate_contexts import (
+    Cipher,
+    EncryptionCapabilities,
+    HashAlgorithm,
+    PreauthIntegrityCapabilities,
     SigningAlgorithm,
     SigningCapabilities,
-    Smb1NegotiateRequest,
-    TreeConnectRequest,
-    TreeConnectResponse,
-    TreeDisconnectRequest,
     find_context,
 )
+from smb2auth.smb2.policy import signing_algorithm_for
+from smb2auth.smb2.session import LogoffRequest, SessionFlags, SessionSetupFlags, SessionSetupRequest
+from smb2auth.smb2.simple import EchoRequest
+from smb2auth.smb2.tree import ShareType, TreeConnectRequest, TreeConnectResponse, TreeDisconnectRequest
 from smb2auth.status import NtStatus
 from tests.server.driver import DOMAIN, USER, Answer, Driver, make_context
 
@@ -270,7 +267,7 @@ def test_cross_connection_handshake_fails() -> None:
     a.negotiate((Dialect.SMB2_1,))
     b.negotiate((Dialect.SMB2_1,))
     from smb2auth.ntlm.client import NtlmClient
-    from smb2auth.smb2.messages import SessionSetupResponse
+    from smb2auth.smb2.session import SessionSetupResponse
     from smb2auth.spnego.context import SpnegoClient
 
     spnego = SpnegoClient(NtlmClient(USER, "Passw0rd!", domain=DOMAIN))
@@ -495,7 +492,7 @@ def test_reauthentication_keeps_the_session_and_its_key() -> None:
     d.negotiate((Dialect.SMB3_1_1,))
     login = d.login()
     from smb2auth.ntlm.client import NtlmClient
-    from smb2auth.smb2.messages import SessionSetupResponse
+    from smb2auth.smb2.session import SessionSetupResponse
     from smb2auth.spnego.context import SpnegoClient
 
     # MS-SMB2 3.3.5.5: SESSION_SETUP on a valid session re-authenticates it; responses stay signed.
