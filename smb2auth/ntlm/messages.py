@@ -553,11 +553,8 @@ class LmV2Response:
         return cls(bytes(data[:16]), bytes(data[16:]))
 
 
-def filetime_to_unix(filetime: int) -> float:
-    return (filetime - 116444736000000000) / 10_000_000
-
-
 def unix_to_filetime(seconds: float) -> int:
+    """MS-DTYP 2.3.3: a FILETIME, 100-nanosecond intervals since 1601-01-01 UTC, from Unix seconds."""
     return int(seconds * 10_000_000) + 116444736000000000
 
 
