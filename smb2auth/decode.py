@@ -217,13 +217,13 @@ class _Ntlm:
         return int(flags)
 
     def string(self, parent: Node, name: str, raw: bytes, at: int, flags: int | None) -> str:
-        from smb2auth.ntlm.messages import NF, decode_oem
+        from smb2auth.ntlm.messages import NegotiateFlags, decode_oem
 
         if not raw:
             parent.add(name, "''")
             return ""
         # MS-NLMP 2.2.2.5: UNICODE wins over OEM; NEGOTIATE strings are always OEM (2.2.1.1).
-        if flags is not None and flags & NF.NTLMSSP_NEGOTIATE_UNICODE:
+        if flags is not None and flags & NegotiateFlags.NTLMSSP_NEGOTIATE_UNICODE:
             text, bad = _utf16(raw)
             note = "Unicode" + (f", {bad}" if bad else "")
         else:
@@ -250,7 +250,7 @@ class _Ntlm:
         return lowest
 
     def negotiate(self, root: Node) -> None:
-        from smb2auth.ntlm.messages import NF
+        from smb2auth.ntlm.messages import NegotiateFlags
 
         self.need(16)
         flags = self.flags(root, 12)
@@ -259,13 +259,14 @@ class _Ntlm:
             return
         domain, d_at = self.field(root, 16, "DomainName")
         ws, w_at = self.field(root, 24, "Workstation")
-        if flags & NF.NTLMSSP_NEGOTIATE_VERSION and self.lowest((16, 24)) >= 40 and len(self.data) >= 40:
+        version = flags & NegotiateFlags.NTLMSSP_NEGOTIATE_VERSION
+        if version and self.lowest((16, 24)) >= 40 and len(self.data) >= 40:
             self.version(root, 32)
         self.string(root, "DomainName", domain, d_at, None)
         self.string(root, "Workstation", ws, w_at, None)
 
     def challenge(self, root: Node) -> None:
-        from smb2auth.ntlm.messages import NF
+        from smb2auth.ntlm.messages import NegotiateFlags
 
         self.need(32)
         name, name_at = self.field(root, 12, "TargetName")
@@ -277,7 +278,8 @@ class _Ntlm:
             return
         root.add("Reserved", _hex(self.data[32:40]), offset=self.base + 32)
         info, info_at = self.field(root, 40, "TargetInfo")
-        if flags & NF.NTLMSSP_NEGOTIATE_VERSION and self.lowest((12, 40)) >= 56 and len(self.data) >= 56:
+        version = flags & NegotiateFlags.NTLMSSP_NEGOTIATE_VERSION
+        if version and self.lowest((12, 40)) >= 56 and len(self.data) >= 56:
             self.version(root, 48)
         self.string(root, "TargetName", name, name_at, flags)
         if info:
@@ -383,9 +385,9 @@ class _Ntlm:
     def responses(
         self, root: Node, flags: int, lm: bytes, lm_at: int, nt: bytes, nt_at: int, user: str
     ) -> None:
-        from smb2auth.ntlm.messages import NF
+        from smb2auth.ntlm.messages import NegotiateFlags
 
-        ess = bool(flags & NF.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY)
+        ess = bool(flags & NegotiateFlags.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY)
         kind = root.add("ResponseKind")
         lm_node = root.add(
             "LmChallengeResponse", _hex(lm) if lm else "''", offset=self.base + lm_at if lm else None

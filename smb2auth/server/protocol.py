@@ -100,7 +100,6 @@ __all__ = ["Connection", "ServerContext", "Session", "drive"]
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-_S = NtStatus
 _GENERIC_ALL = 0x001F01FF
 _SESSION_ID_MASK = 0xFFFFFFFFFFFFFFFF
 
@@ -241,7 +240,7 @@ class _Reply:
     credit: int
     credit_charge: int
     related: bool
-    status: int = _S.STATUS_SUCCESS
+    status: int = NtStatus.STATUS_SUCCESS
     body: bytes = b""
     signer: Session | None = None
     after: Callable[[bytes], None] | None = None
@@ -523,10 +522,10 @@ class Connection:
         self.state = conn_next(self.state, ConnEvent.REQUEST)
         if h.is_response:
             # Samba smbd_smb2_request_validate: SERVER_TO_REDIR in a request is invalid.
-            return reply.fail(_S.STATUS_INVALID_PARAMETER)
+            return reply.fail(NtStatus.STATUS_INVALID_PARAMETER)
         if related and index == 0:
             # MS-SMB2 3.3.5.2.7.2: the first request of a chain cannot be related.
-            return reply.fail(_S.STATUS_INVALID_PARAMETER)
+            return reply.fail(NtStatus.STATUS_INVALID_PARAMETER)
         session = self.sessions.get(session_id) if session_id else None
         # MS-SMB2 3.3.5.2.4 / Samba smbd_smb2_request_dispatch: signatures before anything else.
         signing_session = session is not None and session.signs
@@ -534,21 +533,21 @@ class Connection:
             pass  # Samba: an encrypted request is not signed, nor is its response (MS-SMB2 3.3.4.1.1)
         elif session is not None and session.encrypt_data:
             # MS-SMB2 3.3.5.2.9: a session with EncryptData takes only encrypted requests.
-            return reply.fail(_S.STATUS_ACCESS_DENIED)
+            return reply.fail(NtStatus.STATUS_ACCESS_DENIED)
         elif h.is_signed:
             if session is None and not (h.command is Command.SESSION_SETUP and session_id):
-                return reply.fail(_S.STATUS_USER_SESSION_DELETED)
+                return reply.fail(NtStatus.STATUS_USER_SESSION_DELETED)
             if signing_session and session is not None:
                 reply.signer = session
                 if not verify(part.raw, session.signing_key, session.signing_algorithm):
-                    return reply.fail(_S.STATUS_ACCESS_DENIED)
+                    return reply.fail(NtStatus.STATUS_ACCESS_DENIED)
             elif h.command is not Command.SESSION_SETUP:
-                return reply.fail(_S.STATUS_ACCESS_DENIED)
+                return reply.fail(NtStatus.STATUS_ACCESS_DENIED)
         elif signing_session and session is not None and session.signing_required:
             reply.signer = session
             if h.command is not Command.SESSION_SETUP:
                 # Samba: an unsigned request on a session that requires signing -> ACCESS_DENIED.
-                return reply.fail(_S.STATUS_ACCESS_DENIED)
+                return reply.fail(NtStatus.STATUS_ACCESS_DENIED)
         try:
             if h.command is Command.SESSION_SETUP:
                 return await self._session_setup(part, reply, session)
@@ -558,14 +557,14 @@ class Connection:
                 return reply
             if session is None or session.state is not SessionState.VALID:
                 # MS-SMB2 3.3.5.2.9: a command that needs a session, with none valid.
-                return reply.fail(_S.STATUS_USER_SESSION_DELETED)
+                return reply.fail(NtStatus.STATUS_USER_SESSION_DELETED)
             if h.command is Command.LOGOFF:
                 return self._logoff(part, reply, session)
             if h.command is Command.TREE_CONNECT:
                 return self._tree_connect(part, reply, session)
             if tree_id not in session.trees:
                 # MS-SMB2 3.3.5.2.11: a command that needs a tree connect, with an unknown TreeId.
-                return reply.fail(_S.STATUS_NETWORK_NAME_DELETED)
+                return reply.fail(NtStatus.STATUS_NETWORK_NAME_DELETED)
             if h.command is Command.TREE_DISCONNECT:
                 TreeDisconnectRequest.unpack(part.body)
                 del session.trees[tree_id]
@@ -574,7 +573,7 @@ class Connection:
             if h.command is Command.IOCTL:
                 return self._ioctl(part, reply)
             # The harness serves authentication only: every file operation is not supported.
-            return reply.fail(_S.STATUS_NOT_SUPPORTED)
+            return reply.fail(NtStatus.STATUS_NOT_SUPPORTED)
         except MalformedMessage as exc:
             # MS-SMB2 3.3.5.2.6: a malformed body is answered with the parser's status.
             return reply.fail(exc.status)
@@ -587,7 +586,7 @@ class Connection:
             raise _Disconnect("NEGOTIATE on a negotiated connection")
         if part.header.is_signed:
             # MS-SMB2 3.3.5.2.4: a signed NEGOTIATE fails with STATUS_INVALID_PARAMETER.
-            return reply.fail(_S.STATUS_INVALID_PARAMETER)
+            return reply.fail(NtStatus.STATUS_INVALID_PARAMETER)
         try:
             request = NegotiateRequest.unpack(part.body)
         except MalformedMessage as exc:
@@ -634,19 +633,25 @@ class Connection:
         if request.flags & SessionSetupFlags.BINDING:
             if session_id == 0:
                 # Samba smbd_smb2_request_process_sesssetup: binding needs the session's id.
-                return self._refuse(reply, _S.STATUS_INVALID_PARAMETER, "session binding without a SessionId")
+                return self._refuse(
+                    reply, NtStatus.STATUS_INVALID_PARAMETER, "session binding without a SessionId"
+                )
             if session_id not in self.ctx.sessions:
                 # MS-SMB2 3.3.5.5.2: not in the GlobalSessionTable -> STATUS_USER_SESSION_DELETED.
                 reason = "session binding to an unknown session"
-                return self._refuse(reply, _S.STATUS_USER_SESSION_DELETED, reason)
+                return self._refuse(reply, NtStatus.STATUS_USER_SESSION_DELETED, reason)
             # MS-SMB2 3.3.5.5: binding on 2.x, or without multichannel -> STATUS_REQUEST_NOT_ACCEPTED.
-            return self._refuse(reply, _S.STATUS_REQUEST_NOT_ACCEPTED, "session binding is not supported")
+            return self._refuse(
+                reply, NtStatus.STATUS_REQUEST_NOT_ACCEPTED, "session binding is not supported"
+            )
         if session_id == 0:
             if len(self.sessions) >= cfg.max_sessions_per_connection:
-                return self._refuse(reply, _S.STATUS_INSUFFICIENT_RESOURCES, "max_sessions_per_connection")
+                return self._refuse(
+                    reply, NtStatus.STATUS_INSUFFICIENT_RESOURCES, "max_sessions_per_connection"
+                )
             refusal = self._handshake_budget()
             if refusal:
-                return self._refuse(reply, _S.STATUS_INSUFFICIENT_RESOURCES, refusal)
+                return self._refuse(reply, NtStatus.STATUS_INSUFFICIENT_RESOURCES, refusal)
             session = Session(self.ctx.new_session_id(), self)
             session.preauth = self.preauth
             self.sessions[session.id] = session
@@ -655,12 +660,12 @@ class Connection:
         elif session is None or session.state is SessionState.EXPIRED:
             # MS-SMB2 3.3.5.5: a SessionId not in this connection's session table.
             reason = f"session 0x{session_id:016x} is not on this connection"
-            return self._refuse(reply, _S.STATUS_USER_SESSION_DELETED, reason)
+            return self._refuse(reply, NtStatus.STATUS_USER_SESSION_DELETED, reason)
         hs = session.handshake
         if hs is None:
             refusal = self._handshake_budget()
             if refusal:
-                return self._refuse(reply, _S.STATUS_INSUFFICIENT_RESOURCES, refusal)
+                return self._refuse(reply, NtStatus.STATUS_INSUFFICIENT_RESOURCES, refusal)
             ntlm = NtlmServer(cfg.authority, target=cfg.target, policy=self.ctx.ntlm_policy,
                               rng=self.ctx.rng, clock=self.ctx.clock)
             hs = session.handshake = _Handshake(ntlm, self.ctx.monotonic())
@@ -686,13 +691,15 @@ class Connection:
             return self._login_failed(reply, session, exc.status, str(exc))
         except Exception as exc:  # the authority failed; not the peer's doing
             log.error("authority failed during SESSION_SETUP: %r", exc)
-            return self._login_failed(reply, session, _S.STATUS_NO_LOGON_SERVERS, f"authority error: {exc!r}")
+            return self._login_failed(
+                reply, session, NtStatus.STATUS_NO_LOGON_SERVERS, f"authority error: {exc!r}"
+            )
         if session.state is SessionState.EXPIRED:
             # Closed while the authority was consulted (connection lost or a newer session took over).
-            return reply.fail(_S.STATUS_USER_SESSION_DELETED)
+            return reply.fail(NtStatus.STATUS_USER_SESSION_DELETED)
         if not hs.spnego.complete:
             session.state = session_next(session.state, SessionEvent.CONTINUE)
-            reply.status = _S.STATUS_MORE_PROCESSING_REQUIRED
+            reply.status = NtStatus.STATUS_MORE_PROCESSING_REQUIRED
             reply.body = SessionSetupResponse(out or b"").pack()
             if first_auth and session.preauth is not None:
 
@@ -718,7 +725,7 @@ class Connection:
         if first_auth and self.ctx.config.encrypt and (flags or not self.cipher):
             # Samba "smb encrypt = required": a session that cannot encrypt is refused.
             reason = "encryption required, but not available to this session"
-            return self._login_failed(reply, session, _S.STATUS_ACCESS_DENIED, reason)
+            return self._login_failed(reply, session, NtStatus.STATUS_ACCESS_DENIED, reason)
         session.handshake = None
         self.ctx.pending_handshakes -= 1
         if first_auth:
@@ -750,9 +757,9 @@ class Connection:
         if session.signing_key:
             # Samba smbd_smb2_auth_generic_return: the final response is signed unless guest or anonymous.
             reply.signer = session
-        reply.status = _S.STATUS_SUCCESS
+        reply.status = NtStatus.STATUS_SUCCESS
         reply.body = SessionSetupResponse(out or b"", session.flags).pack()
-        self._emit(session.id, ntlm, _S.STATUS_SUCCESS, "", session.flags)
+        self._emit(session.id, ntlm, NtStatus.STATUS_SUCCESS, "", session.flags)
         return reply
 
     def _handshake_budget(self) -> str:
@@ -811,7 +818,7 @@ class Connection:
                 user=ntlm.user if ntlm else "",
                 domain=ntlm.domain if ntlm else "",
                 workstation=ntlm.workstation if ntlm else "",
-                status=_S.name_of(status),
+                status=NtStatus.name_of(status),
                 reason=reason,
                 dialect=dialect_name(self.dialect),
                 response_kind=_response_kind(ntlm) if ntlm else None,
@@ -850,13 +857,13 @@ class Connection:
         elif name in self.ctx.shares:
             if session.flags & SessionFlags.IS_NULL:
                 # Samba: an anonymous session reaches only IPC$ unless the share allows guests.
-                return reply.fail(_S.STATUS_ACCESS_DENIED)
+                return reply.fail(NtStatus.STATUS_ACCESS_DENIED)
             kind = ShareType.DISK
         else:
             # MS-SMB2 3.3.5.7: an unknown share -> STATUS_BAD_NETWORK_NAME.
-            return reply.fail(_S.STATUS_BAD_NETWORK_NAME)
+            return reply.fail(NtStatus.STATUS_BAD_NETWORK_NAME)
         if len(session.trees) >= self.ctx.config.max_trees_per_session:
-            return reply.fail(_S.STATUS_INSUFFICIENT_RESOURCES)
+            return reply.fail(NtStatus.STATUS_INSUFFICIENT_RESOURCES)
         tree_id = session.next_tree_id
         session.next_tree_id = tree_id % 0xFFFFFFFE + 1
         session.trees[tree_id] = kind
@@ -869,11 +876,11 @@ class Connection:
         request = IoctlRequest.unpack(part.body)
         if request.ctl_code != FSCTL_VALIDATE_NEGOTIATE_INFO or request.flags != IoctlFlags.IS_FSCTL:
             # The harness has no files or pipes: other IOCTLs are not supported.
-            return reply.fail(_S.STATUS_NOT_SUPPORTED)
+            return reply.fail(NtStatus.STATUS_NOT_SUPPORTED)
         info = ValidateNegotiateInfoRequest.unpack(request.input)
         if request.max_output_response < ValidateNegotiateInfoResponse.SIZE:
             # MS-SMB2 3.3.5.15.12: output buffer too small.
-            return reply.fail(_S.STATUS_INVALID_PARAMETER)
+            return reply.fail(NtStatus.STATUS_INVALID_PARAMETER)
         common = [d for d in self.ctx.config.dialects if d in info.dialects]
         if (
             info.capabilities != self.client_capabilities
