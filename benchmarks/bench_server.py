@@ -201,7 +201,8 @@ def pending_tracemalloc_per_handshake(count: int) -> float:
     """The sans-IO Connection's own state: Connection + Session + NTLM/SPNEGO contexts after leg 1."""
     from smb2auth.authority.local import LocalAuthority
     from smb2auth.server.config import ServerConfig
-    from smb2auth.server.protocol import Connection, ServerContext, drive
+    from smb2auth.server.inline import answer_frame
+    from smb2auth.server.protocol import Connection, ServerContext
 
     authority = LocalAuthority()
     authority.add_user(USER, PASSWORD)
@@ -209,15 +210,15 @@ def pending_tracemalloc_per_handshake(count: int) -> float:
     messages = [_leg1_messages() for _ in range(count)]
     warm = Connection(ctx, "127.0.0.1:1")
     for message in messages[0]:
-        drive(warm.handle_frame(message))
+        answer_frame(warm, message)
     warm.close()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     held = []
     for i, (negotiate, setup) in enumerate(messages):
         conn = Connection(ctx, f"127.0.0.1:{10000 + i}")
-        drive(conn.handle_frame(negotiate))
-        drive(conn.handle_frame(setup))
+        answer_frame(conn, negotiate)
+        answer_frame(conn, setup)
         held.append(conn)
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()

@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from smb2auth.authority.base import ResponseKind
 from smb2auth.client._channel import Channel
 from smb2auth.client._negotiate import (
     VALIDATED_DIALECTS,
@@ -35,6 +34,7 @@ from smb2auth.client._session_setup import SessionSetup
 from smb2auth.client._state import ClientEvent, ClientState, advance
 from smb2auth.client.errors import NegotiateDowngradeError, SigningError, Smb2ClientError
 from smb2auth.errors import MalformedMessage, ProtocolStateError, Smb2AuthError
+from smb2auth.ntlm.authority import ResponseKind
 from smb2auth.ntlm.client import NtlmClient
 from smb2auth.smb2 import policy
 from smb2auth.smb2.body import Message, parse_body

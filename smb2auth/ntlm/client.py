@@ -6,11 +6,11 @@ import os
 import time
 from collections.abc import Callable
 
-from smb2auth.authority.base import ResponseKind
 from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
 from smb2auth.ntlm import crypto
 from smb2auth.ntlm._session import SecurityContext, SessionSecurity
 from smb2auth.ntlm._state import ClientEvent, ClientState, client_next
+from smb2auth.ntlm.authority import ResponseKind
 from smb2auth.ntlm.messages import (
     NTLMSSP_NEGOTIATE_56,
     NTLMSSP_NEGOTIATE_128,

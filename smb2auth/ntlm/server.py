@@ -1,32 +1,32 @@
 """The NTLM acceptor (MS-NLMP 3.2): NEGOTIATE in, CHALLENGE out, AUTHENTICATE in. Sans-IO.
 
-The last step is split so that an asynchronous authority fits: `begin_authenticate` returns the
-`ValidationRequest`, `finish_authenticate` takes the `ValidationResult`.
+`receive(token)` returns an event (smb2auth.ntlm.events): the CHALLENGE to send, the `ValidationNeeded` the
+transport answers by calling the authority and handing the result to `validation_done(ticket, result)`,
+`Complete` or `Failed`. `step(token)` does all of that inline for a synchronous authority.
 """
 
 from __future__ import annotations
 
 import enum
 import hmac
-import logging
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from smb2auth.authority.base import (
+from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
+from smb2auth.ntlm import crypto
+from smb2auth.ntlm._session import SecurityContext, SessionSecurity
+from smb2auth.ntlm._state import ServerEvent, ServerState, server_next
+from smb2auth.ntlm.authority import (
     Account,
     AnyAuthority,
     ResponseKind,
     ValidationRequest,
     ValidationResult,
-    resolve,
     validate_sync,
 )
-from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
-from smb2auth.ntlm import crypto
-from smb2auth.ntlm._session import SecurityContext, SessionSecurity
-from smb2auth.ntlm._state import ServerEvent, ServerState, server_next
+from smb2auth.ntlm.events import Complete, Failed, HandshakeError, HandshakeEvent, Send, ValidationNeeded
 from smb2auth.ntlm.messages import (
     NTLMSSP_NEGOTIATE_56,
     NTLMSSP_NEGOTIATE_128,
@@ -64,9 +64,17 @@ from smb2auth.ntlm.messages import (
 )
 from smb2auth.status import NtStatus
 
-log = logging.getLogger(__name__)
-
 ANONYMOUS_ACCOUNT = Account("ANONYMOUS LOGON", "NT AUTHORITY", sid="S-1-5-7")
+
+# How a login event words the authority's status (the wire may carry STATUS_LOGON_FAILURE instead).
+_AUTHORITY_PHRASES = {
+    NtStatus.STATUS_WRONG_PASSWORD: "wrong password",
+    NtStatus.STATUS_NO_SUCH_USER: "unknown user",
+    NtStatus.STATUS_ACCOUNT_DISABLED: "account disabled",
+    NtStatus.STATUS_ACCOUNT_LOCKED_OUT: "account locked out",
+    NtStatus.STATUS_PASSWORD_EXPIRED: "password expired",
+    NtStatus.STATUS_NO_LOGON_SERVERS: "no logon servers",
+}
 
 # Flags the server echoes when the client asks for them (MS-NLMP 3.2.5.1.1).
 _ECHOED = (
@@ -163,6 +171,7 @@ class NtlmServer(SecurityContext):
         self._auth: AuthenticateMessage | None = None
         self._auth_bytes = b""
         self._request: ValidationRequest | None = None
+        self._ticket = 0
         self._session: SessionSecurity | None = None
         self.negotiated_flags = 0
         self.session_key: bytes | None = None
@@ -189,39 +198,54 @@ class NtlmServer(SecurityContext):
 
     # -- the exchange ---------------------------------------------------------------------------
 
-    def step(self, token: bytes) -> bytes | None:
-        """NEGOTIATE -> CHALLENGE bytes; AUTHENTICATE -> None (then `complete`). Sync authorities only."""
-        if self._state == ServerState.INITIAL:
-            return self._guard(self._on_negotiate, token)
-        request = self.begin_authenticate(token)
-        if request is not None:
-            self.finish_authenticate(validate_sync(self.authority, request))
-        return None
-
-    async def astep(self, token: bytes) -> bytes | None:
-        """As `step`, awaiting the authority (either kind) between the two halves of AUTHENTICATE."""
-        if self._state == ServerState.INITIAL:
-            return self._guard(self._on_negotiate, token)
-        request = self.begin_authenticate(token)
-        if request is not None:
-            self.finish_authenticate(await resolve(self.authority, request))
-        return None
-
-    def _guard(self, handler: Callable[[bytes], bytes], token: bytes) -> bytes:
-        if message_type(token) != MessageType.NtLmNegotiate:
-            raise ProtocolStateError(
-                f"NTLM server: message type {message_type(token)} is not valid in state {self._state.value!r}"
-            )
+    def receive(self, token: bytes) -> HandshakeEvent:
+        """NEGOTIATE -> Send(CHALLENGE); AUTHENTICATE -> ValidationNeeded, or Complete (anonymous); any
+        failure -> Failed, and the context is FAILED."""
+        state = self._state
         try:
-            return handler(token)
-        except (MalformedMessage, AuthenticationError):
-            self._state = server_next(self._state, ServerEvent.FAIL)
-            raise
+            if state is ServerState.INITIAL:
+                if message_type(token) != MessageType.NtLmNegotiate:
+                    raise ProtocolStateError(
+                        f"NTLM server: message type {message_type(token)} in state {state.value!r}"
+                    )
+                return Send(self._on_negotiate(token))
+            server_next(state, ServerEvent.RECEIVE_AUTHENTICATE)
+            request = self._begin(AuthenticateMessage.unpack(token), bytes(token))
+        except (MalformedMessage, AuthenticationError, ProtocolStateError) as exc:
+            return self._failed(exc)
+        if request is None:
+            return Complete()
+        self._ticket += 1
+        return ValidationNeeded(self._ticket, request)
 
-    def _fail(self, status: NtStatus, reason: str) -> AuthenticationError:
-        log.info("NTLM logon refused: %s (%s)", reason, status.name)
-        self._state = server_next(self._state, ServerEvent.FAIL)
-        return AuthenticationError(status, reason)
+    def validation_done(self, ticket: int, result: ValidationResult) -> Complete | Failed:
+        """The authority's answer to the ValidationNeeded with this `ticket`."""
+        try:
+            server_next(self._state, ServerEvent.VALIDATION_RESULT)
+            if ticket != self._ticket:
+                raise ProtocolStateError(f"NTLM server: ticket {ticket}, but {self._ticket} is pending")
+            self._on_result(result)
+        except (AuthenticationError, ProtocolStateError) as exc:
+            return self._failed(exc)
+        return Complete()
+
+    def step(self, token: bytes) -> bytes | None:
+        """`receive` for a synchronous authority, called inline: the CHALLENGE bytes, or None once complete;
+        a failure raises its error."""
+        event = self.receive(token)
+        if isinstance(event, ValidationNeeded):
+            event = self.validation_done(event.ticket, validate_sync(self.authority, event.request))
+        if isinstance(event, Failed):
+            raise event.error
+        return event.token
+
+    def _failed(self, exc: HandshakeError) -> Failed:
+        if self._state not in (ServerState.COMPLETE, ServerState.FAILED):
+            self._state = server_next(self._state, ServerEvent.FAIL)
+        return Failed(exc)
+
+    def _fail(self, status: NtStatus, reason: str, cause: NtStatus | None = None) -> AuthenticationError:
+        return AuthenticationError(status, reason, cause=cause)
 
     def _on_negotiate(self, token: bytes) -> bytes:
         negotiate = NegotiateMessage.unpack(token)
@@ -270,17 +294,6 @@ class NtlmServer(SecurityContext):
         self._state = server_next(self._state, ServerEvent.RECEIVE_NEGOTIATE)
         return self._challenge
 
-    def begin_authenticate(self, token: bytes) -> ValidationRequest | None:
-        """Check an AUTHENTICATE; returns what the authority must validate, or None (anonymous: done)."""
-        if self._state != ServerState.CHALLENGE_SENT:
-            server_next(self._state, ServerEvent.RECEIVE_AUTHENTICATE)
-        try:
-            return self._begin(AuthenticateMessage.unpack(token), bytes(token))
-        except MalformedMessage:
-            if self._state != ServerState.FAILED:
-                self._state = server_next(self._state, ServerEvent.FAIL)
-            raise
-
     def _begin(self, auth: AuthenticateMessage, token: bytes) -> ValidationRequest | None:
         policy = self.policy
         if self._clock() - self._issued_at > policy.challenge_lifetime:
@@ -312,7 +325,7 @@ class NtlmServer(SecurityContext):
             raise self._fail(NtStatus.STATUS_INVALID_PARAMETER, "KEY_EXCH without a 16-byte session key")
         if kind is ResponseKind.ANONYMOUS:
             if not policy.allow_anonymous:
-                raise self._fail(NtStatus.STATUS_LOGON_FAILURE, "anonymous logon refused by policy")
+                raise self._fail(NtStatus.STATUS_LOGON_FAILURE, "anonymous logon not permitted by policy")
             self._finish(ANONYMOUS_ACCOUNT, b"\x00" * 16, anonymous=True)
             return None
         if kind is ResponseKind.NTLMV2:
@@ -320,10 +333,10 @@ class NtlmServer(SecurityContext):
         elif kind in (ResponseKind.NTLMV1, ResponseKind.NTLMV1_ESS):
             if not policy.allow_ntlmv1:
                 # Samba "ntlm auth = ntlmv2-only": LOGON_FAILURE on the wire.
-                raise self._fail(NtStatus.STATUS_LOGON_FAILURE, f"{kind.value} refused by policy")
+                raise self._fail(NtStatus.STATUS_LOGON_FAILURE, f"{kind.value} not permitted by policy")
         elif kind is ResponseKind.LM:
             if not policy.allow_lm:
-                raise self._fail(NtStatus.STATUS_LOGON_FAILURE, "LM response refused by policy")
+                raise self._fail(NtStatus.STATUS_LOGON_FAILURE, "LM response not permitted by policy")
         else:
             self.response_kind = None
             raise self._fail(NtStatus.STATUS_INVALID_PARAMETER, f"NT response of {len(nt)} bytes")
@@ -364,14 +377,7 @@ class NtlmServer(SecurityContext):
         if not hmac.compare_digest(expected, sent or b""):
             raise self._fail(NtStatus.STATUS_BAD_BINDINGS, "channel bindings mismatch")
 
-    def finish_authenticate(self, result: ValidationResult | None) -> None:
-        """Take the authority's answer; raises AuthenticationError on failure, else the server is complete."""
-        if result is None:
-            if self._state == ServerState.COMPLETE and self.is_anonymous:
-                return
-            server_next(self._state, ServerEvent.VALIDATION_RESULT)
-            raise ProtocolStateError("NTLM server: a validation result is needed")
-        server_next(self._state, ServerEvent.VALIDATION_RESULT)
+    def _on_result(self, result: ValidationResult) -> None:
         request, auth = self._request, self._auth
         assert request is not None and auth is not None
         if not result.ok:
@@ -381,11 +387,13 @@ class NtlmServer(SecurityContext):
                 self.is_guest = True
                 self._finish(guest, b"\x00" * 16, anonymous=False, verify_mic=False)
                 return
-            reason = f"{status.name}: {result.reason}" if result.reason else status.name
+            phrase = _AUTHORITY_PHRASES.get(status, status.name)
+            reason = f"{phrase}: {result.reason}" if result.reason else phrase
+            wire = status
             if status in (NtStatus.STATUS_NO_SUCH_USER, NtStatus.STATUS_WRONG_PASSWORD):
                 # Samba squashes unknown user and bad password into LOGON_FAILURE on the wire.
-                status = NtStatus.STATUS_LOGON_FAILURE
-            raise self._fail(status, reason)
+                wire = NtStatus.STATUS_LOGON_FAILURE
+            raise self._fail(wire, reason, cause=status)
         if result.account is None or result.session_base_key is None or len(result.session_base_key) != 16:
             raise self._fail(NtStatus.STATUS_INTERNAL_ERROR, "authority succeeded without account or key")
         sbk = result.session_base_key
@@ -423,10 +431,3 @@ class NtlmServer(SecurityContext):
         self.session_key = exported
         self._session = SessionSecurity(flags, exported, client=False)
         self._state = server_next(self._state, ServerEvent.VALIDATION_RESULT)
-        log.info(
-            "NTLM logon: %s\\%s as %s (%s)",
-            self.domain,
-            self.user,
-            account.username,
-            self.response_kind.value if self.response_kind else "?",
-        )

@@ -6,7 +6,7 @@ import math
 import os
 from dataclasses import dataclass, field, replace
 
-from smb2auth.authority.base import AnyAuthority
+from smb2auth.ntlm.authority import AnyAuthority
 from smb2auth.ntlm.server import NtlmPolicy, TargetInfo
 from smb2auth.smb2.negotiate import SMB2_DIALECTS, Dialect
 from smb2auth.smb2.negotiate_contexts import Cipher

@@ -1,22 +1,22 @@
-"""The server side of one SMB2 connection (MS-SMB2 3.3), sans-IO: Direct TCP frames in, frames out.
+"""The server side of one SMB2 connection (MS-SMB2 3.3), sans-IO: Direct TCP frames in, events out.
 
-`Connection.handle_frame` is a coroutine only so that an asynchronous authority can be awaited between the
-two halves of NTLM's AUTHENTICATE; it reads no socket, and with a synchronous authority it never suspends
-(`drive` runs it to completion without an event loop). Clock and RNG come from the `ServerContext`.
+`Connection.receive_frame(payload)` returns what the transport must do, in order: frames to write (bytes),
+login events to log and hand on (LoginEvent), or a `ValidationNeeded` — the frame's SESSION_SETUP waits for
+the authority, the transport calls it and hands the answer to `validation_done(ticket, result)`, which
+returns the rest. Nothing here awaits, logs, or reads a socket; clock and RNG come from the `ServerContext`.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import time
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from smb2auth.authority.base import Account
-from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
+from smb2auth.errors import MalformedMessage, ProtocolStateError
 from smb2auth.events import EventLog, LoginEvent, flag_names
+from smb2auth.ntlm.authority import Account, ValidationResult
+from smb2auth.ntlm.events import Failed, HandshakeEvent, Send, ValidationNeeded
 from smb2auth.ntlm.messages import NegotiateFlags, unix_to_filetime
 from smb2auth.ntlm.server import NtlmServer
 from smb2auth.server._state import (
@@ -70,11 +70,7 @@ from smb2auth.smb2.negotiate import (
     Smb1NegotiateRequest,
     dialect_name,
 )
-from smb2auth.smb2.negotiate_contexts import (
-    Cipher,
-    NegotiateContext,
-    SigningAlgorithm,
-)
+from smb2auth.smb2.negotiate_contexts import Cipher, NegotiateContext, SigningAlgorithm
 from smb2auth.smb2.session import (
     LogoffRequest,
     LogoffResponse,
@@ -95,46 +91,10 @@ from smb2auth.spnego._state import ServerState as SpnegoState
 from smb2auth.spnego.context import SpnegoServer, server_initial_token
 from smb2auth.status import NtStatus
 
-__all__ = ["Connection", "ServerContext", "Session", "drive"]
+__all__ = ["Connection", "ConnectionEvent", "ServerContext", "Session"]
 
-log = logging.getLogger(__name__)
-
-_T = TypeVar("_T")
 _GENERIC_ALL = 0x001F01FF
 _SESSION_ID_MASK = 0xFFFFFFFFFFFFFFFF
-
-
-def drive(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run a coroutine that never suspends (a synchronous authority) to completion, without a loop."""
-    try:
-        coro.send(None)
-    except StopIteration as stop:
-        result: _T = stop.value
-        return result
-    coro.close()
-    raise RuntimeError("the coroutine suspended: an asynchronous authority needs an event loop")
-
-
-def _response_kind(ntlm: NtlmServer) -> str | None:
-    """The kind of response the client sent, also when the policy refused it."""
-    return None if ntlm.response_kind is None else str(ntlm.response_kind.value)
-
-
-_REASONS = {
-    "STATUS_WRONG_PASSWORD": "wrong password",
-    "STATUS_NO_SUCH_USER": "unknown user",
-    "STATUS_ACCOUNT_DISABLED": "account disabled",
-    "STATUS_ACCOUNT_LOCKED_OUT": "account locked out",
-    "STATUS_PASSWORD_EXPIRED": "password expired",
-}
-
-
-def _reason(text: str) -> str:
-    """The NTLM server's reason, led by a plain phrase: "wrong password: NTLMv2 response does not match"."""
-    head, sep, rest = text.partition(": ")
-    if sep and head in _REASONS:
-        return f"{_REASONS[head]}: {rest}" if rest else _REASONS[head]
-    return text.replace("refused by policy", "not permitted by policy")
 
 
 class ServerContext:
@@ -225,6 +185,34 @@ class Session:
     def signs(self) -> bool:
         return self.state is SessionState.VALID and bool(self.signing_key)
 
+    @property
+    def authenticating(self) -> bool:
+        """A SESSION_SETUP exchange (first authentication or re-authentication) is under way."""
+        return self.handshake is not None
+
+    def begin_handshake(self, handshake: _Handshake) -> None:
+        """The one place a handshake is counted against the server-wide budget ..."""
+        self.handshake = handshake
+        self.connection.ctx.pending_handshakes += 1
+
+    def end_handshake(self) -> None:
+        """... and the one place it is released (done, failed, or the session ended)."""
+        if self.handshake is not None:
+            self.handshake = None
+            self.connection.ctx.pending_handshakes -= 1
+
+    def end(self, event: SessionEvent) -> None:
+        """Log off, fail or close the session: out of its connection's table and the global one, and its
+        pending handshake (if any) out of the server-wide count."""
+        connection = self.connection
+        ctx = connection.ctx
+        self.end_handshake()
+        self.state = session_next(self.state, event)
+        self.trees.clear()
+        connection.sessions.pop(self.id, None)
+        if ctx.sessions.get(self.id) is self:
+            del ctx.sessions[self.id]
+
     def __repr__(self) -> str:
         return f"Session(id=0x{self.id:016x}, state={self.state.value}, flags={self.flags!r})"
 
@@ -256,6 +244,47 @@ class _Disconnect(Exception):
     """The connection must be dropped without an answer."""
 
 
+@dataclass(slots=True)
+class _Frame:
+    """One request frame (a compound chain) being answered: where it is, and the responses so far."""
+
+    parts: list[CompoundPart]
+    sealed: Session | None
+    index: int = 0
+    replies: list[_Reply] = field(default_factory=list)
+    previous: tuple[int, int] | None = None
+
+    def add(self, reply: _Reply | None) -> None:
+        self.index += 1
+        if reply is not None:
+            self.previous = (reply.session_id, reply.tree_id)
+            self.replies.append(reply)
+
+
+@dataclass(slots=True)
+class _Setup:
+    """One SESSION_SETUP between its request and its response."""
+
+    request: SessionSetupRequest
+    reply: _Reply
+    session: Session
+    handshake: _Handshake
+    first_auth: bool
+
+
+@dataclass(slots=True)
+class _Paused:
+    """The frame whose SESSION_SETUP waits for the authority's answer to `ticket`."""
+
+    frame: _Frame
+    setup: _Setup
+    ticket: int
+
+
+ConnectionEvent = bytes | ValidationNeeded | LoginEvent
+"""What the transport does, in order: write a frame, ask the authority, log and hand on a login event."""
+
+
 class Connection:
     """One client connection: `feed(bytes)` splits Direct TCP frames, `handle_frame(frame)` answers one.
 
@@ -284,6 +313,8 @@ class Connection:
         self.opened = ctx.monotonic()
         self.last_activity = self.opened
         self.close_reason = ""
+        self._paused: _Paused | None = None
+        self._events: list[ConnectionEvent] = []
 
     @property
     def closed(self) -> bool:
@@ -298,7 +329,7 @@ class Connection:
         try:
             return self.framer.feed(data)
         except MalformedMessage as exc:
-            self._disconnect(f"framing: {exc}")
+            self.close(f"framing: {exc}")
             return []
 
     def timed_out(self, now: float) -> str | None:
@@ -314,29 +345,38 @@ class Connection:
                 return "SESSION_SETUP not completed within the handshake timeout"
         return None
 
-    def close(self, reason: str = "closed", *, abandoned: NtStatus | None = None) -> None:
-        """Forget every session (releasing pending handshakes); idempotent. With `abandoned`, each handshake
-        still pending is reported as a failed login with that status (a timeout, say)."""
+    def close(self, reason: str = "closed", *, abandoned: NtStatus | None = None) -> list[LoginEvent]:
+        """Forget every session (releasing pending handshakes and a pending validation); idempotent. With
+        `abandoned`, each handshake still pending is reported as a failed login with that status (a
+        timeout, say): those events are returned for the transport to log."""
         if not self.close_reason:
             self.close_reason = reason
         self.state = conn_next(self.state, ConnEvent.CLOSE)
+        self._paused = None
+        events: list[LoginEvent] = []
         for session in list(self.sessions.values()):
             hs = session.handshake
             if abandoned is not None and hs is not None:
-                self._emit(session.id, hs.ntlm, abandoned, f"handshake abandoned: {reason}", SessionFlags(0))
+                reason_text = f"handshake abandoned: {reason}"
+                events.append(self._login_event(session.id, hs.ntlm, abandoned, reason_text, SessionFlags(0)))
             self._expire(session, SessionEvent.LOGOFF)
+        return events
 
-    def _disconnect(self, reason: str) -> None:
-        log.debug("%s: disconnecting: %s", self.peer, reason)
-        self.close(reason)
+    @property
+    def awaiting_validation(self) -> bool:
+        """A SESSION_SETUP waits for the authority: `validation_done` comes before the next frame."""
+        return self._paused is not None
 
     # -- one frame ------------------------------------------------------------------------------------
 
-    async def handle_frame(self, data: bytes) -> list[bytes]:
-        """Answer one Direct TCP frame payload; returns the frames to send (possibly none)."""
+    def receive_frame(self, data: bytes) -> list[ConnectionEvent]:
+        """Answer one Direct TCP frame payload: frames to send, login events, or a ValidationNeeded last."""
         if self.closed:
             return []
+        if self._paused is not None:
+            raise ProtocolStateError("SMB2 connection: a frame arrived while a validation is pending")
         self.last_activity = self.ctx.monotonic()
+        self._events = []
         try:
             if data[:4] == SMB1_PROTOCOL_ID:
                 return [frame_payload(self._smb1_negotiate(data))]
@@ -350,34 +390,65 @@ class Connection:
                 parts = split_compound(data)
             except MalformedMessage as exc:
                 return [frame_payload(self._raw_error(data, exc))]
-            replies: list[_Reply] = []
-            previous: tuple[int, int] | None = None
-            for index, part in enumerate(parts):
-                related = part.header.flags & HeaderFlags.RELATED_OPERATIONS
-                if sealed is not None and not related and part.header.session_id != sealed.id:
-                    # MS-SMB2 3.3.5.2.1.1: the decrypted request must belong to the session that sealed it.
-                    raise _Disconnect(
-                        f"encrypted by session 0x{sealed.id:016x} for session 0x{part.header.session_id:016x}"
-                    )
-                reply = await self._dispatch(part, index, previous, sealed is not None)
-                if reply is None:
-                    continue
-                previous = (reply.session_id, reply.tree_id)
-                replies.append(reply)
-            if not replies:
-                return []
-            if sealed is not None:
-                for reply in replies:
-                    reply.signer = None  # MS-SMB2 3.3.4.1.1: an encrypted response is not signed
-            packed = self._pack(replies)
-            if sealed is not None:
-                # MS-SMB2 3.3.4.1.4: the response to an encrypted request is encrypted.
-                nonce = self.ctx.rng(nonce_size(self.cipher))
-                packed = encrypt(packed, sealed.encryption_key, self.cipher, sealed.id, nonce)
-            return [frame_payload(packed)]
+            return self._run(_Frame(parts, sealed))
         except _Disconnect as exc:
-            self._disconnect(str(exc))
-            return []
+            return self._disconnected(str(exc))
+
+    def validation_done(self, ticket: int, result: ValidationResult) -> list[ConnectionEvent]:
+        """The authority's answer to the ValidationNeeded this connection returned; the frame goes on."""
+        paused = self._paused
+        if paused is None:
+            if self.closed:
+                return []  # closed while the authority was consulted: nobody to answer
+            raise ProtocolStateError("SMB2 connection: no validation is pending")
+        if ticket != paused.ticket:
+            raise ProtocolStateError(f"SMB2 connection: ticket {ticket}, but {paused.ticket} is pending")
+        self._paused = None
+        self.last_activity = self.ctx.monotonic()
+        self._events = []
+        try:
+            event = paused.setup.handshake.spnego.validation_done(ticket, result)
+            reply = self._session_setup_step(paused.setup, event)
+            if reply is None:
+                return self._events
+            paused.frame.add(reply)
+            return self._run(paused.frame)
+        except _Disconnect as exc:
+            return self._disconnected(str(exc))
+
+    def _disconnected(self, reason: str) -> list[ConnectionEvent]:
+        self.close(reason)
+        return self._events
+
+    def _run(self, frame: _Frame) -> list[ConnectionEvent]:
+        """Dispatch the frame's requests from where it stopped; pack (and seal) the responses at its end."""
+        sealed = frame.sealed
+        while frame.index < len(frame.parts):
+            part = frame.parts[frame.index]
+            related = part.header.flags & HeaderFlags.RELATED_OPERATIONS
+            if sealed is not None and not related and part.header.session_id != sealed.id:
+                # MS-SMB2 3.3.5.2.1.1: the decrypted request must belong to the session that sealed it.
+                raise _Disconnect(
+                    f"encrypted by session 0x{sealed.id:016x} for session 0x{part.header.session_id:016x}"
+                )
+            reply = self._dispatch(part, frame, sealed is not None)
+            if isinstance(reply, ValidationNeeded):
+                return [*self._events, reply]
+            frame.add(reply)
+        events = self._events
+        replies = frame.replies
+        if not replies:
+            return events
+        if sealed is not None:
+            for reply in replies:
+                reply.signer = None  # MS-SMB2 3.3.4.1.1: an encrypted response is not signed
+        packed = self._pack(replies)
+        if sealed is not None:
+            # MS-SMB2 3.3.4.1.4: the response to an encrypted request is encrypted.
+            nonce = self.ctx.rng(nonce_size(self.cipher))
+            packed = encrypt(packed, sealed.encryption_key, self.cipher, sealed.id, nonce)
+        events.append(frame_payload(packed))
+        return events
 
     def _decrypt(self, data: bytes) -> tuple[Session, bytes]:
         if not self.cipher:
@@ -500,10 +571,9 @@ class Connection:
 
     # -- dispatch -------------------------------------------------------------------------------------
 
-    async def _dispatch(
-        self, part: CompoundPart, index: int, previous: tuple[int, int] | None, sealed: bool = False
-    ) -> _Reply | None:
+    def _dispatch(self, part: CompoundPart, frame: _Frame, sealed: bool) -> _Reply | ValidationNeeded | None:
         h = part.header
+        index, previous = frame.index, frame.previous
         related = bool(h.flags & HeaderFlags.RELATED_OPERATIONS)
         session_id, tree_id = h.session_id, h.tree_id
         if related and previous is not None:
@@ -529,12 +599,11 @@ class Connection:
         session = self.sessions.get(session_id) if session_id else None
         # MS-SMB2 3.3.5.2.4 / Samba smbd_smb2_request_dispatch: signatures before anything else.
         signing_session = session is not None and session.signs
-        if sealed:
-            pass  # Samba: an encrypted request is not signed, nor is its response (MS-SMB2 3.3.4.1.1)
-        elif session is not None and session.encrypt_data:
+        # Samba: an encrypted request is not signed, nor is its response (MS-SMB2 3.3.4.1.1).
+        if not sealed and session is not None and session.encrypt_data:
             # MS-SMB2 3.3.5.2.9: a session with EncryptData takes only encrypted requests.
             return reply.fail(NtStatus.STATUS_ACCESS_DENIED)
-        elif h.is_signed:
+        elif not sealed and h.is_signed:
             if session is None and not (h.command is Command.SESSION_SETUP and session_id):
                 return reply.fail(NtStatus.STATUS_USER_SESSION_DELETED)
             if signing_session and session is not None:
@@ -543,14 +612,14 @@ class Connection:
                     return reply.fail(NtStatus.STATUS_ACCESS_DENIED)
             elif h.command is not Command.SESSION_SETUP:
                 return reply.fail(NtStatus.STATUS_ACCESS_DENIED)
-        elif signing_session and session is not None and session.signing_required:
+        elif not sealed and signing_session and session is not None and session.signing_required:
             reply.signer = session
             if h.command is not Command.SESSION_SETUP:
                 # Samba: an unsigned request on a session that requires signing -> ACCESS_DENIED.
                 return reply.fail(NtStatus.STATUS_ACCESS_DENIED)
         try:
             if h.command is Command.SESSION_SETUP:
-                return await self._session_setup(part, reply, session)
+                return self._session_setup(part, reply, session, frame)
             if h.command is Command.ECHO:
                 EchoRequest.unpack(part.body)
                 reply.body = EchoResponse().pack()
@@ -626,7 +695,9 @@ class Connection:
 
     # -- SESSION_SETUP --------------------------------------------------------------------------------
 
-    async def _session_setup(self, part: CompoundPart, reply: _Reply, session: Session | None) -> _Reply:
+    def _session_setup(
+        self, part: CompoundPart, reply: _Reply, session: Session | None, frame: _Frame
+    ) -> _Reply | ValidationNeeded:
         request = SessionSetupRequest.unpack(part.body)
         cfg = self.ctx.config
         session_id = reply.session_id
@@ -668,40 +739,45 @@ class Connection:
                 return self._refuse(reply, NtStatus.STATUS_INSUFFICIENT_RESOURCES, refusal)
             ntlm = NtlmServer(cfg.authority, target=cfg.target, policy=self.ctx.ntlm_policy,
                               rng=self.ctx.rng, clock=self.ctx.clock)
-            hs = session.handshake = _Handshake(ntlm, self.ctx.monotonic())
-            self.ctx.pending_handshakes += 1
-        first_auth = session.state is SessionState.IN_PROGRESS
-        if first_auth and session.preauth is not None:
+            hs = _Handshake(ntlm, self.ctx.monotonic())
+            session.begin_handshake(hs)
+        setup = _Setup(request, reply, session, hs, session.state is SessionState.IN_PROGRESS)
+        if setup.first_auth and session.preauth is not None:
             # MS-SMB2 3.3.5.5.1: each SESSION_SETUP request extends the session's preauth hash.
             session.preauth = session.preauth.add(part.raw)
         token = request.security_buffer
-        try:
-            if not token and hs.spnego.state is SpnegoState.START:
-                # Samba gensec spnego: an empty first token is answered with the NegTokenInit2.
-                out: bytes | None = self.ctx.initial_token
-            else:
-                out = await hs.spnego.astep(token)
-        except AuthenticationError as exc:
-            return self._login_failed(reply, session, exc.status, _reason(exc.reason))
-        except MalformedMessage as exc:
-            return self._login_failed(reply, session, exc.status, f"malformed security token: {exc}")
-        except ProtocolStateError as exc:
+        if not token and hs.spnego.state is SpnegoState.START:
+            # Samba gensec spnego: an empty first token is answered with the NegTokenInit2.
+            event: HandshakeEvent = Send(self.ctx.initial_token)
+        else:
+            event = hs.spnego.receive(token)
+        if isinstance(event, ValidationNeeded):
+            self._paused = _Paused(frame, setup, event.ticket)
+            return event
+        reply_or_none = self._session_setup_step(setup, event)
+        assert reply_or_none is not None
+        return reply_or_none
+
+    def _session_setup_step(self, setup: _Setup, event: HandshakeEvent) -> _Reply | None:
+        """The SESSION_SETUP response for what the SPNEGO context returned (None: nobody left to answer)."""
+        reply, session, hs = setup.reply, setup.session, setup.handshake
+        if isinstance(event, ValidationNeeded):
+            raise ProtocolStateError("SMB2 connection: a second validation for one SESSION_SETUP")
+        if isinstance(event, Failed):
+            error = event.error
+            if isinstance(error, MalformedMessage):
+                return self._login_failed(reply, session, error.status, f"malformed security token: {error}")
             # A token out of order (an AUTHENTICATE for a handshake begun elsewhere) is a failed logon with
             # the context's status: Samba gensec_spnego answers INVALID_PARAMETER.
-            return self._login_failed(reply, session, exc.status, str(exc))
-        except Exception as exc:  # the authority failed; not the peer's doing
-            log.error("authority failed during SESSION_SETUP: %r", exc)
-            return self._login_failed(
-                reply, session, NtStatus.STATUS_NO_LOGON_SERVERS, f"authority error: {exc!r}"
-            )
+            return self._login_failed(reply, session, error.status, error.reason)
         if session.state is SessionState.EXPIRED:
-            # Closed while the authority was consulted (connection lost or a newer session took over).
-            return reply.fail(NtStatus.STATUS_USER_SESSION_DELETED)
-        if not hs.spnego.complete:
+            # Closed while the authority was consulted (a newer session took over, or the connection went).
+            return None if self.closed else reply.fail(NtStatus.STATUS_USER_SESSION_DELETED)
+        if isinstance(event, Send):
             session.state = session_next(session.state, SessionEvent.CONTINUE)
             reply.status = NtStatus.STATUS_MORE_PROCESSING_REQUIRED
-            reply.body = SessionSetupResponse(out or b"").pack()
-            if first_auth and session.preauth is not None:
+            reply.body = SessionSetupResponse(event.token).pack()
+            if setup.first_auth and session.preauth is not None:
 
                 def chain(message: bytes) -> None:
                     # MS-SMB2 3.3.5.5.1: ... and so does each MORE_PROCESSING_REQUIRED response.
@@ -710,7 +786,7 @@ class Connection:
 
                 reply.after = chain
             return reply
-        return self._login_done(request, reply, session, hs, out)
+        return self._login_done(setup.request, reply, session, hs, event.token)
 
     def _login_done(
         self, request: SessionSetupRequest, reply: _Reply, session: Session, hs: _Handshake, out: bytes | None
@@ -726,8 +802,7 @@ class Connection:
             # Samba "smb encrypt = required": a session that cannot encrypt is refused.
             reason = "encryption required, but not available to this session"
             return self._login_failed(reply, session, NtStatus.STATUS_ACCESS_DENIED, reason)
-        session.handshake = None
-        self.ctx.pending_handshakes -= 1
+        session.end_handshake()
         if first_auth:
             session.flags = flags
             if not flags:
@@ -767,7 +842,7 @@ class Connection:
         cfg = self.ctx.config
         if self.ctx.pending_handshakes >= cfg.max_pending_handshakes:
             return "max_pending_handshakes"
-        if sum(1 for s in self.sessions.values() if s.handshake is not None) >= (
+        if sum(1 for s in self.sessions.values() if s.authenticating) >= (
             cfg.max_pending_handshakes_per_connection
         ):
             # One connection cannot hold the server-wide handshake budget and lock every other client out.
@@ -784,24 +859,17 @@ class Connection:
         )
         if same and previous.state is SessionState.VALID:
             # MS-SMB2 3.3.5.5.3: PreviousSessionId of the same user -> that session is logged off.
-            log.debug("session 0x%016x replaces 0x%016x", new_id, previous_id)
-            previous.connection._expire(previous, SessionEvent.LOGOFF)
+            previous.end(SessionEvent.LOGOFF)
 
     def _login_failed(self, reply: _Reply, session: Session, status: int, reason: str) -> _Reply:
+        """The handshake failed: a login event, the session gone, the request failed with `status`."""
         hs = session.handshake
         self._emit(session.id, hs.ntlm if hs is not None else None, status, reason, SessionFlags(0))
         self._expire(session, SessionEvent.FAIL)
         return reply.fail(status)
 
     def _expire(self, session: Session, event: SessionEvent) -> None:
-        if session.handshake is not None:
-            session.handshake = None
-            self.ctx.pending_handshakes -= 1
-        session.state = session_next(session.state, event)
-        session.trees.clear()
-        self.sessions.pop(session.id, None)
-        if self.ctx.sessions.get(session.id) is session:
-            del self.ctx.sessions[session.id]
+        session.end(event)
 
     def _refuse(self, reply: _Reply, status: int, reason: str) -> _Reply:
         """A SESSION_SETUP refused before any authentication: still a login attempt, still an event."""
@@ -811,24 +879,28 @@ class Connection:
     def _emit(
         self, session_id: int | None, ntlm: NtlmServer | None, status: int, reason: str, flags: SessionFlags
     ) -> None:
-        self.ctx.events.emit(
-            LoginEvent(
-                transport="smb2",
-                client_address=self.peer,
-                user=ntlm.user if ntlm else "",
-                domain=ntlm.domain if ntlm else "",
-                workstation=ntlm.workstation if ntlm else "",
-                status=NtStatus.name_of(status),
-                reason=reason,
-                dialect=dialect_name(self.dialect),
-                response_kind=_response_kind(ntlm) if ntlm else None,
-                ntlm_flags=flag_names(NegotiateFlags, ntlm.negotiated_flags) if ntlm else (),
-                session_flags=flag_names(SessionFlags, flags),
-                session_id=session_id,
-                guest=bool(flags & SessionFlags.IS_GUEST),
-                anonymous=bool(flags & SessionFlags.IS_NULL),
-                time=self.ctx.clock(),
-            )
+        self._events.append(self._login_event(session_id, ntlm, status, reason, flags))
+
+    def _login_event(
+        self, session_id: int | None, ntlm: NtlmServer | None, status: int, reason: str, flags: SessionFlags
+    ) -> LoginEvent:
+        kind = ntlm.response_kind if ntlm is not None else None
+        return LoginEvent(
+            transport="smb2",
+            client_address=self.peer,
+            user=ntlm.user if ntlm else "",
+            domain=ntlm.domain if ntlm else "",
+            workstation=ntlm.workstation if ntlm else "",
+            status=NtStatus.name_of(status),
+            reason=reason,
+            dialect=dialect_name(self.dialect),
+            response_kind=kind.value if kind is not None else None,
+            ntlm_flags=flag_names(NegotiateFlags, ntlm.negotiated_flags) if ntlm else (),
+            session_flags=flag_names(SessionFlags, flags),
+            session_id=session_id,
+            guest=bool(flags & SessionFlags.IS_GUEST),
+            anonymous=bool(flags & SessionFlags.IS_NULL),
+            time=self.ctx.clock(),
         )
 
     # -- LOGOFF, TREE_CONNECT, IOCTL ------------------------------------------------------------------

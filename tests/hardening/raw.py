@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 
-from smb2auth.authority.base import ResponseKind
+from smb2auth.ntlm.authority import ResponseKind
 from smb2auth.ntlm.client import NtlmClient
 from smb2auth.smb2.framing import frame
 from smb2auth.smb2.header import Command, split_compound

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from smb2auth.authority.base import ResponseKind
 from smb2auth.authority.local import LocalAuthority
+from smb2auth.ntlm.authority import ResponseKind
 from smb2auth.ntlm.client import NtlmClient
 from smb2auth.ntlm.messages import AuthenticateMessage, AvId, NtlmV2Response
 from smb2auth.ntlm.server import ChannelBindingPolicy, NtlmPolicy

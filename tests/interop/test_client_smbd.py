@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from smb2auth.authority.base import ResponseKind
 from smb2auth.client import (
     ALL_DIALECTS,
     Cipher,
@@ -25,6 +24,7 @@ from smb2auth.client import (
     aconnect,
     connect,
 )
+from smb2auth.ntlm.authority import ResponseKind
 from smb2auth.smb2.tree import ShareType
 from smb2auth.status import NtStatus
 from tests.peers import Smbd, require_program

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from smb2auth.authority.base import AsyncAuthority, ValidationRequest, ValidationResult
 from smb2auth.authority.local import LocalAuthority
 from smb2auth.authority.smbpasswd import write_smbpasswd_entry
 from smb2auth.client import Smb2ClientError, aconnect, connect
+from smb2auth.ntlm.authority import AsyncAuthority, ValidationRequest, ValidationResult
 from smb2auth.server.aio import Smb2Server
 from smb2auth.server.config import ServerConfig
 from smb2auth.smb2.framing import frame
