@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from smb2auth.cli import build_parser, main
+from smb2auth.commands.main import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 BAD_SMBPASSWD = (
@@ -23,11 +23,11 @@ BAD_SMBPASSWD = (
 
 
 def run_cli(*args: str, stdin: bytes | None = None, stdin_file: str | None = None) -> tuple[int, str, str]:
-    """`python -m smb2auth.cli ARGS` in a child process: (exit code, stdout, stderr)."""
+    """`python -m smb2auth.commands.main ARGS` in a child process: (exit code, stdout, stderr)."""
     source = open(stdin_file, "rb") if stdin_file else None  # noqa: SIM115 - closed below
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "smb2auth.cli", *args], cwd=ROOT, input=stdin,
+            [sys.executable, "-m", "smb2auth.commands.main", *args], cwd=ROOT, input=stdin,
             stdin=source if source else (None if stdin is not None else subprocess.DEVNULL),
             capture_output=True, timeout=60,
         )

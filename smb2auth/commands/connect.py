@@ -8,6 +8,7 @@ import json
 import sys
 from typing import Any
 
+from smb2auth.commands._args import positive_seconds, read_secret, tcp_port
 from smb2auth.status import NtStatus
 
 
@@ -46,7 +47,7 @@ def _port(target: str, text: str) -> int:
     return int(text)
 
 
-def parse_user(text: str) -> tuple[str, str, str | None]:
+def parse_credentials(text: str) -> tuple[str, str, str | None]:
     """[DOMAIN/]USER[%PASSWORD] (or DOMAIN\\USER) -> (domain, user, password or None)."""
     user, sep, password = text.partition("%")
     domain = ""
@@ -57,14 +58,13 @@ def parse_user(text: str) -> tuple[str, str, str | None]:
     return domain, user, password if sep else None
 
 
-def _cmd_connect(args: argparse.Namespace) -> int:
-    from smb2auth.cli import read_secret
+def run(args: argparse.Namespace) -> int:
     from smb2auth.client import ALL_DIALECTS, connect, parse_dialect
     from smb2auth.errors import Smb2AuthError
 
     try:
         host, port, share = parse_target(args.target)
-        domain, user, password = parse_user(args.user)
+        domain, user, password = parse_credentials(args.user)
         top = parse_dialect(args.max_protocol)
         low = parse_dialect(args.min_protocol)
     except ValueError as exc:
@@ -156,8 +156,6 @@ def _cmd_connect(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from smb2auth.cli import positive_seconds, tcp_port
-
     p = sub.add_parser(
         "connect",
         help="SMB2 session setup against a server (NEGOTIATE, SESSION_SETUP, TREE_CONNECT, LOGOFF)",
@@ -187,4 +185,4 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--pw-nt-hash", action="store_true", help="the password is the NT hash in hex")
     p.add_argument("--timeout", type=positive_seconds, default=30.0, help="seconds to wait for each answer")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(handler=_cmd_connect)
+    p.set_defaults(handler=run)

@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import Any
 
-from smb2auth.cli import add_account_arguments, build_authority, parse_listen, positive_seconds
+from smb2auth.commands._args import add_account_arguments, build_authority, parse_listen, positive_seconds
 
 DEFAULT_USER = "smb2auth"
 DEFAULT_PORT = 4445
@@ -43,10 +43,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--handshake-timeout", type=positive_seconds, default=30.0,
                    help="seconds to finish a SESSION_SETUP")
     p.add_argument("--idle-timeout", type=positive_seconds, default=900.0, help="seconds without a request")
-    p.set_defaults(handler=_cmd_serve)
+    p.set_defaults(handler=run)
 
 
-def _cmd_serve(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     import asyncio
     import secrets
     import signal
