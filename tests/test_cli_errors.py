@@ -128,7 +128,7 @@ def test_useradd_empty_name(
 
 def test_missing_users_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_main(capsys, "http-serve", "--users", str(tmp_path / "nope"), "--listen", ":0")
-    assert code == 1
+    assert code == 2  # a file named on the command line that is not there is bad input (README)
     assert "No such file" in error_line(err)
 
 

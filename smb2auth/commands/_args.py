@@ -1,23 +1,30 @@
 """What the commands share: passwords, --listen, numbers of seconds and ports, the accounts a server
-accepts. Only the standard library at load time; the rest loads when used."""
+accepts and the names it announces. Only the standard library at load time; the rest loads when used."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import ipaddress
 import math
 import os
 import sys
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from smb2auth.authority.local import LocalAuthority
+    from smb2auth.ntlm.server import TargetInfo
 
 PASSWORD_ENV = "SMB2AUTH_PASSWORD"
+DIALECT_SPELLINGS = "2.0.2 2.1 3.0 3.0.2 3.1.1, or smbclient's SMB2_02 SMB2_10 SMB3_00 SMB3_02 SMB3_11"
+LOOPBACK = "127.0.0.1"
 
 
-def read_secret(prompt: str, *, from_stdin: bool = False, env: str = PASSWORD_ENV) -> str:
-    """A password from stdin (one line), the environment, or an interactive prompt, in that order."""
+def read_secret(prompt: str, *, from_stdin: bool = False, env: str = PASSWORD_ENV, also: str = "") -> str:
+    """A password from stdin (one line), the environment, or an interactive prompt, in that order.
+
+    `also` names a further source the command has, for the message when there is none."""
     if from_stdin:
         line = sys.stdin.readline()
         return line.rstrip("\r\n")
@@ -25,23 +32,56 @@ def read_secret(prompt: str, *, from_stdin: bool = False, env: str = PASSWORD_EN
     if value is not None:
         return value
     if not sys.stdin.isatty():
-        raise SystemExit(f"smb2auth: no password: give it on stdin (--stdin), in ${env}, or on a terminal")
+        sources = f"{also}on stdin (--stdin), in ${env}, or on a terminal"
+        raise SystemExit(f"smb2auth: no password: give it {sources}")
     return getpass.getpass(prompt)
 
 
 def parse_listen(text: str, default_port: int) -> tuple[str, int]:
-    """HOST:PORT, [V6]:PORT, HOST or :PORT (loopback when the host is left out)."""
-    host, sep, port = text.rpartition(":")
-    if not sep or "]" in port:
+    """HOST:PORT, [V6]:PORT, [V6], a bare IPv6 address, HOST, :PORT or PORT (loopback without a host)."""
+    if text.isdigit():
+        host, port = "", text
+    elif text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise argparse.ArgumentTypeError(f"unclosed [ in {text!r}")
+        host, rest = text[1:end], text[end + 1 :]
+        if rest and not rest.startswith(":"):
+            raise argparse.ArgumentTypeError(f"junk after ] in {text!r}")
+        port = rest[1:] if rest else str(default_port)
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:  # a host name, or an IPv6 address without brackets
         host, port = text, str(default_port)
-    host = host.strip("[]") or "127.0.0.1"
     try:
         number = int(port)
     except ValueError:
         raise argparse.ArgumentTypeError(f"bad port in {text!r}") from None
     if not 0 <= number <= 65535:
         raise argparse.ArgumentTypeError(f"port out of range in {text!r}")
-    return host, number
+    return host or LOOPBACK, number
+
+
+def is_loopback(host: str) -> bool:
+    """localhost or a loopback address (127.0.0.0/8, ::1); a name is not looked up."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def warn_if_exposed(command: str, addresses: Iterable[tuple[str, int]]) -> None:
+    """One line on stderr when any address to listen on is not loopback: the servers hold test accounts."""
+    exposed = [f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in addresses if not is_loopback(h)]
+    if exposed:
+        print(
+            f"smb2auth {command}: warning: {', '.join(exposed)} is not loopback; whoever reaches it can log"
+            " in with these accounts",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def positive_seconds(text: str) -> float:
@@ -86,12 +126,18 @@ def parse_account(text: str) -> tuple[str, str]:
 
 
 def add_account_arguments(parser: argparse.ArgumentParser, *, users_help: str) -> None:
-    """--users FILE, --user NAME:PASSWORD, --domain, --computer: the accounts a server accepts."""
+    """--users, --user: the accounts a server accepts; --domain, --computer, --dns-domain: the names it
+    announces in the NTLM CHALLENGE (MS-NLMP 2.2.2.1)."""
     parser.add_argument("--users", metavar="FILE", help="Samba smbpasswd file with the accounts")
     parser.add_argument("--user", action="append", type=parse_account, default=[], metavar="NAME:PASSWORD",
                         help=users_help)
-    parser.add_argument("--domain", default="WORKGROUP", help="NetBIOS domain announced (default WORKGROUP)")
-    parser.add_argument("--computer", default="SMB2AUTH", help="NetBIOS computer name announced")
+    parser.add_argument("--domain", default="WORKGROUP", metavar="NAME",
+                        help="NetBIOS domain announced (default WORKGROUP)")
+    parser.add_argument("--computer", metavar="NAME",
+                        help="computer name announced: NetBIOS name (default SMB2AUTH) and DNS name; a dotted"
+                        " NAME is the full DNS name")
+    parser.add_argument("--dns-domain", metavar="NAME",
+                        help="DNS domain announced; the DNS computer name becomes COMPUTER.NAME")
 
 
 def build_authority(args: argparse.Namespace) -> LocalAuthority:
@@ -99,7 +145,36 @@ def build_authority(args: argparse.Namespace) -> LocalAuthority:
     from smb2auth.authority.local import LocalAuthority
     from smb2auth.authority.smbpasswd import load_smbpasswd
 
-    authority = load_smbpasswd(args.users, domain=args.domain) if args.users else LocalAuthority(args.domain)
+    if not args.users:
+        authority = LocalAuthority(args.domain)
+    else:
+        try:
+            authority = load_smbpasswd(args.users, domain=args.domain)
+        except OSError as exc:  # a file named on the command line that cannot be read is bad input
+            raise ValueError(f"--users {args.users}: {exc.strerror or exc}") from None
     for name, password in args.user:
         authority.add_user(name, password)
     return authority
+
+
+def build_target(args: argparse.Namespace, base: TargetInfo) -> TargetInfo:
+    """`base` (the library's default names) with --domain, --computer and --dns-domain applied."""
+    from dataclasses import replace
+
+    computer: str | None = args.computer
+    if computer is not None and not computer.strip("."):
+        raise ValueError("--computer: empty name")
+    target = replace(base, nb_domain=args.domain.upper())
+    if computer is None and args.dns_domain is None:
+        return target
+    dns_domain = target.dns_domain if args.dns_domain is None else args.dns_domain.strip(".").lower()
+    if computer is not None:
+        label = computer.strip(".").split(".")[0]
+        target = replace(target, nb_computer=label.upper())
+    else:
+        label = (target.dns_computer or target.nb_computer).split(".")[0]
+    if computer is not None and "." in computer.strip("."):
+        dns_computer = computer.strip(".").lower()
+    else:
+        dns_computer = f"{label}.{dns_domain}".lower() if dns_domain else label.lower()
+    return replace(target, dns_domain=dns_domain, dns_computer=dns_computer)

@@ -6,7 +6,7 @@ import argparse
 import logging
 from typing import TYPE_CHECKING
 
-from smb2auth.commands._args import add_account_arguments, build_authority, parse_listen
+from smb2auth.commands._args import add_account_arguments, build_authority, build_target, parse_listen
 from smb2auth.commands._args import positive_seconds as seconds
 
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ def add_http_arguments(parser: argparse.ArgumentParser, port: int) -> None:
         return parse_listen(text, port)
 
     parser.add_argument("--listen", type=listen, default=("127.0.0.1", port), metavar="HOST:PORT",
-                        help=f"address to listen on (default 127.0.0.1:{port})")
+                        help=f"address to listen on: HOST:PORT, HOST or PORT (default 127.0.0.1:{port})")
     add_account_arguments(parser, users_help="an account (repeatable); the password is visible in ps")
     parser.add_argument("--basic", action="store_true", help="also offer Basic (checked via NTLMv2)")
     parser.add_argument("--auth-timeout", type=seconds, default=3600.0, metavar="SECONDS",
@@ -35,11 +35,11 @@ def build_http_config(args: argparse.Namespace, role: Role) -> HttpAuthConfig:
 
     authority = build_authority(args)
     if not len(authority):
-        raise SystemExit("no accounts: give --users FILE or --user NAME:PASSWORD")
+        raise ValueError("no accounts: give --users FILE or --user NAME:PASSWORD")
     return ntlm_http_config(
         authority,
         role=role,
-        target=TargetInfo(nb_domain=args.domain.upper(), nb_computer=args.computer.upper()),
+        target=build_target(args, TargetInfo()),
         basic=args.basic,
         auth_timeout=args.auth_timeout,
         close_after_first_challenge=bool(getattr(args, "close_after_first_challenge", False)),

@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import sys
 
-from smb2auth.commands._args import at_least_one
+from smb2auth.commands._args import at_least_one, warn_if_exposed
 from smb2auth.commands._http import add_http_arguments, build_http_config, http_logging
 
 PORT = 8080
@@ -16,6 +16,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "http-serve",
         help="a 401 NTLM/Negotiate-protected page that says who logged in",
+        description=(
+            "Serve one page behind HTTP NTLM/Negotiate authentication (401, WWW-Authenticate) on loopback by"
+            " default; it answers with the account that logged in, as JSON."
+        ),
     )
     add_http_arguments(p, PORT)
     p.add_argument("--max-connections", type=at_least_one, default=256, metavar="N",
@@ -30,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     http_logging(args)
     host, port = args.listen
     app = NtlmAuthMiddleware(whoami_app, build_http_config(args, Role.ORIGIN))
+    warn_if_exposed("http-serve", [args.listen])
     with KeepAliveWSGIServer(
         (host, port), app, idle_timeout=args.idle_timeout, max_connections=args.max_connections
     ) as server:

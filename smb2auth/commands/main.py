@@ -2,8 +2,8 @@
 
 Building the parser imports only argparse-level modules; each handler imports its layer when it runs, so
 `smb2auth decode` does not pay for asyncio servers. Errors are one line on stderr and a non-zero exit,
-never a traceback: 2 for bad input (usage, a malformed file, a value out of range), 1 for what went wrong
-at run time (a peer, the network, a missing file).
+never a traceback: 2 for bad input (usage, a bad combination of options, a malformed or missing file named
+on the command line, a value out of range), 1 for what went wrong at run time (a peer, the network).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import sys
 
+from smb2auth.commands._args import warn_if_exposed
 from smb2auth.commands._http import add_http_arguments, build_http_config, http_logging
 
 PORT = 3128
@@ -15,6 +16,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "proxy",
         help="a forward proxy demanding 407 NTLM authentication (CONNECT too)",
+        description=(
+            "A forward proxy on loopback by default that demands NTLM/Negotiate proxy authentication (407,"
+            " Proxy-Authenticate), then forwards plain HTTP requests and tunnels CONNECT."
+        ),
     )
     add_http_arguments(p, PORT)
     p.add_argument("--close-after-first-challenge", action="store_true",
@@ -31,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     http_logging(args)
     host, port = args.listen
     proxy = NtlmProxy(build_http_config(args, Role.PROXY), idle_timeout=args.idle_timeout)
+    warn_if_exposed("proxy", [args.listen])
 
     def started(h: str, p: int) -> None:
         print(f"proxy: listening on {h}:{p}", file=sys.stderr, flush=True)
