@@ -249,6 +249,9 @@ class ClientConnection:
                 NtStatus.STATUS_NOT_SUPPORTED,
                 "encryption is not available before SMB 3.0 (MS-SMB2 3.1.4.3)",
             )
+        # MS-NLMP 3.1.5.1.2: an anonymous logon has no session key, whatever SessionFlags the server sets
+        # (smbd sets neither IS_NULL nor IS_GUEST), so it is treated as a null session.
+        self._anonymous_logon = mech is None and ntlm_version == ResponseKind.ANONYMOUS
         if mech is None:
             mech = NtlmClient(
                 username,
@@ -584,6 +587,12 @@ class ClientConnection:
             )
         return False
 
+    @property
+    def _null_session(self) -> bool:
+        """A guest or null session (MS-SMB2 3.2.5.3.1), or our own anonymous logon: none of them can sign."""
+        null = self.session_flags & (SessionFlags.IS_GUEST | SessionFlags.IS_NULL)
+        return self._anonymous_logon or bool(null)
+
     # --- FSCTL_VALIDATE_NEGOTIATE_INFO ----------------------------------------------------------------------
 
     def _after_first_tree_connect(self, tree_id: int) -> None:
@@ -591,7 +600,7 @@ class ClientConnection:
         if self._validation_sent or self.dialect not in _VALIDATED_DIALECTS:
             return
         self._validation_sent = True
-        if self.session_flags & (SessionFlags.IS_GUEST | SessionFlags.IS_NULL):
+        if self._null_session:
             return  # MS-SMB2 3.2.5.5: not for anonymous or guest sessions, which cannot sign
         if not self.validate_negotiate:
             self.validated_negotiate = False
@@ -778,7 +787,7 @@ class ClientConnection:
                     NtStatus.STATUS_INVALID_NETWORK_RESPONSE, "server finished before authentication did"
                 )
         self.session_flags = response.session_flags
-        anonymous = bool(self.session_flags & (SessionFlags.IS_GUEST | SessionFlags.IS_NULL))
+        anonymous = self._null_session
         if anonymous and self.require_signing:
             # MS-SMB2 3.2.5.3.1: a guest or null session cannot sign; refused when signing is required.
             raise SigningError("the server made this a guest/null session, which cannot sign")

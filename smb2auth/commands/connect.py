@@ -1,5 +1,5 @@
-"""`smb2auth connect //HOST[:PORT][/SHARE] -U [DOMAIN/]USER[%PASSWORD]`: NEGOTIATE, SESSION_SETUP,
-TREE_CONNECT, LOGOFF, and a summary. Light to import: the client is loaded inside the handler."""
+"""`smb2auth connect //HOST[:PORT][/SHARE] -U [DOMAIN/]USER[%PASSWORD]` (or `-N`): NEGOTIATE, SESSION_SETUP,
+TREE_CONNECT, LOGOFF, and a summary. The client loads inside the handler."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import json
 import sys
 from typing import Any
 
-from smb2auth.commands._args import positive_seconds, read_secret, tcp_port
+from smb2auth.commands._args import DIALECT_SPELLINGS, PASSWORD_ENV, positive_seconds, read_secret, tcp_port
 from smb2auth.status import NtStatus
+
+DEFAULT_PORT = 445
 
 
 def parse_target(text: str) -> tuple[str, int | None, str]:
@@ -58,48 +60,106 @@ def parse_credentials(text: str) -> tuple[str, str, str | None]:
     return domain, user, password if sep else None
 
 
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "connect",
+        help="SMB2 session setup against a server (NEGOTIATE, SESSION_SETUP, TREE_CONNECT, LOGOFF)",
+        description=(
+            "Authenticate to an SMB2/3 server with NTLM and report what was negotiated. The password comes"
+            f" from -U USER%PASSWORD, --stdin, ${PASSWORD_ENV}, or a prompt; -N (or -U %) logs on"
+            " anonymously."
+        ),
+    )
+    p.add_argument("target", help="//HOST[:PORT][/SHARE] (IPC$ when no share is given)")
+    p.add_argument("-U", "--user", metavar="[DOMAIN/]USER[%PASSWORD]",
+                   help="the account, and its password after %%; -U %% alone is -N")
+    p.add_argument("-N", "--anonymous", action="store_true",
+                   help="anonymous logon (empty user and password, MS-NLMP 3.1.5.1.2); such a session"
+                   " cannot sign, so signing is not required")
+    p.add_argument("--stdin", action="store_true", help="read the password from the first line of stdin")
+    p.add_argument("-p", "--port", type=tcp_port, metavar="PORT",
+                   help=f"TCP port (default {DEFAULT_PORT}); refused if //HOST:PORT names another")
+    p.add_argument("-m", "--max-protocol", default="3.1.1", metavar="DIALECT",
+                   help=f"highest dialect offered: {DIALECT_SPELLINGS} (default 3.1.1)")
+    p.add_argument("--min-protocol", default="2.0.2", metavar="DIALECT",
+                   help="lowest dialect offered, spelt as -m (default 2.0.2)")
+    p.add_argument("-e", "--encrypt", action="store_true", help="require encryption (SMB 3.x)")
+    p.add_argument("--no-signing", action="store_true", help="do not require signing (server may still)")
+    p.add_argument(
+        "--no-validate-negotiate",
+        action="store_true",
+        help="skip FSCTL_VALIDATE_NEGOTIATE_INFO after the tree connect (SMB 3.0/3.0.2)",
+    )
+    p.add_argument("--pw-nt-hash", action="store_true", help="the password is the NT hash in hex")
+    p.add_argument("--timeout", type=positive_seconds, default=30.0, help="seconds to wait for each answer")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=run)
+
+
+def _credentials(args: argparse.Namespace) -> tuple[str, str, str | None, bytes | None, bool]:
+    """(domain, user, password, NT hash, anonymous) from -U, -N, --stdin and --pw-nt-hash."""
+    domain, user, password = parse_credentials(args.user) if args.user is not None else ("", "", None)
+    anonymous = args.anonymous or (args.user is not None and not user and not password and not domain)
+    if anonymous:
+        if user or password or domain or args.stdin or args.pw_nt_hash:
+            raise ValueError("-N is an anonymous logon: no user, password, --stdin or --pw-nt-hash with it")
+        if args.encrypt:
+            # MS-SMB2 3.3.5.5.3: an anonymous session has no key, so it can neither sign nor encrypt.
+            raise ValueError("-e: an anonymous session cannot encrypt")
+        return "", "", None, None, True
+    if args.user is None:
+        raise ValueError("give the account with -U [DOMAIN/]USER[%PASSWORD], or -N for an anonymous logon")
+    if not user:
+        raise ValueError(f"-U {args.user!r}: no user name (-U % alone is an anonymous logon)")
+    if password is not None and args.stdin:
+        raise ValueError("--stdin: the password is already given after % in -U")
+    if password is None:
+        name = f"{domain}\\{user}" if domain else user
+        password = read_secret(f"Password for [{name}]: ", from_stdin=args.stdin,
+                               also="after % in -U USER%PASSWORD, ")
+    if not args.pw_nt_hash:
+        return domain, user, password, None, False
+    try:
+        nt_hash = bytes.fromhex(password)
+    except ValueError:
+        nt_hash = b""
+    if len(nt_hash) != 16:
+        raise ValueError("--pw-nt-hash needs 32 hex digits")
+    return domain, user, None, nt_hash, False
+
+
 def run(args: argparse.Namespace) -> int:
-    from smb2auth.client import ALL_DIALECTS, connect, parse_dialect
+    from smb2auth.authority.base import ResponseKind
+    from smb2auth.client import ALL_DIALECTS, Dialect, connect, parse_dialect
     from smb2auth.errors import Smb2AuthError
 
-    try:
-        host, port, share = parse_target(args.target)
-        domain, user, password = parse_credentials(args.user)
-        top = parse_dialect(args.max_protocol)
-        low = parse_dialect(args.min_protocol)
-    except ValueError as exc:
-        print(f"smb2auth: {exc}", file=sys.stderr)
-        return 2
+    host, target_port, share = parse_target(args.target)
+    if target_port is not None and args.port is not None and target_port != args.port:
+        raise ValueError(f"the port in {args.target} and -p {args.port} disagree: give one")
+    port = target_port or args.port or DEFAULT_PORT
+    top, low = parse_dialect(args.max_protocol), parse_dialect(args.min_protocol)
     dialects = tuple(d for d in ALL_DIALECTS if low <= d <= top)
     if not dialects:
-        print("smb2auth: no dialect between the minimum and the maximum", file=sys.stderr)
-        return 2
-    nt_hash = None
-    if password is None:
-        password = read_secret(f"Password for [{domain + chr(92) if domain else ''}{user}]: ")
-    if args.pw_nt_hash:
-        try:
-            nt_hash = bytes.fromhex(password)
-        except ValueError:
-            nt_hash = b""
-        if len(nt_hash) != 16:
-            print("smb2auth: --pw-nt-hash needs 32 hex digits", file=sys.stderr)
-            return 2
-        password = None
+        raise ValueError("no dialect between the minimum and the maximum")
+    if args.encrypt and top < Dialect.SMB3_0:
+        # MS-SMB2 3.1.4.3: encryption is SMB 3.x only.
+        raise ValueError(f"-e needs SMB 3.0 or above; -m {args.max_protocol} offers none")
+    domain, user, password, nt_hash, anonymous = _credentials(args)
     share = share or "IPC$"
-    summary: dict[str, Any] = {"server": host, "port": port or args.port, "user": user, "domain": domain}
+    summary: dict[str, Any] = {"server": host, "port": port, "user": user, "domain": domain}
     try:
         session = connect(
             host,
-            port or args.port,
+            port,
             username=user,
             password=password,
             nt_hash=nt_hash,
             domain=domain,
             dialects=dialects,
-            require_signing=not args.no_signing,
+            require_signing=not (args.no_signing or anonymous),
             require_encryption=args.encrypt,
             validate_negotiate=not args.no_validate_negotiate,
+            ntlm_version=ResponseKind.ANONYMOUS if anonymous else ResponseKind.NTLMV2,
             timeout=args.timeout,
         )
         with session:
@@ -130,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
             name = NtStatus.name_of(status)
             text = str(exc) if str(exc).startswith(name) else f"{name}: {exc}"
         else:
-            name, text = "CONNECTION_FAILED", f"cannot reach {host}:{summary['port']}: {exc}"
+            name, text = "CONNECTION_FAILED", f"cannot reach {host}:{port}: {exc}"
         print(f"smb2auth: {text}", file=sys.stderr)
         if args.json:
             summary["status"] = name
@@ -139,50 +199,21 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"connected to {host}:{summary['port']} as {domain + chr(92) if domain else ''}{user}")
-        print(f"  dialect         SMB {summary['dialect']}")
-        print(f"  session id      0x{summary['session_id']:016x}")
-        print(f"  session flags   {', '.join(summary['session_flags']) or '-'}")
-        print(
-            f"  signed          {'yes' if summary['signed'] else 'no'} ({summary['signing_algorithm']})"
-        )
-        encrypted = "yes" if summary["encrypted"] else "no"
-        print(f"  cipher          {summary['cipher'] or '-'} (encrypted: {encrypted})")
-        print(f"  tree            {share} id 0x{summary['tree_id']:08x} ({summary['share_type']})")
-        validated = {True: "yes", False: "no", None: "n/a"}[summary["validated_negotiate"]]
-        print(f"  validated       {validated} (FSCTL_VALIDATE_NEGOTIATE_INFO)")
-        print("  logoff          ok")
+        _print_summary(summary, anonymous)
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "connect",
-        help="SMB2 session setup against a server (NEGOTIATE, SESSION_SETUP, TREE_CONNECT, LOGOFF)",
-        description=(
-            "Authenticate to an SMB2/3 server with NTLM and report what was negotiated. The password comes"
-            " from -U USER%%PASSWORD, $SMB2AUTH_PASSWORD, or a prompt."
-        ),
-    )
-    p.add_argument("target", help="//HOST[:PORT][/SHARE] (IPC$ when no share is given)")
-    p.add_argument("-U", "--user", required=True, metavar="[DOMAIN/]USER[%PASSWORD]")
-    p.add_argument("-p", "--port", type=tcp_port, default=445, help="TCP port (default 445)")
-    p.add_argument(
-        "-m",
-        "--max-protocol",
-        default="3.1.1",
-        metavar="DIALECT",
-        help="highest dialect offered: 2.0.2 2.1 3.0 3.0.2 3.1.1 (or SMB2_02 ... SMB3_11)",
-    )
-    p.add_argument("--min-protocol", default="2.0.2", metavar="DIALECT", help="lowest dialect offered")
-    p.add_argument("-e", "--encrypt", action="store_true", help="require encryption (SMB 3.x)")
-    p.add_argument("--no-signing", action="store_true", help="do not require signing (server may still)")
-    p.add_argument(
-        "--no-validate-negotiate",
-        action="store_true",
-        help="skip FSCTL_VALIDATE_NEGOTIATE_INFO after the tree connect (SMB 3.0/3.0.2)",
-    )
-    p.add_argument("--pw-nt-hash", action="store_true", help="the password is the NT hash in hex")
-    p.add_argument("--timeout", type=positive_seconds, default=30.0, help="seconds to wait for each answer")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(handler=run)
+def _print_summary(summary: dict[str, Any], anonymous: bool) -> None:
+    domain, user = summary["domain"], summary["user"]
+    who = "anonymous" if anonymous else (f"{domain}\\{user}" if domain else user)
+    print(f"connected to {summary['server']}:{summary['port']} as {who}")
+    print(f"  dialect         SMB {summary['dialect']}")
+    print(f"  session id      0x{summary['session_id']:016x}")
+    print(f"  session flags   {', '.join(summary['session_flags']) or '-'}")
+    print(f"  signed          {'yes' if summary['signed'] else 'no'} ({summary['signing_algorithm']})")
+    encrypted = "yes" if summary["encrypted"] else "no"
+    print(f"  cipher          {summary['cipher'] or '-'} (encrypted: {encrypted})")
+    print(f"  tree            {summary['share']} id 0x{summary['tree_id']:08x} ({summary['share_type']})")
+    validated = {True: "yes", False: "no", None: "n/a"}[summary["validated_negotiate"]]
+    print(f"  validated       {validated} (FSCTL_VALIDATE_NEGOTIATE_INFO)")
+    print("  logoff          ok")
