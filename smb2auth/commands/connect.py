@@ -129,7 +129,7 @@ def _credentials(args: argparse.Namespace) -> tuple[str, str, str | None, bytes 
 
 
 def run(args: argparse.Namespace) -> int:
-    from smb2auth.authority.base import ResponseKind
+    from smb2auth.authority import ResponseKind
     from smb2auth.client import ALL_DIALECTS, Dialect, connect, parse_dialect
     from smb2auth.errors import Smb2AuthError
 

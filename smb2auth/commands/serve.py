@@ -18,7 +18,7 @@ from smb2auth.commands._args import (
 )
 
 if TYPE_CHECKING:
-    from smb2auth.authority.base import AnyAuthority
+    from smb2auth.authority import AnyAuthority
     from smb2auth.server.config import ServerConfig
 
 DEFAULT_USER = "smb2auth"

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from smb2auth.authority.base import ResponseKind
+from smb2auth.authority import ResponseKind
 from smb2auth.authority.local import LocalAuthority
 from smb2auth.commands._args import PASSWORD_ENV
 from smb2auth.ntlm.client import NtlmClient

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from smb2auth.authority.base import ResponseKind
+from smb2auth.authority import ResponseKind
 from smb2auth.authority.local import LocalAuthority
 from smb2auth.client import Smb2ClientError, connect
 from smb2auth.commands.main import build_parser
