@@ -68,7 +68,8 @@ def counter_rng() -> Callable[[int], bytes]:
 
 def server_context(**config: object) -> ServerContext:
     """A ServerContext over a LocalAuthority holding USER/PASSWORD in DOMAIN, with deterministic randomness,
-    clock and server GUID; `config` goes to ServerConfig (`authority=` replaces the LocalAuthority)."""
+    clock and server GUID (its monotonic clock stands still: nothing times out unless a test moves it).
+    `config` goes to ServerConfig; `authority=` replaces the LocalAuthority."""
     authority = config.pop("authority", None)
     if authority is None:
         local = LocalAuthority(DOMAIN)
@@ -78,8 +79,13 @@ def server_context(**config: object) -> ServerContext:
     config.setdefault("target", TargetInfo(nb_domain=DOMAIN))
     cfg = ServerConfig(authority=authority, **config)  # type: ignore[arg-type]
     counter = iter(range(1, 1 << 30))
+    ticks = itertools.count()
+    # A clock that moves, a millisecond a reading, as a server's does: no two CHALLENGEs share a timestamp.
     return ServerContext(
-        cfg, rng=lambda n: next(counter).to_bytes(n, "little"), clock=lambda: CLOCK, monotonic=lambda: 0.0
+        cfg,
+        rng=lambda n: next(counter).to_bytes(n, "little"),
+        clock=lambda: CLOCK + next(ticks) / 1000,
+        monotonic=lambda: 0.0,
     )
 
 
