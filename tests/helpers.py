@@ -34,6 +34,7 @@ from smb2auth.smb2.crypto import (
     sign,
 )
 from smb2auth.smb2.header import (
+    HEADER_SIZE,
     SIGNATURE_OFFSET,
     SIGNATURE_SIZE,
     TRANSFORM_PROTOCOL_ID,
@@ -112,7 +113,7 @@ class Crossed:
 
     @property
     def body(self) -> bytes:
-        return self.raw[64:]
+        return self.raw[HEADER_SIZE:]
 
 
 class ConnectionPair:
