@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from smb2auth.ntlm.authority import ResponseKind
 from smb2auth.server._state import SessionState
+from smb2auth.server.connection import Connection
 from smb2auth.server.inline import answer_frame
-from smb2auth.server.protocol import Connection
 from smb2auth.smb2.crypto import PreauthIntegrity, decrypt, encrypt, sign, verify
 from smb2auth.smb2.framing import frame
 from smb2auth.smb2.header import Command, HeaderFlags, join_compound, split_compound
