@@ -35,6 +35,8 @@ class ServerContext:
         self.clock = clock
         self.monotonic = monotonic
         self.global_sessions = GlobalSessions(rng)
+        # MS-SMB2 3.3.1.5: ServerGuid, one per server.
+        self.server_guid = config.server_guid if config.server_guid is not None else rng(16)
         self.initial_token = server_initial_token()
         self.ntlm_policy = config.ntlm_policy
         self.shares = {name.casefold(): name for name in config.shares}

@@ -68,7 +68,7 @@ def smb1_negotiate(ctx: ServerContext, negotiated: NegotiateState, data: bytes) 
     header = Smb2Header(Command.NEGOTIATE, HeaderFlags.SERVER_TO_REDIR, credit=1)
     cfg = ctx.config
     body = NegotiateResponse(
-        dialect, ctx.security_mode, cfg.server_guid, Capabilities(0),
+        dialect, ctx.security_mode, ctx.server_guid, Capabilities(0),
         *(cfg.max_transact_size,) * 3, unix_to_filetime(ctx.clock()), 0, ctx.initial_token,
     )
     return header.pack() + body.pack(), chosen
@@ -103,7 +103,7 @@ def negotiate(ctx: ServerContext, negotiated: NegotiateState, part: CompoundPart
     negotiated.client_capabilities = request.capabilities
     negotiated.client_dialects = request.dialects
     response = NegotiateResponse(
-        dialect, ctx.security_mode, cfg.server_guid, negotiated.server_capabilities,
+        dialect, ctx.security_mode, ctx.server_guid, negotiated.server_capabilities,
         cfg.max_transact_size, cfg.max_transact_size, cfg.max_transact_size,
         unix_to_filetime(ctx.clock()), 0, ctx.initial_token, contexts,
     )
@@ -142,7 +142,7 @@ def validate_negotiate_info(
         raise Disconnect("FSCTL_VALIDATE_NEGOTIATE_INFO does not match the NEGOTIATE")
     output = ValidateNegotiateInfoResponse(
         Capabilities(negotiated.server_capabilities),
-        ctx.config.server_guid,
+        ctx.server_guid,
         SecurityMode(ctx.security_mode),
         negotiated.dialect,
     )

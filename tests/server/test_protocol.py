@@ -257,7 +257,7 @@ def test_validate_negotiate_info() -> None:
     good = d.send_raw(ioctl(0, b"G" * 16, SecurityMode.SIGNING_ENABLED, (Dialect.SMB3_0,)))[0]
     assert good.status == "STATUS_SUCCESS"
     caps, guid, mode, dialect = struct.unpack_from("<I16sHH", good.body, 48)
-    assert guid == d.ctx.config.server_guid and dialect == Dialect.SMB3_0 and mode == d.ctx.security_mode
+    assert guid == d.ctx.server_guid and dialect == Dialect.SMB3_0 and mode == d.ctx.security_mode
     # MS-SMB2 3.3.5.15.12: a mismatch means a downgrade: the connection is dropped.
     assert d.send_raw(ioctl(0, b"X" * 16, SecurityMode.SIGNING_ENABLED, (Dialect.SMB3_0,))) == []
     assert d.conn.closed
