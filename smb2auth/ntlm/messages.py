@@ -136,6 +136,11 @@ def _fail(message: str, offset: int | None = None) -> MalformedMessage:
     return MalformedMessage(message, offset=offset)
 
 
+def _inside(exc: MalformedMessage, start: int) -> MalformedMessage:
+    """`exc`, about a part that starts at `start`, with its offset counted from where the whole starts."""
+    return MalformedMessage(exc.reason, offset=start + (exc.offset or 0), status=exc.status)
+
+
 def decode_unicode(data: bytes, what: str = "string", *, offset: int | None = None) -> str:
     """UTF-16LE as on the wire; odd lengths are malformed, unpaired surrogates survive. `offset` is where
     `data` starts in the message, for the error."""
@@ -173,7 +178,7 @@ def decode_string(data: bytes, flags: int, what: str = "string", *, offset: int 
 def message_type(data: bytes) -> int:
     """The MessageType of an NTLM message (MS-NLMP 2.2), after checking the signature."""
     if len(data) < _PREFIX.size:
-        raise _fail("NTLM message shorter than its 12-byte prefix", len(data))
+        raise _fail(f"message is {len(data)} bytes, shorter than the 12-byte NTLM prefix", len(data))
     signature, kind = _PREFIX.unpack_from(data)
     if signature != SIGNATURE:
         raise _fail("NTLM signature is not 'NTLMSSP\\0'", 0)
@@ -245,7 +250,8 @@ class AvPair:
             av_id, av_len = head.unpack_from(data, pos)
             pos += 4
             if pos + av_len > end:
-                raise _fail("AV_PAIR value runs past the end of the list", pos)
+                name = AvId(av_id).name if av_id in _AV_IDS else f"AvId {av_id}"
+                raise _fail(f"AV_PAIR {name} value runs past the end of the list (len {av_len})", pos)
             if av_id == AvId.MsvAvEOL:
                 if av_len:
                     raise _fail("MsvAvEOL with a non-zero length", pos - 4)
@@ -433,7 +439,7 @@ class ChallengeMessage:
             try:
                 target_info = AvPair.unpack_all(info_raw)
             except MalformedMessage as exc:
-                raise _fail(exc.reason, info_at + (exc.offset or 0)) from None
+                raise _inside(exc, info_at) from None
         version = None
         if flags & NF.NTLMSSP_NEGOTIATE_VERSION and _lowest_offset(data, (12, 40)) >= 56:
             version = Version.unpack(data, 48)
@@ -606,7 +612,10 @@ class NtlmV2ClientChallenge:
         resp, hi, r1, r2, timestamp, cc, r3 = cls._HEAD.unpack_from(data)
         if resp != 1 or hi != 1:
             raise _fail(f"NTLMv2_CLIENT_CHALLENGE RespType {resp}/{hi}, expected 1/1", 0)
-        pairs, end = AvPair.unpack_list(data[cls.HEADER_SIZE :])
+        try:
+            pairs, end = AvPair.unpack_list(data[cls.HEADER_SIZE :])
+        except MalformedMessage as exc:
+            raise _inside(exc, cls.HEADER_SIZE) from None
         return cls(timestamp, cc, pairs, resp, hi, r1, r2, r3, bytes(data[cls.HEADER_SIZE + end :]))
 
 
@@ -629,7 +638,10 @@ class NtlmV2Response:
         if len(data) < 16 + NtlmV2ClientChallenge.HEADER_SIZE + 4:
             raise _fail("NTLMv2_RESPONSE too short", len(data))
         response = cls(bytes(data[:16]), bytes(data[16:]))
-        response.client_challenge  # noqa: B018 -- MS-NLMP 3.3.2: the blob must parse
+        try:
+            response.client_challenge  # noqa: B018 -- MS-NLMP 3.3.2: the blob must parse
+        except MalformedMessage as exc:
+            raise _inside(exc, 16) from None
         return response
 
 

@@ -12,6 +12,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from pyasn1 import error as pyasn1_error  # type: ignore[import-untyped]
 from pyasn1.codec.ber import decoder as ber_decoder  # type: ignore[import-untyped]
 from pyasn1.codec.der import encoder as der_encoder  # type: ignore[import-untyped]
 
@@ -565,7 +566,18 @@ def _pyasn1_token(data: bytes, *, framed: bool) -> Token:
     other = _framed_mech(data) if framed else None
     if other is not None and other != SPNEGO:
         raise NotSpnego(f"GSS-API token for {asn1.mech_name(other)}, not SPNEGO", raw_mech=other)
-    raise MalformedMessage(f"not a SPNEGO token: {type(errors[0]).__name__}: {errors[0]}", offset=0)
+    raise MalformedMessage(f"not a SPNEGO token: {_pyasn1_reason(errors[0])}", offset=0)
+
+
+def _pyasn1_reason(exc: Exception) -> str:
+    """pyasn1's complaint in words: its messages are empty on truncation and print schema objects on a
+    wrong tag."""
+    if isinstance(exc, pyasn1_error.SubstrateUnderrunError):
+        return f"truncated: an ASN.1 length runs past the end ({type(exc).__name__})"
+    text = str(exc)
+    if "not in asn1Spec" in text:
+        return f"an ASN.1 tag the SPNEGO schema does not allow there ({type(exc).__name__})"
+    return f"{type(exc).__name__}: {text}"
 
 
 class GssFraming(NamedTuple):
