@@ -152,7 +152,7 @@ REGISTRARS: list[str] = [
     "smb2auth.cli:_add_useradd",
     "smb2auth.server.cli:register",
     "smb2auth.cli:_add_http",
-    "smb2auth.decode:register",
+    "smb2auth.commands.decode:register",
     "smb2auth.client.cli:register",
 ]
 
