@@ -5,7 +5,7 @@ another message (an SMB2 security buffer, a mechToken) that does not parse becom
 from __future__ import annotations
 
 from smb2auth.decode.ntlm import decode_ntlm
-from smb2auth.decode.tree import DecodeError, Node, flag_list, hexed, shifted
+from smb2auth.decode.tree import DecodeError, Node, flag_list, hexed, without_offsets
 from smb2auth.errors import MalformedMessage
 from smb2auth.spnego import tokens
 from smb2auth.spnego.asn1 import IGNORE_PRINCIPAL, KRB5, MS_KRB5, NTLMSSP, SPNEGO, mech_name
@@ -87,7 +87,7 @@ class _View:
 
     def nested(self, name: str, data: bytes) -> Node:
         at = self.value(name)
-        return decode_token(data, at) if at is not None else shifted(decode_token(data, 0), None)
+        return decode_token(data, at) if at is not None else without_offsets(decode_token(data, 0))
 
 
 def _mech(oid: str) -> str:

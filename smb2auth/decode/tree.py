@@ -128,9 +128,8 @@ def guid(data: bytes) -> str:
     return f"{a:08x}-{b:04x}-{c:04x}-{data[8:10].hex()}-{data[10:].hex()}"
 
 
-def shifted(node: Node, base: int | None) -> Node:
-    """`node`'s subtree with every offset moved by `base`; None drops them (where they are is unknown)."""
+def without_offsets(node: Node) -> Node:
+    """`node`'s subtree with its offsets dropped, for a part of the input whose place is not known."""
     for n in node.walk():
-        if n.offset is not None:
-            n.offset = None if base is None else n.offset + base
+        n.offset = None
     return node
