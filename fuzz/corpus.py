@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from fuzz.harnesses import DOMAIN, PASSWORD, USER, server_script
-from smb2auth.authority.base import ResponseKind
 from smb2auth.authority.local import LocalAuthority
+from smb2auth.ntlm.authority import ResponseKind
 from smb2auth.ntlm.client import NtlmClient
 from smb2auth.ntlm.server import NtlmPolicy, NtlmServer, TargetInfo
 from smb2auth.smb2.framing import frame

@@ -29,25 +29,18 @@ from smb2auth.ntlm.messages import (
     NegotiateMessage,
     NtlmV2Response,
 )
+from smb2auth.smb2.body import parse_message
 from smb2auth.smb2.crypto import TransformHeader, decrypt, encrypt
 from smb2auth.smb2.header import HEADER_SIZE, HeaderFlags, Smb1Header, Smb2Header, split_compound
-from smb2auth.smb2.messages import (
-    Cipher,
-    EchoRequest,
-    EchoResponse,
-    ErrorResponse,
-    LogoffRequest,
-    LogoffResponse,
-    NegotiateRequest,
-    NegotiateResponse,
-    SessionSetupRequest,
-    SessionSetupResponse,
-    Smb1NegotiateRequest,
+from smb2auth.smb2.negotiate import NegotiateRequest, NegotiateResponse, Smb1NegotiateRequest
+from smb2auth.smb2.negotiate_contexts import Cipher
+from smb2auth.smb2.session import LogoffRequest, LogoffResponse, SessionSetupRequest, SessionSetupResponse
+from smb2auth.smb2.simple import EchoRequest, EchoResponse, ErrorResponse
+from smb2auth.smb2.tree import (
     TreeConnectRequest,
     TreeConnectResponse,
     TreeDisconnectRequest,
     TreeDisconnectResponse,
-    parse_message,
 )
 from smb2auth.spnego import tokens
 
@@ -207,15 +200,15 @@ def server_script(encrypted: bool = False) -> ServerScript:
     """Record NEGOTIATE (3.1.1, signing optional; AES-128-GCM offered if `encrypted`) and both SESSION_SETUP
     legs of a valid login."""
     from smb2auth.ntlm.client import NtlmClient
-    from smb2auth.server.protocol import Connection, drive
+    from smb2auth.server.inline import answer_frame
+    from smb2auth.server.protocol import Connection
     from smb2auth.smb2.header import Command
-    from smb2auth.smb2.messages import (
-        Capabilities,
+    from smb2auth.smb2.negotiate import Capabilities, SecurityMode
+    from smb2auth.smb2.negotiate_contexts import (
         Cipher,
         EncryptionCapabilities,
         HashAlgorithm,
         PreauthIntegrityCapabilities,
-        SecurityMode,
         SigningAlgorithm,
         SigningCapabilities,
     )
@@ -240,18 +233,18 @@ def server_script(encrypted: bool = False) -> ServerScript:
                          Capabilities.ENCRYPTION if encrypted else Capabilities(0), client_guid=b"C" * 16,
                          negotiate_contexts=contexts).pack(),  # type: ignore[arg-type]
     )
-    drive(conn.handle_frame(negotiate))
+    answer_frame(conn, negotiate)
     spnego_client = SpnegoClient(
         NtlmClient(USER, PASSWORD, domain=DOMAIN, workstation="WS", rng=_counter_rng(),
                    clock=lambda: _FIXED_TIME)
     )
     setup1 = message(Command.SESSION_SETUP, 1, SessionSetupRequest(spnego_client.step(None) or b"").pack())
-    (out,) = drive(conn.handle_frame(setup1))
+    (out,) = answer_frame(conn, setup1)
     parts = split_compound(out[4:])
     session_id = parts[0].header.session_id
     token = spnego_client.step(SessionSetupResponse.unpack(parts[0].body).security_buffer) or b""
     setup2 = message(Command.SESSION_SETUP, 2, SessionSetupRequest(token).pack(), session_id)
-    (out,) = drive(conn.handle_frame(setup2))
+    (out,) = answer_frame(conn, setup2)
     if split_compound(out[4:])[0].header.status != 0:
         raise RuntimeError("the recorded login failed")
     session = conn.sessions[session_id]
@@ -301,7 +294,8 @@ def server(data: bytes) -> None:
     bit 3: (payload) overwrite its MessageId with the next valid one (and, encrypted, its SessionId);
     bit 4 with prefix 2: the rest is the second SESSION_SETUP's security buffer (the AUTHENTICATE leg);
     bit 5 with prefix 3 and bit 0: encryption negotiated, the payload goes sealed with the session's key."""
-    from smb2auth.server.protocol import Connection, drive
+    from smb2auth.server.inline import answer_frame
+    from smb2auth.server.protocol import Connection
 
     if not data:
         return
@@ -312,7 +306,7 @@ def server(data: bytes) -> None:
     ctx = new_context()
     conn = Connection(ctx, "fuzz")
     for step in (script.negotiate, script.setup1, script.setup2)[:prefix]:
-        drive(conn.handle_frame(step))
+        answer_frame(conn, step)
     next_mid = prefix
     if prefix == 2 and mode & 0x10:
         rest = script.setup2[:HEADER_SIZE] + SessionSetupRequest(rest).pack()
@@ -323,12 +317,12 @@ def server(data: bytes) -> None:
     if sealed:
         rest = encrypt(rest, script.c2s_key, Cipher.AES_128_GCM, script.session_id, b"\x07" * 12)
     if mode & 1 or (prefix == 2 and mode & 0x10):
-        _check_output(drive(conn.handle_frame(rest)), script.s2c_key)
+        _check_output(answer_frame(conn, rest), script.s2c_key)
     else:
         cut = rest[0] % (len(rest) + 1) if rest else 0
         for piece in (rest[:cut], rest[cut:]):
             for payload in conn.feed(piece):
-                _check_output(drive(conn.handle_frame(payload)))
+                _check_output(answer_frame(conn, payload))
                 if conn.closed:
                     break
             if conn.framer.pending > ctx.config.max_message_size + 4:

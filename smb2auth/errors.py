@@ -35,13 +35,17 @@ class ProtocolStateError(Smb2AuthError):
 
     def __init__(self, message: str, *, status: NtStatus = NtStatus.STATUS_INVALID_PARAMETER) -> None:
         self.status = status
+        self.reason = message
         super().__init__(message)
 
 
 class AuthenticationError(Smb2AuthError):
-    """An authentication that failed; `status` is what goes on the wire, `reason` what the log says."""
+    """An authentication that failed; `status` is what goes on the wire, `reason` what the log says, and
+    `cause` the authority's own status when the wire hides it (STATUS_WRONG_PASSWORD behind
+    STATUS_LOGON_FAILURE, as smbd squashes it)."""
 
-    def __init__(self, status: NtStatus, reason: str) -> None:
+    def __init__(self, status: NtStatus, reason: str, *, cause: NtStatus | None = None) -> None:
         self.status = status
         self.reason = reason
+        self.cause = cause
         super().__init__(f"{status.name}: {reason}")

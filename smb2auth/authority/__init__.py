@@ -1,6 +1,9 @@
-"""The authority port (MS-APDS's role) and its adapters."""
+"""The authority adapters (local accounts, smbpasswd files) and the port they implement, which the NTLM
+server owns (smb2auth.ntlm.authority) and re-exported here."""
 
-from smb2auth.authority.base import (
+from smb2auth.authority.consult import consult, consult_sync
+from smb2auth.authority.local import LocalAuthority
+from smb2auth.ntlm.authority import (
     Account,
     AnyAuthority,
     AsyncAuthority,
@@ -8,10 +11,8 @@ from smb2auth.authority.base import (
     ResponseKind,
     ValidationRequest,
     ValidationResult,
-    resolve,
     validate_sync,
 )
-from smb2auth.authority.local import LocalAuthority
 
 __all__ = [
     "Account",
@@ -22,6 +23,7 @@ __all__ = [
     "ResponseKind",
     "ValidationRequest",
     "ValidationResult",
-    "resolve",
+    "consult",
+    "consult_sync",
     "validate_sync",
 ]

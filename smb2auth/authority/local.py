@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from smb2auth.authority.base import (
+from smb2auth.ntlm import crypto
+from smb2auth.ntlm.authority import (
     Account,
     Authority,
     ResponseKind,
     ValidationRequest,
     ValidationResult,
 )
-from smb2auth.ntlm import crypto
 from smb2auth.status import NtStatus
 
 

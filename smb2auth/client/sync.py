@@ -9,7 +9,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from types import TracebackType
 
-from smb2auth.authority.base import ResponseKind
 from smb2auth.client._base import DEFAULT_TIMEOUT, SessionView
 from smb2auth.client.protocol import (
     ALL_DIALECTS,
@@ -20,6 +19,7 @@ from smb2auth.client.protocol import (
     TreeConnect,
 )
 from smb2auth.errors import Smb2AuthError
+from smb2auth.ntlm.authority import ResponseKind
 from smb2auth.smb2.framing import FrameReader
 from smb2auth.status import NtStatus
 

@@ -4,9 +4,9 @@ lies comes from the codec too (its OFFSETS and payload_fields)."""
 
 from __future__ import annotations
 
-from smb2auth.authority.base import ResponseKind
 from smb2auth.decode.tree import DecodeError, Node, add_flags, filetime, flag_list, hexed
 from smb2auth.errors import MalformedMessage
+from smb2auth.ntlm.authority import ResponseKind
 from smb2auth.ntlm.messages import (
     AuthenticateMessage,
     AvFlags,

@@ -27,7 +27,7 @@ from smb2auth.smb2.header import (
     SMB2_PROTOCOL_ID,
     TRANSFORM_PROTOCOL_ID,
 )
-from smb2auth.smb2.messages import SMB1_DIALECT_SMB2_002, SMB1_DIALECT_SMB2_WILDCARD
+from smb2auth.smb2.negotiate import SMB1_DIALECT_SMB2_002, SMB1_DIALECT_SMB2_WILDCARD
 from smb2auth.status import NtStatus
 
 PROTOCOL_IDS = (SMB2_PROTOCOL_ID, SMB1_PROTOCOL_ID, TRANSFORM_PROTOCOL_ID, COMPRESSION_PROTOCOL_ID)

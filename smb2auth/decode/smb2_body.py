@@ -52,7 +52,7 @@ from smb2auth.smb2 import (
     ValidateNegotiateInfoRequest,
     ValidateNegotiateInfoResponse,
 )
-from smb2auth.smb2.messages import DIALECT_NAMES
+from smb2auth.smb2.negotiate import DIALECT_NAMES
 
 # MS-SMB2 2.2.7, 2.2.8, 2.2.11, 2.2.12, 2.2.28, 2.2.29: the bodies that are a StructureSize and Reserved.
 _SMALL = (

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from smb2auth._fsm import StateMachine
+from smb2auth.authority.consult import consult
 from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
 from smb2auth.events import flag_names
 from smb2auth.http.events import TRANSPORT, EventLog, LoginCallback, LoginEvent, emit
@@ -30,6 +31,8 @@ from smb2auth.http.headers import (
     challenge_value,
     parse_authorization,
 )
+from smb2auth.ntlm.authority import AnyAuthority, ValidationResult
+from smb2auth.ntlm.events import Failed, HandshakeEvent, ValidationNeeded
 from smb2auth.ntlm.messages import NegotiateFlags
 from smb2auth.status import NtStatus
 
@@ -61,14 +64,20 @@ class Role(enum.Enum):
 
 
 class ServerMechanism(Protocol):
-    """What an NtlmServer or SpnegoServer offers: a token in, a token (or None) out."""
+    """What an NtlmServer or SpnegoServer offers: a token in, an event out (`receive`, `validation_done`),
+    or `step` for a synchronous authority."""
 
     @property
     def complete(self) -> bool: ...
 
+    @property
+    def authority(self) -> AnyAuthority: ...
+
     def step(self, token: bytes) -> bytes | None: ...
 
-    async def astep(self, token: bytes) -> bytes | None: ...
+    def receive(self, token: bytes) -> HandshakeEvent: ...
+
+    def validation_done(self, ticket: int, result: ValidationResult) -> HandshakeEvent: ...
 
 
 MechanismFactory = Callable[[AuthScheme, TokenKind], ServerMechanism]
@@ -263,6 +272,7 @@ class ConnectionAuth:
                 ntlm_flags=flag_names(NegotiateFlags, int(getattr(inner, "negotiated_flags", 0) or 0)),
                 guest=bool(getattr(inner, "is_guest", False)),
                 anonymous=bool(getattr(inner, "is_anonymous", False)),
+                time=self.config.clock(),
             ),
             self.config.on_login,
         )
@@ -419,7 +429,7 @@ class ConnectionAuth:
         return self._finish(prepared, out, None)
 
     async def ahandle(self, header: str | None) -> Decision:
-        """Decide one request, awaiting the authority (sync or async) through the mechanism's astep."""
+        """Decide one request, awaiting the mechanism's authority (either kind) when it asks for one."""
         prepared = self._prepare(header)
         if isinstance(prepared, Decision):
             return prepared
@@ -427,13 +437,24 @@ class ConnectionAuth:
             creds, (client, server) = prepared
             try:
                 token = client.step(None)
-                token = client.step(await server.astep(token))
-                await server.astep(token)
+                token = client.step(await _astep(server, token))
+                await _astep(server, token)
             except Exception as exc:
                 return self._basic_finish(creds, server, exc)
             return self._basic_finish(creds, server, None)
         try:
-            out = await prepared.mech.astep(prepared.creds.token)
+            out = await _astep(prepared.mech, prepared.creds.token)
         except Exception as exc:
             return self._finish(prepared, None, exc)
         return self._finish(prepared, out, None)
+
+
+async def _astep(mech: ServerMechanism, token: bytes) -> bytes | None:
+    """The mechanism's events carried out, awaiting its authority in between; a failure raises its error."""
+    event = mech.receive(token)
+    if isinstance(event, ValidationNeeded):
+        event = mech.validation_done(event.ticket, await consult(mech.authority, event.request))
+    if isinstance(event, Failed):
+        raise event.error
+    assert not isinstance(event, ValidationNeeded)
+    return event.token

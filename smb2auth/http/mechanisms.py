@@ -10,11 +10,11 @@ import os
 import time
 from collections.abc import Callable
 
-from smb2auth.authority.base import AnyAuthority
 from smb2auth.http.auth import HttpAuthConfig, MechanismFactory, Role, ServerMechanism
 from smb2auth.http.events import EventLog, LoginCallback
 from smb2auth.http.headers import AuthScheme, TokenKind
 from smb2auth.ntlm import NtlmClient, NtlmPolicy, NtlmServer, TargetInfo
+from smb2auth.ntlm.authority import AnyAuthority
 from smb2auth.spnego.context import SpnegoServer
 
 

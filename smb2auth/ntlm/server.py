@@ -1,34 +1,49 @@
 """The NTLM acceptor (MS-NLMP 3.2): NEGOTIATE in, CHALLENGE out, AUTHENTICATE in. Sans-IO.
 
-The last step is split so that an asynchronous authority fits: `begin_authenticate` returns the
-`ValidationRequest`, `finish_authenticate` takes the `ValidationResult`.
+`receive(token)` returns an event (smb2auth.ntlm.events): the CHALLENGE to send, the `ValidationNeeded` the
+transport answers by calling the authority and handing the result to `validation_done(ticket, result)`,
+`Complete` or `Failed`. `step(token)` does all of that inline for a synchronous authority.
 """
 
 from __future__ import annotations
 
 import enum
 import hmac
-import logging
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from smb2auth.authority.base import (
+from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
+from smb2auth.ntlm import crypto
+from smb2auth.ntlm._session import SecurityContext, SessionSecurity
+from smb2auth.ntlm._state import ServerEvent, ServerState, server_next
+from smb2auth.ntlm.authority import (
     Account,
     AnyAuthority,
     ResponseKind,
     ValidationRequest,
     ValidationResult,
-    resolve,
     validate_sync,
 )
-from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
-from smb2auth.ntlm import crypto
-from smb2auth.ntlm._session import SecurityContext, SessionSecurity
-from smb2auth.ntlm._state import ServerEvent, ServerState, server_next
-from smb2auth.ntlm.messages import NF as F
+from smb2auth.ntlm.events import Complete, Failed, HandshakeError, HandshakeEvent, Send, ValidationNeeded
 from smb2auth.ntlm.messages import (
+    NTLMSSP_NEGOTIATE_56,
+    NTLMSSP_NEGOTIATE_128,
+    NTLMSSP_NEGOTIATE_ALWAYS_SIGN,
+    NTLMSSP_NEGOTIATE_ANONYMOUS,
+    NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY,
+    NTLMSSP_NEGOTIATE_IDENTIFY,
+    NTLMSSP_NEGOTIATE_KEY_EXCH,
+    NTLMSSP_NEGOTIATE_NTLM,
+    NTLMSSP_NEGOTIATE_OEM,
+    NTLMSSP_NEGOTIATE_SEAL,
+    NTLMSSP_NEGOTIATE_SIGN,
+    NTLMSSP_NEGOTIATE_TARGET_INFO,
+    NTLMSSP_NEGOTIATE_UNICODE,
+    NTLMSSP_NEGOTIATE_VERSION,
+    NTLMSSP_REQUEST_TARGET,
+    NTLMSSP_TARGET_TYPE_SERVER,
     AuthenticateMessage,
     AvFlags,
     AvId,
@@ -49,22 +64,30 @@ from smb2auth.ntlm.messages import (
 )
 from smb2auth.status import NtStatus
 
-log = logging.getLogger(__name__)
-
 ANONYMOUS_ACCOUNT = Account("ANONYMOUS LOGON", "NT AUTHORITY", sid="S-1-5-7")
+
+# How a login event words the authority's status (the wire may carry STATUS_LOGON_FAILURE instead).
+_AUTHORITY_PHRASES = {
+    NtStatus.STATUS_WRONG_PASSWORD: "wrong password",
+    NtStatus.STATUS_NO_SUCH_USER: "unknown user",
+    NtStatus.STATUS_ACCOUNT_DISABLED: "account disabled",
+    NtStatus.STATUS_ACCOUNT_LOCKED_OUT: "account locked out",
+    NtStatus.STATUS_PASSWORD_EXPIRED: "password expired",
+    NtStatus.STATUS_NO_LOGON_SERVERS: "no logon servers",
+}
 
 # Flags the server echoes when the client asks for them (MS-NLMP 3.2.5.1.1).
 _ECHOED = (
-    F.NTLMSSP_NEGOTIATE_SIGN
-    | F.NTLMSSP_NEGOTIATE_SEAL
-    | F.NTLMSSP_NEGOTIATE_ALWAYS_SIGN
-    | F.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
-    | F.NTLMSSP_NEGOTIATE_128
-    | F.NTLMSSP_NEGOTIATE_56
-    | F.NTLMSSP_NEGOTIATE_KEY_EXCH
-    | F.NTLMSSP_NEGOTIATE_IDENTIFY
-    | F.NTLMSSP_REQUEST_TARGET
-    | F.NTLMSSP_NEGOTIATE_VERSION
+    NTLMSSP_NEGOTIATE_SIGN
+    | NTLMSSP_NEGOTIATE_SEAL
+    | NTLMSSP_NEGOTIATE_ALWAYS_SIGN
+    | NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
+    | NTLMSSP_NEGOTIATE_128
+    | NTLMSSP_NEGOTIATE_56
+    | NTLMSSP_NEGOTIATE_KEY_EXCH
+    | NTLMSSP_NEGOTIATE_IDENTIFY
+    | NTLMSSP_REQUEST_TARGET
+    | NTLMSSP_NEGOTIATE_VERSION
 )
 
 
@@ -76,9 +99,10 @@ def classify_response(user: str, lm: bytes, nt: bytes, flags: int) -> ResponseKi
     if len(nt) > 24:
         return ResponseKind.NTLMV2
     if len(nt) == 24:
-        ess = flags & F.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
+        ess = flags & NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
         return ResponseKind.NTLMV1_ESS if ess else ResponseKind.NTLMV1
-    if not nt and len(lm) == 24:
+    # Samba ntlm_password_check: an NT response shorter than 24 bytes is ignored, the LM response checked.
+    if len(lm) == 24:
         return ResponseKind.LM
     return None
 
@@ -93,7 +117,10 @@ class ChannelBindingPolicy(enum.Enum):
 
 @dataclass(frozen=True)
 class TargetInfo:
-    """The names the server announces in the CHALLENGE TargetInfo (MS-NLMP 2.2.2.1)."""
+    """The names the server announces in the CHALLENGE TargetInfo (MS-NLMP 2.2.2.1), in smbd's order: NetBIOS
+    domain and computer, DNS domain and computer (both always sent, as smbd and Windows do, empty if ""),
+    the DNS tree only when set. The DNS names are the host's by default in ServerConfig; this core never
+    looks a host name up."""
 
     nb_domain: str = "WORKGROUP"
     nb_computer: str = "SMB2AUTH"
@@ -118,7 +145,7 @@ class NtlmPolicy:
 
     @property
     def must_keep(self) -> int:
-        return self.required_flags | (int(F.NTLMSSP_NEGOTIATE_128) if self.require_128bit else 0)
+        return self.required_flags | (int(NTLMSSP_NEGOTIATE_128) if self.require_128bit else 0)
 
 
 class NtlmServer(SecurityContext):
@@ -148,6 +175,7 @@ class NtlmServer(SecurityContext):
         self._auth: AuthenticateMessage | None = None
         self._auth_bytes = b""
         self._request: ValidationRequest | None = None
+        self._ticket = 0
         self._session: SessionSecurity | None = None
         self.negotiated_flags = 0
         self.session_key: bytes | None = None
@@ -174,39 +202,54 @@ class NtlmServer(SecurityContext):
 
     # -- the exchange ---------------------------------------------------------------------------
 
-    def step(self, token: bytes) -> bytes | None:
-        """NEGOTIATE -> CHALLENGE bytes; AUTHENTICATE -> None (then `complete`). Sync authorities only."""
-        if self._state == ServerState.INITIAL:
-            return self._guard(self._on_negotiate, token)
-        request = self.begin_authenticate(token)
-        if request is not None:
-            self.finish_authenticate(validate_sync(self.authority, request))
-        return None
-
-    async def astep(self, token: bytes) -> bytes | None:
-        """As `step`, awaiting the authority (either kind) between the two halves of AUTHENTICATE."""
-        if self._state == ServerState.INITIAL:
-            return self._guard(self._on_negotiate, token)
-        request = self.begin_authenticate(token)
-        if request is not None:
-            self.finish_authenticate(await resolve(self.authority, request))
-        return None
-
-    def _guard(self, handler: Callable[[bytes], bytes], token: bytes) -> bytes:
-        if message_type(token) != MessageType.NtLmNegotiate:
-            raise ProtocolStateError(
-                f"NTLM server: message type {message_type(token)} is not valid in state {self._state.value!r}"
-            )
+    def receive(self, token: bytes) -> HandshakeEvent:
+        """NEGOTIATE -> Send(CHALLENGE); AUTHENTICATE -> ValidationNeeded, or Complete (anonymous); any
+        failure -> Failed, and the context is FAILED."""
+        state = self._state
         try:
-            return handler(token)
-        except (MalformedMessage, AuthenticationError):
-            self._state = server_next(self._state, ServerEvent.FAIL)
-            raise
+            if state is ServerState.INITIAL:
+                if message_type(token) != MessageType.NtLmNegotiate:
+                    raise ProtocolStateError(
+                        f"NTLM server: message type {message_type(token)} in state {state.value!r}"
+                    )
+                return Send(self._on_negotiate(token))
+            server_next(state, ServerEvent.RECEIVE_AUTHENTICATE)
+            request = self._begin(AuthenticateMessage.unpack(token), bytes(token))
+        except (MalformedMessage, AuthenticationError, ProtocolStateError) as exc:
+            return self._failed(exc)
+        if request is None:
+            return Complete()
+        self._ticket += 1
+        return ValidationNeeded(self._ticket, request)
 
-    def _fail(self, status: NtStatus, reason: str) -> AuthenticationError:
-        log.info("NTLM logon refused: %s (%s)", reason, status.name)
-        self._state = server_next(self._state, ServerEvent.FAIL)
-        return AuthenticationError(status, reason)
+    def validation_done(self, ticket: int, result: ValidationResult) -> Complete | Failed:
+        """The authority's answer to the ValidationNeeded with this `ticket`."""
+        try:
+            server_next(self._state, ServerEvent.VALIDATION_RESULT)
+            if ticket != self._ticket:
+                raise ProtocolStateError(f"NTLM server: ticket {ticket}, but {self._ticket} is pending")
+            self._on_result(result)
+        except (AuthenticationError, ProtocolStateError) as exc:
+            return self._failed(exc)
+        return Complete()
+
+    def step(self, token: bytes) -> bytes | None:
+        """`receive` for a synchronous authority, called inline: the CHALLENGE bytes, or None once complete;
+        a failure raises its error."""
+        event = self.receive(token)
+        if isinstance(event, ValidationNeeded):
+            event = self.validation_done(event.ticket, validate_sync(self.authority, event.request))
+        if isinstance(event, Failed):
+            raise event.error
+        return event.token
+
+    def _failed(self, exc: HandshakeError) -> Failed:
+        if self._state not in (ServerState.COMPLETE, ServerState.FAILED):
+            self._state = server_next(self._state, ServerEvent.FAIL)
+        return Failed(exc)
+
+    def _fail(self, status: NtStatus, reason: str, cause: NtStatus | None = None) -> AuthenticationError:
+        return AuthenticationError(status, reason, cause=cause)
 
     def _on_negotiate(self, token: bytes) -> bytes:
         negotiate = NegotiateMessage.unpack(token)
@@ -218,53 +261,43 @@ class NtlmServer(SecurityContext):
                 NtStatus.STATUS_DOWNGRADE_DETECTED,
                 f"client does not offer required flags {NegotiateFlags(missing)!r}",
             )
-        flags = (cflags & _ECHOED) | F.NTLMSSP_NEGOTIATE_NTLM | F.NTLMSSP_NEGOTIATE_TARGET_INFO
+        flags = (cflags & _ECHOED) | NTLMSSP_NEGOTIATE_NTLM | NTLMSSP_NEGOTIATE_TARGET_INFO
+        # smbd and Windows set NEGOTIATE_VERSION and send a VERSION whether the client asked or not.
+        flags |= NTLMSSP_NEGOTIATE_VERSION
         # MS-NLMP 3.2.5.1.1: UNICODE when the client offers it, OEM otherwise.
         flags |= (
-            F.NTLMSSP_NEGOTIATE_UNICODE if cflags & F.NTLMSSP_NEGOTIATE_UNICODE else F.NTLMSSP_NEGOTIATE_OEM
+            NTLMSSP_NEGOTIATE_UNICODE if cflags & NTLMSSP_NEGOTIATE_UNICODE else NTLMSSP_NEGOTIATE_OEM
         )
-        if flags & F.NTLMSSP_REQUEST_TARGET:
-            flags |= F.NTLMSSP_TARGET_TYPE_SERVER
+        if flags & NTLMSSP_REQUEST_TARGET:
+            flags |= NTLMSSP_TARGET_TYPE_SERVER
         self._server_challenge = self._rng(8)
         now = self._clock()
         self._issued_at = now
         t = self.target
+        # Samba ntlmssp_server_negotiate: the four names always, in this order (impacket reads
+        # MsvAvDnsComputerName unchecked); MS-NLMP 3.2.5.1.1: MsvAvTimestamp for NTLMv2.
         pairs = [
             AvPair(AvId.MsvAvNbDomainName, encode_unicode(t.nb_domain)),
             AvPair(AvId.MsvAvNbComputerName, encode_unicode(t.nb_computer)),
+            AvPair(AvId.MsvAvDnsDomainName, encode_unicode(t.dns_domain)),
+            AvPair(AvId.MsvAvDnsComputerName, encode_unicode(t.dns_computer)),
         ]
-        for av_id, name in (
-            (AvId.MsvAvDnsDomainName, t.dns_domain),
-            (AvId.MsvAvDnsComputerName, t.dns_computer),
-            (AvId.MsvAvDnsTreeName, t.dns_tree),
-        ):
-            if name:
-                pairs.append(AvPair(av_id, encode_unicode(name)))
+        if t.dns_tree:
+            pairs.append(AvPair(AvId.MsvAvDnsTreeName, encode_unicode(t.dns_tree)))
         pairs.append(AvPair(AvId.MsvAvTimestamp, pack_filetime(unix_to_filetime(now))))
         self._target_info = tuple(pairs)
         self._offered = int(flags)
         challenge = ChallengeMessage(
             self._offered,
             self._server_challenge,
-            t.nb_computer if flags & F.NTLMSSP_REQUEST_TARGET else "",
+            t.nb_computer if flags & NTLMSSP_REQUEST_TARGET else "",
             self._target_info,
-            Version() if flags & F.NTLMSSP_NEGOTIATE_VERSION else None,
+            Version(),
         )
         self._negotiate = bytes(token)
         self._challenge = challenge.pack()
         self._state = server_next(self._state, ServerEvent.RECEIVE_NEGOTIATE)
         return self._challenge
-
-    def begin_authenticate(self, token: bytes) -> ValidationRequest | None:
-        """Check an AUTHENTICATE; returns what the authority must validate, or None (anonymous: done)."""
-        if self._state != ServerState.CHALLENGE_SENT:
-            server_next(self._state, ServerEvent.RECEIVE_AUTHENTICATE)
-        try:
-            return self._begin(AuthenticateMessage.unpack(token), bytes(token))
-        except MalformedMessage:
-            if self._state != ServerState.FAILED:
-                self._state = server_next(self._state, ServerEvent.FAIL)
-            raise
 
     def _begin(self, auth: AuthenticateMessage, token: bytes) -> ValidationRequest | None:
         policy = self.policy
@@ -279,11 +312,11 @@ class NtlmServer(SecurityContext):
                 f"client dropped required flags {NegotiateFlags(missing)!r}",
             )
         # MS-NLMP 3.2.5.1.2: the negotiated set is what both sides agree on.
-        flags = (auth.flags & self._offered) | (auth.flags & F.NTLMSSP_NEGOTIATE_ANONYMOUS)
-        key_exch = bool(flags & F.NTLMSSP_NEGOTIATE_KEY_EXCH)
+        flags = (auth.flags & self._offered) | (auth.flags & NTLMSSP_NEGOTIATE_ANONYMOUS)
+        key_exch = bool(flags & NTLMSSP_NEGOTIATE_KEY_EXCH)
         bad_key_exch = key_exch and len(auth.encrypted_random_session_key) != 16
         if bad_key_exch:
-            flags &= ~F.NTLMSSP_NEGOTIATE_KEY_EXCH
+            flags &= ~NTLMSSP_NEGOTIATE_KEY_EXCH
         self.negotiated_flags = int(flags)
         self._auth = auth
         self._auth_bytes = token
@@ -292,12 +325,17 @@ class NtlmServer(SecurityContext):
 
         kind = classify_response(auth.user, lm, nt, flags)
         self.response_kind = kind
+        if kind is None:
+            # Samba ntlm_password_check: no NT or LM response of a usable length is a wrong password, which
+            # smbd answers LOGON_FAILURE (before its KEY_EXCH check in ntlmssp_server_postauth).
+            reason = f"no usable response: NT {len(nt)} bytes, LM {len(lm)} bytes"
+            raise self._fail(NtStatus.STATUS_LOGON_FAILURE, reason)
         if bad_key_exch and kind is not ResponseKind.ANONYMOUS:
             # Samba ntlmssp_server_postauth: "Client-supplied KEY_EXCH session key was of invalid length".
             raise self._fail(NtStatus.STATUS_INVALID_PARAMETER, "KEY_EXCH without a 16-byte session key")
         if kind is ResponseKind.ANONYMOUS:
             if not policy.allow_anonymous:
-                raise self._fail(NtStatus.STATUS_LOGON_FAILURE, "anonymous logon refused by policy")
+                raise self._fail(NtStatus.STATUS_LOGON_FAILURE, "anonymous logon not permitted by policy")
             self._finish(ANONYMOUS_ACCOUNT, b"\x00" * 16, anonymous=True)
             return None
         if kind is ResponseKind.NTLMV2:
@@ -305,13 +343,9 @@ class NtlmServer(SecurityContext):
         elif kind in (ResponseKind.NTLMV1, ResponseKind.NTLMV1_ESS):
             if not policy.allow_ntlmv1:
                 # Samba "ntlm auth = ntlmv2-only": LOGON_FAILURE on the wire.
-                raise self._fail(NtStatus.STATUS_LOGON_FAILURE, f"{kind.value} refused by policy")
-        elif kind is ResponseKind.LM:
-            if not policy.allow_lm:
-                raise self._fail(NtStatus.STATUS_LOGON_FAILURE, "LM response refused by policy")
-        else:
-            self.response_kind = None
-            raise self._fail(NtStatus.STATUS_INVALID_PARAMETER, f"NT response of {len(nt)} bytes")
+                raise self._fail(NtStatus.STATUS_LOGON_FAILURE, f"{kind.value} not permitted by policy")
+        elif kind is ResponseKind.LM and not policy.allow_lm:
+            raise self._fail(NtStatus.STATUS_LOGON_FAILURE, "LM response not permitted by policy")
         self._request = ValidationRequest(
             auth.user, auth.domain, auth.workstation, self._server_challenge, lm, nt, int(flags), kind
         )
@@ -349,14 +383,7 @@ class NtlmServer(SecurityContext):
         if not hmac.compare_digest(expected, sent or b""):
             raise self._fail(NtStatus.STATUS_BAD_BINDINGS, "channel bindings mismatch")
 
-    def finish_authenticate(self, result: ValidationResult | None) -> None:
-        """Take the authority's answer; raises AuthenticationError on failure, else the server is complete."""
-        if result is None:
-            if self._state == ServerState.COMPLETE and self.is_anonymous:
-                return
-            server_next(self._state, ServerEvent.VALIDATION_RESULT)
-            raise ProtocolStateError("NTLM server: a validation result is needed")
-        server_next(self._state, ServerEvent.VALIDATION_RESULT)
+    def _on_result(self, result: ValidationResult) -> None:
         request, auth = self._request, self._auth
         assert request is not None and auth is not None
         if not result.ok:
@@ -366,11 +393,13 @@ class NtlmServer(SecurityContext):
                 self.is_guest = True
                 self._finish(guest, b"\x00" * 16, anonymous=False, verify_mic=False)
                 return
-            reason = f"{status.name}: {result.reason}" if result.reason else status.name
+            phrase = _AUTHORITY_PHRASES.get(status, status.name)
+            reason = f"{phrase}: {result.reason}" if result.reason else phrase
+            wire = status
             if status in (NtStatus.STATUS_NO_SUCH_USER, NtStatus.STATUS_WRONG_PASSWORD):
                 # Samba squashes unknown user and bad password into LOGON_FAILURE on the wire.
-                status = NtStatus.STATUS_LOGON_FAILURE
-            raise self._fail(status, reason)
+                wire = NtStatus.STATUS_LOGON_FAILURE
+            raise self._fail(wire, reason, cause=status)
         if result.account is None or result.session_base_key is None or len(result.session_base_key) != 16:
             raise self._fail(NtStatus.STATUS_INTERNAL_ERROR, "authority succeeded without account or key")
         sbk = result.session_base_key
@@ -393,7 +422,7 @@ class NtlmServer(SecurityContext):
         auth = self._auth
         assert auth is not None
         flags = self.negotiated_flags if flags is None else flags
-        if flags & F.NTLMSSP_NEGOTIATE_KEY_EXCH and not anonymous and verify_mic:
+        if flags & NTLMSSP_NEGOTIATE_KEY_EXCH and not anonymous and verify_mic:
             # MS-NLMP 3.2.5.1.2: ExportedSessionKey = RC4K(KeyExchangeKey, EncryptedRandomSessionKey).
             exported = crypto.rc4k(key_exchange_key, auth.encrypted_random_session_key)
         else:
@@ -408,10 +437,3 @@ class NtlmServer(SecurityContext):
         self.session_key = exported
         self._session = SessionSecurity(flags, exported, client=False)
         self._state = server_next(self._state, ServerEvent.VALIDATION_RESULT)
-        log.info(
-            "NTLM logon: %s\\%s as %s (%s)",
-            self.domain,
-            self.user,
-            account.username,
-            self.response_kind.value if self.response_kind else "?",
-        )

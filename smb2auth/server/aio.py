@@ -15,10 +15,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from smb2auth.authority.base import AsyncAuthority
+from smb2auth.authority.consult import consult
 from smb2auth.events import EventLog
+from smb2auth.ntlm.authority import AsyncAuthority
 from smb2auth.server.config import ServerConfig
-from smb2auth.server.protocol import Connection, ServerContext, drive
+from smb2auth.server.inline import answer_frame, carry_out
+from smb2auth.server.protocol import Connection, ServerContext
 from smb2auth.status import NtStatus
 
 __all__ = ["Smb2Server", "format_address"]
@@ -39,7 +41,18 @@ def format_address(address: Any) -> str:
 def _internal_error(conn: Connection, exc: Exception) -> None:
     """A bug, not the peer's doing: one line (the traceback only at DEBUG), and this connection is dropped."""
     log.error("%s: internal error: %r", conn.peer, exc, exc_info=log.isEnabledFor(logging.DEBUG))
-    conn.close("internal error")
+    _close(conn, "internal error")
+
+
+def _close(conn: Connection, reason: str, abandoned: NtStatus | None = None) -> None:
+    """Close the connection; the login events of handshakes it abandons go to the server's EventLog."""
+    for event in conn.close(reason, abandoned=abandoned):
+        conn.ctx.events.emit(event)
+
+
+def _closed(conn: Connection) -> None:
+    if conn.close_reason:
+        log.debug("%s: disconnecting: %s", conn.peer, conn.close_reason)
 
 
 class _Smb2Protocol(asyncio.Protocol):
@@ -79,7 +92,7 @@ class _Smb2Protocol(asyncio.Protocol):
         else:
             for payload in frames:
                 try:
-                    out = drive(conn.handle_frame(payload))
+                    out = answer_frame(conn, payload)
                 except Exception as exc:  # a bug, not the peer's doing: drop this connection only
                     _internal_error(conn, exc)
                     break
@@ -88,6 +101,7 @@ class _Smb2Protocol(asyncio.Protocol):
                 if conn.closed:
                     break
         if conn.closed and self._worker is None:
+            _closed(conn)
             transport.close()
 
     async def _work(self) -> None:
@@ -97,7 +111,7 @@ class _Smb2Protocol(asyncio.Protocol):
             while self._queue and not conn.closed:
                 payload = self._queue.popleft()
                 try:
-                    out = await conn.handle_frame(payload)
+                    out = await self._answer(conn, payload)
                 except Exception as exc:
                     _internal_error(conn, exc)
                     break
@@ -108,7 +122,19 @@ class _Smb2Protocol(asyncio.Protocol):
         finally:
             self._worker = None
         if conn.closed:
+            _closed(conn)
             transport.close()
+
+    @staticmethod
+    async def _answer(conn: Connection, payload: bytes) -> list[bytes]:
+        """As answer_frame, awaiting the (asynchronous) authority while other connections go on."""
+        frames, pending = carry_out(conn, conn.receive_frame(payload))
+        authority = conn.ctx.config.authority
+        while pending is not None:
+            result = await consult(authority, pending.request)
+            more, pending = carry_out(conn, conn.validation_done(pending.ticket, result))
+            frames += more
+        return frames
 
     def _pause(self) -> None:
         if not self._paused and self.transport is not None:
@@ -128,7 +154,7 @@ class _Smb2Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.conn is not None:
-            self.conn.close("connection lost")
+            _close(self.conn, "connection lost")
         self.server._connections.discard(self)
         if self._worker is not None:
             self._worker.cancel()
@@ -140,7 +166,7 @@ class _Smb2Protocol(asyncio.Protocol):
         reason = self.conn.timed_out(now)
         if reason is not None:
             log.info("%s: closing: %s", self.conn.peer, reason)
-            self.conn.close(reason, abandoned=NtStatus.STATUS_IO_TIMEOUT)
+            _close(self.conn, reason, abandoned=NtStatus.STATUS_IO_TIMEOUT)
             self.transport.close()
 
 
@@ -219,7 +245,7 @@ class Smb2Server:
             server.close()
         for proto in list(self._connections):
             if proto.conn is not None:
-                proto.conn.close("server shutting down")
+                _close(proto.conn, "server shutting down")
             if proto.transport is not None:
                 proto.transport.abort()
         if self._sweeper is not None:

@@ -1,24 +1,23 @@
-"""The server side of one SMB2 connection (MS-SMB2 3.3), sans-IO: Direct TCP frames in, frames out.
+"""The server side of one SMB2 connection (MS-SMB2 3.3), sans-IO: Direct TCP frames in, events out.
 
-`Connection.handle_frame` is a coroutine only so that an asynchronous authority can be awaited between the
-two halves of NTLM's AUTHENTICATE; it reads no socket, and with a synchronous authority it never suspends
-(`drive` runs it to completion without an event loop). Clock and RNG come from the `ServerContext`.
+`Connection.receive_frame(payload)` returns what the transport must do, in order: frames to write (bytes),
+login events to log and hand on (LoginEvent), or a `ValidationNeeded` — the frame's SESSION_SETUP waits for
+the authority, the transport calls it and hands the answer to `validation_done(ticket, result)`, which
+returns the rest. Nothing here awaits, logs, or reads a socket; clock and RNG come from the `ServerContext`.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import struct
 import time
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from smb2auth.authority.base import Account
-from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
+from smb2auth.errors import MalformedMessage, ProtocolStateError
 from smb2auth.events import EventLog, LoginEvent, flag_names
-from smb2auth.ntlm.messages import NegotiateFlags
+from smb2auth.ntlm.authority import Account, ValidationResult
+from smb2auth.ntlm.events import Failed, HandshakeEvent, Send, ValidationNeeded
+from smb2auth.ntlm.messages import NegotiateFlags, unix_to_filetime
 from smb2auth.ntlm.server import NtlmServer
 from smb2auth.server._state import (
     ConnEvent,
@@ -29,20 +28,22 @@ from smb2auth.server._state import (
     session_next,
 )
 from smb2auth.server.config import ServerConfig
+from smb2auth.smb2 import policy
 from smb2auth.smb2.crypto import (
     PreauthIntegrity,
     TransformHeader,
     decrypt,
     derive_session_keys,
     encrypt,
+    nonce_size,
     sign,
-    signing_algorithm_for,
     verify,
 )
 from smb2auth.smb2.framing import FrameReader
 from smb2auth.smb2.framing import frame as frame_payload
 from smb2auth.smb2.header import (
     HEADER_SIZE,
+    HEADER_STRUCT,
     SMB1_PROTOCOL_ID,
     SMB2_PROTOCOL_ID,
     TRANSFORM_PROTOCOL_ID,
@@ -52,93 +53,48 @@ from smb2auth.smb2.header import (
     Smb2Header,
     split_compound,
 )
-from smb2auth.smb2.messages import (
+from smb2auth.smb2.ioctl import (
     FSCTL_VALIDATE_NEGOTIATE_INFO,
-    Capabilities,
-    Cipher,
-    Dialect,
-    EchoRequest,
-    EchoResponse,
-    EncryptionCapabilities,
-    ErrorResponse,
-    HashAlgorithm,
     IoctlFlags,
     IoctlRequest,
     IoctlResponse,
-    LogoffRequest,
-    LogoffResponse,
-    NegotiateContext,
+    ValidateNegotiateInfoRequest,
+    ValidateNegotiateInfoResponse,
+)
+from smb2auth.smb2.negotiate import (
+    Capabilities,
+    Dialect,
     NegotiateRequest,
     NegotiateResponse,
-    PreauthIntegrityCapabilities,
     SecurityMode,
+    Smb1NegotiateRequest,
+    dialect_name,
+)
+from smb2auth.smb2.negotiate_contexts import Cipher, NegotiateContext, SigningAlgorithm
+from smb2auth.smb2.session import (
+    LogoffRequest,
+    LogoffResponse,
     SessionFlags,
     SessionSetupFlags,
     SessionSetupRequest,
     SessionSetupResponse,
+)
+from smb2auth.smb2.simple import EchoRequest, EchoResponse, ErrorResponse
+from smb2auth.smb2.tree import (
     ShareType,
-    SigningAlgorithm,
-    SigningCapabilities,
-    Smb1NegotiateRequest,
     TreeConnectRequest,
     TreeConnectResponse,
     TreeDisconnectRequest,
     TreeDisconnectResponse,
-    ValidateNegotiateInfoRequest,
-    ValidateNegotiateInfoResponse,
-    dialect_name,
-    find_context,
-    select_smb1_upgrade_dialect,
 )
 from smb2auth.spnego._state import ServerState as SpnegoState
 from smb2auth.spnego.context import SpnegoServer, server_initial_token
 from smb2auth.status import NtStatus
 
-__all__ = ["Connection", "ServerContext", "Session", "drive"]
+__all__ = ["Connection", "ConnectionEvent", "ServerContext", "Session"]
 
-log = logging.getLogger(__name__)
-
-_T = TypeVar("_T")
-_S = NtStatus
 _GENERIC_ALL = 0x001F01FF
-_RAW_HEADER = struct.Struct("<4sHHIHHIIQQQ16s")
-_FILETIME_EPOCH = 11644473600
 _SESSION_ID_MASK = 0xFFFFFFFFFFFFFFFF
-# MS-SMB2 3.3.5.4: signing algorithms in the order this server prefers them.
-_SIGNING_PREFERENCE = (SigningAlgorithm.AES_GMAC, SigningAlgorithm.AES_CMAC, SigningAlgorithm.HMAC_SHA256)
-
-
-def drive(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run a coroutine that never suspends (a synchronous authority) to completion, without a loop."""
-    try:
-        coro.send(None)
-    except StopIteration as stop:
-        result: _T = stop.value
-        return result
-    coro.close()
-    raise RuntimeError("the coroutine suspended: an asynchronous authority needs an event loop")
-
-
-def _response_kind(ntlm: NtlmServer) -> str | None:
-    """The kind of response the client sent, also when the policy refused it."""
-    return None if ntlm.response_kind is None else str(ntlm.response_kind.value)
-
-
-_REASONS = {
-    "STATUS_WRONG_PASSWORD": "wrong password",
-    "STATUS_NO_SUCH_USER": "unknown user",
-    "STATUS_ACCOUNT_DISABLED": "account disabled",
-    "STATUS_ACCOUNT_LOCKED_OUT": "account locked out",
-    "STATUS_PASSWORD_EXPIRED": "password expired",
-}
-
-
-def _reason(text: str) -> str:
-    """The NTLM server's reason, led by a plain phrase: "wrong password: NTLMv2 response does not match"."""
-    head, sep, rest = text.partition(": ")
-    if sep and head in _REASONS:
-        return f"{_REASONS[head]}: {rest}" if rest else _REASONS[head]
-    return text.replace("refused by policy", "not permitted by policy")
 
 
 class ServerContext:
@@ -174,9 +130,6 @@ class ServerContext:
             # MS-SMB2 2.2.1.2: 0 and 0xFFFFFFFFFFFFFFFF are not session ids.
             if value not in (0, _SESSION_ID_MASK) and value not in self.sessions:
                 return value
-
-    def filetime(self) -> int:
-        return int((self.clock() + _FILETIME_EPOCH) * 10_000_000)
 
 
 class _Handshake:
@@ -232,6 +185,34 @@ class Session:
     def signs(self) -> bool:
         return self.state is SessionState.VALID and bool(self.signing_key)
 
+    @property
+    def authenticating(self) -> bool:
+        """A SESSION_SETUP exchange (first authentication or re-authentication) is under way."""
+        return self.handshake is not None
+
+    def begin_handshake(self, handshake: _Handshake) -> None:
+        """The one place a handshake is counted against the server-wide budget ..."""
+        self.handshake = handshake
+        self.connection.ctx.pending_handshakes += 1
+
+    def end_handshake(self) -> None:
+        """... and the one place it is released (done, failed, or the session ended)."""
+        if self.handshake is not None:
+            self.handshake = None
+            self.connection.ctx.pending_handshakes -= 1
+
+    def end(self, event: SessionEvent) -> None:
+        """Log off, fail or close the session: out of its connection's table and the global one, and its
+        pending handshake (if any) out of the server-wide count."""
+        connection = self.connection
+        ctx = connection.ctx
+        self.end_handshake()
+        self.state = session_next(self.state, event)
+        self.trees.clear()
+        connection.sessions.pop(self.id, None)
+        if ctx.sessions.get(self.id) is self:
+            del ctx.sessions[self.id]
+
     def __repr__(self) -> str:
         return f"Session(id=0x{self.id:016x}, state={self.state.value}, flags={self.flags!r})"
 
@@ -247,7 +228,7 @@ class _Reply:
     credit: int
     credit_charge: int
     related: bool
-    status: int = _S.STATUS_SUCCESS
+    status: int = NtStatus.STATUS_SUCCESS
     body: bytes = b""
     signer: Session | None = None
     after: Callable[[bytes], None] | None = None
@@ -261,6 +242,47 @@ class _Reply:
 
 class _Disconnect(Exception):
     """The connection must be dropped without an answer."""
+
+
+@dataclass(slots=True)
+class _Frame:
+    """One request frame (a compound chain) being answered: where it is, and the responses so far."""
+
+    parts: list[CompoundPart]
+    sealed: Session | None
+    index: int = 0
+    replies: list[_Reply] = field(default_factory=list)
+    previous: tuple[int, int] | None = None
+
+    def add(self, reply: _Reply | None) -> None:
+        self.index += 1
+        if reply is not None:
+            self.previous = (reply.session_id, reply.tree_id)
+            self.replies.append(reply)
+
+
+@dataclass(slots=True)
+class _Setup:
+    """One SESSION_SETUP between its request and its response."""
+
+    request: SessionSetupRequest
+    reply: _Reply
+    session: Session
+    handshake: _Handshake
+    first_auth: bool
+
+
+@dataclass(slots=True)
+class _Paused:
+    """The frame whose SESSION_SETUP waits for the authority's answer to `ticket`."""
+
+    frame: _Frame
+    setup: _Setup
+    ticket: int
+
+
+ConnectionEvent = bytes | ValidationNeeded | LoginEvent
+"""What the transport does, in order: write a frame, ask the authority, log and hand on a login event."""
 
 
 class Connection:
@@ -291,6 +313,8 @@ class Connection:
         self.opened = ctx.monotonic()
         self.last_activity = self.opened
         self.close_reason = ""
+        self._paused: _Paused | None = None
+        self._events: list[ConnectionEvent] = []
 
     @property
     def closed(self) -> bool:
@@ -305,7 +329,7 @@ class Connection:
         try:
             return self.framer.feed(data)
         except MalformedMessage as exc:
-            self._disconnect(f"framing: {exc}")
+            self.close(f"framing: {exc}")
             return []
 
     def timed_out(self, now: float) -> str | None:
@@ -321,29 +345,38 @@ class Connection:
                 return "SESSION_SETUP not completed within the handshake timeout"
         return None
 
-    def close(self, reason: str = "closed", *, abandoned: NtStatus | None = None) -> None:
-        """Forget every session (releasing pending handshakes); idempotent. With `abandoned`, each handshake
-        still pending is reported as a failed login with that status (a timeout, say)."""
+    def close(self, reason: str = "closed", *, abandoned: NtStatus | None = None) -> list[LoginEvent]:
+        """Forget every session (releasing pending handshakes and a pending validation); idempotent. With
+        `abandoned`, each handshake still pending is reported as a failed login with that status (a
+        timeout, say): those events are returned for the transport to log."""
         if not self.close_reason:
             self.close_reason = reason
         self.state = conn_next(self.state, ConnEvent.CLOSE)
+        self._paused = None
+        events: list[LoginEvent] = []
         for session in list(self.sessions.values()):
             hs = session.handshake
             if abandoned is not None and hs is not None:
-                self._emit(session.id, hs.ntlm, abandoned, f"handshake abandoned: {reason}", SessionFlags(0))
+                reason_text = f"handshake abandoned: {reason}"
+                events.append(self._login_event(session.id, hs.ntlm, abandoned, reason_text, SessionFlags(0)))
             self._expire(session, SessionEvent.LOGOFF)
+        return events
 
-    def _disconnect(self, reason: str) -> None:
-        log.debug("%s: disconnecting: %s", self.peer, reason)
-        self.close(reason)
+    @property
+    def awaiting_validation(self) -> bool:
+        """A SESSION_SETUP waits for the authority: `validation_done` comes before the next frame."""
+        return self._paused is not None
 
     # -- one frame ------------------------------------------------------------------------------------
 
-    async def handle_frame(self, data: bytes) -> list[bytes]:
-        """Answer one Direct TCP frame payload; returns the frames to send (possibly none)."""
+    def receive_frame(self, data: bytes) -> list[ConnectionEvent]:
+        """Answer one Direct TCP frame payload: frames to send, login events, or a ValidationNeeded last."""
         if self.closed:
             return []
+        if self._paused is not None:
+            raise ProtocolStateError("SMB2 connection: a frame arrived while a validation is pending")
         self.last_activity = self.ctx.monotonic()
+        self._events = []
         try:
             if data[:4] == SMB1_PROTOCOL_ID:
                 return [frame_payload(self._smb1_negotiate(data))]
@@ -357,34 +390,65 @@ class Connection:
                 parts = split_compound(data)
             except MalformedMessage as exc:
                 return [frame_payload(self._raw_error(data, exc))]
-            replies: list[_Reply] = []
-            previous: tuple[int, int] | None = None
-            for index, part in enumerate(parts):
-                related = part.header.flags & HeaderFlags.RELATED_OPERATIONS
-                if sealed is not None and not related and part.header.session_id != sealed.id:
-                    # MS-SMB2 3.3.5.2.1.1: the decrypted request must belong to the session that sealed it.
-                    raise _Disconnect(
-                        f"encrypted by session 0x{sealed.id:016x} for session 0x{part.header.session_id:016x}"
-                    )
-                reply = await self._dispatch(part, index, previous, sealed is not None)
-                if reply is None:
-                    continue
-                previous = (reply.session_id, reply.tree_id)
-                replies.append(reply)
-            if not replies:
-                return []
-            if sealed is not None:
-                for reply in replies:
-                    reply.signer = None  # MS-SMB2 3.3.4.1.1: an encrypted response is not signed
-            packed = self._pack(replies)
-            if sealed is not None:
-                # MS-SMB2 3.3.4.1.4: the response to an encrypted request is encrypted.
-                nonce = self.ctx.rng(11 if self.cipher in (Cipher.AES_128_CCM, Cipher.AES_256_CCM) else 12)
-                packed = encrypt(packed, sealed.encryption_key, self.cipher, sealed.id, nonce)
-            return [frame_payload(packed)]
+            return self._run(_Frame(parts, sealed))
         except _Disconnect as exc:
-            self._disconnect(str(exc))
-            return []
+            return self._disconnected(str(exc))
+
+    def validation_done(self, ticket: int, result: ValidationResult) -> list[ConnectionEvent]:
+        """The authority's answer to the ValidationNeeded this connection returned; the frame goes on."""
+        paused = self._paused
+        if paused is None:
+            if self.closed:
+                return []  # closed while the authority was consulted: nobody to answer
+            raise ProtocolStateError("SMB2 connection: no validation is pending")
+        if ticket != paused.ticket:
+            raise ProtocolStateError(f"SMB2 connection: ticket {ticket}, but {paused.ticket} is pending")
+        self._paused = None
+        self.last_activity = self.ctx.monotonic()
+        self._events = []
+        try:
+            event = paused.setup.handshake.spnego.validation_done(ticket, result)
+            reply = self._session_setup_step(paused.setup, event)
+            if reply is None:
+                return self._events
+            paused.frame.add(reply)
+            return self._run(paused.frame)
+        except _Disconnect as exc:
+            return self._disconnected(str(exc))
+
+    def _disconnected(self, reason: str) -> list[ConnectionEvent]:
+        self.close(reason)
+        return self._events
+
+    def _run(self, frame: _Frame) -> list[ConnectionEvent]:
+        """Dispatch the frame's requests from where it stopped; pack (and seal) the responses at its end."""
+        sealed = frame.sealed
+        while frame.index < len(frame.parts):
+            part = frame.parts[frame.index]
+            related = part.header.flags & HeaderFlags.RELATED_OPERATIONS
+            if sealed is not None and not related and part.header.session_id != sealed.id:
+                # MS-SMB2 3.3.5.2.1.1: the decrypted request must belong to the session that sealed it.
+                raise _Disconnect(
+                    f"encrypted by session 0x{sealed.id:016x} for session 0x{part.header.session_id:016x}"
+                )
+            reply = self._dispatch(part, frame, sealed is not None)
+            if isinstance(reply, ValidationNeeded):
+                return [*self._events, reply]
+            frame.add(reply)
+        events = self._events
+        replies = frame.replies
+        if not replies:
+            return events
+        if sealed is not None:
+            for reply in replies:
+                reply.signer = None  # MS-SMB2 3.3.4.1.1: an encrypted response is not signed
+        packed = self._pack(replies)
+        if sealed is not None:
+            # MS-SMB2 3.3.4.1.4: the response to an encrypted request is encrypted.
+            nonce = self.ctx.rng(nonce_size(self.cipher))
+            packed = encrypt(packed, sealed.encryption_key, self.cipher, sealed.id, nonce)
+        events.append(frame_payload(packed))
+        return events
 
     def _decrypt(self, data: bytes) -> tuple[Session, bytes]:
         if not self.cipher:
@@ -409,7 +473,7 @@ class Connection:
         """An ERROR for a message whose header is well formed but whose command we do not know."""
         if len(data) < HEADER_SIZE:
             raise _Disconnect(f"short SMB2 header: {exc}")
-        fields = list(_RAW_HEADER.unpack_from(data))
+        fields = list(HEADER_STRUCT.unpack_from(data))
         if fields[1] != HEADER_SIZE or fields[7] % 8 or (fields[7] and fields[7] < HEADER_SIZE):
             # MS-SMB2 3.3.5.2: a header that does not parse drops the connection.
             raise _Disconnect(f"malformed SMB2 header: {exc}")
@@ -417,7 +481,7 @@ class Connection:
         self._consume(message_id, fields[2])
         grant = self._grant(fields[5])
         # MS-SMB2 3.3.5.2: an unknown command is failed with STATUS_INVALID_PARAMETER.
-        header = _RAW_HEADER.pack(
+        header = HEADER_STRUCT.pack(
             SMB2_PROTOCOL_ID, HEADER_SIZE, fields[2], exc.status, fields[4], grant,
             int(HeaderFlags.SERVER_TO_REDIR), 0, message_id, fields[9], fields[10], bytes(16),
         )
@@ -483,7 +547,7 @@ class Connection:
             request = Smb1NegotiateRequest.unpack(data)
         except MalformedMessage as exc:
             raise _Disconnect(f"SMB1: {exc}") from None
-        dialect = select_smb1_upgrade_dialect(request, self.ctx.config.dialects)
+        dialect = policy.select_smb1_upgrade_dialect(request, self.ctx.config.dialects)
         if dialect is None:
             # MS-SMB2 3.3.5.3.1: no SMB2 dialect offered and we do not speak SMB1.
             raise _Disconnect("SMB1 NEGOTIATE offers no SMB2 dialect")
@@ -491,7 +555,7 @@ class Connection:
             self.state = conn_next(self.state, ConnEvent.SMB1_DIALECT)
             self.dialect = Dialect.SMB2_0_2
             self.client_dialects = (Dialect.SMB2_0_2,)
-            self.signing_algorithm = SigningAlgorithm.HMAC_SHA256
+            self.signing_algorithm = policy.signing_algorithm_for(Dialect.SMB2_0_2)
         else:
             self.state = conn_next(self.state, ConnEvent.SMB1_WILDCARD)
         # MS-SMB2 3.3.5.3.1: the SMB1 NEGOTIATE used MessageId 0; the SMB2 one that follows uses 1.
@@ -500,16 +564,16 @@ class Connection:
         header = Smb2Header(Command.NEGOTIATE, HeaderFlags.SERVER_TO_REDIR, credit=1)
         body = NegotiateResponse(
             dialect, self.ctx.security_mode, self.ctx.config.server_guid, Capabilities(0),
-            *(self.ctx.config.max_transact_size,) * 3, self.ctx.filetime(), 0, self.ctx.initial_token,
+            *(self.ctx.config.max_transact_size,) * 3, unix_to_filetime(self.ctx.clock()), 0,
+            self.ctx.initial_token,
         )
         return header.pack() + body.pack()
 
     # -- dispatch -------------------------------------------------------------------------------------
 
-    async def _dispatch(
-        self, part: CompoundPart, index: int, previous: tuple[int, int] | None, sealed: bool = False
-    ) -> _Reply | None:
+    def _dispatch(self, part: CompoundPart, frame: _Frame, sealed: bool) -> _Reply | ValidationNeeded | None:
         h = part.header
+        index, previous = frame.index, frame.previous
         related = bool(h.flags & HeaderFlags.RELATED_OPERATIONS)
         session_id, tree_id = h.session_id, h.tree_id
         if related and previous is not None:
@@ -528,49 +592,48 @@ class Connection:
         self.state = conn_next(self.state, ConnEvent.REQUEST)
         if h.is_response:
             # Samba smbd_smb2_request_validate: SERVER_TO_REDIR in a request is invalid.
-            return reply.fail(_S.STATUS_INVALID_PARAMETER)
+            return reply.fail(NtStatus.STATUS_INVALID_PARAMETER)
         if related and index == 0:
             # MS-SMB2 3.3.5.2.7.2: the first request of a chain cannot be related.
-            return reply.fail(_S.STATUS_INVALID_PARAMETER)
+            return reply.fail(NtStatus.STATUS_INVALID_PARAMETER)
         session = self.sessions.get(session_id) if session_id else None
         # MS-SMB2 3.3.5.2.4 / Samba smbd_smb2_request_dispatch: signatures before anything else.
         signing_session = session is not None and session.signs
-        if sealed:
-            pass  # Samba: an encrypted request is not signed, nor is its response (MS-SMB2 3.3.4.1.1)
-        elif session is not None and session.encrypt_data:
+        # Samba: an encrypted request is not signed, nor is its response (MS-SMB2 3.3.4.1.1).
+        if not sealed and session is not None and session.encrypt_data:
             # MS-SMB2 3.3.5.2.9: a session with EncryptData takes only encrypted requests.
-            return reply.fail(_S.STATUS_ACCESS_DENIED)
-        elif h.is_signed:
+            return reply.fail(NtStatus.STATUS_ACCESS_DENIED)
+        elif not sealed and h.is_signed:
             if session is None and not (h.command is Command.SESSION_SETUP and session_id):
-                return reply.fail(_S.STATUS_USER_SESSION_DELETED)
+                return reply.fail(NtStatus.STATUS_USER_SESSION_DELETED)
             if signing_session and session is not None:
                 reply.signer = session
                 if not verify(part.raw, session.signing_key, session.signing_algorithm):
-                    return reply.fail(_S.STATUS_ACCESS_DENIED)
+                    return reply.fail(NtStatus.STATUS_ACCESS_DENIED)
             elif h.command is not Command.SESSION_SETUP:
-                return reply.fail(_S.STATUS_ACCESS_DENIED)
-        elif signing_session and session is not None and session.signing_required:
+                return reply.fail(NtStatus.STATUS_ACCESS_DENIED)
+        elif not sealed and signing_session and session is not None and session.signing_required:
             reply.signer = session
             if h.command is not Command.SESSION_SETUP:
                 # Samba: an unsigned request on a session that requires signing -> ACCESS_DENIED.
-                return reply.fail(_S.STATUS_ACCESS_DENIED)
+                return reply.fail(NtStatus.STATUS_ACCESS_DENIED)
         try:
             if h.command is Command.SESSION_SETUP:
-                return await self._session_setup(part, reply, session)
+                return self._session_setup(part, reply, session, frame)
             if h.command is Command.ECHO:
                 EchoRequest.unpack(part.body)
                 reply.body = EchoResponse().pack()
                 return reply
             if session is None or session.state is not SessionState.VALID:
                 # MS-SMB2 3.3.5.2.9: a command that needs a session, with none valid.
-                return reply.fail(_S.STATUS_USER_SESSION_DELETED)
+                return reply.fail(NtStatus.STATUS_USER_SESSION_DELETED)
             if h.command is Command.LOGOFF:
                 return self._logoff(part, reply, session)
             if h.command is Command.TREE_CONNECT:
                 return self._tree_connect(part, reply, session)
             if tree_id not in session.trees:
                 # MS-SMB2 3.3.5.2.11: a command that needs a tree connect, with an unknown TreeId.
-                return reply.fail(_S.STATUS_NETWORK_NAME_DELETED)
+                return reply.fail(NtStatus.STATUS_NETWORK_NAME_DELETED)
             if h.command is Command.TREE_DISCONNECT:
                 TreeDisconnectRequest.unpack(part.body)
                 del session.trees[tree_id]
@@ -579,7 +642,7 @@ class Connection:
             if h.command is Command.IOCTL:
                 return self._ioctl(part, reply)
             # The harness serves authentication only: every file operation is not supported.
-            return reply.fail(_S.STATUS_NOT_SUPPORTED)
+            return reply.fail(NtStatus.STATUS_NOT_SUPPORTED)
         except MalformedMessage as exc:
             # MS-SMB2 3.3.5.2.6: a malformed body is answered with the parser's status.
             return reply.fail(exc.status)
@@ -592,59 +655,32 @@ class Connection:
             raise _Disconnect("NEGOTIATE on a negotiated connection")
         if part.header.is_signed:
             # MS-SMB2 3.3.5.2.4: a signed NEGOTIATE fails with STATUS_INVALID_PARAMETER.
-            return reply.fail(_S.STATUS_INVALID_PARAMETER)
+            return reply.fail(NtStatus.STATUS_INVALID_PARAMETER)
         try:
             request = NegotiateRequest.unpack(part.body)
         except MalformedMessage as exc:
             return reply.fail(exc.status)
         cfg = self.ctx.config
-        common = [d for d in cfg.dialects if d in request.dialects]
-        if not common:
-            # MS-SMB2 3.3.5.4: no common dialect -> STATUS_NOT_SUPPORTED.
-            return reply.fail(_S.STATUS_NOT_SUPPORTED)
-        dialect = common[0]
-        contexts: list[NegotiateContext] = []
-        algorithm: int = signing_algorithm_for(dialect)
-        cipher = 0
-        capabilities = Capabilities(0)
-        legacy = dialect in (Dialect.SMB3_0, Dialect.SMB3_0_2)
-        if legacy and request.capabilities & Capabilities.ENCRYPTION and Cipher.AES_128_CCM in cfg.ciphers:
-            # MS-SMB2 3.3.5.4: 3.0 / 3.0.2 encryption is AES-128-CCM, announced by SMB2_GLOBAL_CAP_ENCRYPTION.
-            cipher = Cipher.AES_128_CCM
-            capabilities |= Capabilities.ENCRYPTION
+        choice = policy.choose(request, cfg.dialects, cfg.ciphers)
+        if isinstance(choice, policy.Refusal):
+            return reply.fail(choice.status)
+        dialect = choice.dialect
+        contexts: tuple[NegotiateContext, ...] = ()
         if dialect == Dialect.SMB3_1_1:
-            preauth = find_context(request.negotiate_contexts, PreauthIntegrityCapabilities)
-            if not isinstance(preauth, PreauthIntegrityCapabilities):
-                # MS-SMB2 3.3.5.4: 3.1.1 needs exactly one PREAUTH_INTEGRITY_CAPABILITIES.
-                return reply.fail(_S.STATUS_INVALID_PARAMETER)
-            if HashAlgorithm.SHA_512 not in preauth.hash_algorithms:
-                # MS-SMB2 3.3.5.4: no common preauth hash algorithm.
-                return reply.fail(_S.STATUS_SMB_NO_PREAUTH_INTEGRITY_HASH_OVERLAP)
-            contexts.append(PreauthIntegrityCapabilities((HashAlgorithm.SHA_512,), self.ctx.rng(32)))
-            signing = find_context(request.negotiate_contexts, SigningCapabilities)
-            if isinstance(signing, SigningCapabilities):
-                # MS-SMB2 3.3.5.4: pick one of the client's signing algorithms; AES-CMAC if none is known.
-                offered = signing.signing_algorithms
-                algorithm = next((a for a in _SIGNING_PREFERENCE if a in offered), SigningAlgorithm.AES_CMAC)
-                contexts.append(SigningCapabilities((algorithm,)))
-            ciphers = find_context(request.negotiate_contexts, EncryptionCapabilities)
-            if isinstance(ciphers, EncryptionCapabilities):
-                # MS-SMB2 3.3.5.4: the server's preferred cipher among the client's; 0 when none is common.
-                cipher = next((c for c in cfg.ciphers if c in ciphers.ciphers), 0)
-                contexts.append(EncryptionCapabilities((cipher,)))
+            contexts = policy.response_contexts(request, choice, self.ctx.rng(policy.PREAUTH_SALT_SIZE))
         self.state = conn_next(self.state, ConnEvent.NEGOTIATE)
         self.dialect = dialect
-        self.signing_algorithm = algorithm
-        self.cipher = cipher
-        self.server_capabilities = capabilities
+        self.signing_algorithm = choice.signing_algorithm
+        self.cipher = choice.cipher
+        self.server_capabilities = policy.server_capabilities(choice)
         self.client_guid = request.client_guid
         self.client_security_mode = request.security_mode
         self.client_capabilities = request.capabilities
         self.client_dialects = request.dialects
         response = NegotiateResponse(
             dialect, self.ctx.security_mode, cfg.server_guid, self.server_capabilities,
-            cfg.max_transact_size, cfg.max_transact_size, cfg.max_transact_size, self.ctx.filetime(), 0,
-            self.ctx.initial_token, tuple(contexts),
+            cfg.max_transact_size, cfg.max_transact_size, cfg.max_transact_size,
+            unix_to_filetime(self.ctx.clock()), 0, self.ctx.initial_token, contexts,
         )
         reply.body = response.pack()
         if dialect == Dialect.SMB3_1_1:
@@ -659,26 +695,34 @@ class Connection:
 
     # -- SESSION_SETUP --------------------------------------------------------------------------------
 
-    async def _session_setup(self, part: CompoundPart, reply: _Reply, session: Session | None) -> _Reply:
+    def _session_setup(
+        self, part: CompoundPart, reply: _Reply, session: Session | None, frame: _Frame
+    ) -> _Reply | ValidationNeeded:
         request = SessionSetupRequest.unpack(part.body)
         cfg = self.ctx.config
         session_id = reply.session_id
         if request.flags & SessionSetupFlags.BINDING:
             if session_id == 0:
                 # Samba smbd_smb2_request_process_sesssetup: binding needs the session's id.
-                return self._refuse(reply, _S.STATUS_INVALID_PARAMETER, "session binding without a SessionId")
+                return self._refuse(
+                    reply, NtStatus.STATUS_INVALID_PARAMETER, "session binding without a SessionId"
+                )
             if session_id not in self.ctx.sessions:
                 # MS-SMB2 3.3.5.5.2: not in the GlobalSessionTable -> STATUS_USER_SESSION_DELETED.
                 reason = "session binding to an unknown session"
-                return self._refuse(reply, _S.STATUS_USER_SESSION_DELETED, reason)
+                return self._refuse(reply, NtStatus.STATUS_USER_SESSION_DELETED, reason)
             # MS-SMB2 3.3.5.5: binding on 2.x, or without multichannel -> STATUS_REQUEST_NOT_ACCEPTED.
-            return self._refuse(reply, _S.STATUS_REQUEST_NOT_ACCEPTED, "session binding is not supported")
+            return self._refuse(
+                reply, NtStatus.STATUS_REQUEST_NOT_ACCEPTED, "session binding is not supported"
+            )
         if session_id == 0:
             if len(self.sessions) >= cfg.max_sessions_per_connection:
-                return self._refuse(reply, _S.STATUS_INSUFFICIENT_RESOURCES, "max_sessions_per_connection")
+                return self._refuse(
+                    reply, NtStatus.STATUS_INSUFFICIENT_RESOURCES, "max_sessions_per_connection"
+                )
             refusal = self._handshake_budget()
             if refusal:
-                return self._refuse(reply, _S.STATUS_INSUFFICIENT_RESOURCES, refusal)
+                return self._refuse(reply, NtStatus.STATUS_INSUFFICIENT_RESOURCES, refusal)
             session = Session(self.ctx.new_session_id(), self)
             session.preauth = self.preauth
             self.sessions[session.id] = session
@@ -687,46 +731,53 @@ class Connection:
         elif session is None or session.state is SessionState.EXPIRED:
             # MS-SMB2 3.3.5.5: a SessionId not in this connection's session table.
             reason = f"session 0x{session_id:016x} is not on this connection"
-            return self._refuse(reply, _S.STATUS_USER_SESSION_DELETED, reason)
+            return self._refuse(reply, NtStatus.STATUS_USER_SESSION_DELETED, reason)
         hs = session.handshake
         if hs is None:
             refusal = self._handshake_budget()
             if refusal:
-                return self._refuse(reply, _S.STATUS_INSUFFICIENT_RESOURCES, refusal)
+                return self._refuse(reply, NtStatus.STATUS_INSUFFICIENT_RESOURCES, refusal)
             ntlm = NtlmServer(cfg.authority, target=cfg.target, policy=self.ctx.ntlm_policy,
                               rng=self.ctx.rng, clock=self.ctx.clock)
-            hs = session.handshake = _Handshake(ntlm, self.ctx.monotonic())
-            self.ctx.pending_handshakes += 1
-        first_auth = session.state is SessionState.IN_PROGRESS
-        if first_auth and session.preauth is not None:
+            hs = _Handshake(ntlm, self.ctx.monotonic())
+            session.begin_handshake(hs)
+        setup = _Setup(request, reply, session, hs, session.state is SessionState.IN_PROGRESS)
+        if setup.first_auth and session.preauth is not None:
             # MS-SMB2 3.3.5.5.1: each SESSION_SETUP request extends the session's preauth hash.
             session.preauth = session.preauth.add(part.raw)
         token = request.security_buffer
-        try:
-            if not token and hs.spnego.state is SpnegoState.START:
-                # Samba gensec spnego: an empty first token is answered with the NegTokenInit2.
-                out: bytes | None = self.ctx.initial_token
-            else:
-                out = await hs.spnego.astep(token)
-        except AuthenticationError as exc:
-            return self._login_failed(reply, session, exc.status, _reason(exc.reason))
-        except MalformedMessage as exc:
-            return self._login_failed(reply, session, exc.status, f"malformed security token: {exc}")
-        except ProtocolStateError as exc:
+        if not token and hs.spnego.state is SpnegoState.START:
+            # Samba gensec spnego: an empty first token is answered with the NegTokenInit2.
+            event: HandshakeEvent = Send(self.ctx.initial_token)
+        else:
+            event = hs.spnego.receive(token)
+        if isinstance(event, ValidationNeeded):
+            self._paused = _Paused(frame, setup, event.ticket)
+            return event
+        reply_or_none = self._session_setup_step(setup, event)
+        assert reply_or_none is not None
+        return reply_or_none
+
+    def _session_setup_step(self, setup: _Setup, event: HandshakeEvent) -> _Reply | None:
+        """The SESSION_SETUP response for what the SPNEGO context returned (None: nobody left to answer)."""
+        reply, session, hs = setup.reply, setup.session, setup.handshake
+        if isinstance(event, ValidationNeeded):
+            raise ProtocolStateError("SMB2 connection: a second validation for one SESSION_SETUP")
+        if isinstance(event, Failed):
+            error = event.error
+            if isinstance(error, MalformedMessage):
+                return self._login_failed(reply, session, error.status, f"malformed security token: {error}")
             # A token out of order (an AUTHENTICATE for a handshake begun elsewhere) is a failed logon with
             # the context's status: Samba gensec_spnego answers INVALID_PARAMETER.
-            return self._login_failed(reply, session, exc.status, str(exc))
-        except Exception as exc:  # the authority failed; not the peer's doing
-            log.error("authority failed during SESSION_SETUP: %r", exc)
-            return self._login_failed(reply, session, _S.STATUS_NO_LOGON_SERVERS, f"authority error: {exc!r}")
+            return self._login_failed(reply, session, error.status, error.reason)
         if session.state is SessionState.EXPIRED:
-            # Closed while the authority was consulted (connection lost or a newer session took over).
-            return reply.fail(_S.STATUS_USER_SESSION_DELETED)
-        if not hs.spnego.complete:
+            # Closed while the authority was consulted (a newer session took over, or the connection went).
+            return None if self.closed else reply.fail(NtStatus.STATUS_USER_SESSION_DELETED)
+        if isinstance(event, Send):
             session.state = session_next(session.state, SessionEvent.CONTINUE)
-            reply.status = _S.STATUS_MORE_PROCESSING_REQUIRED
-            reply.body = SessionSetupResponse(out or b"").pack()
-            if first_auth and session.preauth is not None:
+            reply.status = NtStatus.STATUS_MORE_PROCESSING_REQUIRED
+            reply.body = SessionSetupResponse(event.token).pack()
+            if setup.first_auth and session.preauth is not None:
 
                 def chain(message: bytes) -> None:
                     # MS-SMB2 3.3.5.5.1: ... and so does each MORE_PROCESSING_REQUIRED response.
@@ -735,7 +786,7 @@ class Connection:
 
                 reply.after = chain
             return reply
-        return self._login_done(request, reply, session, hs, out)
+        return self._login_done(setup.request, reply, session, hs, event.token)
 
     def _login_done(
         self, request: SessionSetupRequest, reply: _Reply, session: Session, hs: _Handshake, out: bytes | None
@@ -750,9 +801,8 @@ class Connection:
         if first_auth and self.ctx.config.encrypt and (flags or not self.cipher):
             # Samba "smb encrypt = required": a session that cannot encrypt is refused.
             reason = "encryption required, but not available to this session"
-            return self._login_failed(reply, session, _S.STATUS_ACCESS_DENIED, reason)
-        session.handshake = None
-        self.ctx.pending_handshakes -= 1
+            return self._login_failed(reply, session, NtStatus.STATUS_ACCESS_DENIED, reason)
+        session.end_handshake()
         if first_auth:
             session.flags = flags
             if not flags:
@@ -782,9 +832,10 @@ class Connection:
         if session.signing_key:
             # Samba smbd_smb2_auth_generic_return: the final response is signed unless guest or anonymous.
             reply.signer = session
-        reply.status = _S.STATUS_SUCCESS
+        reply.status = NtStatus.STATUS_SUCCESS
         reply.body = SessionSetupResponse(out or b"", session.flags).pack()
-        self._emit(session.id, ntlm, _S.STATUS_SUCCESS, "", session.flags)
+        signed = session.signing_required and bool(session.signing_key)
+        self._emit(session.id, ntlm, NtStatus.STATUS_SUCCESS, "", session.flags, signed=signed)
         return reply
 
     def _handshake_budget(self) -> str:
@@ -792,7 +843,7 @@ class Connection:
         cfg = self.ctx.config
         if self.ctx.pending_handshakes >= cfg.max_pending_handshakes:
             return "max_pending_handshakes"
-        if sum(1 for s in self.sessions.values() if s.handshake is not None) >= (
+        if sum(1 for s in self.sessions.values() if s.authenticating) >= (
             cfg.max_pending_handshakes_per_connection
         ):
             # One connection cannot hold the server-wide handshake budget and lock every other client out.
@@ -809,24 +860,17 @@ class Connection:
         )
         if same and previous.state is SessionState.VALID:
             # MS-SMB2 3.3.5.5.3: PreviousSessionId of the same user -> that session is logged off.
-            log.debug("session 0x%016x replaces 0x%016x", new_id, previous_id)
-            previous.connection._expire(previous, SessionEvent.LOGOFF)
+            previous.end(SessionEvent.LOGOFF)
 
     def _login_failed(self, reply: _Reply, session: Session, status: int, reason: str) -> _Reply:
+        """The handshake failed: a login event, the session gone, the request failed with `status`."""
         hs = session.handshake
         self._emit(session.id, hs.ntlm if hs is not None else None, status, reason, SessionFlags(0))
         self._expire(session, SessionEvent.FAIL)
         return reply.fail(status)
 
     def _expire(self, session: Session, event: SessionEvent) -> None:
-        if session.handshake is not None:
-            session.handshake = None
-            self.ctx.pending_handshakes -= 1
-        session.state = session_next(session.state, event)
-        session.trees.clear()
-        self.sessions.pop(session.id, None)
-        if self.ctx.sessions.get(session.id) is session:
-            del self.ctx.sessions[session.id]
+        session.end(event)
 
     def _refuse(self, reply: _Reply, status: int, reason: str) -> _Reply:
         """A SESSION_SETUP refused before any authentication: still a login attempt, still an event."""
@@ -834,26 +878,45 @@ class Connection:
         return reply.fail(status)
 
     def _emit(
-        self, session_id: int | None, ntlm: NtlmServer | None, status: int, reason: str, flags: SessionFlags
+        self,
+        session_id: int | None,
+        ntlm: NtlmServer | None,
+        status: int,
+        reason: str,
+        flags: SessionFlags,
+        *,
+        signed: bool = False,
     ) -> None:
-        self.ctx.events.emit(
-            LoginEvent(
-                transport="smb2",
-                client_address=self.peer,
-                user=ntlm.user if ntlm else "",
-                domain=ntlm.domain if ntlm else "",
-                workstation=ntlm.workstation if ntlm else "",
-                status=_S.name_of(status),
-                reason=reason,
-                dialect=dialect_name(self.dialect),
-                response_kind=_response_kind(ntlm) if ntlm else None,
-                ntlm_flags=flag_names(NegotiateFlags, ntlm.negotiated_flags) if ntlm else (),
-                session_flags=flag_names(SessionFlags, flags),
-                session_id=session_id,
-                guest=bool(flags & SessionFlags.IS_GUEST),
-                anonymous=bool(flags & SessionFlags.IS_NULL),
-                time=self.ctx.clock(),
-            )
+        self._events.append(self._login_event(session_id, ntlm, status, reason, flags, signed=signed))
+
+    def _login_event(
+        self,
+        session_id: int | None,
+        ntlm: NtlmServer | None,
+        status: int,
+        reason: str,
+        flags: SessionFlags,
+        *,
+        signed: bool = False,
+    ) -> LoginEvent:
+        kind = ntlm.response_kind if ntlm is not None else None
+        return LoginEvent(
+            transport="smb2",
+            client_address=self.peer,
+            user=ntlm.user if ntlm else "",
+            domain=ntlm.domain if ntlm else "",
+            workstation=ntlm.workstation if ntlm else "",
+            status=NtStatus.name_of(status),
+            reason=reason,
+            dialect=dialect_name(self.dialect),
+            response_kind=kind.value if kind is not None else None,
+            ntlm_flags=flag_names(NegotiateFlags, ntlm.negotiated_flags) if ntlm else (),
+            session_flags=flag_names(SessionFlags, flags),
+            session_id=session_id,
+            guest=bool(flags & SessionFlags.IS_GUEST),
+            anonymous=bool(flags & SessionFlags.IS_NULL),
+            signed=signed,
+            time=self.ctx.clock(),
         )
 
     # -- LOGOFF, TREE_CONNECT, IOCTL ------------------------------------------------------------------
@@ -882,13 +945,13 @@ class Connection:
         elif name in self.ctx.shares:
             if session.flags & SessionFlags.IS_NULL:
                 # Samba: an anonymous session reaches only IPC$ unless the share allows guests.
-                return reply.fail(_S.STATUS_ACCESS_DENIED)
+                return reply.fail(NtStatus.STATUS_ACCESS_DENIED)
             kind = ShareType.DISK
         else:
             # MS-SMB2 3.3.5.7: an unknown share -> STATUS_BAD_NETWORK_NAME.
-            return reply.fail(_S.STATUS_BAD_NETWORK_NAME)
+            return reply.fail(NtStatus.STATUS_BAD_NETWORK_NAME)
         if len(session.trees) >= self.ctx.config.max_trees_per_session:
-            return reply.fail(_S.STATUS_INSUFFICIENT_RESOURCES)
+            return reply.fail(NtStatus.STATUS_INSUFFICIENT_RESOURCES)
         tree_id = session.next_tree_id
         session.next_tree_id = tree_id % 0xFFFFFFFE + 1
         session.trees[tree_id] = kind
@@ -901,11 +964,11 @@ class Connection:
         request = IoctlRequest.unpack(part.body)
         if request.ctl_code != FSCTL_VALIDATE_NEGOTIATE_INFO or request.flags != IoctlFlags.IS_FSCTL:
             # The harness has no files or pipes: other IOCTLs are not supported.
-            return reply.fail(_S.STATUS_NOT_SUPPORTED)
+            return reply.fail(NtStatus.STATUS_NOT_SUPPORTED)
         info = ValidateNegotiateInfoRequest.unpack(request.input)
         if request.max_output_response < ValidateNegotiateInfoResponse.SIZE:
             # MS-SMB2 3.3.5.15.12: output buffer too small.
-            return reply.fail(_S.STATUS_INVALID_PARAMETER)
+            return reply.fail(NtStatus.STATUS_INVALID_PARAMETER)
         common = [d for d in self.ctx.config.dialects if d in info.dialects]
         if (
             info.capabilities != self.client_capabilities

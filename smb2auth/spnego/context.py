@@ -7,11 +7,12 @@ the mechListMIC exchange and the state machine are independent of the NTLM engin
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ParamSpec, Protocol, TypeVar
+from typing import Protocol
 
 from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
+from smb2auth.ntlm.authority import AnyAuthority, ValidationResult, validate_sync
+from smb2auth.ntlm.events import Complete, Failed, HandshakeError, HandshakeEvent, Send, ValidationNeeded
 from smb2auth.spnego._state import ClientState, Event, ServerState, advance_client, advance_server
 from smb2auth.spnego.asn1 import IGNORE_PRINCIPAL, NTLMSSP, mech_name
 from smb2auth.spnego.tokens import (
@@ -36,8 +37,6 @@ __all__ = [
 
 _INVALID = NtStatus.STATUS_INVALID_PARAMETER
 _DENIED = NtStatus.STATUS_ACCESS_DENIED
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 
 # MS-NLMP 2.2.2.5 flag G: NTLMSSP_NEGOTIATE_SIGN.
 _NTLMSSP_NEGOTIATE_SIGN = 0x00000010
@@ -69,16 +68,18 @@ class MechContext(_MechSecurity, Protocol):
 
 
 class AcceptorMech(_MechSecurity, Protocol):
-    """An acceptor mechanism (NtlmServer has this shape); `astep` may await an asynchronous authority.
+    """An acceptor mechanism (NtlmServer has this shape): `receive` returns an event, and a
+    `ValidationNeeded` is answered through `validation_done`.
 
     `mic_present`: the client protected the mechanism exchange itself (NTLM: MsvAvFlags 0x2 and a MIC).
     """
 
     mic_present: bool
+    authority: AnyAuthority
 
-    def step(self, token: bytes) -> bytes | None: ...
+    def receive(self, token: bytes) -> HandshakeEvent: ...
 
-    async def astep(self, token: bytes) -> bytes | None: ...
+    def validation_done(self, ticket: int, result: ValidationResult) -> Complete | Failed: ...
 
 
 @functools.lru_cache(maxsize=16)
@@ -118,7 +119,8 @@ def _sign_mic(mech: _MechSecurity, mech_types: bytes) -> bytes:
 
 @dataclass
 class _Pending:
-    """What a server step decided before the mechanism runs (split so `astep` can await it)."""
+    """What a server step decided before the mechanism runs; kept while the mechanism waits for its
+    authority."""
 
     feed: bool
     mech_token: bytes = b""
@@ -154,6 +156,7 @@ class SpnegoServer:
         self._mech_types = b""
         self._downgraded = False
         self._replied = False
+        self._pending: _Pending | None = None
         self.mic_exchanged = False
         self.raw = False
 
@@ -170,6 +173,11 @@ class SpnegoServer:
         return self._mech
 
     @property
+    def authority(self) -> AnyAuthority:
+        """The mechanism's authority, which the transport consults on a ValidationNeeded."""
+        return self._mech.authority
+
+    @property
     def session_key(self) -> bytes:
         if self._state is not ServerState.COMPLETE:
             raise ProtocolStateError(f"SPNEGO server in state {self._state.value}: no session key yet")
@@ -179,33 +187,63 @@ class SpnegoServer:
         """MS-SPNG 3.2.5.2: the server-initiated NegTokenInit2 (same bytes for every session)."""
         return server_initial_token(self._advertise)
 
+    def receive(self, token: bytes | None) -> HandshakeEvent:
+        """One client token: Send(NegTokenResp) to go on, ValidationNeeded while the mechanism waits for its
+        authority, Complete(accept-completed) or Failed (the context is then FAILED)."""
+        try:
+            pending = self._begin(token)
+            if not pending.feed:
+                return self._answer(pending, None)
+            event = self._mech.receive(pending.mech_token)
+        except (AuthenticationError, MalformedMessage, ProtocolStateError) as exc:
+            return self._failed(exc)
+        return self._after_mech(pending, event)
+
+    def validation_done(self, ticket: int, result: ValidationResult) -> HandshakeEvent:
+        """The authority's answer for the mechanism's pending ValidationNeeded."""
+        pending = self._pending
+        if pending is None or self._state is ServerState.FAILED:
+            state = self._state.value
+            return self._failed(ProtocolStateError(f"SPNEGO server in state {state}: no validation pending"))
+        self._pending = None
+        return self._after_mech(pending, self._mech.validation_done(ticket, result))
+
     def step(self, token: bytes | None) -> bytes | None:
-        pending = self._guard(self._begin, token)
-        if not pending.feed:
-            return self._guard(self._finish, pending, None)
-        out = self._guard(self._mech.step, pending.mech_token)
-        return self._guard(self._finish, pending, out)
+        """`receive` for a synchronous authority, called inline: the token to send back (or None); a failure
+        raises its error."""
+        event = self.receive(token)
+        if isinstance(event, ValidationNeeded):
+            event = self.validation_done(event.ticket, validate_sync(self._mech.authority, event.request))
+        if isinstance(event, Failed):
+            raise event.error
+        assert not isinstance(event, ValidationNeeded)
+        return event.token
 
-    async def astep(self, token: bytes | None) -> bytes | None:
-        pending = self._guard(self._begin, token)
-        if not pending.feed:
-            return self._guard(self._finish, pending, None)
+    def _after_mech(self, pending: _Pending, event: HandshakeEvent) -> HandshakeEvent:
+        if isinstance(event, ValidationNeeded):
+            self._pending = pending
+            return event
+        if isinstance(event, Failed):
+            return self._failed(event.error)
         try:
-            out = await self._mech.astep(pending.mech_token)
-        except BaseException:
-            self._state = advance_server(self._state, Event.FAIL)
-            raise
-        return self._guard(self._finish, pending, out)
+            return self._answer(pending, event.token)
+        except (AuthenticationError, MalformedMessage, ProtocolStateError) as exc:
+            return self._failed(exc)
 
-    def _guard(self, fn: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return fn(*args, **kwargs)
-        except BaseException:
-            self._state = advance_server(self._state, Event.FAIL)
-            raise
+    def _answer(self, pending: _Pending, out: bytes | None) -> Send | Complete:
+        token = self._finish(pending, out)
+        if self._state is ServerState.COMPLETE:
+            return Complete(token)
+        assert token is not None
+        return Send(token)
+
+    def _failed(self, exc: HandshakeError) -> Failed:
+        self._pending = None
+        self._state = advance_server(self._state, Event.FAIL)
+        return Failed(exc)
 
     def _begin(self, token: bytes | None) -> _Pending:
-        if self._state in (ServerState.COMPLETE, ServerState.FAILED):
+        if self._state in (ServerState.COMPLETE, ServerState.FAILED) or self._pending is not None:
             raise ProtocolStateError(f"SPNEGO server in state {self._state.value}: no more tokens expected")
         if not token:
             raise MalformedMessage(f"SPNEGO server in state {self._state.value}: empty security token")

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from smb2auth.authority.base import ResponseKind, ValidationRequest
 from smb2auth.authority.local import LocalAuthority
 from smb2auth.authority.smbpasswd import (
     SmbpasswdError,
@@ -22,6 +21,7 @@ from smb2auth.authority.smbpasswd import (
 )
 from smb2auth.errors import Smb2AuthError
 from smb2auth.ntlm import NtlmClient, NtlmServer, TargetInfo, crypto
+from smb2auth.ntlm.authority import ResponseKind, ValidationRequest
 from smb2auth.status import NtStatus
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "ntlm"

@@ -160,16 +160,15 @@ def test_arbitrary_bytes_raise_only_decode_error(prefix: bytes, rest: bytes, as_
 
 def test_decode_command_imports_no_server() -> None:
     script = f"""
-import argparse, sys
-from smb2auth.commands import decode
-path = "@{SPNEGO / 'smbclient_session_setup2_authenticate.hex'}"
-code = decode._cmd_decode(argparse.Namespace(input=[path], json=False))
+import sys
+from smb2auth.commands.main import main
+code = main(["decode", "@{SPNEGO / 'smbclient_session_setup2_authenticate.hex'}"])
 heavy = ("asyncio", "http.server", "wsgiref", "smb2auth.server", "smb2auth.http", "smb2auth.client")
 loaded = sorted(m for m in sys.modules if m in heavy or m.startswith(tuple(h + "." for h in heavy)))
-print(code, loaded, file=sys.stderr)
+print(code, loaded, "smb2auth.commands.decode" in sys.modules, file=sys.stderr)
 """
     proc = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
     )
-    assert proc.stderr == "0 []\n"
+    assert proc.stderr == "0 [] True\n"
     assert "NTLMSSP AUTHENTICATE" in proc.stdout

@@ -48,11 +48,12 @@ def test_server_seeds_reach_authentication() -> None:
     """The replayed prefix works: a seed that carries the AUTHENTICATE logs in."""
     script = harnesses.server_script()
     ctx = harnesses.new_context()
-    from smb2auth.server.protocol import Connection, drive
+    from smb2auth.server.inline import answer_frame
+    from smb2auth.server.protocol import Connection
 
     conn = Connection(ctx, "smoke")
     for step in (script.negotiate, script.setup1, script.setup2):
-        drive(conn.handle_frame(step))
+        answer_frame(conn, step)
     assert [e.status for e in ctx.events.events] == ["STATUS_SUCCESS"]
     assert script.session_id in conn.sessions
 
@@ -60,19 +61,21 @@ def test_server_seeds_reach_authentication() -> None:
 def test_server_sealed_mode_reaches_the_session() -> None:
     """Mode 0x2f: a login with AES-128-GCM replayed, then the payload sealed with the session's key; an ECHO
     comes back encrypted and decrypts to STATUS_SUCCESS."""
-    from smb2auth.server.protocol import Connection, drive
+    from smb2auth.server.inline import answer_frame
+    from smb2auth.server.protocol import Connection
     from smb2auth.smb2.crypto import decrypt, encrypt
     from smb2auth.smb2.header import Command, HeaderFlags, Smb2Header
-    from smb2auth.smb2.messages import Cipher, EchoRequest
+    from smb2auth.smb2.negotiate_contexts import Cipher
+    from smb2auth.smb2.simple import EchoRequest
 
     script = harnesses.server_script(True)
     conn = Connection(harnesses.new_context(), "smoke")
     for step in (script.negotiate, script.setup1, script.setup2):
-        drive(conn.handle_frame(step))
+        answer_frame(conn, step)
     echo = Smb2Header(Command.ECHO, HeaderFlags(0), 3, script.session_id, 0, credit=1, credit_charge=1)
     sealed = encrypt(echo.pack() + EchoRequest().pack(), script.c2s_key, Cipher.AES_128_GCM,
                      script.session_id, b"\x07" * 12)
-    (out,) = drive(conn.handle_frame(sealed))
+    (out,) = answer_frame(conn, sealed)
     _, plain = decrypt(out[4:], script.s2c_key, Cipher.AES_128_GCM)
     assert Smb2Header.unpack(plain).status == 0
     harnesses.server(b"\x2f" + echo.pack() + EchoRequest().pack())

@@ -28,7 +28,8 @@ from smb2auth.events import EventLog
 from smb2auth.ntlm.server import TargetInfo
 from smb2auth.server.aio import Smb2Server
 from smb2auth.server.config import ServerConfig
-from smb2auth.server.protocol import Connection, ServerContext, drive
+from smb2auth.server.inline import answer_frame
+from smb2auth.server.protocol import Connection, ServerContext
 from smb2auth.status import NtStatus
 from tests.hardening.halfopen import one, opening
 
@@ -227,13 +228,14 @@ def test_half_open_memory_sans_io() -> None:
         for i in range(n):
             conn = Connection(ctx, f"127.0.0.1:{i}")
             for payload in conn.feed(negotiate_and_setup):
-                assert drive(conn.handle_frame(payload))
+                assert answer_frame(conn, payload)
             conns.append(conn)
         held = _traced_in_smb2auth()
         assert ctx.pending_handshakes == n
         for conn in conns:
             assert conn.timed_out(conn.opened + config.handshake_timeout + 1) is not None
-            conn.close("handshake timeout", abandoned=NtStatus.STATUS_IO_TIMEOUT)
+            for event in conn.close("handshake timeout", abandoned=NtStatus.STATUS_IO_TIMEOUT):
+                ctx.events.emit(event)
         return held, [weakref.ref(c) for c in conns]
 
     tracemalloc.start()

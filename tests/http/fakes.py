@@ -12,6 +12,7 @@ import struct
 from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
 from smb2auth.http.auth import MechanismFactory, ServerMechanism
 from smb2auth.http.headers import AuthScheme, TokenKind
+from smb2auth.ntlm.events import Complete, Failed, HandshakeEvent, Send
 from smb2auth.status import NtStatus
 
 SIG = b"NTLMSSP\x00"
@@ -59,8 +60,17 @@ class FakeServer:
             return b"\xa1final" if self.spnego else None
         raise ProtocolStateError(f"fake server: message {kind} in leg {self.leg}")
 
-    async def astep(self, token: bytes | None) -> bytes | None:
-        return self.step(token)
+    authority = None
+
+    def receive(self, token: bytes) -> HandshakeEvent:
+        try:
+            out = self.step(token)
+        except (AuthenticationError, MalformedMessage, ProtocolStateError) as exc:
+            return Failed(exc)
+        return Complete(out) if self.complete else Send(out or b"")
+
+    def validation_done(self, ticket: int, result: object) -> HandshakeEvent:
+        return Failed(ProtocolStateError("fake server: it never asks for a validation"))
 
 
 class FakeClient:

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from smb2auth.authority.base import AsyncAuthority, ValidationRequest, ValidationResult
 from smb2auth.authority.local import LocalAuthority
 from smb2auth.http.auth import Role
 from smb2auth.http.client import TunnelHTTPConnection, ntlm_context_factory, request_with_ntlm
@@ -19,6 +18,7 @@ from smb2auth.http.mechanisms import ntlm_http_config
 from smb2auth.http.proxy import running_proxy
 from smb2auth.http.wsgi import RunningServer, running_http_server
 from smb2auth.ntlm import TargetInfo
+from smb2auth.ntlm.authority import AsyncAuthority, ValidationRequest, ValidationResult
 
 PASSWORD = "Passw0rd!"
 TARGET = TargetInfo(nb_domain="TESTGRP", nb_computer="HARNESS")
@@ -81,12 +81,14 @@ def test_client_against_server(server: RunningServer, events: list[LoginEvent], 
 
 def test_wrong_password_and_nt_hash(server: RunningServer, events: list[LoginEvent]) -> None:
     conn = http.client.HTTPConnection(*server.address, timeout=10)
-    resp = request_with_ntlm(conn, "GET", "/", username="alice", password="wrong")
+    resp = request_with_ntlm(conn, "GET", "/", username="alice", password="Bad-Passw0rd")
     assert resp.status == 401
     resp.read()
     conn.close()
     assert events[-1].status == "STATUS_LOGON_FAILURE" and events[-1].user == "alice"
-    assert "wrong" not in repr(events[-1])
+    assert events[-1].reason.startswith("wrong password")
+    # The password tried never reaches the event (the reason names the failure, not the secret).
+    assert "Bad-Passw0rd" not in repr(events[-1])
 
 
 def test_basic_through_the_ntlm_engine(server: RunningServer) -> None:

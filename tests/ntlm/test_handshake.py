@@ -7,15 +7,18 @@ import itertools
 
 import pytest
 
-from smb2auth.authority.base import (
+from smb2auth.authority.consult import consult
+from smb2auth.authority.local import LocalAuthority
+from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
+from smb2auth.ntlm import ChannelBindingPolicy, NtlmClient, NtlmPolicy, NtlmServer, TargetInfo, crypto
+from smb2auth.ntlm._state import ServerState
+from smb2auth.ntlm.authority import (
     AsyncAuthority,
     ResponseKind,
     ValidationRequest,
     ValidationResult,
 )
-from smb2auth.authority.local import LocalAuthority
-from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
-from smb2auth.ntlm import ChannelBindingPolicy, NtlmClient, NtlmPolicy, NtlmServer, TargetInfo, crypto
+from smb2auth.ntlm.events import Complete, Failed, Send, ValidationNeeded
 from smb2auth.ntlm.messages import (
     AuthenticateMessage,
     AvId,
@@ -114,14 +117,16 @@ def test_guest(authority: LocalAuthority) -> None:
 
 
 def test_unknown_user_and_wrong_password_squash_to_logon_failure(authority: LocalAuthority) -> None:
-    for client, precise in (
-        (NtlmClient("mallory", PW), "NO_SUCH_USER"),
-        (NtlmClient("alice", "bad"), "WRONG"),
+    for client, precise, phrase in (
+        (NtlmClient("mallory", PW), NtStatus.STATUS_NO_SUCH_USER, "unknown user"),
+        (NtlmClient("alice", "bad"), NtStatus.STATUS_WRONG_PASSWORD, "wrong password"),
     ):
         with pytest.raises(AuthenticationError) as err:
             handshake(authority, client)
         assert err.value.status == NtStatus.STATUS_LOGON_FAILURE
-        assert precise in err.value.reason
+        # The authority's precise status travels as data beside the wire status, and leads the reason.
+        assert err.value.cause is precise
+        assert err.value.reason.startswith(phrase)
 
 
 @pytest.mark.parametrize(
@@ -310,9 +315,13 @@ def test_async_authority_two_step(authority: LocalAuthority) -> None:
     server = NtlmServer(Remote())
 
     async def run() -> None:
-        challenge = await server.astep(client.step(None))  # type: ignore[arg-type]
-        assert challenge is not None
-        assert await server.astep(client.step(challenge)) is None  # type: ignore[arg-type]
+        # The transport's part: the core asks (ValidationNeeded), the transport awaits the authority.
+        sent = server.receive(client.step(None))  # type: ignore[arg-type]
+        assert isinstance(sent, Send)
+        needed = server.receive(client.step(sent.token))  # type: ignore[arg-type]
+        assert isinstance(needed, ValidationNeeded) and not server.complete
+        done = server.validation_done(needed.ticket, await consult(server.authority, needed.request))
+        assert isinstance(done, Complete) and done.token is None
 
     asyncio.run(run())
     assert server.complete and server.session_key == client.session_key
@@ -323,11 +332,21 @@ def test_async_authority_two_step(authority: LocalAuthority) -> None:
         sync_server.step(sync_client.step(challenge))  # type: ignore[arg-type]
 
 
-def test_begin_finish_public(authority: LocalAuthority) -> None:
+def test_validation_needed_then_done(authority: LocalAuthority) -> None:
     client, server, _, auth = _begin(authority)
-    request = server.begin_authenticate(auth)
-    assert request is not None and request.kind == ResponseKind.NTLMV2 and request.username == "alice"
-    server.finish_authenticate(authority.validate(request))
+    event = server.receive(auth)
+    assert isinstance(event, ValidationNeeded)
+    request = event.request
+    assert request.kind == ResponseKind.NTLMV2 and request.username == "alice"
+    # A result for another ticket is refused and fails the context; the pending one completes it.
+    stale = NtlmServer(authority)
+    assert isinstance(stale.validation_done(event.ticket, authority.validate(request)), Failed)
+    assert isinstance(server.validation_done(event.ticket + 1, authority.validate(request)), Failed)
+    assert server.state is ServerState.FAILED
+    client, server, _, auth = _begin(authority)
+    event = server.receive(auth)
+    assert isinstance(event, ValidationNeeded)
+    assert isinstance(server.validation_done(event.ticket, authority.validate(event.request)), Complete)
     assert server.complete
 
 

@@ -5,41 +5,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from smb2auth.authority.base import ResponseKind
 from smb2auth.authority.local import LocalAuthority
+from smb2auth.ntlm.authority import ResponseKind
 from smb2auth.ntlm.client import NtlmClient
 from smb2auth.ntlm.server import TargetInfo
 from smb2auth.server.config import ServerConfig
-from smb2auth.server.protocol import Connection, ServerContext, drive
+from smb2auth.server.inline import answer_frame
+from smb2auth.server.protocol import Connection, ServerContext
+from smb2auth.smb2.body import Message
 from smb2auth.smb2.crypto import (
     PreauthIntegrity,
     SessionKeys,
     derive_session_keys,
     sign,
-    signing_algorithm_for,
     verify,
 )
 from smb2auth.smb2.header import Command, HeaderFlags, Smb2Header, split_compound
-from smb2auth.smb2.messages import (
-    Capabilities,
+from smb2auth.smb2.negotiate import Capabilities, Dialect, NegotiateRequest, NegotiateResponse, SecurityMode
+from smb2auth.smb2.negotiate_contexts import (
     Cipher,
-    Dialect,
     EncryptionCapabilities,
     HashAlgorithm,
-    Message,
     NegotiateContext,
-    NegotiateRequest,
-    NegotiateResponse,
     PreauthIntegrityCapabilities,
-    SecurityMode,
-    SessionFlags,
-    SessionSetupFlags,
-    SessionSetupRequest,
-    SessionSetupResponse,
     SigningAlgorithm,
     SigningCapabilities,
     find_context,
 )
+from smb2auth.smb2.policy import signing_algorithm_for
+from smb2auth.smb2.session import SessionFlags, SessionSetupFlags, SessionSetupRequest, SessionSetupResponse
 from smb2auth.spnego.context import SpnegoClient
 from smb2auth.status import NtStatus
 
@@ -98,7 +92,7 @@ class Driver:
         self.message_log: list[bytes] = []
 
     def send_raw(self, payload: bytes) -> list[Answer]:
-        out = drive(self.conn.handle_frame(payload))
+        out = answer_frame(self.conn, payload)
         answers: list[Answer] = []
         for data in out:
             assert data[0] == 0 and int.from_bytes(data[1:4], "big") == len(data) - 4

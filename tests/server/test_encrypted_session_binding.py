@@ -6,10 +6,12 @@ server now drops the connection, as it does for any TRANSFORM_HEADER it cannot a
 
 from __future__ import annotations
 
-from smb2auth.server.protocol import drive
+from smb2auth.server.inline import answer_frame
 from smb2auth.smb2.crypto import decrypt, encrypt
 from smb2auth.smb2.header import Command, Smb2Header
-from smb2auth.smb2.messages import Cipher, EchoRequest, EncryptionCapabilities, TreeConnectRequest
+from smb2auth.smb2.negotiate_contexts import Cipher, EncryptionCapabilities
+from smb2auth.smb2.simple import EchoRequest
+from smb2auth.smb2.tree import TreeConnectRequest
 from smb2auth.status import NtStatus
 from tests.server.driver import Driver, make_context, preauth_contexts
 
@@ -28,16 +30,17 @@ def test_request_sealed_by_one_session_for_another_drops_the_connection() -> Non
     driver, alice_id, bob = _two_sessions()
     inner = driver.message(Command.TREE_CONNECT, TreeConnectRequest("\\\\srv\\data"), session_id=alice_id)
     sealed = encrypt(inner, bob.keys.client_to_server_key, driver.cipher, bob.session_id, b"\x01" * 12)
-    assert drive(driver.conn.handle_frame(sealed)) == []
+    assert answer_frame(driver.conn, sealed) == []
     assert driver.conn.closed
-    assert not driver.conn.sessions.get(alice_id) or not driver.conn.sessions[alice_id].trees
+    # The dropped connection holds no session, so alice's tree connect never happened.
+    assert driver.conn.sessions == {} and alice_id not in driver.conn.ctx.sessions
 
 
 def test_request_sealed_by_its_own_session_is_served() -> None:
     driver, _, bob = _two_sessions()
     inner = driver.message(Command.ECHO, EchoRequest(), session_id=bob.session_id)
     sealed = encrypt(inner, bob.keys.client_to_server_key, driver.cipher, bob.session_id, b"\x02" * 12)
-    out = drive(driver.conn.handle_frame(sealed))
+    out = answer_frame(driver.conn, sealed)
     _, plain = decrypt(out[0][4:], bob.keys.server_to_client_key, driver.cipher)
     header = Smb2Header.unpack(plain)
     assert header.status == NtStatus.STATUS_SUCCESS and header.session_id == bob.session_id

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 
 from smb2auth.errors import AuthenticationError, ProtocolStateError
+from smb2auth.ntlm.events import Complete, Failed, HandshakeEvent, Send
 from smb2auth.status import NtStatus
 
 SIGN = 0x10
@@ -70,7 +71,19 @@ class FakeServer(_Security):
         self.mic_present = True
         self.seen: list[bytes] = []
 
-    def step(self, token: bytes) -> bytes | None:
+    authority = None
+
+    def receive(self, token: bytes) -> HandshakeEvent:
+        try:
+            out = self._step(token)
+        except (AuthenticationError, ProtocolStateError) as exc:
+            return Failed(exc)
+        return Complete() if self.complete else Send(out or b"")
+
+    def validation_done(self, ticket: int, result: object) -> Complete | Failed:
+        return Failed(ProtocolStateError("fake server: it never asks for a validation"))
+
+    def _step(self, token: bytes) -> bytes | None:
         self.seen.append(token)
         if self.legs == 0 and token == b"FAKE-NEGOTIATE":
             self.legs = 1
@@ -83,6 +96,3 @@ class FakeServer(_Security):
             self.complete = True
             return None
         raise ProtocolStateError(f"fake server: unexpected {token!r} at leg {self.legs}")
-
-    async def astep(self, token: bytes) -> bytes | None:
-        return self.step(token)

@@ -5,16 +5,15 @@ challenge, the responses exactly as received) to an `Authority` and gets back a 
 the account and the user session key (SessionBaseKey, MS-NLMP 3.3), or an NTSTATUS.
 
 An authority is either synchronous (`validate` returns the result) or asynchronous (`validate` is a
-coroutine function). `resolve()` runs either kind from async code; the sans-IO NTLM server exposes
-its last step in two halves so that an await can sit between them.
+coroutine function). The sans-IO NTLM server never calls it: it returns a `ValidationNeeded` event and
+takes the answer back (`validation_done`); the transport in between calls the authority
+(`smb2auth.authority.consult` awaits either kind, `consult_sync` runs a synchronous one).
 """
 
 from __future__ import annotations
 
 import abc
 import enum
-import inspect
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 from smb2auth.status import NtStatus
@@ -94,16 +93,8 @@ class AsyncAuthority(abc.ABC):
 AnyAuthority = Authority | AsyncAuthority
 
 
-async def resolve(authority: AnyAuthority, request: ValidationRequest) -> ValidationResult:
-    """Run either kind of authority from async code."""
-    answer: ValidationResult | Awaitable[ValidationResult] = authority.validate(request)
-    if inspect.isawaitable(answer):
-        return await answer
-    return answer
-
-
 def validate_sync(authority: AnyAuthority, request: ValidationRequest) -> ValidationResult:
-    """Run a synchronous authority; an asynchronous one needs `resolve` from a running loop."""
+    """Run a synchronous authority; an asynchronous one must be awaited by the transport."""
     if isinstance(authority, AsyncAuthority):
-        raise TypeError("an AsyncAuthority must be awaited: use the two-step NTLM server API")
+        raise TypeError("an AsyncAuthority must be awaited: the transport uses smb2auth.authority.consult")
     return authority.validate(request)
