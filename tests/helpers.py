@@ -22,9 +22,8 @@ from typing import Protocol
 from smb2auth.authority.local import LocalAuthority
 from smb2auth.client.protocol import ClientConnection, Response
 from smb2auth.ntlm.server import TargetInfo
-from smb2auth.server import ServerConfig
+from smb2auth.server import Connection, ServerConfig, ServerContext
 from smb2auth.server.inline import answer_frame
-from smb2auth.server.protocol import Connection, ServerContext
 from smb2auth.smb2.crypto import (
     PreauthIntegrity,
     SessionKeys,
@@ -91,7 +90,7 @@ def server_context(**config: object) -> ServerContext:
 
 
 class ServerSession(Protocol):
-    """What the tests read of the server's session (smb2auth.server's Session, MS-SMB2 3.3.1.8)."""
+    """What the tests read of the server's session (smb2auth.server's ServerSession, MS-SMB2 3.3.1.8)."""
 
     id: int
     signing_key: bytes
@@ -234,14 +233,15 @@ class ConnectionPair:
                 chain = chain.add(answer)
             preauth = chain.value
         gss_key = self._handshakes[self.client.session_id].session_key
-        return derive_session_keys(dialect, gss_key, preauth, self.server.cipher or Cipher.AES_128_CCM)
+        cipher = self.server.negotiated.cipher or Cipher.AES_128_CCM
+        return derive_session_keys(dialect, gss_key, preauth, cipher)
 
     def _crossed(self, payload: bytes) -> Crossed:
         if payload[:4] != TRANSFORM_PROTOCOL_ID:
             header = Smb2Header.unpack(payload)
             return Crossed(header, payload, header.is_signed, False)
         session: ServerSession = self.server.sessions[TransformHeader.unpack(payload).session_id]
-        _, plain = decrypt(payload, session.decryption_key, self.server.cipher)
+        _, plain = decrypt(payload, session.decryption_key, self.server.negotiated.cipher)
         header = Smb2Header.unpack(plain)
         return Crossed(header, plain, header.is_signed, True)
 

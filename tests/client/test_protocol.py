@@ -410,7 +410,7 @@ def test_validate_negotiate_after_first_tree_connect(dialect: Dialect) -> None:
         sent = ValidateNegotiateInfoRequest.unpack(IoctlRequest.unpack(ioctls[0].body).input)
         assert sent.dialects == (Dialect.SMB2_0_2, dialect)
         assert sent.security_mode == 3 and sent.client_guid == core._negotiate_info.client_guid  # type: ignore[union-attr]
-        assert sent.client_guid == pair.server.client_guid
+        assert sent.client_guid == pair.server.negotiated.client_guid
     else:
         assert core.validated_negotiate is None and not ioctls
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from smb2auth.client._session_setup import SessionSetup
 from smb2auth.ntlm.authority import ResponseKind
 from smb2auth.ntlm.client import NtlmClient
+from smb2auth.server import Connection, ServerContext
 from smb2auth.server.inline import answer_frame
-from smb2auth.server.protocol import Connection, ServerContext
 from smb2auth.smb2 import policy
 from smb2auth.smb2.body import Message
 from smb2auth.smb2.crypto import SessionKeys, sign
