@@ -238,10 +238,15 @@ def choose(
 
 def server_capabilities(negotiated: Negotiated) -> Capabilities:
     """The Capabilities of the server's NEGOTIATE response."""
+    capabilities = Capabilities(0)
+    if negotiated.dialect >= Dialect.SMB2_1:
+        # MS-SMB2 3.3.5.4: 2.1 and 3.x servers that take multi-credit requests (CreditCharge, 3.3.5.2.5)
+        # announce SMB2_GLOBAL_CAP_LARGE_MTU, as smbd does.
+        capabilities |= Capabilities.LARGE_MTU
     if negotiated.dialect in _LEGACY_3X and negotiated.cipher:
         # MS-SMB2 3.3.5.4: SMB2_GLOBAL_CAP_ENCRYPTION announces 3.0 / 3.0.2 encryption (3.1.1 uses a context).
-        return Capabilities.ENCRYPTION
-    return Capabilities(0)
+        capabilities |= Capabilities.ENCRYPTION
+    return capabilities
 
 
 def response_contexts(

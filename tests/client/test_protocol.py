@@ -21,7 +21,6 @@ from smb2auth.client.protocol import (
 )
 from smb2auth.commands.connect import parse_credentials, parse_target
 from smb2auth.errors import MalformedMessage, ProtocolStateError
-from smb2auth.smb2 import policy
 from smb2auth.smb2.crypto import decrypt, encrypt, nonce_size
 from smb2auth.smb2.header import HEADER_SIZE, Command, Smb2Header
 from smb2auth.smb2.ioctl import (
@@ -87,11 +86,8 @@ SIGNING = {
 
 
 @pytest.mark.parametrize("dialect", ALL_DIALECTS, ids=lambda d: f"0x{d:04x}")
-def test_session_setup_each_dialect(dialect: Dialect, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The harness announces no SMB2_GLOBAL_CAP_LARGE_MTU (smbd does from 2.1 on); given it, the server's
-    # NEGOTIATE, preauth hash and FSCTL_VALIDATE_NEGOTIATE_INFO all carry it and the client charges credits.
-    announced = policy.server_capabilities
-    monkeypatch.setattr(policy, "server_capabilities", lambda n: announced(n) | Capabilities.LARGE_MTU)
+def test_session_setup_each_dialect(dialect: Dialect) -> None:
+    # The harness announces SMB2_GLOBAL_CAP_LARGE_MTU from 2.1 on, as smbd does: the client charges credits.
     pair = ConnectionPair(dialects=(dialect,))
     core = pair.client
     pair.establish()

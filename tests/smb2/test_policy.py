@@ -216,7 +216,8 @@ def test_30_encrypts_with_aes128ccm_announced_by_the_capability(
     request = NegotiateRequest((Dialect.SMB3_0, Dialect.SMB3_0_2), capabilities=capabilities)
     choice = policy.choose(request, (Dialect.SMB3_0,), preference)
     assert choice == policy.Negotiated(Dialect.SMB3_0, SigningAlgorithm.AES_CMAC, cipher)
-    announced = Capabilities.ENCRYPTION if cipher else Capabilities(0)
+    # MS-SMB2 3.3.5.4: LARGE_MTU from 2.1 on (as smbd), ENCRYPTION when 3.0 encrypts.
+    announced = Capabilities.LARGE_MTU | (Capabilities.ENCRYPTION if cipher else Capabilities(0))
     assert policy.server_capabilities(choice) == announced
 
 
