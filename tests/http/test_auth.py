@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 from smb2auth.authority.consult import consult
 from smb2auth.errors import MalformedMessage, ProtocolStateError
-from smb2auth.http._state import TRANSITIONS, ConnEvent, conn_next
 from smb2auth.http.auth import ConnectionAuth, ConnState, Decision, Role, decide_sync
 from smb2auth.http.events import LoginEvent
 from smb2auth.http.headers import (
@@ -321,18 +320,6 @@ def test_validation_needed_then_validation_done() -> None:
     assert [e.user for e in events] == ["alice"]
     with pytest.raises(ProtocolStateError, match="no validation pending"):
         conn.validation_done(needed.ticket, asyncio.run(consult(slow, needed.request)))
-
-
-def test_state_table_every_pair() -> None:
-    """Every (state, event) pair of the table: its target, or an error naming the state (h2 style)."""
-    for state in ConnState:
-        for event in ConnEvent:
-            target = TRANSITIONS.get((state, event))
-            if target is not None:
-                assert conn_next(state, event) is target
-            else:
-                with pytest.raises(ProtocolStateError, match=f"in state {state.value}"):
-                    conn_next(state, event)
 
 
 @given(st.lists(st.one_of(st.none(), st.text(max_size=80), st.binary(max_size=40).map(
