@@ -416,9 +416,24 @@ class NtlmProxy:
         if chunked and not bodyless and not dechunk:
             lines.append("Transfer-Encoding: chunked")
         lines += ex.connection_lines(client_close)
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        # once the head is sent, an upstream that stalls or breaks only ends both connections
+        out = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         timeout = self.idle_timeout
+        if length is not None and length_value <= CHUNK:
+            # a small body goes out with the head, in one segment; a stall or a break mid-body still sends
+            # what arrived and ends both connections, as below
+            try:
+                body = await asyncio.wait_for(up.reader.readexactly(length_value), timeout)
+            except asyncio.IncompleteReadError as exc:
+                writer.write(out + exc.partial)
+                raise ConnectionError("upstream closed mid-body") from None
+            except TimeoutError:
+                writer.write(out)
+                raise
+            writer.write(out + body)
+            await writer.drain()
+            return not client_close, not upstream_close
+        writer.write(out)
+        # once the head is sent, an upstream that stalls or breaks only ends both connections
         if bodyless:
             pass
         elif chunked:
