@@ -163,7 +163,8 @@ class Decision:
 @dataclass
 class HttpAuthConfig:
     """Server-wide settings shared by every connection. `on_login` is where the transports send the
-    login events (an EventLog, or a callback after logging)."""
+    login events (an EventLog, or a callback after logging). `allowed_groups`: an authenticated account in
+    none of them gets 403 (RFC 9110 15.5.4) on every request, as FortiGate picks by group."""
 
     factory: MechanismFactory
     role: Role = Role.ORIGIN
@@ -175,6 +176,14 @@ class HttpAuthConfig:
     close_after_first_challenge: bool = False
     on_login: EventLog | LoginCallback | None = None
     clock: Callable[[], float] = field(default=time.time)
+    allowed_groups: tuple[str, ...] = ()
+
+    def permits(self, identity: Identity) -> bool:
+        """With `allowed_groups`, only members of one of them (compared casefolded) get through."""
+        if not self.allowed_groups:
+            return True
+        wanted = {g.casefold() for g in self.allowed_groups}
+        return any(g.casefold() in wanted for g in identity.groups)
 
     def offered(self) -> tuple[AuthScheme, ...]:
         extra = (AuthScheme.BASIC,) if self.basic and self.basic_client is not None else ()
@@ -232,7 +241,7 @@ class ConnectionAuth:
         self._expire()
         if header is None or not header.strip():
             if self.state is ConnState.AUTHENTICATED and self.identity is not None:
-                return Decision(None, identity=self.identity)
+                return self._let_through(self.identity)
             self._abandon()
             return self._offer("no credentials")
         try:
@@ -295,6 +304,14 @@ class ConnectionAuth:
         self._challenged = True
         return Decision(cfg.role.status, headers, close=close, reason=reason, login=login)
 
+    def _let_through(
+        self, identity: Identity, headers: tuple[tuple[str, str], ...] = (), login: LoginEvent | None = None
+    ) -> Decision:
+        """The request goes on with `identity`, or 403 when its groups are not allowed."""
+        if not self.config.permits(identity):
+            return Decision(403, headers, identity=identity, reason="not in an allowed group", login=login)
+        return Decision(None, headers, identity=identity, login=login)
+
     def _login(
         self, status: NtStatus, reason: str, scheme: str, who: HandshakeIdentity | None = None, user: str = ""
     ) -> LoginEvent:
@@ -312,6 +329,7 @@ class ConnectionAuth:
             ntlm_flags=flag_names(NegotiateFlags, who.flags),
             guest=who.guest,
             anonymous=who.anonymous,
+            groups=who.account.groups if who.account is not None else (),
             time=self.config.clock(),
         )
 
@@ -377,7 +395,7 @@ class ConnectionAuth:
             # RFC 4559 5: a final Negotiate token rides on the successful response
             out = event.token
             headers = ((cfg.role.challenge_header, challenge_value(scheme, out)),) if out else ()
-            return Decision(None, headers, identity=identity, login=login)
+            return self._let_through(identity, headers, login)
         assert isinstance(event, Send)
         if not event.token:
             return self._refused(NtStatus.STATUS_INTERNAL_ERROR, "mechanism produced no token", scheme.value,
@@ -418,7 +436,7 @@ class ConnectionAuth:
             self._abandon()
             self._to(ConnEvent.COMPLETE)
             self.identity = identity
-            return Decision(None, identity=identity, login=login)
+            return self._let_through(identity, login=login)
         if isinstance(event, Failed):
             status, reason = _failure(event.error)
         else:

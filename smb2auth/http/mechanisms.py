@@ -90,6 +90,7 @@ def ntlm_http_config(
     realm: str = "smb2auth",
     rng: Callable[[int], bytes] = os.urandom,
     clock: Callable[[], float] = time.time,
+    allowed_groups: tuple[str, ...] = (),
 ) -> HttpAuthConfig:
     """An HttpAuthConfig authenticating against `authority` with smb2auth's NTLM server.
     `basic=True` also offers Basic, checked by an in-process NTLMv2 handshake with the same authority."""
@@ -104,4 +105,5 @@ def ntlm_http_config(
         close_after_first_challenge=close_after_first_challenge,
         on_login=on_login,
         clock=clock,
+        allowed_groups=allowed_groups,
     )

@@ -108,7 +108,9 @@ _REASONS = {400: "Bad Request", 407: "Proxy Authentication Required", 401: "Unau
 class NtlmProxy:
     """The proxy's connection handler; `serve()` or `running_proxy()` put it on a socket.
     `upstream_idle` and `max_idle_upstreams` bound each client connection's pool of kept-alive upstream
-    connections; `opened_upstreams` counts the upstream connections opened so far."""
+    connections; `opened_upstreams` counts the upstream connections opened so far. `identity_header`
+    (as WSA's X-Authenticated-User) names a request field the proxy sets to DOMAIN\\user for the origin;
+    a client's own copy of it is never forwarded."""
 
     def __init__(
         self,
@@ -119,6 +121,7 @@ class NtlmProxy:
         idle_timeout: float = 60.0,
         upstream_idle: float = 30.0,
         max_idle_upstreams: int = 4,
+        identity_header: str | None = None,
     ) -> None:
         self.config = config
         self.allow_target = allow_target
@@ -126,6 +129,7 @@ class NtlmProxy:
         self.idle_timeout = idle_timeout
         self.upstream_idle = upstream_idle
         self.max_idle_upstreams = max_idle_upstreams
+        self.identity_header = identity_header
         self.opened_upstreams = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -306,8 +310,12 @@ class NtlmProxy:
         dropped = _HOP_BY_HOP | head.tokens("Connection") | {"expect", "content-length"}
         if transparent:
             dropped |= {"authorization"}
+        if self.identity_header:
+            dropped |= {self.identity_header.lower()}
         lines = [f"{method} {path} HTTP/1.1"]
         lines += [f"{k}: {v}" for k, v in head.fields if k.lower() not in dropped]
+        if self.identity_header and decision.identity is not None:
+            lines.append(f"{self.identity_header}: {decision.identity.qualified_name}")
         if head.get("Host") is None:
             lines.append(f"Host: {url.netloc.rpartition('@')[2]}")
         if body or method in ("POST", "PUT", "PATCH"):
@@ -487,11 +495,13 @@ def running_proxy(
     port: int = 0,
     allow_target: Callable[[str, int], bool] | None = None,
     idle_timeout: float = 30.0,
+    identity_header: str | None = None,
 ) -> Iterator[RunningServer]:
     """The proxy on its own event loop in a background thread; stopped when the block exits.
     `config.role` is Role.PROXY for an explicit proxy (407); Role.ORIGIN makes it a transparent
     (intercepting) one: 401 with WWW-Authenticate, origin-form requests forwarded to their Host."""
-    proxy = NtlmProxy(config, allow_target=allow_target, idle_timeout=idle_timeout)
+    proxy = NtlmProxy(config, allow_target=allow_target, idle_timeout=idle_timeout,
+                      identity_header=identity_header)
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     where: list[tuple[str, int]] = []

@@ -49,8 +49,8 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 _ExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None] | None
 
-_REASONS = {400: "Bad Request", 401: "Unauthorized", 407: "Proxy Authentication Required",
-            500: "Internal Server Error"}
+_REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+            407: "Proxy Authentication Required", 500: "Internal Server Error"}
 
 
 class _AuthorityLoop:
@@ -172,7 +172,7 @@ def whoami_app(environ: dict[str, Any], start_response: StartResponse) -> Iterab
         answer = {
             "user": identity.user, "domain": identity.domain, "workstation": identity.workstation,
             "scheme": identity.scheme.value, "response_kind": identity.response_kind,
-            "guest": identity.guest, "anonymous": identity.anonymous,
+            "guest": identity.guest, "anonymous": identity.anonymous, "groups": list(identity.groups),
         }
     body = (json.dumps(answer) + "\n").encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
