@@ -82,6 +82,12 @@ class PyspnegoMech:
     def validation_done(self, ticket: int, result: ValidationResult) -> HandshakeEvent:
         return Failed(ProtocolStateError("pyspnego's acceptor never asks for a validation"))
 
+    def wrap(self, data: bytes) -> bytes:
+        return bytes(self._ctx.wrap(data).data)
+
+    def unwrap(self, token: bytes) -> bytes:
+        return bytes(self._ctx.unwrap(token).data)
+
     def identity(self) -> HandshakeIdentity:
         return HandshakeIdentity(user=USER, domain=DOMAIN)
 

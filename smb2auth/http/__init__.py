@@ -7,6 +7,7 @@
 - `wsgi`: `NtlmAuthMiddleware`, `KeepAliveWSGIServer`, `running_http_server(...)`.
 - `proxy`: `NtlmProxy`, `serve_proxy(...)`, `running_proxy(...)`; `upstream`: its kept-alive, pinned
   upstream connections; `wire`: heads and body relaying.
+- `winrm`: WinRM message encryption (MS-WSMV 2.2.9.1.1): `seal_body`, `open_body`, `winrm_echo_app`.
 - `client`: `request_with_ntlm(conn, ...)`, `open_tunnel(...)`, `TunnelHTTPConnection`.
 - `commands`: `main_http_serve(argv)`, `main_proxy(argv)` and their argparse halves.
 

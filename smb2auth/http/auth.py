@@ -48,7 +48,7 @@ from smb2auth.status import NtStatus
 __all__ = [
     "BasicClientFactory", "ConnEvent", "ConnState", "ConnectionAuth", "Decision", "HandshakeIdentity",
     "HttpAuthConfig", "Identity", "InitiatorContext", "MechanismFactory", "Role", "ServerHandshake",
-    "decide_sync",
+    "SessionContext", "decide_sync",
 ]
 
 class Role(enum.Enum):
@@ -90,9 +90,19 @@ class HandshakeIdentity:
     account: Account | None = None
 
 
-class ServerHandshake(Protocol):
+class SessionContext(Protocol):
+    """A completed security context's per-message protection (GSS_Wrap / GSS_Unwrap, MS-NLMP 3.4.3):
+    `wrap` gives signature || sealed data, `unwrap` checks and opens it. Sequence numbers advance each way."""
+
+    def wrap(self, data: bytes) -> bytes: ...
+
+    def unwrap(self, token: bytes) -> bytes: ...
+
+
+class ServerHandshake(SessionContext, Protocol):
     """One server handshake behind a connection: tokens in, events out (smb2auth.ntlm.events), and whom it
-    names. `mechanisms.NtlmHandshake` wraps NtlmServer, or SpnegoServer around it."""
+    names; once complete, its session context. `mechanisms.NtlmHandshake` wraps NtlmServer, or SpnegoServer
+    around it."""
 
     @property
     def authority(self) -> AnyAuthority: ...
@@ -219,9 +229,16 @@ class ConnectionAuth:
         self._started_at = 0.0
         self._challenged = False
         self._waiting: _Waiting | None = None
+        self._context: SessionContext | None = None
 
     def __repr__(self) -> str:
         return f"ConnectionAuth(client={self.client!r}, state={self.state.name}, identity={self.identity!r})"
+
+    @property
+    def context(self) -> SessionContext | None:
+        """The security context of the handshake that authenticated this connection, bound to it while it
+        stays authenticated (WinRM's message encryption runs on it, MS-WSMV 2.2.9.1); None after Basic."""
+        return self._context if self.state is ConnState.AUTHENTICATED else None
 
     @property
     def authority(self) -> AnyAuthority:
@@ -281,6 +298,7 @@ class ConnectionAuth:
             self._handshake = None
         if nxt is not ConnState.AUTHENTICATED:
             self.identity = None
+            self._context = None
 
     def _abandon(self) -> None:
         if self.state is ConnState.HANDSHAKE:
@@ -392,6 +410,7 @@ class ConnectionAuth:
             login = self._login(NtStatus.STATUS_SUCCESS, "", scheme.value, who)
             self._to(ConnEvent.COMPLETE)
             self.identity = identity
+            self._context = handshake
             # RFC 4559 5: a final Negotiate token rides on the successful response
             out = event.token
             headers = ((cfg.role.challenge_header, challenge_value(scheme, out)),) if out else ()
@@ -436,6 +455,7 @@ class ConnectionAuth:
             self._abandon()
             self._to(ConnEvent.COMPLETE)
             self.identity = identity
+            self._context = None
             return self._let_through(identity, login=login)
         if isinstance(event, Failed):
             status, reason = _failure(event.error)

@@ -39,6 +39,13 @@ class NtlmHandshake:
             return self.spnego.validation_done(ticket, result)
         return self.ntlm.validation_done(ticket, result)
 
+    def wrap(self, data: bytes) -> bytes:
+        # MS-SPNG 3.3.5.1: SPNEGO adds nothing to NTLM's per-message tokens
+        return self.ntlm.wrap(data)
+
+    def unwrap(self, token: bytes) -> bytes:
+        return self.ntlm.unwrap(token)
+
     def identity(self) -> HandshakeIdentity:
         ntlm = self.ntlm
         kind = ntlm.response_kind

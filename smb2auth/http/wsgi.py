@@ -44,6 +44,7 @@ log = logging.getLogger("smb2auth.http")
 CONNECTION_KEY = "smb2auth.connection"
 CLOSE_KEY = "smb2auth.close_connection"
 IDENTITY_KEY = "smb2auth.identity"
+CONTEXT_KEY = "smb2auth.context"
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -86,10 +87,11 @@ class _AuthorityLoop:
 class NtlmAuthMiddleware:
     """Demands NTLM/Negotiate (and, when enabled, Basic) before passing a request to `app`.
 
-    On success the request reaches `app` with `REMOTE_USER` (DOMAIN\\user), `AUTH_TYPE` (the scheme)
-    and `environ["smb2auth.identity"]` (an `Identity`). A synchronous authority is called inline in the
-    request's thread; an `AsyncAuthority` on the middleware's one private event loop (`close()` ends it).
-    Login events go to the config's `on_login`, logged there.
+    On success the request reaches `app` with `REMOTE_USER` (DOMAIN\\user), `AUTH_TYPE` (the scheme),
+    `environ["smb2auth.identity"]` (an `Identity`) and `environ["smb2auth.context"]`, the connection's
+    security context (`wrap`/`unwrap`, for WinRM's message encryption; None after Basic). A synchronous
+    authority is called inline in the request's thread; an `AsyncAuthority` on the middleware's one private
+    event loop (`close()` ends it). Login events go to the config's `on_login`, logged there.
     """
 
     def __init__(self, app: WSGIApp, config: HttpAuthConfig) -> None:
@@ -154,6 +156,7 @@ class NtlmAuthMiddleware:
         environ["REMOTE_USER"] = identity.qualified_name
         environ["AUTH_TYPE"] = identity.scheme.value
         environ[IDENTITY_KEY] = identity
+        environ[CONTEXT_KEY] = state.context
         if not decision.headers:
             return self.app(environ, start_response)
         extra = list(decision.headers)
