@@ -122,7 +122,8 @@ async def _run(proxy: int, origin: int, clients: int, requests: int, seconds: fl
     async def client() -> None:
         nonlocal done
         while time.perf_counter() < deadline:
-            done += await _one_connection(proxy, origin, requests)
+            served = await _one_connection(proxy, origin, requests)  # `done += await` would lose updates
+            done += served
 
     await _one_connection(proxy, origin, 2)  # warm: helpers started, imports done
     start = time.perf_counter()
@@ -135,6 +136,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=3.0, help="seconds per round (default 3)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each, alternating (default 3)")
+    parser.add_argument("--rows", default=",".join(f"{c}x{r}" for c, r in ROWS),
+                        help="CLIENTSxREQUESTS rows, comma-separated (default: all four)")
     parser.add_argument("--origin", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.origin:
@@ -148,7 +151,8 @@ def main() -> None:
                       "--user", f"{USER}:{PASSWORD}"], ours), \
             running_squid(PASSWORD, children=8) as squid:
         print(f"{'clients':>7} {'req/conn':>8} {'smb2auth req/s':>15} {'squid req/s':>12} {'ratio':>6}")
-        for clients, requests in ROWS:
+        rows = [tuple(int(n) for n in row.split("x", 1)) for row in args.rows.split(",")]
+        for clients, requests in rows:
             mine: list[float] = []
             theirs: list[float] = []
             for _ in range(args.rounds):
