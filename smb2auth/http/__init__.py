@@ -9,9 +9,8 @@
   upstream connections; `wire`: heads and body relaying.
 - `winrm`: WinRM message encryption (MS-WSMV 2.2.9.1.1): `seal_body`, `open_body`, `winrm_echo_app`.
 - `client`: `request_with_ntlm(conn, ...)`, `open_tunnel(...)`, `TunnelHTTPConnection`.
-- `commands`: `main_http_serve(argv)`, `main_proxy(argv)` and their argparse halves.
 
-The engine-backed pieces (mechanisms, commands, client factories) import smb2auth.ntlm lazily here.
+The `http-serve` and `proxy` commands live in `smb2auth.commands`.
 """
 
 from smb2auth.http.auth import ConnectionAuth, Decision, HttpAuthConfig, Identity, Role, decide_sync
