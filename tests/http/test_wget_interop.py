@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +77,23 @@ def test_wget_logs_in_when_ntlmv1_is_permitted(wget: str, ntlmv1_permitted: Runn
     assert code == 0, body
     assert json.loads(body)["user"] == "alice" and json.loads(body)["response_kind"] == "NTLMv1"
     assert [(e.user, e.status, e.response_kind) for e in events] == [("alice", "STATUS_SUCCESS", "NTLMv1")]
+
+
+@pytest.mark.parametrize(("ntlm_auth", "code"), [(None, 6), ("ntlmv1-permitted", 0)])
+def test_wget_against_the_http_serve_command(wget: str, tmp_path: Path, ntlm_auth: str | None,
+                                             code: int) -> None:
+    """`smb2auth http-serve` as a process: NTLMv1 refused by default, with its reason; logged in with
+    `--ntlm-auth ntlmv1-permitted` (smb.conf's spelling, as `serve` takes it)."""
+    from tests.http.test_commands import spawn
+    from tests.peers import free_port
+
+    port = free_port()
+    extra = ("--ntlm-auth", ntlm_auth) if ntlm_auth else ()
+    with spawn("http-serve", port, tmp_path, "--user", f"alice:{PASSWORD}", *extra):
+        got, body = run_wget(wget, f"http://127.0.0.1:{port}/")
+    assert got == code
+    log = (tmp_path / "http-serve.log").read_text()
+    if code:
+        assert "ntlm=NTLMv1 reason='NTLMv1 not permitted by policy'" in log
+    else:
+        assert json.loads(body)["response_kind"] == "NTLMv1" and "http login ok user=alice" in log
