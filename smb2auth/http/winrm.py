@@ -10,13 +10,15 @@ and framed as `multipart/encrypted`:
     <signature length, 4 bytes little-endian><signature><sealed data>--Encrypted Boundary--\\r\\n
 
 Both sides use the same codec: `seal_body(context, data)` and `open_body(context, body, content_type)`, with
-any `SessionContext` (the server's from `environ["smb2auth.context"]`, or a completed NtlmClient or
-SpnegoClient). Every parse failure raises MalformedMessage; a signature that does not verify,
-AuthenticationError. `winrm_echo_app` is a WSGI endpoint that opens each request and answers it sealed.
+any `SessionContext` (the server's from `environ["smb2auth.context"]`, or a completed NtlmClient);
+`post_encrypted` is the client's request and answer. Every parse failure raises MalformedMessage; a
+signature that does not verify, AuthenticationError. `winrm_echo_app` is a WSGI endpoint that opens each
+request and answers it sealed.
 """
 
 from __future__ import annotations
 
+import http.client
 import re
 import struct
 from collections.abc import Iterable
@@ -105,6 +107,18 @@ def _open_part(context: SessionContext, header: bytes, payload: bytes, offset: i
         raise MalformedMessage(f"OriginalContent says {length} bytes, the part holds {len(plain)}",
                                offset=offset)
     return plain
+
+
+def post_encrypted(conn: http.client.HTTPConnection, url: str, context: SessionContext, message: bytes
+                   ) -> tuple[int, bytes]:
+    """A client's request sealed with its completed `context` (an NtlmClient, or a SpnegoClient's `mech`)
+    on the connection it authenticated; the status and the opened answer (the body as is when the server
+    did not seal it, as for an error)."""
+    conn.request("POST", url, body=seal_body(context, message), headers={"Content-Type": CONTENT_TYPE})
+    resp = conn.getresponse()
+    body = resp.read()
+    kind = resp.getheader("Content-Type")
+    return resp.status, open_body(context, body, kind) if is_encrypted(kind) else body
 
 
 StartResponse = Any
