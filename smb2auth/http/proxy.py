@@ -55,6 +55,7 @@ _HOP_BY_HOP = frozenset({
     "trailer", "transfer-encoding", "upgrade",
 })
 _CONNECTION_AUTH = ("ntlm", "negotiate")
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 
 @dataclass
@@ -327,16 +328,18 @@ class NtlmProxy:
                 pool.give_back(pinned, False)
                 return False
             return await self._exchange(ex, pinned, request, writer, pool, decision)
-        for attempt in range(2):
+        # RFC 9110 9.2.2: only an idempotent request may be retried when a kept-alive connection turns out
+        # closed; any other goes on a new connection (RFC 9112 9.3.1)
+        idempotent = method in _IDEMPOTENT
+        for attempt in range(2 if idempotent else 1):
             try:
-                up = await pool.take(origin, fresh=attempt > 0)
+                up = await pool.take(origin, fresh=attempt > 0 or not idempotent)
             except (OSError, TimeoutError) as exc:
                 status = 504 if isinstance(exc, TimeoutError) else 502
                 writer.write(_response(ex, status, _REASONS[status]))
                 await writer.drain()
                 return True
             with contextlib.suppress(_StaleUpstream):
-                # RFC 9112 9.3.1: a kept-alive connection the origin closed meanwhile: once more, on a new one
                 return await self._exchange(ex, up, request, writer, pool, decision)
         raise BadRequest(502, "upstream closed without a response")
 

@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -217,3 +218,30 @@ def test_pinned_upstream_closing_closes_the_client_connection(proxy: RunningServ
         origin.join(timeout=10)
         conn.send(b"GET " + url + b" HTTP/1.1\r\nHost: x\r\n\r\n")
         assert conn.at_eof()
+
+
+def test_a_kept_alive_upstream_the_origin_closed_is_replaced(proxy: RunningServer) -> None:
+    """RFC 9112 9.3.1: the origin may close an idle kept-alive connection; the next GET goes on a new one
+    (retried, as it is idempotent), and a POST never rides an idle connection at all."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    host, port = listener.getsockname()[:2]
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+    def origin() -> None:
+        # three connections, one request each, each closed after its answer without saying so
+        for _ in range(3):
+            _one_connection_origin(listener, [ok])
+
+    thread = threading.Thread(target=origin, daemon=True)
+    thread.start()
+    url = f"http://{host}:{port}/".encode()
+    with listener, RawConnection(proxy.address) as conn:
+        assert raw_handshake(conn, b"GET " + url + b" HTTP/1.1\r\nHost: x\r\n").body == b"ok"
+        time.sleep(0.2)  # the origin's close reaches the proxy's idle connection
+        conn.send(b"GET " + url + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert conn.response().body == b"ok"
+        conn.send(b"POST " + url + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx")
+        resp = conn.response()
+        assert resp.status == 200 and resp.body == b"ok"
+        thread.join(timeout=10)
+        assert not thread.is_alive()
