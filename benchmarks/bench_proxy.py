@@ -5,7 +5,7 @@ Each client connection authenticates to the proxy with NTLM (smb2auth's NtlmClie
 CHALLENGE, AUTHENTICATE), then sends its remaining requests on the same connection (HTTP/1.1 keep-alive);
 every request is a GET of an absolute URL on a small loopback origin (its own process). Rows: 1 and 8
 concurrent client connections, 1 and 50 requests per connection; the figure is authenticated requests per
-second, the median of the rounds. Our proxy runs as `python -m smb2auth.cli proxy` in its own process, as
+second, the median of the rounds. Our proxy runs as `python -m smb2auth proxy` in its own process, as
 Squid runs in its own.
 
     python benchmarks/bench_proxy.py [--seconds 3] [--rounds 3]    (from the repository root)
@@ -147,7 +147,7 @@ def main() -> None:
     # the proxy process imports this checkout, as this process does
     os.environ.setdefault("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
     with _process([sys.executable, __file__, "--origin", str(origin)], origin), \
-            _process([sys.executable, "-m", "smb2auth.cli", "proxy", "--listen", f"127.0.0.1:{ours}",
+            _process([sys.executable, "-m", "smb2auth", "proxy", "--listen", f"127.0.0.1:{ours}",
                       "--user", f"{USER}:{PASSWORD}"], ours), \
             running_squid(PASSWORD, children=8) as squid:
         print(f"{'clients':>7} {'req/conn':>8} {'smb2auth req/s':>15} {'squid req/s':>12} {'ratio':>6}")
