@@ -39,6 +39,7 @@ from smb2auth.http.wire import (
     read_head,
     relay_chunked,
     relay_exactly,
+    within,
 )
 from smb2auth.http.wsgi import RunningServer
 from smb2auth.ntlm.events import ValidationNeeded
@@ -179,7 +180,7 @@ class NtlmProxy:
         pool: UpstreamPool, ex: _Exchange,
     ) -> bool:
         ex.method, ex.close, ex.http10, ex.proxy_connection = "", False, False, False
-        raw = await asyncio.wait_for(read_head(reader), self.idle_timeout)
+        raw = await within(self.idle_timeout, read_head(reader))
         if raw is None:
             return False
         head = parse_head(raw)
@@ -222,7 +223,7 @@ class NtlmProxy:
         """`length` bytes of request body, each piece within the idle timeout."""
         parts: list[bytes] = []
         while length > 0:
-            part = await asyncio.wait_for(reader.readexactly(min(length, CHUNK)), self.idle_timeout)
+            part = await within(self.idle_timeout, reader.readexactly(min(length, CHUNK)))
             parts.append(part)
             length -= len(part)
         return b"".join(parts)
@@ -369,7 +370,7 @@ class NtlmProxy:
         first = True
         while True:
             try:
-                raw = await asyncio.wait_for(read_head(up.reader), self.idle_timeout)
+                raw = await within(self.idle_timeout, read_head(up.reader))
             except ConnectionError:
                 if first and retryable:
                     raise _StaleUpstream from None
@@ -433,7 +434,7 @@ class NtlmProxy:
             # a small body goes out with the head, in one segment; a stall or a break mid-body still sends
             # what arrived and ends both connections, as below
             try:
-                body = await asyncio.wait_for(up.reader.readexactly(length_value), timeout)
+                body = await within(timeout, up.reader.readexactly(length_value))
             except asyncio.IncompleteReadError as exc:
                 writer.write(out + exc.partial)
                 raise ConnectionError("upstream closed mid-body") from None

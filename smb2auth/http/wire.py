@@ -4,10 +4,31 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 MAX_HEAD = 64 * 1024
 CHUNK = 64 * 1024
+
+T = TypeVar("T")
+
+if sys.version_info >= (3, 11):
+
+    async def within(seconds: float, step: Awaitable[T]) -> T:
+        """`await step`, TimeoutError past `seconds`; on 3.11+ without the Task `wait_for` makes per call."""
+        async with asyncio.timeout(seconds):
+            return await step
+
+else:
+
+    async def within(seconds: float, step: Awaitable[T]) -> T:
+        """`await step`, TimeoutError past `seconds`."""
+        try:
+            return await asyncio.wait_for(step, seconds)
+        except asyncio.TimeoutError:
+            raise TimeoutError from None
 
 
 class BadRequest(Exception):
@@ -112,7 +133,7 @@ async def read_idle(src: asyncio.StreamReader, timeout: float, activity: Activit
     loop = asyncio.get_running_loop()
     while True:
         try:
-            data = await asyncio.wait_for(src.read(n), timeout)
+            data = await within(timeout, src.read(n))
         except TimeoutError:
             if activity is None or loop.time() - activity.last >= timeout:
                 raise
@@ -141,7 +162,7 @@ async def relay_chunked(
     """Pass a chunked body through, parsing just enough to find its end (RFC 9112 7.1); `dechunk`
     passes only the chunks' data."""
     while True:
-        line = await asyncio.wait_for(src.readuntil(b"\r\n"), timeout)
+        line = await within(timeout, src.readuntil(b"\r\n"))
         if not dechunk:
             dst.write(line)
         try:
@@ -150,7 +171,7 @@ async def relay_chunked(
             raise ConnectionError("bad chunk size from upstream") from None
         if size == 0:
             while True:
-                trailer = await asyncio.wait_for(src.readuntil(b"\r\n"), timeout)
+                trailer = await within(timeout, src.readuntil(b"\r\n"))
                 if not dechunk:
                     dst.write(trailer)
                 if trailer == b"\r\n":
