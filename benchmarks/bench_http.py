@@ -17,12 +17,16 @@ from collections.abc import Callable
 from typing import Any
 
 from smb2auth.authority.local import LocalAuthority
-from smb2auth.http.auth import ConnectionAuth, HttpAuthConfig, ServerMechanism
+from smb2auth.errors import AuthenticationError, ProtocolStateError
+from smb2auth.http.auth import ConnectionAuth, HandshakeIdentity, HttpAuthConfig, ServerHandshake, decide_sync
 from smb2auth.http.client import request_with_ntlm
 from smb2auth.http.headers import AuthScheme, TokenKind, find_challenge
 from smb2auth.http.mechanisms import ntlm_http_config
 from smb2auth.http.wsgi import running_http_server
 from smb2auth.ntlm import NtlmClient, NtlmServer
+from smb2auth.ntlm.authority import AnyAuthority, ValidationResult
+from smb2auth.ntlm.events import Complete, Failed, HandshakeEvent, Send
+from smb2auth.status import NtStatus
 
 USER, PASSWORD, DOMAIN = "alice", "Secret1", "DOM"
 
@@ -47,16 +51,17 @@ def raw_engine() -> Callable[[], None]:
 def binding(config: HttpAuthConfig) -> Callable[[], None]:
     def handshake() -> None:
         client, conn = NtlmClient(USER, PASSWORD, domain=DOMAIN), ConnectionAuth(config, "bench")
-        first = conn.handle("NTLM " + base64.b64encode(client.step(None) or b"").decode())
+        first = decide_sync(conn, "NTLM " + base64.b64encode(client.step(None) or b"").decode())
         challenge = find_challenge([v for _, v in first.headers], AuthScheme.NTLM)
-        done = conn.handle("NTLM " + base64.b64encode(client.step(challenge) or b"").decode())
+        done = decide_sync(conn, "NTLM " + base64.b64encode(client.step(challenge) or b"").decode())
         assert done.allowed
 
     return handshake
 
 
 class PyspnegoMech:
-    """pyspnego's NTLM acceptor with the ServerMechanism interface (for the comparison only)."""
+    """pyspnego's NTLM acceptor as a ServerHandshake (for the comparison only): it checks the password
+    itself (NTLM_USER_FILE), so it never asks for a validation."""
 
     def __init__(self) -> None:
         import spnego
@@ -64,15 +69,27 @@ class PyspnegoMech:
         self._ctx: Any = spnego.server(protocol="ntlm")
 
     @property
-    def complete(self) -> bool:
-        return bool(self._ctx.complete)
+    def authority(self) -> AnyAuthority:
+        raise ProtocolStateError("pyspnego's acceptor has no authority port")
 
-    def step(self, token: bytes) -> bytes | None:
-        out: bytes | None = self._ctx.step(token)
-        return out
+    def receive(self, token: bytes) -> HandshakeEvent:
+        try:
+            out: bytes | None = self._ctx.step(token)
+        except Exception as exc:  # pyspnego's own errors: a refused login
+            return Failed(AuthenticationError(NtStatus.STATUS_LOGON_FAILURE, str(exc)))
+        return Complete(out) if self._ctx.complete else Send(out or b"")
 
-    async def astep(self, token: bytes) -> bytes | None:
-        return self.step(token)
+    def validation_done(self, ticket: int, result: ValidationResult) -> HandshakeEvent:
+        return Failed(ProtocolStateError("pyspnego's acceptor never asks for a validation"))
+
+    def wrap(self, data: bytes) -> bytes:
+        return bytes(self._ctx.wrap(data).data)
+
+    def unwrap(self, token: bytes) -> bytes:
+        return bytes(self._ctx.unwrap(token).data)
+
+    def identity(self) -> HandshakeIdentity:
+        return HandshakeIdentity(user=USER, domain=DOMAIN)
 
 
 def over_http(config: HttpAuthConfig, seconds: float) -> float:
@@ -116,7 +133,7 @@ def main() -> None:
     try:
         PyspnegoMech()
 
-        def peer_factory(scheme: AuthScheme, kind: TokenKind) -> ServerMechanism:
+        def peer_factory(scheme: AuthScheme, kind: TokenKind) -> ServerHandshake:
             return PyspnegoMech()
 
         http_peer = over_http(HttpAuthConfig(peer_factory), args.seconds)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import binascii
 import os
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from smb2auth.authority.local import LocalAuthority
@@ -71,8 +72,28 @@ def parse_smbpasswd_line(line: str) -> dict[str, object] | None:
     }
 
 
-def load_smbpasswd(path: str | os.PathLike[str], domain: str = "WORKGROUP") -> LocalAuthority:
-    """Read an smbpasswd file into a LocalAuthority. Flag D disables, L locks; N (no password) is skipped."""
+def load_groups(path: str | os.PathLike[str]) -> dict[str, tuple[str, ...]]:
+    """A group file in /etc/group's format (`name:password:gid:member,member`; `name:member,...` also does),
+    as the Unix groups Samba's standalone server maps its users to: user (casefolded) -> their groups."""
+    groups: dict[str, list[str]] = {}
+    for number, raw in enumerate(_read_lines(path), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split(":")
+        if len(fields) < 2 or not fields[0]:
+            raise SmbpasswdError("a group line is NAME:...:MEMBER,MEMBER", path, number)
+        for member in filter(None, (m.strip() for m in fields[-1].split(","))):
+            groups.setdefault(member.casefold(), []).append(fields[0])
+    return {user: tuple(names) for user, names in groups.items()}
+
+
+def load_smbpasswd(
+    path: str | os.PathLike[str], domain: str = "WORKGROUP", groups: Mapping[str, Sequence[str]] | None = None
+) -> LocalAuthority:
+    """Read an smbpasswd file into a LocalAuthority. Flag D disables, L locks; N (no password) is skipped.
+    `groups` (as `load_groups` returns) gives each user (casefolded name) the groups its account carries."""
+    member_of = {user.casefold(): tuple(names) for user, names in (groups or {}).items()}
     authority = LocalAuthority(domain)
     for number, raw in enumerate(_read_lines(path), 1):
         entry = _parse_at(raw, path, number)
@@ -89,6 +110,7 @@ def load_smbpasswd(path: str | os.PathLike[str], domain: str = "WORKGROUP") -> L
             lm_hash=lm_hash if isinstance(lm_hash, bytes) else None,
             disabled="D" in flags,
             locked="L" in flags,
+            groups=member_of.get(str(entry["name"]).casefold(), ()),
         )
     return authority
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from smb2auth.authority.local import LocalAuthority
-    from smb2auth.ntlm.server import TargetInfo
+    from smb2auth.ntlm.server import NtlmPolicy, TargetInfo
 
 PASSWORD_ENV = "SMB2AUTH_PASSWORD"
 DIALECT_SPELLINGS = "2.0.2 2.1 3.0 3.0.2 3.1.1, or smbclient's SMB2_02 SMB2_10 SMB3_00 SMB3_02 SMB3_11"
@@ -140,21 +140,46 @@ def add_account_arguments(parser: argparse.ArgumentParser, *, users_help: str) -
                         help="DNS domain announced; the DNS computer name becomes COMPUTER.NAME")
 
 
-def build_authority(args: argparse.Namespace) -> LocalAuthority:
-    """The accounts of --users FILE and each --user NAME:PASSWORD, in one LocalAuthority."""
+def build_authority(args: argparse.Namespace, groups_file: str | None = None) -> LocalAuthority:
+    """The accounts of --users FILE and each --user NAME:PASSWORD, in one LocalAuthority; `groups_file`
+    (/etc/group format) gives them their groups."""
     from smb2auth.authority.local import LocalAuthority
-    from smb2auth.authority.smbpasswd import load_smbpasswd
+    from smb2auth.authority.smbpasswd import load_groups, load_smbpasswd
 
+    member_of: dict[str, tuple[str, ...]] = {}
+    if groups_file is not None:
+        try:
+            member_of = load_groups(groups_file)
+        except OSError as exc:
+            raise ValueError(f"--groups {groups_file}: {exc.strerror or exc}") from None
     if not args.users:
         authority = LocalAuthority(args.domain)
     else:
         try:
-            authority = load_smbpasswd(args.users, domain=args.domain)
+            authority = load_smbpasswd(args.users, domain=args.domain, groups=member_of)
         except OSError as exc:  # a file named on the command line that cannot be read is bad input
             raise ValueError(f"--users {args.users}: {exc.strerror or exc}") from None
     for name, password in args.user:
-        authority.add_user(name, password)
+        authority.add_user(name, password, groups=member_of.get(name.casefold(), ()))
     return authority
+
+
+# smb.conf "ntlm auth": the responses accepted besides NTLMv2, as (NTLMv1, LM).
+NTLM_AUTH = {"ntlmv2-only": (False, False), "ntlmv1-permitted": (True, False), "yes": (True, True)}
+
+
+def add_ntlm_auth_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ntlm-auth", choices=tuple(NTLM_AUTH), default="ntlmv2-only",
+                        help='as smb.conf "ntlm auth": ntlmv2-only (default), ntlmv1-permitted also accepts'
+                        " NTLMv1, yes also NTLMv1 and LM")
+
+
+def ntlm_policy(args: argparse.Namespace, *, require_128bit: bool = False) -> NtlmPolicy:
+    """The NtlmPolicy of --ntlm-auth."""
+    from smb2auth.ntlm.server import NtlmPolicy
+
+    allow_ntlmv1, allow_lm = NTLM_AUTH[args.ntlm_auth]
+    return NtlmPolicy(allow_ntlmv1=allow_ntlmv1, allow_lm=allow_lm, require_128bit=require_128bit)
 
 
 def build_target(args: argparse.Namespace, base: TargetInfo) -> TargetInfo:

@@ -6,7 +6,14 @@ import argparse
 import logging
 from typing import TYPE_CHECKING
 
-from smb2auth.commands._args import add_account_arguments, build_authority, build_target, parse_listen
+from smb2auth.commands._args import (
+    add_account_arguments,
+    add_ntlm_auth_argument,
+    build_authority,
+    build_target,
+    ntlm_policy,
+    parse_listen,
+)
 from smb2auth.commands._args import positive_seconds as seconds
 
 if TYPE_CHECKING:
@@ -20,6 +27,11 @@ def add_http_arguments(parser: argparse.ArgumentParser, port: int) -> None:
     parser.add_argument("--listen", type=listen, default=("127.0.0.1", port), metavar="HOST:PORT",
                         help=f"address to listen on: HOST:PORT, HOST or PORT (default 127.0.0.1:{port})")
     add_account_arguments(parser, users_help="an account (repeatable); the password is visible in ps")
+    parser.add_argument("--groups", metavar="FILE",
+                        help="the accounts' groups, in /etc/group's format (NAME:x:GID:USER,USER)")
+    parser.add_argument("--allow-group", action="append", default=[], metavar="NAME",
+                        help="only members of this group get through, others get 403 (repeatable)")
+    add_ntlm_auth_argument(parser)
     parser.add_argument("--basic", action="store_true", help="also offer Basic (checked via NTLMv2)")
     parser.add_argument("--auth-timeout", type=seconds, default=3600.0, metavar="SECONDS",
                         help="how long a connection stays authenticated (default 3600)")
@@ -33,14 +45,16 @@ def build_http_config(args: argparse.Namespace, role: Role) -> HttpAuthConfig:
     from smb2auth.http.mechanisms import ntlm_http_config
     from smb2auth.ntlm.server import TargetInfo
 
-    authority = build_authority(args)
+    authority = build_authority(args, args.groups)
     if not len(authority):
         raise ValueError("no accounts: give --users FILE or --user NAME:PASSWORD")
     return ntlm_http_config(
         authority,
         role=role,
         target=build_target(args, TargetInfo()),
+        policy=ntlm_policy(args),
         basic=args.basic,
+        allowed_groups=tuple(args.allow_group),
         auth_timeout=args.auth_timeout,
         close_after_first_challenge=bool(getattr(args, "close_after_first_challenge", False)),
     )

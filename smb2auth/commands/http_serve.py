@@ -24,16 +24,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_http_arguments(p, PORT)
     p.add_argument("--max-connections", type=at_least_one, default=256, metavar="N",
                    help="connections open at once; more are answered 503 (default 256)")
+    p.add_argument("--winrm-echo", action="store_true",
+                   help="answer WinRM-encrypted messages (MS-WSMV 2.2.9.1) back sealed, refusing plaintext,"
+                   " instead of saying who logged in")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from smb2auth.http.auth import Role
+    from smb2auth.http.winrm import winrm_echo_app
     from smb2auth.http.wsgi import KeepAliveWSGIServer, NtlmAuthMiddleware, whoami_app
 
     http_logging(args)
     host, port = args.listen
-    app = NtlmAuthMiddleware(whoami_app, build_http_config(args, Role.ORIGIN))
+    app = NtlmAuthMiddleware(winrm_echo_app if args.winrm_echo else whoami_app,
+                             build_http_config(args, Role.ORIGIN))
     warn_if_exposed("http-serve", [args.listen])
     with KeepAliveWSGIServer(
         (host, port), app, idle_timeout=args.idle_timeout, max_connections=args.max_connections

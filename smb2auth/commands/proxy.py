@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_http_arguments(p, PORT)
     p.add_argument("--close-after-first-challenge", action="store_true",
                    help="close the connection after the first 407, as ISA/TMG do")
+    p.add_argument("--identity-header", metavar="NAME",
+                   help="pass DOMAIN\\user to the origin in this request header (as WSA's"
+                   " X-Authenticated-User); a client's own copy is dropped")
     p.set_defaults(handler=run)
 
 
@@ -35,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
     http_logging(args)
     host, port = args.listen
-    proxy = NtlmProxy(build_http_config(args, Role.PROXY), idle_timeout=args.idle_timeout)
+    proxy = NtlmProxy(build_http_config(args, Role.PROXY), idle_timeout=args.idle_timeout,
+                      identity_header=args.identity_header)
     warn_if_exposed("proxy", [args.listen])
 
     def started(h: str, p: int) -> None:

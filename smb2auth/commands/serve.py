@@ -10,8 +10,10 @@ from smb2auth.commands._args import (
     DIALECT_SPELLINGS,
     LOOPBACK,
     add_account_arguments,
+    add_ntlm_auth_argument,
     build_authority,
     build_target,
+    ntlm_policy,
     parse_listen,
     positive_seconds,
     warn_if_exposed,
@@ -23,10 +25,6 @@ if TYPE_CHECKING:
 
 DEFAULT_USER = "smb2auth"
 DEFAULT_PORT = 4445
-
-# smb.conf "ntlm auth": the responses accepted besides NTLMv2, as (NTLMv1, LM).
-NTLM_AUTH = {"ntlmv2-only": (False, False), "ntlmv1-permitted": (True, False), "yes": (True, True)}
-
 
 def _listen(text: str) -> tuple[str, int]:
     return parse_listen(text, DEFAULT_PORT)
@@ -50,9 +48,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--allow-guest", action="store_true", help="unknown users log in as guest")
     p.add_argument("--allow-anonymous", action="store_true", help="accept anonymous (null) sessions")
-    p.add_argument("--ntlm-auth", choices=tuple(NTLM_AUTH), default="ntlmv2-only",
-                   help='as smb.conf "ntlm auth": ntlmv2-only (default), ntlmv1-permitted also accepts'
-                   " NTLMv1, yes also NTLMv1 and LM")
+    add_ntlm_auth_argument(p)
     p.add_argument("--require-128bit", action="store_true",
                    help="refuse NTLM clients that do not negotiate 128-bit keys (NTLMSSP_NEGOTIATE_128)")
     p.add_argument("--min-dialect", default="SMB2_02", metavar="DIALECT",
@@ -79,14 +75,12 @@ def server_config(args: argparse.Namespace, authority: AnyAuthority) -> ServerCo
     """The ServerConfig the options describe around `authority`; ValueError for options that do not fit."""
     from dataclasses import replace
 
-    from smb2auth.ntlm.server import NtlmPolicy
     from smb2auth.server.config import ServerConfig
     from smb2auth.smb2.negotiate import parse_dialect
 
-    allow_ntlmv1, allow_lm = NTLM_AUTH[args.ntlm_auth]
     config = ServerConfig(
         authority=authority,
-        policy=NtlmPolicy(allow_ntlmv1=allow_ntlmv1, allow_lm=allow_lm, require_128bit=args.require_128bit),
+        policy=ntlm_policy(args, require_128bit=args.require_128bit),
         shares=tuple(args.share),
         allow_guest=args.allow_guest,
         allow_anonymous=args.allow_anonymous,

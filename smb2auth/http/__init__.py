@@ -1,16 +1,19 @@
 """NTLM / Negotiate over HTTP: 401 (WWW-Authenticate) for origins, 407 (Proxy-Authenticate) for proxies.
 
-- `auth`: the sans-IO core, `ConnectionAuth(config, client).handle(header) -> Decision` per connection.
+- `auth`: the sans-IO core, one `ConnectionAuth(config, client)` per connection: `receive(header)` ->
+  `Decision` or `ValidationNeeded`, `validation_done(ticket, result)` -> `Decision`; `decide_sync`.
 - `headers`: Authorization parsing, challenge building.
 - `mechanisms.ntlm_http_config(authority, ...)`: an `HttpAuthConfig` backed by smb2auth's NTLM engine.
 - `wsgi`: `NtlmAuthMiddleware`, `KeepAliveWSGIServer`, `running_http_server(...)`.
-- `proxy`: `NtlmProxy`, `serve_proxy(...)`, `running_proxy(...)`.
+- `proxy`: `NtlmProxy`, `serve_proxy(...)`, `running_proxy(...)`; `upstream`: its kept-alive, pinned
+  upstream connections; `wire`: heads and body relaying.
+- `winrm`: WinRM message encryption (MS-WSMV 2.2.9.1.1): `seal_body`, `open_body`, `winrm_echo_app`.
 - `client`: `request_with_ntlm(conn, ...)`, `open_tunnel(...)`, `TunnelHTTPConnection`.
 
 The `http-serve` and `proxy` commands live in `smb2auth.commands`.
 """
 
-from smb2auth.http.auth import ConnectionAuth, Decision, HttpAuthConfig, Identity, Role
+from smb2auth.http.auth import ConnectionAuth, Decision, HttpAuthConfig, Identity, Role, decide_sync
 from smb2auth.http.client import (
     HttpAuthError,
     TunnelHTTPConnection,
@@ -51,6 +54,7 @@ __all__ = [
     "request_with_ntlm",
     "running_http_server",
     "running_proxy",
+    "decide_sync",
     "serve_proxy",
     "whoami_app",
 ]

@@ -4,25 +4,34 @@ NTLM and Negotiate over HTTP (RFC 4559; MS-NTHT 2/3) authenticate the *connectio
 handshake must arrive on one TCP connection, and once it completes the identity stays bound to that
 connection (IIS, ISA and WSA behave so) until it closes or `auth_timeout` passes (injected clock).
 
-`ConnectionAuth.handle(header)` (or `await ahandle(header)`) takes the Authorization or
-Proxy-Authorization value of one request and returns a `Decision`: let the request through with an
-`Identity`, or answer it (401/407 with challenge headers, or 400). No sockets, no clock of its own.
+`ConnectionAuth.receive(header)` takes the Authorization or Proxy-Authorization value of one request and
+returns a `Decision` (let the request through with an `Identity`, or answer it with 401/407 and challenge
+headers), or a `ValidationNeeded` when the mechanism needs the authority's answer: the transport consults
+the authority and hands the result to `validation_done(ticket, result)`, which returns the `Decision`.
+A Decision carries the login event of the attempt (`Decision.login`) for the transport to log; the core
+never awaits, logs or calls an authority. `decide_sync(auth, header)` runs a synchronous authority inline.
+
+Malformed credentials, one rule for the origin and the proxy (Squid's: it answers 407 with a fresh offer
+and keeps the connection): a credential we cannot read (not a token68, bad base64, no token, a token that
+is neither NTLMSSP nor SPNEGO, a malformed message inside it, SPNEGO under the NTLM scheme) is a failed
+login with STATUS_INVALID_PARAMETER and a reason starting "malformed": 401/407 with a fresh offer, and the
+connection stays open with its handshake discarded. A malformed *request* (its head, its framing) is the
+transport's 400.
 """
 
 from __future__ import annotations
 
 import enum
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-from smb2auth._fsm import StateMachine
-from smb2auth.authority.consult import consult
+from smb2auth.authority.consult import consult_sync
 from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
 from smb2auth.events import flag_names
-from smb2auth.http.events import TRANSPORT, EventLog, LoginCallback, LoginEvent, emit
+from smb2auth.http._state import ConnEvent, ConnState, conn_next
+from smb2auth.http.events import TRANSPORT, EventLog, LoginCallback, LoginEvent
 from smb2auth.http.headers import (
     AuthScheme,
     Credentials,
@@ -31,13 +40,16 @@ from smb2auth.http.headers import (
     challenge_value,
     parse_authorization,
 )
-from smb2auth.ntlm.authority import AnyAuthority, ValidationResult
-from smb2auth.ntlm.events import Failed, HandshakeEvent, ValidationNeeded
+from smb2auth.ntlm.authority import Account, AnyAuthority, ValidationResult
+from smb2auth.ntlm.events import Complete, Failed, HandshakeError, HandshakeEvent, Send, ValidationNeeded
 from smb2auth.ntlm.messages import NegotiateFlags
 from smb2auth.status import NtStatus
 
-log = logging.getLogger("smb2auth.http")
-
+__all__ = [
+    "BasicClientFactory", "ConnEvent", "ConnState", "ConnectionAuth", "Decision", "HandshakeIdentity",
+    "HttpAuthConfig", "Identity", "InitiatorContext", "MechanismFactory", "Role", "ServerHandshake",
+    "SessionContext", "decide_sync",
+]
 
 class Role(enum.Enum):
     """An origin server answers 401 with WWW-Authenticate; an explicit proxy 407 with Proxy-Authenticate
@@ -63,27 +75,55 @@ class Role(enum.Enum):
         return "HTTP_AUTHORIZATION" if self is Role.ORIGIN else "HTTP_PROXY_AUTHORIZATION"
 
 
-class ServerMechanism(Protocol):
-    """What an NtlmServer or SpnegoServer offers: a token in, an event out (`receive`, `validation_done`),
-    or `step` for a synchronous authority."""
+@dataclass(frozen=True)
+class HandshakeIdentity:
+    """Whom a server handshake names, as far as it got: the AUTHENTICATE's names, the response kind and
+    flags the server decided, and once it completed, the account (guest, anonymous)."""
 
-    @property
-    def complete(self) -> bool: ...
+    user: str = ""
+    domain: str = ""
+    workstation: str = ""
+    response_kind: str | None = None
+    flags: int = 0
+    guest: bool = False
+    anonymous: bool = False
+    account: Account | None = None
+
+
+class SessionContext(Protocol):
+    """A completed security context's per-message protection (GSS_Wrap / GSS_Unwrap, MS-NLMP 3.4.3):
+    `wrap` gives signature || sealed data, `unwrap` checks and opens it. Sequence numbers advance each way."""
+
+    def wrap(self, data: bytes) -> bytes: ...
+
+    def unwrap(self, token: bytes) -> bytes: ...
+
+
+class ServerHandshake(SessionContext, Protocol):
+    """One server handshake behind a connection: tokens in, events out (smb2auth.ntlm.events), and whom it
+    names; once complete, its session context. `mechanisms.NtlmHandshake` wraps NtlmServer, or SpnegoServer
+    around it."""
 
     @property
     def authority(self) -> AnyAuthority: ...
-
-    def step(self, token: bytes) -> bytes | None: ...
 
     def receive(self, token: bytes) -> HandshakeEvent: ...
 
     def validation_done(self, ticket: int, result: ValidationResult) -> HandshakeEvent: ...
 
+    def identity(self) -> HandshakeIdentity: ...
 
-MechanismFactory = Callable[[AuthScheme, TokenKind], ServerMechanism]
-"""Builds a fresh server context for a handshake: raw NTLM, or SPNEGO around NTLM for `kind.is_spnego`."""
 
-BasicClientFactory = Callable[[str, str, str], Any]
+class InitiatorContext(Protocol):
+    """What an NtlmClient offers: `step(None)` gives the NEGOTIATE, `step(challenge)` the AUTHENTICATE."""
+
+    def step(self, token: bytes | None) -> bytes | None: ...
+
+
+MechanismFactory = Callable[[AuthScheme, TokenKind], ServerHandshake]
+"""Builds a fresh server handshake: raw NTLM, or SPNEGO around NTLM for `kind.is_spnego`."""
+
+BasicClientFactory = Callable[[str, str, str], InitiatorContext]
 """(user, domain, password) -> an NTLM client context; Basic credentials are checked by running the
 NTLM handshake in-process against the same authority, so the authority never sees a password."""
 
@@ -101,23 +141,29 @@ class Identity:
     authenticated_at: float
     guest: bool = False
     anonymous: bool = False
-    account: Any = None
+    account: Account | None = None
 
     @property
     def qualified_name(self) -> str:
         return f"{self.domain}\\{self.user}" if self.domain else self.user
 
+    @property
+    def groups(self) -> tuple[str, ...]:
+        return self.account.groups if self.account is not None else ()
+
 
 @dataclass(frozen=True)
 class Decision:
     """`status` None lets the request through (with `identity`); otherwise the response to send.
-    `headers` go on the response either way (a final Negotiate token rides on the 200)."""
+    `headers` go on the response either way (a final Negotiate token rides on the 200). `login` is the
+    attempt's login event, for the transport to log and hand on; None when no login was attempted."""
 
     status: int | None
     headers: tuple[tuple[str, str], ...] = ()
     identity: Identity | None = None
     close: bool = False
     reason: str = ""
+    login: LoginEvent | None = None
 
     @property
     def allowed(self) -> bool:
@@ -126,7 +172,9 @@ class Decision:
 
 @dataclass
 class HttpAuthConfig:
-    """Server-wide settings shared by every connection."""
+    """Server-wide settings shared by every connection. `on_login` is where the transports send the
+    login events (an EventLog, or a callback after logging). `allowed_groups`: an authenticated account in
+    none of them gets 403 (RFC 9110 15.5.4) on every request, as FortiGate picks by group."""
 
     factory: MechanismFactory
     role: Role = Role.ORIGIN
@@ -138,76 +186,34 @@ class HttpAuthConfig:
     close_after_first_challenge: bool = False
     on_login: EventLog | LoginCallback | None = None
     clock: Callable[[], float] = field(default=time.time)
+    allowed_groups: tuple[str, ...] = ()
+
+    def permits(self, identity: Identity) -> bool:
+        """With `allowed_groups`, only members of one of them (compared casefolded) get through."""
+        if not self.allowed_groups:
+            return True
+        wanted = {g.casefold() for g in self.allowed_groups}
+        return any(g.casefold() in wanted for g in identity.groups)
 
     def offered(self) -> tuple[AuthScheme, ...]:
         extra = (AuthScheme.BASIC,) if self.basic and self.basic_client is not None else ()
         return tuple(s for s in self.schemes if s is not AuthScheme.BASIC) + extra
 
 
-class ConnState(enum.Enum):
-    IDLE = "idle"
-    HANDSHAKE = "handshake"
-    AUTHENTICATED = "authenticated"
-
-
-class ConnEvent(enum.Enum):
-    START = "initial token"
-    CONTINUE = "token accepted, more needed"
-    COMPLETE = "handshake complete"
-    FAIL = "handshake failed"
-    ABANDON = "request without credentials"
-    EXPIRE = "authentication timed out"
-    ORPHAN = "continuation token without a handshake"
-
-
-_TRANSITIONS: dict[tuple[ConnState, ConnEvent], ConnState] = {
-    (ConnState.IDLE, ConnEvent.START): ConnState.HANDSHAKE,
-    (ConnState.IDLE, ConnEvent.COMPLETE): ConnState.AUTHENTICATED,
-    (ConnState.IDLE, ConnEvent.FAIL): ConnState.IDLE,
-    (ConnState.IDLE, ConnEvent.ABANDON): ConnState.IDLE,
-    (ConnState.IDLE, ConnEvent.ORPHAN): ConnState.IDLE,
-    (ConnState.HANDSHAKE, ConnEvent.START): ConnState.HANDSHAKE,
-    (ConnState.HANDSHAKE, ConnEvent.CONTINUE): ConnState.HANDSHAKE,
-    (ConnState.HANDSHAKE, ConnEvent.COMPLETE): ConnState.AUTHENTICATED,
-    (ConnState.HANDSHAKE, ConnEvent.FAIL): ConnState.IDLE,
-    (ConnState.HANDSHAKE, ConnEvent.ABANDON): ConnState.IDLE,
-    (ConnState.HANDSHAKE, ConnEvent.EXPIRE): ConnState.IDLE,
-    (ConnState.HANDSHAKE, ConnEvent.ORPHAN): ConnState.IDLE,
-    (ConnState.AUTHENTICATED, ConnEvent.START): ConnState.HANDSHAKE,
-    (ConnState.AUTHENTICATED, ConnEvent.COMPLETE): ConnState.AUTHENTICATED,
-    (ConnState.AUTHENTICATED, ConnEvent.FAIL): ConnState.IDLE,
-    (ConnState.AUTHENTICATED, ConnEvent.EXPIRE): ConnState.IDLE,
-    (ConnState.AUTHENTICATED, ConnEvent.ORPHAN): ConnState.IDLE,
-}
-"""Per-connection transitions; START with an initial token (NTLM NEGOTIATE or SPNEGO NegTokenInit)
-always restarts the handshake, whatever state the connection is in."""
-_MACHINE = StateMachine("HTTP auth", _TRANSITIONS)
-
-
 @dataclass
-class _Pending:
-    """A token that needs the mechanism (or a Basic credential that needs the NTLM loopback)."""
+class _Waiting:
+    """The handshake whose token awaits the authority; `basic` names the user of a Basic credential."""
 
-    creds: Credentials
-    mech: ServerMechanism
-
-
-def _inner(mech: object) -> object:
-    """The NTLM context under a SPNEGO one, for identity attributes."""
-    if hasattr(mech, "user"):
-        return mech
-    for name in ("mech", "ntlm", "context"):
-        inner = getattr(mech, name, None)
-        if inner is not None and hasattr(inner, "user"):
-            return inner
-    return mech
+    handshake: ServerHandshake
+    scheme: AuthScheme
+    basic_user: str = ""
 
 
-def _str_attr(obj: object, name: str) -> str:
-    value = getattr(obj, name, "")
-    if value is None:
-        return ""
-    return str(getattr(value, "value", value))
+def _failure(error: HandshakeError) -> tuple[NtStatus, str]:
+    """A failed handshake's status and reason, as the login event reports them."""
+    if isinstance(error, AuthenticationError):
+        return error.status, error.reason
+    return error.status, f"malformed: {error}"
 
 
 class ConnectionAuth:
@@ -218,23 +224,85 @@ class ConnectionAuth:
         self.client = client
         self.state = ConnState.IDLE
         self.identity: Identity | None = None
-        self._mech: ServerMechanism | None = None
+        self._handshake: ServerHandshake | None = None
         self._scheme: AuthScheme | None = None
         self._started_at = 0.0
         self._challenged = False
+        self._waiting: _Waiting | None = None
+        self._context: SessionContext | None = None
 
     def __repr__(self) -> str:
         return f"ConnectionAuth(client={self.client!r}, state={self.state.name}, identity={self.identity!r})"
 
+    @property
+    def context(self) -> SessionContext | None:
+        """The security context of the handshake that authenticated this connection, bound to it while it
+        stays authenticated (WinRM's message encryption runs on it, MS-WSMV 2.2.9.1); None after Basic."""
+        return self._context if self.state is ConnState.AUTHENTICATED else None
+
+    @property
+    def authority(self) -> AnyAuthority:
+        """The authority to consult for the pending ValidationNeeded."""
+        if self._waiting is None:
+            raise ProtocolStateError(f"HTTP auth in state {self.state.value}: no validation pending")
+        return self._waiting.handshake.authority
+
+    # -- public ----------------------------------------------------------------------------------
+
+    def receive(self, header: str | None) -> Decision | ValidationNeeded:
+        """Decide one request from its (Proxy-)Authorization value, or ask for the authority's answer."""
+        if self._waiting is not None:
+            raise ProtocolStateError(
+                f"HTTP auth in state {self.state.value}: a request while the authority is consulted"
+            )
+        self._expire()
+        if header is None or not header.strip():
+            if self.state is ConnState.AUTHENTICATED and self.identity is not None:
+                return self._let_through(self.identity)
+            self._abandon()
+            return self._offer("no credentials")
+        try:
+            creds = parse_authorization(header)
+        except UnsupportedScheme as exc:
+            self._abandon()
+            return self._offer(exc.reason)
+        except MalformedMessage as exc:
+            return self._refused(exc.status, f"malformed credential: {exc.reason}", "?")
+        if creds.scheme not in self.config.offered():
+            self._abandon()
+            return self._offer(f"scheme {creds.scheme.value} not offered")
+        if creds.scheme is AuthScheme.BASIC:
+            return self._basic(creds)
+        return self._token(creds)
+
+    def validation_done(self, ticket: int, result: ValidationResult) -> Decision:
+        """The authority's answer to the ValidationNeeded with this `ticket`."""
+        waiting = self._waiting
+        if waiting is None:
+            raise ProtocolStateError(f"HTTP auth in state {self.state.value}: no validation pending")
+        self._waiting = None
+        event = waiting.handshake.validation_done(ticket, result)
+        if isinstance(event, ValidationNeeded):
+            error = ProtocolStateError("HTTP auth: a second validation for one token")
+            event = Failed(error)
+        if waiting.scheme is AuthScheme.BASIC:
+            return self._basic_done(waiting, event)
+        return self._after(waiting.handshake, waiting.scheme, event)
+
     # -- state ----------------------------------------------------------------------------------
 
     def _to(self, event: ConnEvent) -> None:
-        nxt = _MACHINE.next(self.state, event)
+        nxt = conn_next(self.state, event)
         self.state = nxt
         if nxt is not ConnState.HANDSHAKE:
-            self._mech = None
+            self._handshake = None
         if nxt is not ConnState.AUTHENTICATED:
             self.identity = None
+            self._context = None
+
+    def _abandon(self) -> None:
+        if self.state is ConnState.HANDSHAKE:
+            self._to(ConnEvent.ABANDON)
 
     def _expire(self) -> None:
         timeout = self.config.auth_timeout
@@ -246,215 +314,159 @@ class ConnectionAuth:
 
     # -- responses ------------------------------------------------------------------------------
 
-    def _offer(self, reason: str) -> Decision:
+    def _offer(self, reason: str, login: LoginEvent | None = None) -> Decision:
         cfg = self.config
         name = cfg.role.challenge_header
         headers = tuple((name, challenge_value(s, realm=cfg.realm)) for s in cfg.offered())
         close = cfg.close_after_first_challenge and not self._challenged
         self._challenged = True
-        return Decision(cfg.role.status, headers, close=close, reason=reason)
+        return Decision(cfg.role.status, headers, close=close, reason=reason, login=login)
 
-    def _event(
-        self, status: NtStatus, reason: str, scheme: str, mech: object | None = None, *, user: str = ""
-    ) -> None:
-        inner = _inner(mech) if mech is not None else None
-        emit(
-            LoginEvent(
-                transport=TRANSPORT,
-                client_address=self.client,
-                user=_str_attr(inner, "user") or user,
-                domain=_str_attr(inner, "domain"),
-                workstation=_str_attr(inner, "workstation"),
-                status=status.name,
-                reason=reason,
-                dialect=scheme,
-                response_kind=_str_attr(inner, "response_kind") or None,
-                ntlm_flags=flag_names(NegotiateFlags, int(getattr(inner, "negotiated_flags", 0) or 0)),
-                guest=bool(getattr(inner, "is_guest", False)),
-                anonymous=bool(getattr(inner, "is_anonymous", False)),
-                time=self.config.clock(),
-            ),
-            self.config.on_login,
+    def _let_through(
+        self, identity: Identity, headers: tuple[tuple[str, str], ...] = (), login: LoginEvent | None = None
+    ) -> Decision:
+        """The request goes on with `identity`, or 403 when its groups are not allowed."""
+        if not self.config.permits(identity):
+            return Decision(403, headers, identity=identity, reason="not in an allowed group", login=login)
+        return Decision(None, headers, identity=identity, login=login)
+
+    def _login(
+        self, status: NtStatus, reason: str, scheme: str, who: HandshakeIdentity | None = None, user: str = ""
+    ) -> LoginEvent:
+        who = who if who is not None else HandshakeIdentity()
+        return LoginEvent(
+            transport=TRANSPORT,
+            client_address=self.client,
+            user=who.user or user,
+            domain=who.domain,
+            workstation=who.workstation,
+            status=status.name,
+            reason=reason,
+            dialect=scheme,
+            response_kind=who.response_kind,
+            ntlm_flags=flag_names(NegotiateFlags, who.flags),
+            guest=who.guest,
+            anonymous=who.anonymous,
+            groups=who.account.groups if who.account is not None else (),
+            time=self.config.clock(),
         )
 
-    def _identity(self, mech: object, scheme: AuthScheme) -> Identity:
-        inner = _inner(mech)
-        account = getattr(inner, "account", None) or getattr(mech, "account", None)
-        user = _str_attr(inner, "user") or _str_attr(account, "username")
-        domain = _str_attr(inner, "domain") or _str_attr(account, "domain")
+    def _refused(
+        self, status: NtStatus, reason: str, scheme: str, who: HandshakeIdentity | None = None, user: str = ""
+    ) -> Decision:
+        """A failed login attempt: its event, the handshake gone, and a fresh offer."""
+        login = self._login(status, reason, scheme, who, user)
+        if self.state is not ConnState.IDLE:
+            self._to(ConnEvent.FAIL)
+        return self._offer(reason, login)
+
+    def _identity(self, who: HandshakeIdentity, scheme: AuthScheme) -> Identity:
+        account = who.account
         return Identity(
-            user=user,
-            domain=domain,
-            workstation=_str_attr(inner, "workstation"),
+            user=who.user or (account.username if account is not None else ""),
+            domain=who.domain or (account.domain if account is not None else ""),
+            workstation=who.workstation,
             scheme=scheme,
-            response_kind=_str_attr(inner, "response_kind"),
-            flags=int(getattr(inner, "negotiated_flags", 0) or 0),
+            response_kind=who.response_kind or "",
+            flags=who.flags,
             authenticated_at=self.config.clock(),
-            guest=bool(getattr(inner, "is_guest", False)),
-            anonymous=bool(getattr(inner, "is_anonymous", False)),
+            guest=who.guest,
+            anonymous=who.anonymous,
             account=account,
         )
 
-    # -- the two halves around the mechanism ----------------------------------------------------
+    # -- NTLM / Negotiate tokens ----------------------------------------------------------------
 
-    def _prepare(self, header: str | None) -> Decision | _Pending | tuple[Credentials, list[Any]]:
-        self._expire()
-        cfg = self.config
-        if header is None or not header.strip():
-            if self.state is ConnState.AUTHENTICATED and self.identity is not None:
-                return Decision(None, identity=self.identity)
-            if self.state is ConnState.HANDSHAKE:
-                self._to(ConnEvent.ABANDON)
-            return self._offer("no credentials")
-        try:
-            creds = parse_authorization(header)
-        except UnsupportedScheme as exc:
-            if self.state is ConnState.HANDSHAKE:
-                self._to(ConnEvent.ABANDON)
-            return self._offer(exc.reason)
-        except MalformedMessage as exc:
-            self._event(exc.status, f"malformed header: {exc}", "?")
-            if self.state is not ConnState.IDLE:
-                self._to(ConnEvent.FAIL)
-            return Decision(400, reason=str(exc), close=True)
-        if creds.scheme not in cfg.offered():
-            if self.state is ConnState.HANDSHAKE:
-                self._to(ConnEvent.ABANDON)
-            return self._offer(f"scheme {creds.scheme.value} not offered")
-        if creds.scheme is AuthScheme.BASIC:
-            return self._basic(creds)
-        kind = creds.kind
-        if creds.scheme is AuthScheme.NTLM and kind.is_spnego:
-            self._event(NtStatus.STATUS_INVALID_PARAMETER, "malformed: SPNEGO under NTLM", "NTLM")
-            if self.state is not ConnState.IDLE:
-                self._to(ConnEvent.FAIL)
-            return self._offer("SPNEGO token under the NTLM scheme")
+    def _token(self, creds: Credentials) -> Decision | ValidationNeeded:
+        scheme, kind = creds.scheme, creds.kind
+        if scheme is AuthScheme.NTLM and kind.is_spnego:
+            return self._refused(NtStatus.STATUS_INVALID_PARAMETER, "malformed: SPNEGO under NTLM", "NTLM")
         if kind.is_initial:
             self._to(ConnEvent.START)
-            self._mech = cfg.factory(creds.scheme, kind)
-            self._scheme = creds.scheme
-            self._started_at = cfg.clock()
-        elif self.state is not ConnState.HANDSHAKE or self._scheme is not creds.scheme or self._mech is None:
-            self._event(
-                NtStatus.STATUS_INVALID_PARAMETER,
-                "continuation token without a handshake on this connection", creds.scheme.value,
-            )
+            self._handshake = self.config.factory(scheme, kind)
+            self._scheme = scheme
+            self._started_at = self.config.clock()
+        elif self.state is not ConnState.HANDSHAKE or self._scheme is not scheme or self._handshake is None:
+            login = self._login(NtStatus.STATUS_INVALID_PARAMETER,
+                                "continuation token without a handshake on this connection", scheme.value)
             self._to(ConnEvent.ORPHAN)
-            return self._offer("continuation token on a connection without a handshake")
-        assert self._mech is not None
-        return _Pending(creds, self._mech)
+            return self._offer("continuation token on a connection without a handshake", login)
+        assert self._handshake is not None
+        handshake = self._handshake
+        event = handshake.receive(creds.token)
+        if isinstance(event, ValidationNeeded):
+            self._waiting = _Waiting(handshake, scheme)
+            return event
+        return self._after(handshake, scheme, event)
 
-    def _finish(self, pending: _Pending, out: bytes | None, error: Exception | None) -> Decision:
+    def _after(self, handshake: ServerHandshake, scheme: AuthScheme, event: HandshakeEvent) -> Decision:
         cfg = self.config
-        scheme = pending.creds.scheme
-        mech = pending.mech
-        if error is not None:
-            if isinstance(error, AuthenticationError):
-                status, reason = error.status, error.reason
-            elif isinstance(error, (MalformedMessage, ProtocolStateError)):
-                status, reason = error.status, f"malformed: {error}"
-            else:
-                log.error("HTTP auth: mechanism raised", exc_info=error)
-                status, reason = NtStatus.STATUS_INTERNAL_ERROR, repr(error)
-            self._event(status, reason, scheme.value, mech)
-            self._to(ConnEvent.FAIL)
-            return self._offer(reason)
-        if mech.complete:
-            identity = self._identity(mech, scheme)
-            self._event(NtStatus.STATUS_SUCCESS, "", scheme.value, mech)
+        who = handshake.identity()
+        if isinstance(event, Failed):
+            status, reason = _failure(event.error)
+            return self._refused(status, reason, scheme.value, who)
+        if isinstance(event, Complete):
+            identity = self._identity(who, scheme)
+            login = self._login(NtStatus.STATUS_SUCCESS, "", scheme.value, who)
             self._to(ConnEvent.COMPLETE)
             self.identity = identity
+            self._context = handshake
             # RFC 4559 5: a final Negotiate token rides on the successful response
+            out = event.token
             headers = ((cfg.role.challenge_header, challenge_value(scheme, out)),) if out else ()
-            return Decision(None, headers, identity=identity)
-        if not out:
-            self._event(NtStatus.STATUS_INTERNAL_ERROR, "mechanism produced no token", scheme.value, mech)
-            self._to(ConnEvent.FAIL)
-            return self._offer("mechanism produced no token")
+            return self._let_through(identity, headers, login)
+        assert isinstance(event, Send)
+        if not event.token:
+            return self._refused(NtStatus.STATUS_INTERNAL_ERROR, "mechanism produced no token", scheme.value,
+                                 who)
         self._to(ConnEvent.CONTINUE)
-        return Decision(cfg.role.status, ((cfg.role.challenge_header, challenge_value(scheme, out)),),
+        return Decision(cfg.role.status, ((cfg.role.challenge_header, challenge_value(scheme, event.token)),),
                         reason="challenge")
 
     # -- Basic: the NTLM handshake run in-process ------------------------------------------------
 
-    def _basic(self, creds: Credentials) -> tuple[Credentials, list[Any]] | Decision:
-        assert self.config.basic_client is not None
+    def _basic(self, creds: Credentials) -> Decision | ValidationNeeded:
+        factory = self.config.basic_client
+        assert factory is not None
         user, domain = creds.username, ""
         for sep in ("\\", "/"):
             if sep in user:
                 domain, user = user.split(sep, 1)
                 break
-        client = self.config.basic_client(user, domain, creds.password)
-        server = self.config.factory(AuthScheme.NTLM, TokenKind.NTLM_NEGOTIATE)
-        return creds, [client, server]
+        client = factory(user, domain, creds.password)
+        handshake = self.config.factory(AuthScheme.NTLM, TokenKind.NTLM_NEGOTIATE)
+        waiting = _Waiting(handshake, AuthScheme.BASIC, creds.username)
+        try:
+            event = handshake.receive(client.step(None) or b"")
+            if isinstance(event, Send):
+                event = handshake.receive(client.step(event.token) or b"")
+        except (AuthenticationError, MalformedMessage, ProtocolStateError) as exc:
+            event = Failed(exc)
+        if isinstance(event, ValidationNeeded):
+            self._waiting = waiting
+            return event
+        return self._basic_done(waiting, event)
 
-    def _basic_finish(self, creds: Credentials, server: object, error: Exception | None) -> Decision:
-        if error is None and getattr(server, "complete", False):
-            identity = self._identity(server, AuthScheme.BASIC)
-            self._event(NtStatus.STATUS_SUCCESS, "", "Basic", server)
-            if self.state is ConnState.HANDSHAKE:
-                self._to(ConnEvent.ABANDON)
+    def _basic_done(self, waiting: _Waiting, event: HandshakeEvent) -> Decision:
+        who = waiting.handshake.identity()
+        if isinstance(event, Complete):
+            identity = self._identity(who, AuthScheme.BASIC)
+            login = self._login(NtStatus.STATUS_SUCCESS, "", "Basic", who)
+            self._abandon()
             self._to(ConnEvent.COMPLETE)
             self.identity = identity
-            return Decision(None, identity=identity)
-        if isinstance(error, AuthenticationError):
-            status, reason = error.status, error.reason
+            self._context = None
+            return self._let_through(identity, login=login)
+        if isinstance(event, Failed):
+            status, reason = _failure(event.error)
         else:
-            status, reason = NtStatus.STATUS_LOGON_FAILURE, str(error) if error else "incomplete"
-        self._event(status, reason, "Basic", server, user=creds.username)
-        if self.state is not ConnState.IDLE:
-            self._to(ConnEvent.FAIL)
-        return self._offer(reason)
-
-    # -- public ----------------------------------------------------------------------------------
-
-    def handle(self, header: str | None) -> Decision:
-        """Decide one request from its (Proxy-)Authorization value, running a synchronous authority."""
-        prepared = self._prepare(header)
-        if isinstance(prepared, Decision):
-            return prepared
-        if isinstance(prepared, tuple):
-            creds, (client, server) = prepared
-            try:
-                token = client.step(None)
-                token = client.step(server.step(token))
-                server.step(token)
-            except Exception as exc:  # reported as a login failure, never a traceback
-                return self._basic_finish(creds, server, exc)
-            return self._basic_finish(creds, server, None)
-        try:
-            out = prepared.mech.step(prepared.creds.token)
-        except Exception as exc:
-            return self._finish(prepared, None, exc)
-        return self._finish(prepared, out, None)
-
-    async def ahandle(self, header: str | None) -> Decision:
-        """Decide one request, awaiting the mechanism's authority (either kind) when it asks for one."""
-        prepared = self._prepare(header)
-        if isinstance(prepared, Decision):
-            return prepared
-        if isinstance(prepared, tuple):
-            creds, (client, server) = prepared
-            try:
-                token = client.step(None)
-                token = client.step(await _astep(server, token))
-                await _astep(server, token)
-            except Exception as exc:
-                return self._basic_finish(creds, server, exc)
-            return self._basic_finish(creds, server, None)
-        try:
-            out = await _astep(prepared.mech, prepared.creds.token)
-        except Exception as exc:
-            return self._finish(prepared, None, exc)
-        return self._finish(prepared, out, None)
+            status, reason = NtStatus.STATUS_LOGON_FAILURE, "incomplete"
+        return self._refused(status, reason, "Basic", who, user=waiting.basic_user)
 
 
-async def _astep(mech: ServerMechanism, token: bytes) -> bytes | None:
-    """The mechanism's events carried out, awaiting its authority in between; a failure raises its error."""
-    event = mech.receive(token)
-    if isinstance(event, ValidationNeeded):
-        event = mech.validation_done(event.ticket, await consult(mech.authority, event.request))
-    if isinstance(event, Failed):
-        raise event.error
-    assert not isinstance(event, ValidationNeeded)
-    return event.token
+def decide_sync(auth: ConnectionAuth, header: str | None) -> Decision:
+    """`receive`, with a synchronous authority consulted inline (as server/inline.py does for SMB2)."""
+    decision = auth.receive(header)
+    if isinstance(decision, ValidationNeeded):
+        return auth.validation_done(decision.ticket, consult_sync(auth.authority, decision.request))
+    return decision

@@ -1,13 +1,16 @@
 """An asyncio forward proxy that demands NTLM/Negotiate (407) before forwarding or tunnelling.
 
-Plain HTTP requests in absolute-URI form (RFC 9112 3.2.2) are forwarded to the origin, one upstream
-connection per request; CONNECT (RFC 9110 9.3.6) opens a tunnel after authentication and pumps bytes
-both ways. The authenticated identity stays bound to the client connection (as WSA/FortiGate do),
-so later requests on it need no new handshake until `auth_timeout` passes.
+Plain HTTP requests in absolute-URI form (RFC 9112 3.2.2) are forwarded to the origin over HTTP/1.1
+upstream connections kept alive per client connection, and pinned to it once the origin authenticates
+with NTLM or Negotiate (upstream.py; the proxy then says `Proxy-Support: Session-Based-Authentication`).
+CONNECT (RFC 9110 9.3.6) opens a tunnel after authentication and pumps bytes both ways. The authenticated
+identity stays bound to the client connection (as WSA/FortiGate do), so later requests on it need no new
+handshake until `auth_timeout` passes.
 
 An explicit proxy answers 407 with Proxy-Authenticate; configured with Role.ORIGIN it behaves as a
 transparent (intercepting) proxy, which must answer 401 with WWW-Authenticate since the client does
-not know it is there.
+not know it is there. Malformed credentials follow the binding's one rule (smb2auth.http.auth): a failed
+login, 407 with a fresh offer, the connection kept; a malformed request head is 400 and closes.
 """
 
 from __future__ import annotations
@@ -18,96 +21,42 @@ import logging
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from smb2auth.authority.consult import consult
 from smb2auth.http.auth import ConnectionAuth, Decision, HttpAuthConfig, Role
+from smb2auth.http.events import emit
+from smb2auth.http.upstream import Upstream, UpstreamPool
+from smb2auth.http.wire import (
+    CHUNK,
+    MAX_HEAD,
+    Activity,
+    BadRequest,
+    Head,
+    content_length,
+    parse_head,
+    pump,
+    read_head,
+    relay_chunked,
+    relay_exactly,
+    within,
+)
 from smb2auth.http.wsgi import RunningServer
+from smb2auth.ntlm.events import ValidationNeeded
+
+__all__ = ["BadRequest", "Head", "NtlmProxy", "parse_head", "read_head", "running_proxy", "serve_proxy"]
 
 log = logging.getLogger("smb2auth.http.proxy")
 
-MAX_HEAD = 64 * 1024
 MAX_BODY = 64 * 1024 * 1024
 MAX_UNAUTHENTICATED_BODY = 64 * 1024
-CHUNK = 64 * 1024
 # RFC 9110 7.6.1: hop-by-hop fields are not forwarded
 _HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
     "trailer", "transfer-encoding", "upgrade",
 })
-
-
-class BadRequest(Exception):
-    def __init__(self, status: int, reason: str) -> None:
-        self.status = status
-        self.reason = reason
-        super().__init__(f"{status} {reason}")
-
-
-@dataclass
-class Head:
-    """A parsed request or response head: the start line split in three, and the fields in order."""
-
-    start: tuple[str, str, str]
-    fields: list[tuple[str, str]] = field(default_factory=list)
-
-    def get(self, name: str) -> str | None:
-        values = [v for k, v in self.fields if k.lower() == name.lower()]
-        return ", ".join(values) if values else None
-
-    def tokens(self, name: str) -> set[str]:
-        return {t.strip().lower() for t in (self.get(name) or "").split(",") if t.strip()}
-
-
-def parse_head(data: bytes) -> Head:
-    """Parse a head ending in CRLFCRLF (RFC 9112 2-5); raises BadRequest(400)."""
-    try:
-        text = data.decode("latin-1")
-    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes everything
-        raise BadRequest(400, "undecodable head") from None
-    lines = text.split("\r\n")
-    while lines and lines[-1] == "":
-        lines.pop()
-    if not lines:
-        raise BadRequest(400, "empty head")
-    parts = lines[0].split(" ", 2)
-    if len(parts) != 3:
-        raise BadRequest(400, "bad start line")
-    head = Head((parts[0], parts[1], parts[2]))
-    for line in lines[1:]:
-        # RFC 9112 5.2: obsolete line folding is rejected with 400
-        if line[:1] in (" ", "\t"):
-            raise BadRequest(400, "obsolete line folding")
-        name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip() or any(c in name for c in " \t"):
-            raise BadRequest(400, "bad header field")
-        head.fields.append((name, value.strip(" \t")))
-    return head
-
-
-async def read_head(reader: asyncio.StreamReader) -> bytes | None:
-    """The bytes of one head, or None at a clean EOF before any byte."""
-    try:
-        return await reader.readuntil(b"\r\n\r\n")
-    except asyncio.IncompleteReadError as exc:
-        if not exc.partial.strip():
-            return None
-        raise BadRequest(400, "truncated head") from None
-    except asyncio.LimitOverrunError:
-        raise BadRequest(431, "head too large") from None
-
-
-def _content_length(head: Head) -> int:
-    value = head.get("Content-Length")
-    if value is None:
-        return 0
-    try:
-        lengths = {int(v.strip()) for v in value.split(",")}
-    except ValueError:
-        raise BadRequest(400, "bad Content-Length") from None
-    # RFC 9112 6.3: differing Content-Length values are an unrecoverable framing error
-    if len(lengths) != 1 or min(lengths) < 0:
-        raise BadRequest(400, "bad Content-Length")
-    return lengths.pop()
+_CONNECTION_AUTH = ("ntlm", "negotiate")
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 
 @dataclass
@@ -155,11 +104,15 @@ def _response(ex: _Exchange, status: int, reason: str, headers: tuple[tuple[str,
 _REASONS = {400: "Bad Request", 407: "Proxy Authentication Required", 401: "Unauthorized",
             403: "Forbidden", 411: "Length Required", 413: "Content Too Large", 431:
             "Request Header Fields Too Large", 501: "Not Implemented", 502: "Bad Gateway",
-            504: "Gateway Timeout"}
+            503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
 class NtlmProxy:
-    """The proxy's connection handler; `serve()` or `running_proxy()` put it on a socket."""
+    """The proxy's connection handler; `serve()` or `running_proxy()` put it on a socket.
+    `upstream_idle` and `max_idle_upstreams` bound each client connection's pool of kept-alive upstream
+    connections; `opened_upstreams` counts the upstream connections opened so far. `identity_header`
+    (as WSA's X-Authenticated-User) names a request field the proxy sets to DOMAIN\\user for the origin;
+    a client's own copy of it is never forwarded."""
 
     def __init__(
         self,
@@ -168,11 +121,18 @@ class NtlmProxy:
         allow_target: Callable[[str, int], bool] | None = None,
         connect_timeout: float = 10.0,
         idle_timeout: float = 60.0,
+        upstream_idle: float = 30.0,
+        max_idle_upstreams: int = 4,
+        identity_header: str | None = None,
     ) -> None:
         self.config = config
         self.allow_target = allow_target
         self.connect_timeout = connect_timeout
         self.idle_timeout = idle_timeout
+        self.upstream_idle = upstream_idle
+        self.max_idle_upstreams = max_idle_upstreams
+        self.identity_header = identity_header
+        self.opened_upstreams = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -181,9 +141,10 @@ class NtlmProxy:
             self._tasks.add(task)
         peer = writer.get_extra_info("peername") or ("?", 0)
         auth = ConnectionAuth(self.config, f"{peer[0]}:{peer[1]}")
+        pool = UpstreamPool(self._open, max_idle=self.max_idle_upstreams, idle_timeout=self.upstream_idle)
         ex = _Exchange()
         try:
-            while await self._one_request(reader, writer, auth, ex):
+            while await self._one_request(reader, writer, auth, pool, ex):
                 pass
         except BadRequest as exc:
             with contextlib.suppress(ConnectionError):
@@ -197,18 +158,29 @@ class NtlmProxy:
         except Exception:
             log.exception("proxy: connection from %s failed", auth.client)
         finally:
+            await pool.close()
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
             if task is not None:
                 self._tasks.discard(task)
 
+    async def _decide(self, auth: ConnectionAuth, header: str | None) -> Decision:
+        """The request's Decision, awaiting the authority in between; its login event emitted."""
+        decision = auth.receive(header)
+        if isinstance(decision, ValidationNeeded):
+            result = await consult(auth.authority, decision.request)
+            decision = auth.validation_done(decision.ticket, result)
+        if decision.login is not None:
+            emit(decision.login, self.config.on_login)
+        return decision
+
     async def _one_request(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, auth: ConnectionAuth,
-        ex: _Exchange,
+        pool: UpstreamPool, ex: _Exchange,
     ) -> bool:
         ex.method, ex.close, ex.http10, ex.proxy_connection = "", False, False, False
-        raw = await asyncio.wait_for(read_head(reader), self.idle_timeout)
+        raw = await within(self.idle_timeout, read_head(reader))
         if raw is None:
             return False
         head = parse_head(raw)
@@ -218,15 +190,15 @@ class NtlmProxy:
             raise BadRequest(400, "unsupported HTTP version")
         if "chunked" in head.tokens("Transfer-Encoding"):
             raise BadRequest(411, "chunked request bodies are not supported")
-        length = _content_length(head)
+        length = content_length(head)
         expects = "100-continue" in head.tokens("Expect")
         client_close = ex.close
-        decision = await auth.ahandle(head.get(self.config.role.credentials_header))
+        decision = await self._decide(auth, head.get(self.config.role.credentials_header))
         if not decision.allowed:
             # answered from the head alone: a small body is then skipped, otherwise the connection ends
             # (RFC 9110 10.1.1: a client expecting 100-continue may never send it)
             status = decision.status or 500
-            close = decision.close or client_close or status == 400 or (
+            close = decision.close or client_close or (
                 length > 0 and (expects or length > MAX_UNAUTHENTICATED_BODY))
             writer.write(_response(ex, status, _REASONS.get(status, "Error"), decision.headers, close=close))
             await writer.drain()
@@ -241,15 +213,17 @@ class NtlmProxy:
             await writer.drain()
         body = await self._read_body(reader, length)
         if method == "CONNECT":
+            if pool.pinned is not None:
+                raise BadRequest(400, "CONNECT on a connection pinned to an origin")
             await self._tunnel(ex, target, reader, writer, auth, decision)
             return False
-        return await self._forward(ex, head, body, writer, decision) and not client_close
+        return await self._forward(ex, head, body, writer, pool, decision) and not client_close
 
     async def _read_body(self, reader: asyncio.StreamReader, length: int) -> bytes:
         """`length` bytes of request body, each piece within the idle timeout."""
         parts: list[bytes] = []
         while length > 0:
-            part = await asyncio.wait_for(reader.readexactly(min(length, CHUNK)), self.idle_timeout)
+            part = await within(self.idle_timeout, reader.readexactly(min(length, CHUNK)))
             parts.append(part)
             length -= len(part)
         return b"".join(parts)
@@ -258,8 +232,10 @@ class NtlmProxy:
         return self.allow_target is None or self.allow_target(host, port)
 
     async def _open(self, host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        return await asyncio.wait_for(asyncio.open_connection(host, port, limit=MAX_HEAD),
-                                      self.connect_timeout)
+        opened = await asyncio.wait_for(asyncio.open_connection(host, port, limit=MAX_HEAD),
+                                        self.connect_timeout)
+        self.opened_upstreams += 1
+        return opened
 
     async def _tunnel(
         self, ex: _Exchange, target: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
@@ -289,20 +265,21 @@ class NtlmProxy:
                  auth.client)
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         await writer.drain()
-        activity = _Activity()
-        pumps = [asyncio.ensure_future(_pump(reader, up_writer, self.idle_timeout, activity=activity)),
-                 asyncio.ensure_future(_pump(up_reader, writer, self.idle_timeout, activity=activity))]
+        activity = Activity()
+        pumps = [asyncio.ensure_future(pump(reader, up_writer, self.idle_timeout, activity=activity)),
+                 asyncio.ensure_future(pump(up_reader, writer, self.idle_timeout, activity=activity))]
         try:
             await asyncio.gather(*pumps)
         finally:
-            for pump in pumps:
-                pump.cancel()
+            for task in pumps:
+                task.cancel()
             up_writer.close()
             with contextlib.suppress(Exception):
                 await up_writer.wait_closed()
 
     async def _forward(
-        self, ex: _Exchange, head: Head, body: bytes, writer: asyncio.StreamWriter, decision: Decision
+        self, ex: _Exchange, head: Head, body: bytes, writer: asyncio.StreamWriter, pool: UpstreamPool,
+        decision: Decision,
     ) -> bool:
         method, target, _ = head.start
         transparent = self.config.role is Role.ORIGIN
@@ -323,39 +300,86 @@ class NtlmProxy:
             writer.write(_response(ex, 403, "Forbidden"))
             await writer.drain()
             return True
+        origin = (url.hostname, port)
+        pinned = pool.pinned
+        if pinned is not None and pinned.origin != origin:
+            # RFC 4559 6: a client connection pinned to one origin's connection is never handed another
+            writer.write(_response(ex, 503, "Service Unavailable", close=True,
+                                   body=b"this connection is pinned to another origin\n"))
+            await writer.drain()
+            return False
         path = urllib.parse.urlunsplit(("", "", url.path or "/", url.query, ""))
         dropped = _HOP_BY_HOP | head.tokens("Connection") | {"expect", "content-length"}
         if transparent:
             dropped |= {"authorization"}
+        if self.identity_header:
+            dropped |= {self.identity_header.lower()}
         lines = [f"{method} {path} HTTP/1.1"]
         lines += [f"{k}: {v}" for k, v in head.fields if k.lower() not in dropped]
+        if self.identity_header and decision.identity is not None:
+            lines.append(f"{self.identity_header}: {decision.identity.qualified_name}")
         if head.get("Host") is None:
             lines.append(f"Host: {url.netloc.rpartition('@')[2]}")
         if body or method in ("POST", "PUT", "PATCH"):
             lines.append(f"Content-Length: {len(body)}")
-        lines.append("Connection: close")
-        try:
-            up_reader, up_writer = await self._open(url.hostname, port)
-        except (OSError, TimeoutError) as exc:
-            status = 504 if isinstance(exc, TimeoutError) else 502
-            writer.write(_response(ex, status, _REASONS[status]))
-            await writer.drain()
-            return True
-        try:
-            up_writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-            await up_writer.drain()
-            return await self._relay_response(ex, up_reader, writer, decision)
-        finally:
-            up_writer.close()
-            with contextlib.suppress(Exception):
-                await up_writer.wait_closed()
+        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        if pinned is not None:
+            if not pinned.usable:
+                # the pinned upstream closed: so does the client connection (upstream.py)
+                pool.give_back(pinned, False)
+                return False
+            return await self._exchange(ex, pinned, request, writer, pool, decision)
+        # RFC 9110 9.2.2: only an idempotent request may be retried when a kept-alive connection turns out
+        # closed; any other goes on a new connection (RFC 9112 9.3.1)
+        idempotent = method in _IDEMPOTENT
+        for attempt in range(2 if idempotent else 1):
+            try:
+                up = await pool.take(origin, fresh=attempt > 0 or not idempotent)
+            except (OSError, TimeoutError) as exc:
+                status = 504 if isinstance(exc, TimeoutError) else 502
+                writer.write(_response(ex, status, _REASONS[status]))
+                await writer.drain()
+                return True
+            with contextlib.suppress(_StaleUpstream):
+                return await self._exchange(ex, up, request, writer, pool, decision)
+        raise BadRequest(502, "upstream closed without a response")
 
-    async def _upstream_head(self, up: asyncio.StreamReader) -> tuple[Head, int]:
+    async def _exchange(
+        self, ex: _Exchange, up: Upstream, request: bytes, writer: asyncio.StreamWriter, pool: UpstreamPool,
+        decision: Decision,
+    ) -> bool:
+        """Send `request` on `up` and relay the response; `up` goes back to the pool, stays pinned, or is
+        closed. A reused, unpinned `up` that turns out closed raises _StaleUpstream."""
+        retryable = up.reused and up is not pool.pinned
+        reusable = False
+        try:
+            try:
+                up.writer.write(request)
+                await up.writer.drain()
+            except (ConnectionError, OSError):
+                if retryable:
+                    raise _StaleUpstream from None
+                raise
+            keep, reusable = await self._relay_response(ex, up, writer, pool, decision, retryable)
+            return keep
+        finally:
+            pool.give_back(up, reusable)
+
+    async def _upstream_head(self, up: Upstream, retryable: bool) -> tuple[Head, int]:
         """The upstream's final response head (1xx skipped); BadRequest when it is not one."""
+        first = True
         while True:
-            raw = await asyncio.wait_for(read_head(up), self.idle_timeout)
+            try:
+                raw = await within(self.idle_timeout, read_head(up.reader))
+            except ConnectionError:
+                if first and retryable:
+                    raise _StaleUpstream from None
+                raise
             if raw is None:
+                if first and retryable:
+                    raise _StaleUpstream
                 raise BadRequest(502, "upstream closed without a response")
+            first = False
             head = parse_head(raw)
             try:
                 status = int(head.start[1])
@@ -365,44 +389,73 @@ class NtlmProxy:
                 return head, status
 
     async def _relay_response(
-        self, ex: _Exchange, up: asyncio.StreamReader, writer: asyncio.StreamWriter, decision: Decision
-    ) -> bool:
+        self, ex: _Exchange, up: Upstream, writer: asyncio.StreamWriter, pool: UpstreamPool,
+        decision: Decision, retryable: bool,
+    ) -> tuple[bool, bool]:
+        """Relay one response; (the client connection goes on, the upstream one can carry another)."""
         try:
-            head, status = await self._upstream_head(up)
-            length_value = _content_length(head)
+            head, status = await self._upstream_head(up, retryable)
+            length_value = content_length(head)
         except (BadRequest, TimeoutError) as exc:
             # RFC 9110 15.6.3/15.6.5: a bad or missing upstream answer is the gateway's 502/504
             code = 504 if isinstance(exc, TimeoutError) else 502
             log.info("proxy: upstream for %s %s failed: %s", ex.method, ex.target, exc or "timeout")
             writer.write(_response(ex, code, _REASONS[code], close=True))
             await writer.drain()
-            return False
+            return False, False
+        up.served += 1
         chunked = "chunked" in head.tokens("Transfer-Encoding")
         bodyless = ex.method == "HEAD" or status in (204, 304) or 100 <= status < 200
         length = None if chunked or bodyless else head.get("Content-Length")
+        # RFC 9112 9.3: the upstream persists unless it says close (HTTP/1.0: unless it says keep-alive)
+        up_tokens = head.tokens("Connection")
+        upstream_close = (not chunked and length is None and not bodyless) or status == 101 or (
+            "close" in up_tokens or (head.start[0] == "HTTP/1.0" and "keep-alive" not in up_tokens))
+        if status == 401 and _connection_auth(head):
+            pool.pin(up)
+        pinned = up is pool.pinned
         # RFC 9112 7.1: no chunked coding to an HTTP/1.0 client: the bare body, ended by close
         dechunk = chunked and not bodyless and ex.http10
         until_close = not bodyless and ((not chunked and length is None) or dechunk)
-        dropped = _HOP_BY_HOP | head.tokens("Connection")
+        client_close = until_close or (pinned and upstream_close)
+        dropped = _HOP_BY_HOP | up_tokens
         lines = [f"HTTP/1.1 {head.start[1]} {head.start[2]}"]
         lines += [f"{k}: {v}" for k, v in head.fields if k.lower() not in dropped]
         lines += [f"{k}: {v}" for k, v in decision.headers]
+        if pinned:
+            # RFC 4559 6: the client may rely on this connection staying bound to the one upstream
+            lines.append("Proxy-Support: Session-Based-Authentication")
         if chunked and not bodyless and not dechunk:
             lines.append("Transfer-Encoding: chunked")
-        lines += ex.connection_lines(until_close)
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        # once the head is sent, an upstream that stalls or breaks only ends both connections
+        lines += ex.connection_lines(client_close)
+        out = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         timeout = self.idle_timeout
+        if length is not None and length_value <= CHUNK:
+            # a small body goes out with the head, in one segment; a stall or a break mid-body still sends
+            # what arrived and ends both connections, as below
+            try:
+                body = await within(timeout, up.reader.readexactly(length_value))
+            except asyncio.IncompleteReadError as exc:
+                writer.write(out + exc.partial)
+                raise ConnectionError("upstream closed mid-body") from None
+            except TimeoutError:
+                writer.write(out)
+                raise
+            writer.write(out + body)
+            await writer.drain()
+            return not client_close, not upstream_close
+        writer.write(out)
+        # once the head is sent, an upstream that stalls or breaks only ends both connections
         if bodyless:
             pass
         elif chunked:
-            await _relay_chunked(up, writer, timeout, dechunk=dechunk)
+            await relay_chunked(up.reader, writer, timeout, dechunk=dechunk)
         elif length is not None:
-            await _relay_exactly(up, writer, length_value, timeout)
+            await relay_exactly(up.reader, writer, length_value, timeout)
         else:
-            await _pump(up, writer, timeout, eof=False)
+            await pump(up.reader, writer, timeout, eof=False)
         await writer.drain()
-        return not until_close
+        return not client_close, not upstream_close
 
     async def close_connections(self) -> None:
         for task in list(self._tasks):
@@ -411,78 +464,14 @@ class NtlmProxy:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-async def _pump(
-    src: asyncio.StreamReader, dst: asyncio.StreamWriter, timeout: float, *, eof: bool = True,
-    activity: _Activity | None = None,
-) -> None:
-    """Copy until EOF; a read idle for `timeout` (and, for a tunnel, no traffic the other way either)
-    raises TimeoutError."""
-    try:
-        while data := await _read_idle(src, timeout, activity):
-            dst.write(data)
-            await dst.drain()
-        if eof and dst.can_write_eof():
-            dst.write_eof()
-    except (ConnectionError, OSError):
-        dst.close()
+class _StaleUpstream(Exception):
+    """A reused upstream connection closed before answering: the request may go on a new one."""
 
 
-class _Activity:
-    """When a tunnel last moved a byte either way."""
-
-    def __init__(self) -> None:
-        self.last = asyncio.get_running_loop().time()
-
-
-async def _read_idle(src: asyncio.StreamReader, timeout: float, activity: _Activity | None = None,
-                     n: int = CHUNK) -> bytes:
-    loop = asyncio.get_running_loop()
-    while True:
-        try:
-            data = await asyncio.wait_for(src.read(n), timeout)
-        except TimeoutError:
-            if activity is None or loop.time() - activity.last >= timeout:
-                raise
-            continue
-        if activity is not None:
-            activity.last = loop.time()
-        return data
-
-
-async def _relay_exactly(src: asyncio.StreamReader, dst: asyncio.StreamWriter, n: int, timeout: float,
-                         *, drop_tail: int = 0) -> None:
-    """Relay `n` bytes, leaving out the last `drop_tail` of them (a chunk's CRLF when dechunking)."""
-    while n > 0:
-        data = await _read_idle(src, timeout, n=min(n, CHUNK))
-        if not data:
-            raise ConnectionError("upstream closed mid-body")
-        n -= len(data)
-        keep = max(0, len(data) - max(0, drop_tail - n))
-        dst.write(data[:keep])
-        await dst.drain()
-
-
-async def _relay_chunked(
-    src: asyncio.StreamReader, dst: asyncio.StreamWriter, timeout: float, *, dechunk: bool = False
-) -> None:
-    """Pass a chunked body through, parsing just enough to find its end (RFC 9112 7.1); `dechunk`
-    passes only the chunks' data."""
-    while True:
-        line = await asyncio.wait_for(src.readuntil(b"\r\n"), timeout)
-        if not dechunk:
-            dst.write(line)
-        try:
-            size = int(line.split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            raise ConnectionError("bad chunk size from upstream") from None
-        if size == 0:
-            while True:
-                trailer = await asyncio.wait_for(src.readuntil(b"\r\n"), timeout)
-                if not dechunk:
-                    dst.write(trailer)
-                if trailer == b"\r\n":
-                    return
-        await _relay_exactly(src, dst, size + 2, timeout, drop_tail=2 if dechunk else 0)
+def _connection_auth(head: Head) -> bool:
+    """An origin's 401 that asks for NTLM or Negotiate, which authenticate the connection (RFC 4559)."""
+    offers = [v.strip().split(" ", 1)[0].lower() for k, v in head.fields if k.lower() == "www-authenticate"]
+    return any(scheme in _CONNECTION_AUTH for value in offers for scheme in value.split(","))
 
 
 async def serve_proxy(
@@ -510,11 +499,13 @@ def running_proxy(
     port: int = 0,
     allow_target: Callable[[str, int], bool] | None = None,
     idle_timeout: float = 30.0,
+    identity_header: str | None = None,
 ) -> Iterator[RunningServer]:
     """The proxy on its own event loop in a background thread; stopped when the block exits.
     `config.role` is Role.PROXY for an explicit proxy (407); Role.ORIGIN makes it a transparent
     (intercepting) one: 401 with WWW-Authenticate, origin-form requests forwarded to their Host."""
-    proxy = NtlmProxy(config, allow_target=allow_target, idle_timeout=idle_timeout)
+    proxy = NtlmProxy(config, allow_target=allow_target, idle_timeout=idle_timeout,
+                      identity_header=identity_header)
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     where: list[tuple[str, int]] = []

@@ -33,36 +33,73 @@ from typing import IO, Any, cast
 from wsgiref.handlers import SimpleHandler
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
+from smb2auth.authority.consult import consult, consult_sync
 from smb2auth.http.auth import ConnectionAuth, Decision, HttpAuthConfig
+from smb2auth.http.events import emit
+from smb2auth.ntlm.authority import AnyAuthority, AsyncAuthority, ValidationRequest, ValidationResult
+from smb2auth.ntlm.events import ValidationNeeded
 
 log = logging.getLogger("smb2auth.http")
 
 CONNECTION_KEY = "smb2auth.connection"
 CLOSE_KEY = "smb2auth.close_connection"
 IDENTITY_KEY = "smb2auth.identity"
+CONTEXT_KEY = "smb2auth.context"
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 _ExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None] | None
 
-_REASONS = {400: "Bad Request", 401: "Unauthorized", 407: "Proxy Authentication Required",
-            500: "Internal Server Error"}
+_REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+            407: "Proxy Authentication Required", 500: "Internal Server Error"}
+
+
+class _AuthorityLoop:
+    """One private event loop, in a daemon thread, for every AsyncAuthority call of one middleware: a
+    request thread hands it the authority's coroutine and waits for the answer."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def run(self, authority: AnyAuthority, request: ValidationRequest) -> ValidationResult:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=loop.run_forever, name="smb2auth-http-authority",
+                                                daemon=True)
+                self._thread.start()
+                self._loop = loop
+            loop = self._loop
+        return asyncio.run_coroutine_threadsafe(consult(authority, request), loop).result()
+
+    def close(self) -> None:
+        with self._lock:
+            loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
 
 
 class NtlmAuthMiddleware:
     """Demands NTLM/Negotiate (and, when enabled, Basic) before passing a request to `app`.
 
-    On success the request reaches `app` with `REMOTE_USER` (DOMAIN\\user), `AUTH_TYPE` (the scheme)
-    and `environ["smb2auth.identity"]` (an `Identity`). `asynchronous=True` runs the mechanism's
-    `astep` in a private event loop, for an `AsyncAuthority`.
+    On success the request reaches `app` with `REMOTE_USER` (DOMAIN\\user), `AUTH_TYPE` (the scheme),
+    `environ["smb2auth.identity"]` (an `Identity`) and `environ["smb2auth.context"]`, the connection's
+    security context (`wrap`/`unwrap`, for WinRM's message encryption; None after Basic). A synchronous
+    authority is called inline in the request's thread; an `AsyncAuthority` on the middleware's one private
+    event loop (`close()` ends it). Login events go to the config's `on_login`, logged there.
     """
 
-    def __init__(self, app: WSGIApp, config: HttpAuthConfig, *, asynchronous: bool = False) -> None:
+    def __init__(self, app: WSGIApp, config: HttpAuthConfig) -> None:
         self.app = app
         self.config = config
-        self.asynchronous = asynchronous
         self._states: weakref.WeakKeyDictionary[Any, ConnectionAuth] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
+        self._authority_loop = _AuthorityLoop()
 
     def connection_state(self, connection: Any, client: str = "") -> ConnectionAuth:
         with self._lock:
@@ -71,6 +108,24 @@ class NtlmAuthMiddleware:
                 state = ConnectionAuth(self.config, client)
                 self._states[connection] = state
             return state
+
+    def close(self) -> None:
+        """Stop the private event loop of an AsyncAuthority, if one was started."""
+        self._authority_loop.close()
+
+    def decide(self, state: ConnectionAuth, header: str | None) -> Decision:
+        """The request's Decision, the authority consulted in between; its login event emitted."""
+        decision = state.receive(header)
+        if isinstance(decision, ValidationNeeded):
+            authority = state.authority
+            if isinstance(authority, AsyncAuthority):
+                result = self._authority_loop.run(authority, decision.request)
+            else:
+                result = consult_sync(authority, decision.request)
+            decision = state.validation_done(decision.ticket, result)
+        if decision.login is not None:
+            emit(decision.login, self.config.on_login)
+        return decision
 
     def _respond(
         self, decision: Decision, environ: dict[str, Any], start_response: StartResponse
@@ -93,8 +148,7 @@ class NtlmAuthMiddleware:
             return self._respond(Decision(500, reason="no connection identity"), environ, start_response)
         client = f"{environ.get('REMOTE_ADDR', '')}:{environ.get('REMOTE_PORT', '')}".rstrip(":")
         state = self.connection_state(connection, client)
-        header = environ.get(self.config.role.environ_key)
-        decision = asyncio.run(state.ahandle(header)) if self.asynchronous else state.handle(header)
+        decision = self.decide(state, environ.get(self.config.role.environ_key))
         if not decision.allowed:
             return self._respond(decision, environ, start_response)
         identity = decision.identity
@@ -102,6 +156,7 @@ class NtlmAuthMiddleware:
         environ["REMOTE_USER"] = identity.qualified_name
         environ["AUTH_TYPE"] = identity.scheme.value
         environ[IDENTITY_KEY] = identity
+        environ[CONTEXT_KEY] = state.context
         if not decision.headers:
             return self.app(environ, start_response)
         extra = list(decision.headers)
@@ -120,7 +175,7 @@ def whoami_app(environ: dict[str, Any], start_response: StartResponse) -> Iterab
         answer = {
             "user": identity.user, "domain": identity.domain, "workstation": identity.workstation,
             "scheme": identity.scheme.value, "response_kind": identity.response_kind,
-            "guest": identity.guest, "anonymous": identity.anonymous,
+            "guest": identity.guest, "anonymous": identity.anonymous, "groups": list(identity.groups),
         }
     body = (json.dumps(answer) + "\n").encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
@@ -220,6 +275,8 @@ class _KeepAliveHandler(SimpleHandler):
 
 
 MAX_DRAIN = 1 << 20
+# http.server's log escaping: C0 and C1 control characters written as \xHH
+_CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
 _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 24\r\n"
          b"Connection: close\r\nRetry-After: 1\r\n\r\n503 Service Unavailable\n")
 
@@ -274,7 +331,8 @@ class KeepAliveWSGIRequestHandler(WSGIRequestHandler):
         self.wfile.flush()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
-        log.debug("%s %s", self.address_string(), format % args)
+        # as http.server escapes them (CPython gh-100001): no raw control bytes from a request line in a log
+        log.debug("%s %s", self.address_string(), (format % args).translate(_CONTROL_ESCAPES))
 
     def request_close(self) -> None:
         self.close_connection = True
@@ -441,7 +499,6 @@ def running_http_server(
     host: str = "127.0.0.1",
     port: int = 0,
     app: WSGIApp = whoami_app,
-    asynchronous: bool = False,
     idle_timeout: float = 30.0,
     head_timeout: float | None = None,
     max_connections: int = 256,
@@ -450,7 +507,8 @@ def running_http_server(
     `idle_timeout` bounds each wait for the client; `head_timeout` (default: `idle_timeout`) bounds
     reading a whole request head, from its first byte; past `max_connections` open connections a new
     one is answered 503 and closed."""
-    server = KeepAliveWSGIServer((host, port), NtlmAuthMiddleware(app, config, asynchronous=asynchronous),
+    middleware = NtlmAuthMiddleware(app, config)
+    server = KeepAliveWSGIServer((host, port), middleware,
                                  idle_timeout=idle_timeout, head_timeout=head_timeout,
                                  max_connections=max_connections)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -462,3 +520,4 @@ def running_http_server(
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+        middleware.close()

@@ -511,7 +511,8 @@ class AuthenticateMessage:
         return out + b"".join(parts)
 
     @classmethod
-    def unpack(cls, data: bytes) -> AuthenticateMessage:
+    def unpack(cls, data: bytes, negotiated: int | None = None) -> AuthenticateMessage:
+        """`negotiated`: the flags the CHALLENGE settled on, when known (a server knows them)."""
         _check_prefix(data, MessageType.NtLmAuthenticate, cls.HEADER_SIZE)
         lm, _ = _read_field(data, 12, "LmChallengeResponse")
         nt, _ = _read_field(data, 20, "NtChallengeResponse")
@@ -524,13 +525,16 @@ class AuthenticateMessage:
         lowest = _lowest_offset(data, cls._FIELDS)
         version = Version.unpack(data, 64) if lowest >= 72 and len(data) >= 72 else None
         mic = bytes(data[72:88]) if lowest >= 88 and len(data) >= 88 else None
+        # MS-NLMP 3.2.5.1.2: the strings are in the character set the CHALLENGE negotiated, not the one
+        # these flags claim (wget claims UNICODE after OEM was agreed, and sends OEM)
+        charset = flags if negotiated is None else negotiated
         return cls(
             flags,
             lm,
             nt,
-            decode_string(domain, flags, "DomainName", offset=domain_at),
-            decode_string(user, flags, "UserName", offset=user_at),
-            decode_string(workstation, flags, "Workstation", offset=workstation_at),
+            decode_string(domain, charset, "DomainName", offset=domain_at),
+            decode_string(user, charset, "UserName", offset=user_at),
+            decode_string(workstation, charset, "Workstation", offset=workstation_at),
             key,
             version,
             mic,

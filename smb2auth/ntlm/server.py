@@ -214,7 +214,7 @@ class NtlmServer(SecurityContext):
                     )
                 return Send(self._on_negotiate(token))
             server_next(state, ServerEvent.RECEIVE_AUTHENTICATE)
-            request = self._begin(AuthenticateMessage.unpack(token), bytes(token))
+            request = self._begin(AuthenticateMessage.unpack(token, self._offered), bytes(token))
         except (MalformedMessage, AuthenticationError, ProtocolStateError) as exc:
             return self._failed(exc)
         if request is None:

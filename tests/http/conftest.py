@@ -16,12 +16,16 @@ class _Origin(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass
 
+    served = 0
+
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        self.served += 1
         report = json.dumps({
             "method": self.command, "path": self.path, "body": body.decode("latin-1"),
             "headers": {k.lower(): v for k, v in self.headers.items()},
+            "connection": f"{self.client_address[0]}:{self.client_address[1]}", "served": self.served,
         }).encode()
         if self.path.startswith("/chunked"):
             self.send_response(200)
@@ -51,8 +55,9 @@ class _Origin(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="session")
 def origin() -> Iterator[tuple[str, int]]:
-    """A plain HTTP/1.1 origin on loopback: answers JSON {method, path, body, headers}; /chunked answers
-    chunked, /until-close without a length."""
+    """A plain HTTP/1.1 origin on loopback: answers JSON {method, path, body, headers, connection, served}
+    (`connection`: the peer address of the TCP connection it came on, `served`: how many requests that
+    connection has carried); /chunked answers chunked, /until-close without a length."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Origin)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

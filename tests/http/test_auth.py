@@ -1,17 +1,21 @@
-"""The sans-IO HTTP binding: header codec and the per-connection state machine (fake mechanism)."""
+"""The sans-IO HTTP binding: header codec and the per-connection state machine, our real NTLM client
+against our real binding in memory."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import contextlib
+import struct
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smb2auth.errors import MalformedMessage
-from smb2auth.http.auth import ConnectionAuth, ConnState, Decision, HttpAuthConfig, Role
+from smb2auth.authority.consult import consult
+from smb2auth.errors import MalformedMessage, ProtocolStateError
+from smb2auth.http.auth import ConnectionAuth, ConnState, Decision, Role, decide_sync
 from smb2auth.http.events import LoginEvent
 from smb2auth.http.headers import (
     AuthScheme,
@@ -23,9 +27,19 @@ from smb2auth.http.headers import (
     find_challenge,
     parse_authorization,
 )
-from tests.http.fakes import CHALLENGE, NEGOTIATE, FakeClient, fake_factory, msg
+from smb2auth.ntlm import NtlmClient
+from smb2auth.ntlm.authority import AsyncAuthority, ValidationRequest, ValidationResult
+from smb2auth.ntlm.events import ValidationNeeded
+from smb2auth.ntlm.messages import ChallengeMessage
+from smb2auth.spnego.context import SpnegoClient
+from tests.http.pair import PASSWORD, AuthPair, authority, client, config
 
-USERS = {"alice": "Passw0rd!"}
+NEGOTIATE = NtlmClient("alice", PASSWORD).step(None) or b""
+
+
+def msg(kind: int, payload: bytes = b"") -> bytes:
+    """An NTLM message header (MS-NLMP 2.2.1: signature, MessageType) with `payload` after it."""
+    return b"NTLMSSP\x00" + struct.pack("<I", kind) + payload
 
 
 class Clock:
@@ -36,29 +50,45 @@ class Clock:
         return self.now
 
 
-def make(role: Role = Role.ORIGIN, **kw: object) -> tuple[ConnectionAuth, list[LoginEvent], Clock]:
-    events: list[LoginEvent] = []
+class Recording(ConnectionAuth):
+    """A ConnectionAuth keeping the login events its Decisions carry, as a transport logs them."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.events: list[LoginEvent] = []
+
+    def _record(self, answer: Decision) -> Decision:
+        if answer.login is not None:
+            self.events.append(answer.login)
+        return answer
+
+    def receive(self, header: str | None) -> Decision | ValidationNeeded:
+        answer = super().receive(header)
+        return self._record(answer) if isinstance(answer, Decision) else answer
+
+    def validation_done(self, ticket: int, result: ValidationResult) -> Decision:
+        return self._record(super().validation_done(ticket, result))
+
+
+def make(role: Role = Role.ORIGIN, **kw: Any) -> tuple[Recording, list[LoginEvent], Clock]:
+    """A ConnectionAuth on the real engine, the login events its Decisions carried, and its clock."""
     clock = Clock()
-    cfg = HttpAuthConfig(fake_factory(USERS), role=role, on_login=events.append, clock=clock, **kw)  # type: ignore[arg-type]
-    return ConnectionAuth(cfg, "127.0.0.1:5555"), events, clock
+    conn = Recording(config(role=role, clock=clock, **kw), "127.0.0.1:5555")
+    return conn, conn.events, clock
 
 
 def hdr(scheme: str, token: bytes) -> str:
     return f"{scheme} {base64.b64encode(token).decode()}"
 
 
-GOOD = "Passw0rd!"
-
-
 def handshake(
-    conn: ConnectionAuth, scheme: str = "NTLM", password: str = GOOD, spnego: bool = False
+    conn: ConnectionAuth, scheme: str = "NTLM", password: str = PASSWORD, spnego: bool = False
 ) -> Decision:
-    client = FakeClient("alice", password, spnego=spnego)
-    first = conn.handle(hdr(scheme, client.step(None) or b""))
-    assert first.status == conn.config.role.status
-    token = find_challenge([v for _, v in first.headers], AuthScheme(scheme))
-    assert token
-    return conn.handle(hdr(scheme, client.step(token) or b""))
+    pair = AuthPair(conn, client(password, spnego=spnego), scheme)
+    decision = pair.login()
+    first = pair.decisions[0]
+    assert first.status == conn.config.role.status and first.reason == "challenge"
+    return decision
 
 
 # -- header codec ------------------------------------------------------------------------------
@@ -99,8 +129,8 @@ def test_unsupported_scheme_is_distinct() -> None:
 
 def test_challenge_values_round_trip() -> None:
     assert challenge_value(AuthScheme.NTLM) == "NTLM"
-    value = challenge_value(AuthScheme.NEGOTIATE, CHALLENGE)
-    assert find_challenge(["Basic realm=\"x\"", value], AuthScheme.NEGOTIATE) == CHALLENGE
+    value = challenge_value(AuthScheme.NEGOTIATE, msg(2, b"challenge"))
+    assert find_challenge(["Basic realm=\"x\"", value], AuthScheme.NEGOTIATE) == msg(2, b"challenge")
     assert find_challenge(["Negotiate, NTLM"], AuthScheme.NTLM) == b""
     assert find_challenge(["Negotiate"], AuthScheme.NTLM) is None
     assert parse_authorization(authorization_value(AuthScheme.NTLM, NEGOTIATE)).token == NEGOTIATE
@@ -123,26 +153,32 @@ def test_parse_arbitrary_text(value: str) -> None:
 
 def test_no_credentials_offers_negotiate_and_ntlm_only() -> None:
     conn, events, _ = make()
-    d = conn.handle(None)
-    assert d.status == 401
+    d = decide_sync(conn, None)
+    assert d.status == 401 and d.login is None
     assert d.headers == (("WWW-Authenticate", "Negotiate"), ("WWW-Authenticate", "NTLM"))
     assert events == []
 
 
 def test_proxy_role_uses_407() -> None:
     conn, _, _ = make(Role.PROXY)
-    d = conn.handle(None)
+    d = decide_sync(conn, None)
     assert d.status == 407 and {h for h, _ in d.headers} == {"Proxy-Authenticate"}
     assert handshake(conn).allowed
 
 
 def test_basic_offered_only_when_enabled() -> None:
-    conn, _, _ = make(basic=True, basic_client=lambda u, d, p: FakeClient(u, p, domain=d))
-    assert ("WWW-Authenticate", 'Basic realm="smb2auth", charset="UTF-8"') in conn.handle(None).headers
-    ok = conn.handle("Basic " + base64.b64encode(b"alice:Passw0rd!").decode())
+    conn, events, _ = make(basic=True)
+    assert ("WWW-Authenticate", 'Basic realm="smb2auth", charset="UTF-8"') in decide_sync(conn, None).headers
+    ok = decide_sync(conn, "Basic " + base64.b64encode(b"TESTGRP\\alice:Passw0rd!").decode())
     assert ok.allowed and ok.identity is not None and ok.identity.scheme is AuthScheme.BASIC
+    who = (ok.identity.user, ok.identity.domain, ok.identity.workstation)
+    assert who == ("alice", "TESTGRP", "HTTP-BASIC")
+    assert [(e.user, e.status, e.dialect) for e in events] == [("alice", "STATUS_SUCCESS", "Basic")]
+    bad = decide_sync(conn, "Basic " + base64.b64encode(b"alice:nope").decode())
+    assert bad.status == 401 and conn.state is ConnState.IDLE
+    assert (events[-1].user, events[-1].status) == ("alice", "STATUS_LOGON_FAILURE")
     off, _, _ = make()
-    d = off.handle("Basic " + base64.b64encode(b"alice:Passw0rd!").decode())
+    d = decide_sync(off, "Basic " + base64.b64encode(b"alice:Passw0rd!").decode())
     assert d.status == 401 and not any(v.startswith("Basic") for _, v in d.headers)
 
 
@@ -151,21 +187,23 @@ def test_handshake_binds_identity_to_connection() -> None:
     d = handshake(conn)
     assert d.allowed and d.identity is not None
     assert (d.identity.user, d.identity.domain, d.identity.response_kind) == ("alice", "TESTGRP", "NTLMv2")
+    assert d.identity.account is not None and d.identity.account.username == "alice"
     assert conn.state is ConnState.AUTHENTICATED
-    again = conn.handle(None)
-    assert again.allowed and again.identity == d.identity
+    again = decide_sync(conn, None)
+    assert again.allowed and again.identity == d.identity and again.login is None
     assert [e.success for e in events] == [True]
     assert (events[0].user, events[0].transport, events[0].status) == ("alice", "http", "STATUS_SUCCESS")
     assert events[0].dialect == "NTLM" and events[0].response_kind == "NTLMv2"
+    assert events[0].workstation == "WS1" and events[0].time == 1000.0
 
 
 def test_identity_expires_after_auth_timeout() -> None:
     conn, _, clock = make(auth_timeout=60.0)
     assert handshake(conn).allowed
     clock.now += 59
-    assert conn.handle(None).allowed
+    assert decide_sync(conn, None).allowed
     clock.now += 1
-    d = conn.handle(None)
+    d = decide_sync(conn, None)
     assert d.status == 401 and conn.state is ConnState.IDLE
 
 
@@ -176,35 +214,43 @@ def test_wrong_password_gives_fresh_challenge_and_event() -> None:
     assert conn.state is ConnState.IDLE
     (event,) = events
     assert (event.success, event.status, event.user) == (False, "STATUS_LOGON_FAILURE", "alice")
+    assert event.reason.startswith("wrong password")
     assert "nope" not in repr(event)
 
 
 def test_continuation_on_new_connection_restarts() -> None:
     first, _, _ = make()
-    client = FakeClient("alice", "Passw0rd!")
-    d = first.handle(hdr("NTLM", client.step(None) or b""))
+    ctx = client()
+    d = decide_sync(first, hdr("NTLM", ctx.step(None) or b""))
     token = find_challenge([v for _, v in d.headers], AuthScheme.NTLM)
     other, events, _ = make()
-    d2 = other.handle(hdr("NTLM", client.step(token) or b""))
+    d2 = decide_sync(other, hdr("NTLM", ctx.step(token) or b""))
     assert d2.status == 401 and ("WWW-Authenticate", "NTLM") in d2.headers
     assert not events[0].success and "without a handshake" in events[0].reason
 
 
 def test_negotiate_mid_handshake_restarts() -> None:
     conn, _, _ = make()
-    conn.handle(hdr("NTLM", NEGOTIATE))
+    first = decide_sync(conn, hdr("NTLM", NEGOTIATE))
     assert conn.state is ConnState.HANDSHAKE
-    d = conn.handle(hdr("NTLM", NEGOTIATE))
-    assert d.status == 401 and find_challenge([v for _, v in d.headers], AuthScheme.NTLM) == CHALLENGE
-    assert conn.state is ConnState.HANDSHAKE
+    d = decide_sync(conn, hdr("NTLM", NEGOTIATE))
+    assert d.status == 401 and conn.state is ConnState.HANDSHAKE
+    # a new CHALLENGE (MS-NLMP 2.2.1.2: MessageType 2) with a new server challenge
+    again = find_challenge([v for _, v in d.headers], AuthScheme.NTLM) or b""
+    before = find_challenge([v for _, v in first.headers], AuthScheme.NTLM) or b""
+    assert ChallengeMessage.unpack(again).server_challenge != ChallengeMessage.unpack(before).server_challenge
 
 
 def test_negotiate_scheme_with_spnego_and_final_token() -> None:
     conn, _, _ = make()
-    d = handshake(conn, scheme="Negotiate", spnego=True)
+    pair = AuthPair(conn, client(spnego=True), "Negotiate")
+    d = pair.login()
     assert d.allowed
-    # RFC 4559 5: the final token rides on the 200
-    assert d.headers == (("WWW-Authenticate", "Negotiate " + base64.b64encode(b"\xa1final").decode()),)
+    # RFC 4559 5: the final token (accept-completed, with the server's mechListMIC) rides on the 200, and
+    # our client takes it
+    ((name, value),) = d.headers
+    assert name == "WWW-Authenticate" and value.startswith("Negotiate ")
+    assert isinstance(pair.context, SpnegoClient) and pair.context.complete and pair.context.mic_exchanged
 
 
 def test_negotiate_scheme_with_raw_ntlm() -> None:
@@ -213,46 +259,75 @@ def test_negotiate_scheme_with_raw_ntlm() -> None:
     assert d.allowed and d.identity is not None and d.identity.scheme is AuthScheme.NEGOTIATE
 
 
-def test_malformed_header_is_400() -> None:
+@pytest.mark.parametrize("value", ["NTLM %%%", "NTLM", "Negotiate " + base64.b64encode(b"\x00junk").decode()])
+def test_malformed_credential_is_a_failed_login(value: str) -> None:
+    """The one rule (smb2auth.http.auth): a fresh offer, the connection kept, an event saying malformed."""
     conn, events, _ = make()
-    d = conn.handle("NTLM %%%")
-    assert d.status == 400 and d.close
-    assert events[0].reason.startswith("malformed")
+    decide_sync(conn, hdr("NTLM", NEGOTIATE))
+    d = decide_sync(conn, value)
+    assert d.status == 401 and not d.close and conn.state is ConnState.IDLE
+    assert d.headers == (("WWW-Authenticate", "Negotiate"), ("WWW-Authenticate", "NTLM"))
+    (event,) = events
+    assert event.status == "STATUS_INVALID_PARAMETER" and event.reason.startswith("malformed")
+    assert handshake(conn).allowed
 
 
 def test_malformed_token_is_fresh_challenge() -> None:
     conn, events, _ = make()
-    conn.handle(hdr("NTLM", NEGOTIATE))
-    d = conn.handle(hdr("NTLM", msg(3)))  # no user:password: the fake cannot parse it
-    assert d.status == 401 and conn.state is ConnState.IDLE
+    decide_sync(conn, hdr("NTLM", NEGOTIATE))
+    d = decide_sync(conn, hdr("NTLM", msg(3)))  # an AUTHENTICATE header cut short: the codec refuses it
+    assert d.status == 401 and conn.state is ConnState.IDLE and not d.close
     assert events[-1].status == "STATUS_INVALID_PARAMETER" and events[-1].reason.startswith("malformed")
 
 
 def test_spnego_under_ntlm_scheme_refused() -> None:
     conn, events, _ = make()
-    d = conn.handle(hdr("NTLM", b"\x60\x01\x02"))
+    d = decide_sync(conn, hdr("NTLM", b"\x60\x01\x02"))
     assert d.status == 401 and events[0].reason.startswith("malformed")
 
 
 def test_close_after_first_challenge() -> None:
     conn, _, _ = make(Role.PROXY, close_after_first_challenge=True)
-    assert conn.handle(None).close
-    assert not conn.handle(None).close
+    assert decide_sync(conn, None).close
+    assert not decide_sync(conn, None).close
 
 
-def test_async_path() -> None:
-    conn, events, _ = make()
-    client = FakeClient("alice", "Passw0rd!")
-    d = asyncio.run(conn.ahandle(hdr("NTLM", client.step(None) or b"")))
+class _AsyncLocal(AsyncAuthority):
+    def __init__(self) -> None:
+        self.inner = authority()
+
+    async def validate(self, request: ValidationRequest) -> ValidationResult:
+        return self.inner.validate(request)
+
+
+def test_validation_needed_then_validation_done() -> None:
+    """The sans-IO path: the core asks for the authority's answer and is handed it; it never calls it."""
+    slow = _AsyncLocal()
+    conn, events, _ = make(authority=slow)
+    ctx = client()
+    d = conn.receive(hdr("NTLM", ctx.step(None) or b""))
+    assert isinstance(d, Decision) and d.status == 401
     token = find_challenge([v for _, v in d.headers], AuthScheme.NTLM)
-    d2 = asyncio.run(conn.ahandle(hdr("NTLM", client.step(token) or b"")))
-    assert d2.allowed and events[0].success
+    needed = conn.receive(hdr("NTLM", ctx.step(token) or b""))
+    assert isinstance(needed, ValidationNeeded) and needed.request.username == "alice"
+    assert conn.authority is slow and events == []
+    with pytest.raises(ProtocolStateError, match="while the authority is consulted"):
+        conn.receive(None)
+    with pytest.raises(TypeError):
+        decide_sync(make(authority=slow, basic=True)[0], "Basic " + base64.b64encode(b"alice:x").decode())
+    done = conn.validation_done(needed.ticket, asyncio.run(consult(slow, needed.request)))
+    assert done.allowed and done.login is not None and done.login.success
+    assert [e.user for e in events] == ["alice"]
+    with pytest.raises(ProtocolStateError, match="no validation pending"):
+        conn.validation_done(needed.ticket, asyncio.run(consult(slow, needed.request)))
 
 
 @given(st.lists(st.one_of(st.none(), st.text(max_size=80), st.binary(max_size=40).map(
     lambda b: "NTLM " + base64.b64encode(b"NTLMSSP\x00" + b).decode())), max_size=6))
 def test_arbitrary_header_sequences_never_raise(values: list[str | None]) -> None:
-    conn, _, _ = make()
+    conn, events, _ = make()
     for value in values:
-        d = conn.handle(value)
-        assert d.status in (None, 400, 401)
+        d = decide_sync(conn, value)
+        # a request is let through only on an authenticated connection; otherwise it is challenged
+        assert d.status == (None if conn.state is ConnState.AUTHENTICATED else 401)
+        assert d.login is None or not d.login.success

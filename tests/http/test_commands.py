@@ -101,3 +101,49 @@ def test_http_serve_idle_timeout_and_connection_cap(tmp_path: Path) -> None:
             # --idle-timeout 1: the server closes `first` (EOF) once it has been silent for a second; a
             # server that never did would make recv() time out (10 s) instead
             assert first.recv(4096) == b""
+
+
+def test_http_serve_groups_and_allow_group(tmp_path: Path) -> None:
+    groups = tmp_path / "group"
+    groups.write_text("webusers:x:1001:alice\n")
+    port = free_port()
+    accounts = ("--user", f"alice:{PASSWORD}", "--user", f"bob:{PASSWORD}", "--domain", "TESTGRP")
+    with spawn("http-serve", port, tmp_path, *accounts, "--groups", str(groups), "--allow-group", "webusers"):
+        for user, status in (("alice", 200), ("bob", 403)):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            resp = request_with_ntlm(conn, "GET", "/", username=user, password=PASSWORD)
+            body = resp.read()
+            assert resp.status == status
+            if status == 200:
+                assert json.loads(body)["groups"] == ["webusers"]
+            conn.close()
+    log = (tmp_path / "http-serve.log").read_text()
+    assert "http login ok user=alice " in log and "groups=webusers" in log
+
+
+def test_proxy_identity_header(tmp_path: Path, origin: tuple[str, int]) -> None:
+    port = free_port()
+    with spawn("proxy", port, tmp_path, "--user", f"alice:{PASSWORD}", "--domain", "TESTGRP",
+               "--identity-header", "X-Authenticated-User"):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        resp = request_with_ntlm(conn, "GET", f"http://{origin[0]}:{origin[1]}/", username="alice",
+                                 password=PASSWORD, domain="TESTGRP", proxy=True,
+                                 headers={"X-Authenticated-User": "TESTGRP\\root"})
+        assert json.loads(resp.read())["headers"]["x-authenticated-user"] == "TESTGRP\\alice"
+        conn.close()
+
+
+def test_http_serve_winrm_echo_with_pywinrm(tmp_path: Path) -> None:
+    try:
+        from winrm.transport import Transport
+    except ImportError:
+        from tests.peers import missing_peer
+
+        missing_peer("pywinrm (pip install -e '.[test]')")
+        raise
+    port = free_port()
+    with spawn("http-serve", port, tmp_path, "--user", f"alice:{PASSWORD}", "--winrm-echo"):
+        transport = Transport(f"http://127.0.0.1:{port}/wsman", auth_method="ntlm", username="alice",
+                              password=PASSWORD, message_encryption="always")
+        assert transport.send_message(b"<s:Envelope/>") == b"<s:Envelope/>"
+        transport.close_session()

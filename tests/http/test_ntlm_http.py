@@ -132,7 +132,7 @@ def test_async_authority_in_proxy_and_wsgi(origin: tuple[str, int]) -> None:
                                  password=PASSWORD, proxy=True)
         assert resp.status == 200
         conn.close()
-    with running_http_server(ntlm_http_config(slow), asynchronous=True) as server:
+    with running_http_server(ntlm_http_config(slow), ) as server:
         conn = http.client.HTTPConnection(*server.address, timeout=10)
         resp = request_with_ntlm(conn, "GET", "/", username="alice", password=PASSWORD)
         assert resp.status == 200 and json.loads(resp.read())["user"] == "alice"

@@ -1,8 +1,7 @@
-"""The asyncio forward proxy: 407, forwarding, CONNECT tunnels, ISA-style closing (fake mechanism)."""
+"""The asyncio forward proxy: 407, forwarding, CONNECT tunnels, ISA-style closing; our NTLM client."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import http.client
 import json
@@ -16,22 +15,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smb2auth.http.auth import HttpAuthConfig, Role
-from smb2auth.http.client import ContextFactory, HttpAuthError, open_tunnel, request_with_auth
+from smb2auth.http.auth import Role
+from smb2auth.http.client import HttpAuthError, open_tunnel, request_with_auth
 from smb2auth.http.events import LoginEvent
 from smb2auth.http.proxy import BadRequest, parse_head, running_proxy
 from smb2auth.http.wsgi import RunningServer
-from tests.http.fakes import NEGOTIATE, FakeClient, fake_factory, msg
+from tests.http.pair import clients, config, raw_handshake
 from tests.http.raw import RawConnection, RawResponse
-
-USERS = {"alice": "Passw0rd!"}
-
-
-GOOD = USERS["alice"]
-
-
-def clients(password: str = GOOD) -> ContextFactory:
-    return lambda: FakeClient("alice", password)
 
 
 @pytest.fixture
@@ -41,8 +31,7 @@ def events() -> list[LoginEvent]:
 
 @pytest.fixture
 def proxy(events: list[LoginEvent]) -> Iterator[RunningServer]:
-    config = HttpAuthConfig(fake_factory(USERS), role=Role.PROXY, on_login=events.append)
-    with running_proxy(config) as running:
+    with running_proxy(config(role=Role.PROXY, on_login=events.append)) as running:
         yield running
 
 
@@ -111,8 +100,8 @@ def test_connect_refused_without_or_with_bad_credentials(
 
 
 def test_isa_style_close_after_first_407(origin: tuple[str, int]) -> None:
-    config = HttpAuthConfig(fake_factory(USERS), role=Role.PROXY, close_after_first_challenge=True)
-    with running_proxy(config) as proxy:
+    cfg = config(role=Role.PROXY, close_after_first_challenge=True)
+    with running_proxy(cfg) as proxy:
         conn = http.client.HTTPConnection(*proxy.address, timeout=10)
         resp = request_with_auth(conn, "GET", f"http://{origin[0]}:{origin[1]}/isa",
                                  context_factory=clients(), proxy=True, preemptive=False)
@@ -122,8 +111,7 @@ def test_isa_style_close_after_first_407(origin: tuple[str, int]) -> None:
 
 def test_bad_requests_get_400_not_a_crash(proxy: RunningServer, origin: tuple[str, int]) -> None:
     for raw in (b"NONSENSE\r\n\r\n", b"GET http://x/ HTTP/1.1\r\n folded\r\n\r\n",
-                b"GET http://x/ HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
-                b"GET http://x/ HTTP/1.1\r\nProxy-Authorization: NTLM !!\r\n\r\n"):
+                b"GET http://x/ HTTP/1.1\r\nContent-Length: -1\r\n\r\n"):
         with socket.create_connection(proxy.address, timeout=10) as sock:
             sock.sendall(raw)
             assert sock.recv(4096).startswith(b"HTTP/1.1 400"), raw
@@ -143,8 +131,8 @@ def test_parse_head() -> None:
 
 
 def test_transparent_proxy_uses_401(origin: tuple[str, int]) -> None:
-    config = HttpAuthConfig(fake_factory(USERS), role=Role.ORIGIN)
-    with running_proxy(config) as proxy:
+    cfg = config(role=Role.ORIGIN)
+    with running_proxy(cfg) as proxy:
         conn = http.client.HTTPConnection(*proxy.address, timeout=10)
         # an intercepted client talks origin-form with the real Host, unaware of the proxy
         conn.request("GET", "/intercepted", headers={"Host": f"{origin[0]}:{origin[1]}"})
@@ -166,18 +154,9 @@ def test_parse_head_arbitrary_bytes(data: bytes) -> None:
         assert len(head.start) == 3
 
 
-def _auth_header(token: bytes) -> bytes:
-    return b"Proxy-Authorization: NTLM " + base64.b64encode(token) + b"\r\n"
-
-
 def authenticate(conn: RawConnection, request: bytes) -> RawResponse:
-    """Runs the fake handshake on `request` (a head without its final CRLF); returns the last response."""
-    head = request.startswith(b"HEAD ")
-    conn.send(request + _auth_header(NEGOTIATE) + b"\r\n")
-    challenge = conn.response(head=head)
-    assert challenge.status == 407
-    conn.send(request + _auth_header(msg(3, b"alice:Passw0rd!")) + b"\r\n")
-    return conn.response(head=head)
+    """Our NTLM client's handshake on `request` (a head without its final CRLF); the last response."""
+    return raw_handshake(conn, request)
 
 
 def test_head_407_has_no_body(proxy: RunningServer, origin: tuple[str, int]) -> None:
@@ -253,9 +232,9 @@ def test_407_before_the_body_is_read(proxy: RunningServer, origin: tuple[str, in
 
 
 def test_stalled_body_is_timed_out(origin: tuple[str, int]) -> None:
-    config = HttpAuthConfig(fake_factory(USERS), role=Role.PROXY)
+    cfg = config(role=Role.PROXY)
     url = f"http://{origin[0]}:{origin[1]}/".encode()
-    with running_proxy(config, idle_timeout=0.5) as proxy, RawConnection(proxy.address) as conn:
+    with running_proxy(cfg, idle_timeout=0.5) as proxy, RawConnection(proxy.address) as conn:
         assert authenticate(conn, b"GET " + url + b" HTTP/1.1\r\nHost: x\r\n").status == 200
         conn.send(b"POST " + url + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
         assert conn.at_eof(wait=10)
@@ -307,10 +286,10 @@ class _Upstream:
 def test_upstream_errors_and_stalls(payload: bytes, status: int) -> None:
     """RFC 9110 15.6.3/15.6.5: what is wrong upstream is 502 (or 504 for no answer) to the client, never
     the client's fault; a stalled upstream is timed out and both connections closed."""
-    config = HttpAuthConfig(fake_factory(USERS), role=Role.PROXY)
+    cfg = config(role=Role.PROXY)
     upstream = _Upstream(payload)
     try:
-        with running_proxy(config, idle_timeout=0.5) as proxy, RawConnection(proxy.address) as conn:
+        with running_proxy(cfg, idle_timeout=0.5) as proxy, RawConnection(proxy.address) as conn:
             url = f"http://{upstream.address[0]}:{upstream.address[1]}/".encode()
             if status == 200:
                 # the head went out before the stall: the client sees the connection end mid-body
@@ -327,8 +306,8 @@ def test_upstream_errors_and_stalls(payload: bytes, status: int) -> None:
 
 
 def test_idle_tunnel_is_closed(origin: tuple[str, int]) -> None:
-    config = HttpAuthConfig(fake_factory(USERS), role=Role.PROXY)
-    with running_proxy(config, idle_timeout=0.5) as proxy:
+    cfg = config(role=Role.PROXY)
+    with running_proxy(cfg, idle_timeout=0.5) as proxy:
         sock = open_tunnel(proxy.address, *origin, context_factory=clients(), timeout=10)
         with sock:
             sock.sendall(b"GET /inner HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -342,10 +321,10 @@ def test_idle_tunnel_is_closed(origin: tuple[str, int]) -> None:
 def test_shutdown_with_clients_connected_is_quiet(
     origin: tuple[str, int], caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = HttpAuthConfig(fake_factory(USERS), role=Role.PROXY)
+    cfg = config(role=Role.PROXY)
     url = f"http://{origin[0]}:{origin[1]}/".encode()
     with caplog.at_level(logging.DEBUG), contextlib.ExitStack() as clients_:
-        with running_proxy(config) as proxy:
+        with running_proxy(cfg) as proxy:
             idle = clients_.enter_context(RawConnection(proxy.address))
             stalled = clients_.enter_context(RawConnection(proxy.address))
             idle.send(b"GET " + url + b" HTTP/1.1\r\n")

@@ -1,10 +1,11 @@
-"""The WSGI middleware on the keep-alive server, driven by our http.client helper (fake mechanism)."""
+"""The WSGI middleware on the keep-alive server, driven by our http.client helper with our NTLM client."""
 
 from __future__ import annotations
 
 import base64
 import http.client
 import json
+import logging
 import select
 import socket
 import struct
@@ -15,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from smb2auth.http.auth import HttpAuthConfig
-from smb2auth.http.client import ContextFactory, request_with_auth
+from smb2auth.http.client import request_with_auth
 from smb2auth.http.events import LoginEvent
 from smb2auth.http.headers import AuthScheme
 from smb2auth.http.wsgi import (
@@ -26,10 +26,9 @@ from smb2auth.http.wsgi import (
     WSGIApp,
     running_http_server,
 )
-from tests.http.fakes import FakeClient, fake_factory
+from smb2auth.spnego.context import SpnegoClient
+from tests.http.pair import client, clients, config
 from tests.http.raw import RawConnection
-
-USERS = {"alice": "Passw0rd!"}
 
 
 @pytest.fixture
@@ -39,17 +38,8 @@ def events() -> list[LoginEvent]:
 
 @pytest.fixture
 def server(events: list[LoginEvent]) -> Iterator[RunningServer]:
-    config = HttpAuthConfig(fake_factory(USERS), on_login=events.append, basic=True,
-                            basic_client=lambda u, d, p: FakeClient(u, p, domain=d))
-    with running_http_server(config) as running:
+    with running_http_server(config(on_login=events.append, basic=True)) as running:
         yield running
-
-
-GOOD = USERS["alice"]
-
-
-def clients(password: str = GOOD, spnego: bool = False) -> ContextFactory:
-    return lambda: FakeClient("alice", password, spnego=spnego)
 
 
 def test_handshake_on_one_connection_then_bound(server: RunningServer, events: list[LoginEvent]) -> None:
@@ -88,16 +78,19 @@ def test_wrong_password_is_401(server: RunningServer, events: list[LoginEvent]) 
 
 def test_negotiate_final_token_and_post_body(server: RunningServer) -> None:
     conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
-    made: list[FakeClient] = []
+    made: list[SpnegoClient] = []
 
-    def factory() -> FakeClient:
-        made.append(FakeClient("alice", "Passw0rd!", spnego=True))
-        return made[-1]
+    def factory() -> SpnegoClient:
+        ctx = client(spnego=True)
+        assert isinstance(ctx, SpnegoClient)
+        made.append(ctx)
+        return ctx
 
     resp = request_with_auth(conn, "POST", "/form", body=b"x=1", context_factory=factory,
                              scheme=AuthScheme.NEGOTIATE, preemptive=False)
     assert resp.status == 200 and json.loads(resp.read())["scheme"] == "Negotiate"
-    assert made[-1].final == b"\xa1final"
+    # the accept-completed token on the 200 reached our client, which checked the server's mechListMIC
+    assert made[-1].complete and made[-1].mic_exchanged
     conn.close()
 
 
@@ -110,39 +103,60 @@ def test_basic(server: RunningServer) -> None:
     conn.close()
 
 
-def test_malformed_header_is_400_and_server_survives(server: RunningServer) -> None:
-    for value in ("NTLM ***", "Negotiate " + base64.b64encode(b"\x00garbage").decode(), "NTLM"):
-        conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+def test_malformed_credentials_get_a_fresh_offer_and_the_connection_stays(
+    server: RunningServer, events: list[LoginEvent]
+) -> None:
+    """The one rule for malformed credentials (smb2auth.http.auth), the same as the proxy's."""
+    values = ("NTLM ***", "Negotiate " + base64.b64encode(b"\x00garbage").decode(), "NTLM",
+              "NTLM " + base64.b64encode(b"NTLMSSP\x00\x01\x00\x00\x00").decode())
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    for value in values:
         conn.request("GET", "/", headers={"Authorization": value})
         resp = conn.getresponse()
-        assert resp.status == 400
+        assert resp.status == 401 and not resp.will_close
+        assert resp.headers.get_all("WWW-Authenticate")[:2] == ["Negotiate", "NTLM"]
         resp.read()
-        conn.close()
-    with socket.create_connection(server.address, timeout=10) as sock:
-        sock.sendall(b"GET / HTTX/1.1\r\n\r\n")
-        assert sock.recv(100).startswith(b"HTTP/1.1 400")
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    sock = conn.sock
     assert request_with_auth(conn, "GET", "/", context_factory=clients()).status == 200
+    assert conn.sock is sock
     conn.close()
+    assert [(e.status, e.reason.split(":")[0]) for e in events] == [
+        *[("STATUS_INVALID_PARAMETER", "malformed credential")] * 3,
+        ("STATUS_INVALID_PARAMETER", "malformed"), ("STATUS_SUCCESS", "")]
+    with socket.create_connection(server.address, timeout=10) as raw:
+        raw.sendall(b"GET / HTTX/1.1\r\n\r\n")
+        assert raw.recv(100).startswith(b"HTTP/1.1 400")
 
 
 @pytest.mark.parametrize("request_head", [
     b"GET / HTTP/1.0\r\n\r\n",
     b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    b"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: NTLM ***\r\n\r\n",
 ])
 def test_closing_responses_say_connection_close(server: RunningServer, request_head: bytes) -> None:
     # RFC 9112 9.6: a server that closes after a response sends "close" in that response
     with RawConnection(server.address) as conn:
         conn.send(request_head)
         resp = conn.response()
-        assert resp.status in (400, 401) and resp.get("Connection") == "close"
+        assert resp.status == 401 and resp.get("Connection") == "close"
         assert conn.at_eof()
 
 
+def test_verbose_log_escapes_control_bytes(server: RunningServer, caplog: pytest.LogCaptureFixture) -> None:
+    """http-serve -v logs request lines as the standard library does: control bytes escaped."""
+    with caplog.at_level(logging.DEBUG, logger="smb2auth.http"), RawConnection(server.address) as conn:
+        conn.send(b"GET /a\x1b[31mred\x07 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert conn.response().status == 401
+        deadline = time.monotonic() + 5
+        while not any("GET /a" in r.getMessage() for r in caplog.records) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    (line,) = [r.getMessage() for r in caplog.records if "GET /a" in r.getMessage()]
+    assert '"GET /a\\x1b[31mred\\x07 HTTP/1.1" 401' in line
+    assert "\x1b" not in line and "\x07" not in line
+
+
 def test_close_after_first_challenge_says_connection_close() -> None:
-    config = HttpAuthConfig(fake_factory(USERS), close_after_first_challenge=True)
-    with running_http_server(config) as running, RawConnection(running.address) as conn:
+    cfg = config(close_after_first_challenge=True)
+    with running_http_server(cfg) as running, RawConnection(running.address) as conn:
         conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         resp = conn.response()
         assert resp.status == 401 and resp.get("Connection") == "close"
@@ -164,9 +178,9 @@ def _body_always(environ: dict[str, Any], start_response: StartResponse) -> Iter
 
 
 def test_head_response_has_no_body_even_if_the_app_returns_one() -> None:
-    config = HttpAuthConfig(fake_factory(USERS), basic=True, basic_client=lambda u, d, p: FakeClient(u, p))
+    cfg = config(basic=True)
     basic = base64.b64encode(b"alice:Passw0rd!")
-    with running_http_server(config, app=_body_always) as running, RawConnection(running.address) as conn:
+    with running_http_server(cfg, app=_body_always) as running, RawConnection(running.address) as conn:
         # RFC 9110 9.3.2: HEAD gets GET's head and no content; pipelined, so stray bytes would show
         conn.send(b"HEAD / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic " + basic + b"\r\n\r\n"
                   b"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic " + basic + b"\r\n\r\n")
@@ -217,8 +231,8 @@ def test_client_reset_prints_no_traceback(capsys: pytest.CaptureFixture[str]) ->
 
 def test_request_head_has_an_overall_deadline() -> None:
     """Slowloris: each byte arrives well within the idle timeout, the whole head never in time."""
-    config = HttpAuthConfig(fake_factory(USERS))
-    with running_http_server(config, idle_timeout=5.0, head_timeout=0.5) as running:
+    cfg = config()
+    with running_http_server(cfg, idle_timeout=5.0, head_timeout=0.5) as running:
         sock = socket.create_connection(running.address, timeout=10)
         with sock:
             head = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"a" * 60 + b"\r\n\r\n"
@@ -243,10 +257,10 @@ def _echo(environ: dict[str, Any], start_response: StartResponse) -> Iterable[by
 
 
 def test_expect_100_continue_only_once_authenticated() -> None:
-    config = HttpAuthConfig(fake_factory(USERS), basic=True, basic_client=lambda u, d, p: FakeClient(u, p))
+    cfg = config(basic=True)
     basic = b"Authorization: Basic " + base64.b64encode(b"alice:Passw0rd!") + b"\r\n"
     post = b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n"
-    with running_http_server(config, app=_echo) as running:
+    with running_http_server(cfg, app=_echo) as running:
         with RawConnection(running.address) as conn:
             # RFC 9110 10.1.1: the final status may come instead of 100; the body was never asked for,
             # so the connection cannot carry on

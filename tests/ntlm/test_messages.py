@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import struct
 
 import pytest
 from hypothesis import given
@@ -140,6 +141,20 @@ def test_oem_strings_never_fail() -> None:
     raw += bytes(range(128, 256))
     raw[36:44] = (128).to_bytes(2, "little") * 2 + (64).to_bytes(4, "little")
     assert len(AuthenticateMessage.unpack(bytes(raw)).user) == 128
+
+
+def test_authenticate_strings_in_the_negotiated_charset() -> None:
+    """MS-NLMP 3.2.5.1.2: the AUTHENTICATE's strings are in the character set the CHALLENGE settled on.
+    wget (Debian 1.21) negotiates OEM, then sets UNICODE in its AUTHENTICATE and sends OEM strings."""
+    oem = AuthenticateMessage(int(F.NTLMSSP_NEGOTIATE_OEM), b"\x01" * 24, b"\x02" * 24, "DOM", "alice", "WS1")
+    data = bytearray(oem.pack())
+    data[60:64] = struct.pack("<I", int(F.NTLMSSP_NEGOTIATE_UNICODE | F.NTLMSSP_NEGOTIATE_NTLM))
+    decoded = AuthenticateMessage.unpack(bytes(data), int(F.NTLMSSP_NEGOTIATE_OEM))
+    assert (decoded.domain, decoded.user, decoded.workstation) == ("DOM", "alice", "WS1")
+    assert decoded.flags & F.NTLMSSP_NEGOTIATE_UNICODE
+    # by its own flags, "DOM" (3 bytes) is odd-length UTF-16
+    with pytest.raises(MalformedMessage, match="odd-length UTF-16 DomainName"):
+        AuthenticateMessage.unpack(bytes(data))
 
 
 # --- the layout a decoder shows: OFFSETS and payload_fields against what pack() wrote --------------------

@@ -1,0 +1,108 @@
+"""The proxy's upstream connections for one client connection: kept alive and reused per origin, and pinned
+once an origin authenticates the connection itself.
+
+HTTP/1.1 keep-alive (RFC 9112 9.3): after a complete response that did not say "close", the upstream
+connection goes back to this client connection's pool, keyed by origin (host, port), at most `max_idle` of
+them and each for at most `idle_timeout` seconds. Pools are per client connection, never shared, so one
+client's requests never ride on a connection another client opened.
+
+Pinning (RFC 4559 6, as Squid pins): NTLM and Negotiate authenticate a TCP connection, so once an origin
+answers 401 with one of them, that upstream connection belongs to this client connection until either side
+closes: every later request of the client goes on it, it is never pooled, and the client connection is
+never handed another upstream. When the pinned upstream closes, the client connection closes too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+Origin = tuple[str, int]
+Opener = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+
+
+@dataclass(eq=False)
+class Upstream:
+    """One connection to an origin; `served` counts the responses read from it."""
+
+    origin: Origin
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    idle_since: float = 0.0
+    served: int = 0
+    reused: bool = False
+
+    @property
+    def usable(self) -> bool:
+        return not self.reader.at_eof() and not self.writer.is_closing()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class UpstreamPool:
+    """The upstream connections of one client connection: idle ones by origin, and the pinned one."""
+
+    def __init__(self, opener: Opener, *, max_idle: int = 4, idle_timeout: float = 30.0) -> None:
+        self._open = opener
+        self.max_idle = max_idle
+        self.idle_timeout = idle_timeout
+        self._idle: list[Upstream] = []
+        self.pinned: Upstream | None = None
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _prune(self) -> None:
+        now = self._now()
+        keep: list[Upstream] = []
+        for up in self._idle:
+            if up.usable and now - up.idle_since < self.idle_timeout:
+                keep.append(up)
+            else:
+                up.close()
+        self._idle = keep
+
+    async def take(self, origin: Origin, *, fresh: bool = False) -> Upstream:
+        """An idle connection to `origin` (the most recently used), or a new one; `fresh` forces a new one.
+        Not for a pinned client connection: the caller uses `pinned` then."""
+        self._prune()
+        if not fresh:
+            for up in reversed(self._idle):
+                if up.origin == origin:
+                    self._idle.remove(up)
+                    up.reused = True
+                    return up
+        reader, writer = await self._open(*origin)
+        return Upstream(origin, reader, writer)
+
+    def give_back(self, up: Upstream, reusable: bool) -> None:
+        """After a response: pool `up` if it may carry another request, else close it (a pinned one stays
+        pinned while it lives)."""
+        if up is self.pinned:
+            if not reusable:
+                self.pinned = None
+                up.close()
+            return
+        if not reusable or not up.usable:
+            up.close()
+            return
+        up.idle_since = self._now()
+        self._idle.append(up)
+        while len(self._idle) > self.max_idle:
+            self._idle.pop(0).close()
+        self._prune()
+
+    def pin(self, up: Upstream) -> None:
+        self.pinned = up
+
+    async def close(self) -> None:
+        ups = [*self._idle, *([self.pinned] if self.pinned is not None else [])]
+        self._idle, self.pinned = [], None
+        for up in ups:
+            up.close()
+        for up in ups:
+            with contextlib.suppress(Exception):
+                await up.writer.wait_closed()
