@@ -51,6 +51,7 @@ class LoginEvent:
     guest: bool = False
     anonymous: bool = False
     signed: bool = False
+    worker: int | None = None  # the pid of the worker process that served it (server.workers), else None
     time: float = field(kw_only=True)  # when it happened: the transport's clock, never read here
 
     @property
@@ -76,6 +77,8 @@ class LoginEvent:
             parts.append(f"session_flags={'|'.join(self.session_flags)}")
         if self.signed:
             parts.append("signed")
+        if self.worker is not None:
+            parts.append(f"worker={self.worker}")
         if self.reason:
             parts.append(f"reason={self.reason!r}")
         return " ".join(parts)
