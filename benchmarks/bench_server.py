@@ -72,10 +72,12 @@ async def _loops(port: int, deadline: float, loops: int) -> list[float]:
 
 
 def _client(
-    port: int, start: float, seconds: float, loops: int, out: multiprocessing.Queue[list[float]]
+    port: int, start: float, seconds: float, loops: int, out: multiprocessing.Queue[tuple[list[float], float]]
 ) -> None:
     time.sleep(max(0.0, start - time.time()))
-    out.put(asyncio.run(_loops(port, time.monotonic() + seconds, loops)))
+    began = time.process_time()
+    took = asyncio.run(_loops(port, time.monotonic() + seconds, loops))
+    out.put((took, time.process_time() - began))
 
 
 @dataclass(frozen=True)
@@ -83,11 +85,35 @@ class Round:
     rate: float  # sessions per second
     p50: float  # seconds per session
     p99: float
+    server_cpu: float  # CPU seconds per session, the server's processes
+    client_cpu: float  # CPU seconds per session, the client processes
 
 
-def measure(port: int, seconds: float, processes: int) -> Round:
+def tree_cpu(root: int) -> float:
+    """CPU seconds of `root` and its descendants, with the children it has reaped (smbd's per connection)."""
+    table: dict[int, list[str]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            table[int(stat.parent.name)] = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, ValueError):
+            continue
+    # proc(5), after the command: state ppid ... utime(11) stime(12) cutime(13) cstime(14)
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, fields in table.items():
+            if int(fields[1]) == parent and pid not in tree:
+                tree.add(pid)
+                frontier.append(pid)
+    ticks = sum(int(table[pid][11]) + int(table[pid][12]) for pid in tree if pid in table)
+    if root in table:
+        ticks += int(table[root][13]) + int(table[root][14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def measure(port: int, server_pid: int, seconds: float, processes: int) -> Round:
     """CONCURRENCY connections from `processes` client processes for `seconds`."""
-    queue: multiprocessing.Queue[list[float]] = multiprocessing.Queue()
+    queue: multiprocessing.Queue[tuple[list[float], float]] = multiprocessing.Queue()
     start = time.time() + 0.5
     procs = [
         multiprocessing.Process(target=_client, args=(port, start, seconds, CONCURRENCY // processes, queue))
@@ -95,10 +121,15 @@ def measure(port: int, seconds: float, processes: int) -> Round:
     ]
     for p in procs:
         p.start()
-    took = sorted(t for _ in procs for t in queue.get(timeout=seconds + 120))
+    before = tree_cpu(server_pid)
+    answers = [queue.get(timeout=seconds + 120) for _ in procs]
+    server_cpu = tree_cpu(server_pid) - before
     for p in procs:
         p.join()
-    return Round(len(took) / seconds, took[len(took) // 2], took[min(len(took) - 1, len(took) * 99 // 100)])
+    took = sorted(t for latencies, _ in answers for t in latencies)
+    count = len(took)
+    return Round(count / seconds, took[count // 2], took[min(count - 1, count * 99 // 100)],
+                 server_cpu / count, sum(cpu for _, cpu in answers) / count)
 
 
 def smbd_version() -> str:
@@ -114,13 +145,14 @@ def throughput(seconds: float, rounds: int, workers: list[int], processes: int) 
     harnesses = [start_harness("--workers", str(n)) for n in workers]
     try:
         with running_smbd() as smbd:
-            ports = [smbd.port] + [port for _, port in harnesses]
-            for port in ports:
+            assert smbd.proc is not None
+            servers = [(smbd.port, smbd.proc.pid)] + [(port, proc.pid) for proc, port in harnesses]
+            for port, _ in servers:
                 asyncio.run(_loops(port, time.monotonic() + 0.5, 2))  # warm-up
-            results: list[list[Round]] = [[] for _ in ports]
+            results: list[list[Round]] = [[] for _ in servers]
             for _ in range(rounds):
-                for index, port in enumerate(ports):
-                    results[index].append(measure(port, seconds, processes))
+                for index, (port, pid) in enumerate(servers):
+                    results[index].append(measure(port, pid, seconds, processes))
     finally:
         for proc, _ in harnesses:
             stop(proc)
@@ -141,7 +173,10 @@ def throughput(seconds: float, rounds: int, workers: list[int], processes: int) 
             line += (f"  ratio {statistics.median(ratios):.2f}x (per round {ratios[0]:.2f}x .."
                      f" {ratios[-1]:.2f}x; target >= 3x)")
         print(line)
-        print(f"  {'':<{width}}   rounds: {', '.join(f'{r.rate:.0f}' for r in rows)}")
+        server_cpu = statistics.median(r.server_cpu for r in rows) * 1000
+        client_cpu = statistics.median(r.client_cpu for r in rows) * 1000
+        print(f"  {'':<{width}}   CPU per session: server {server_cpu:.1f} ms, client {client_cpu:.1f} ms;"
+              f" rounds: {', '.join(f'{r.rate:.0f}' for r in rows)}/s")
 
 
 # --- the harness in its own process -----------------------------------------------------------------------

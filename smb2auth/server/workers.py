@@ -7,6 +7,7 @@ worker accepts from its own queue only, so the load spreads evenly. One listenin
 worker would wake every worker's epoll for each connection, the busiest tends to win (wake-ups are LIFO) and
 asyncio accepts up to its backlog per wake-up: the connections do not spread. The parent keeps every socket
 open: connections queued on a dead worker's socket wait for its successor, which serves the same socket.
+(Linux lets only processes of the same effective uid join a SO_REUSEPORT group.)
 
 Reporting. Each worker has a socketpair to the parent and sends on it, in order, its login events (stamped
 with its pid: `LoginEvent.worker`) and its log records (length-prefixed JSON). The parent emits the events on
@@ -219,6 +220,8 @@ class WorkerPool:
     def listen(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
         """Bind `host`:`port` (0: a free port) once per worker, one SO_REUSEPORT group per address `host`
         resolves to; returns the first address bound. OSError as binding raises it."""
+        if self._running or self._closed:
+            raise RuntimeError("listen() comes before start()")
         first: tuple[str, int] | None = None
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         for family, kind, proto, _, address in dict.fromkeys(infos):
@@ -255,8 +258,12 @@ class WorkerPool:
         or they do not all serve within `timeout` seconds."""
         if not self._groups:
             raise RuntimeError("call listen() first")
-        for slot in range(self.workers):
-            self._spawn(slot)
+        try:
+            for slot in range(self.workers):
+                self._spawn(slot)
+        except BaseException:  # fork failed (EAGAIN, ENOMEM): no worker stays behind
+            self._shutdown()
+            raise
         deadline = time.monotonic() + timeout
         while not self._stopping and not all(worker.ready for worker in self._running.values()):
             remaining = deadline - time.monotonic()
