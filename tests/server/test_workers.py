@@ -5,6 +5,7 @@ module's docstring promises. The `serve --workers` command is tests/commands/tes
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import queue
@@ -21,6 +22,7 @@ from smb2auth.authority.local import LocalAuthority
 from smb2auth.authority.smbpasswd import load_smbpasswd, write_smbpasswd_entry
 from smb2auth.client import Smb2ClientError, connect
 from smb2auth.events import EventLog, LoginEvent
+from smb2auth.ntlm.authority import AsyncAuthority, ValidationRequest, ValidationResult
 from smb2auth.ntlm.server import TargetInfo
 from smb2auth.server.config import ServerConfig
 from smb2auth.server.workers import WorkerError, WorkerPool
@@ -69,9 +71,9 @@ def event_of(server: RunningServer, driver: SocketDriver, seen: int) -> LoginEve
     raise AssertionError(f"no login event from {address}")
 
 
-def login_status(server: RunningServer, user: str = USER, password: str = PASSWORD) -> int:
+def login_status(host: str, port: int, user: str = USER, password: str = PASSWORD) -> int:
     try:
-        with connect(server.host, server.port, username=user, password=password, domain=DOMAIN, timeout=30):
+        with connect(host, port, username=user, password=password, domain=DOMAIN, timeout=30):
             return NtStatus.STATUS_SUCCESS
     except Smb2ClientError as exc:
         return exc.status
@@ -85,7 +87,7 @@ def test_events_of_every_worker_reach_the_parent_in_order(
     assert pool is not None and len(pool.pids) == 2 and os.getpid() not in pool.pids
     with caplog.at_level(logging.INFO, logger="smb2auth.login"):
         with ThreadPoolExecutor(8) as executor:
-            statuses = list(executor.map(lambda _: login_status(server), range(SPREAD)))
+            statuses = list(executor.map(lambda _: login_status(server.host, server.port), range(SPREAD)))
         assert statuses == [NtStatus.STATUS_SUCCESS] * SPREAD
         # One connection, two logins: a wrong password, then the right one, in that order on one worker.
         driver = SocketDriver(server.host, server.port)
@@ -123,7 +125,7 @@ def test_a_killed_worker_is_replaced(two_workers: RunningServer, caplog: pytest.
         assert len(pids) == 2 and victim not in pids and survivor in pids and gone(victim)
         successor = pids[0]  # it serves the victim's slot, and its sockets
         with ThreadPoolExecutor(8) as executor:
-            statuses = list(executor.map(lambda _: login_status(server), range(SPREAD)))
+            statuses = list(executor.map(lambda _: login_status(server.host, server.port), range(SPREAD)))
         assert statuses == [NtStatus.STATUS_SUCCESS] * SPREAD
         events = server.wait_for_events(SPREAD)
     assert {e.worker for e in events} == {successor, survivor}
@@ -136,7 +138,8 @@ def test_stop_leaves_no_worker_behind() -> None:
     with running_server(workers=2) as server:
         assert server.pool is not None
         pids = server.pool.pids
-        assert login_status(server, server.username, server.password) == NtStatus.STATUS_SUCCESS
+        status = login_status(server.host, server.port, server.username, server.password)
+        assert status == NtStatus.STATUS_SUCCESS
     assert len(pids) == 2 and all(gone(pid) for pid in pids)
     assert not any(Path(f"/proc/{pid}").exists() for pid in pids)  # reaped, not left as zombies
 
@@ -190,6 +193,45 @@ def test_each_worker_loads_a_file_backed_authority(tmp_path: Path) -> None:
             if seen == {old, new}:
                 break
         assert seen == {old, new}
+    finally:
+        pool.stop()
+        thread.join(60)
+
+
+class Directory(AsyncAuthority):
+    """Stands in for a remote authority: the connection it opens on its first logon (here, the loop it
+    binds to) only works in the process that made it."""
+
+    def __init__(self, made: Path) -> None:
+        self.pid = os.getpid()
+        (made / str(self.pid)).touch()
+        self.accounts = LocalAuthority(DOMAIN)
+        self.accounts.add_user(USER, PASSWORD)
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def validate(self, request: ValidationRequest) -> ValidationResult:
+        self.loop = self.loop or asyncio.get_running_loop()
+        if os.getpid() != self.pid or asyncio.get_running_loop() is not self.loop:
+            return ValidationResult.failure(NtStatus.STATUS_NO_LOGON_SERVERS, "another process's connection")
+        await asyncio.sleep(0)
+        return self.accounts.validate(request)
+
+
+def test_a_remote_authority_is_made_in_each_worker(tmp_path: Path) -> None:
+    events: queue.Queue[LoginEvent] = queue.Queue()
+    config = ServerConfig(authority=LocalAuthority(), target=TargetInfo(nb_domain=DOMAIN))
+    pool = WorkerPool(config, 2, authority=lambda: Directory(tmp_path), events=EventLog([events.put]))
+    host, port = pool.listen("127.0.0.1", 0)
+    pool.start()
+    thread = threading.Thread(target=pool.serve_forever)
+    thread.start()
+    try:
+        assert sorted(int(p.name) for p in tmp_path.iterdir()) == sorted(pool.pids)
+        with ThreadPoolExecutor(8) as executor:
+            statuses = list(executor.map(lambda _: login_status(host, port), range(SPREAD)))
+        assert statuses == [NtStatus.STATUS_SUCCESS] * SPREAD
+        workers = {events.get(timeout=10).worker for _ in range(SPREAD)}
+        assert workers == set(pool.pids)
     finally:
         pool.stop()
         thread.join(60)
