@@ -4,10 +4,10 @@ forks, waits, and logs what its workers report. Linux (and any system with SO_RE
 Listening. For each address the parent binds one socket per worker, every one with SO_REUSEPORT on the same
 port, before it forks (socket(7): the kernel hashes each new connection to one listener of the group). Each
 worker accepts from its own queue only, so the load spreads evenly. One listening socket inherited by every
-worker would wake every worker's epoll for each connection, the busiest tends to win (wake-ups are LIFO) and
-asyncio accepts up to its backlog per wake-up: the connections do not spread. The parent keeps every socket
-open: connections queued on a dead worker's socket wait for its successor, which serves the same socket.
-(Linux lets only processes of the same effective uid join a SO_REUSEPORT group.)
+worker would wake every worker's epoll for each connection, the first to run would win it and asyncio accepts
+up to its backlog per wake-up: the connections bunch up on whichever worker is awake. The parent keeps every
+socket open: connections queued on a dead worker's socket wait for its successor, which serves the same
+socket. (Linux lets only processes of the same effective uid join a SO_REUSEPORT group.)
 
 Reporting. Each worker has a socketpair to the parent and sends on it, in order, its login events (stamped
 with its pid: `LoginEvent.worker`) and its log records (length-prefixed JSON). The parent emits the events on
