@@ -1,12 +1,16 @@
 """Server throughput and memory: the smb2auth harness vs a private smbd, measured in the same run.
 
 1. Session setups per second: one session = TCP connect, NEGOTIATE 3.1.1, SESSION_SETUP (SPNEGO/NTLMv2,
-   signed), LOGOFF, close, by smb2auth.client.aconnect with 8 concurrent connections spread over worker
-   processes; the same client program against `smb2auth serve` (its own process) and smbd.
+   signed), LOGOFF, close, by smb2auth.client.aconnect with 8 concurrent connections spread over client
+   processes; the same client program against `smb2auth serve --workers N` (its own processes), for each N
+   of --workers, and smbd (a process forked per connection). Rounds alternate between the servers, so load
+   on this (shared) machine hits each alike; the figures are the medians of the rounds, the ratios the
+   medians of each round's ratio to smbd's, and p50/p99 the latency of one whole session.
 2. Memory per pending handshake: N connections that stop after the CHALLENGE (SESSION_SETUP leg 1); the
    harness process's RSS delta / N, and tracemalloc's delta / N for the sans-IO Connection alone.
 
-    python benchmarks/bench_server.py [--seconds 5] [--pending 2000]    (from the repository root)
+    python benchmarks/bench_server.py [--seconds 5] [--rounds 5] [--workers 1,2] [--pending 2000]
+                                      (from the repository root)
 """
 
 from __future__ import annotations
@@ -16,10 +20,13 @@ import asyncio
 import multiprocessing
 import os
 import resource
+import shutil
+import statistics
 import subprocess
 import sys
 import time
 import tracemalloc
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -46,39 +53,130 @@ CONCURRENCY = 8
 # --- throughput -----------------------------------------------------------------------------------------
 
 
-async def _loops(port: int, deadline: float, loops: int) -> int:
-    async def loop() -> int:
-        done = 0
+async def _loops(port: int, deadline: float, loops: int) -> list[float]:
+    """`loops` connections in a row each until `deadline`; the seconds each whole session took."""
+
+    async def loop() -> list[float]:
+        took: list[float] = []
         while time.monotonic() < deadline:
+            began = time.perf_counter()
             session = await aconnect(
                 "127.0.0.1", port, username=USER, password=PASSWORD, dialects=(Dialect.SMB3_1_1,)
             )
             async with session:
                 assert session.signed
-            done += 1
-        return done
+            took.append(time.perf_counter() - began)
+        return took
 
-    return sum(await asyncio.gather(*(loop() for _ in range(loops))))
+    return [t for took in await asyncio.gather(*(loop() for _ in range(loops))) for t in took]
 
 
-def _worker(port: int, start: float, seconds: float, loops: int, out: multiprocessing.Queue[int]) -> None:
+def _client(
+    port: int, start: float, seconds: float, loops: int, out: multiprocessing.Queue[tuple[list[float], float]]
+) -> None:
     time.sleep(max(0.0, start - time.time()))
-    out.put(asyncio.run(_loops(port, time.monotonic() + seconds, loops)))
+    began = time.process_time()
+    took = asyncio.run(_loops(port, time.monotonic() + seconds, loops))
+    out.put((took, time.process_time() - began))
 
 
-def setups_per_second(port: int, seconds: float, workers: int) -> float:
-    queue: multiprocessing.Queue[int] = multiprocessing.Queue()
+@dataclass(frozen=True)
+class Round:
+    rate: float  # sessions per second
+    p50: float  # seconds per session
+    p99: float
+    server_cpu: float  # CPU seconds per session, the server's processes
+    client_cpu: float  # CPU seconds per session, the client processes
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds of `root` and its descendants, with the children it has reaped (smbd's per connection)."""
+    table: dict[int, list[str]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            table[int(stat.parent.name)] = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, ValueError):
+            continue
+    # proc(5), after the command: state ppid ... utime(11) stime(12) cutime(13) cstime(14)
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, fields in table.items():
+            if int(fields[1]) == parent and pid not in tree:
+                tree.add(pid)
+                frontier.append(pid)
+    ticks = sum(int(table[pid][11]) + int(table[pid][12]) for pid in tree if pid in table)
+    if root in table:
+        ticks += int(table[root][13]) + int(table[root][14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def measure(port: int, server_pid: int, seconds: float, processes: int) -> Round:
+    """CONCURRENCY connections from `processes` client processes for `seconds`."""
+    queue: multiprocessing.Queue[tuple[list[float], float]] = multiprocessing.Queue()
     start = time.time() + 0.5
     procs = [
-        multiprocessing.Process(target=_worker, args=(port, start, seconds, CONCURRENCY // workers, queue))
-        for _ in range(workers)
+        multiprocessing.Process(target=_client, args=(port, start, seconds, CONCURRENCY // processes, queue))
+        for _ in range(processes)
     ]
     for p in procs:
         p.start()
-    total = sum(queue.get(timeout=seconds + 120) for _ in procs)
+    before = tree_cpu(server_pid)
+    answers = [queue.get(timeout=seconds + 120) for _ in procs]
+    server_cpu = tree_cpu(server_pid) - before
     for p in procs:
         p.join()
-    return total / seconds
+    took = sorted(t for latencies, _ in answers for t in latencies)
+    count = len(took)
+    return Round(count / seconds, took[count // 2], took[min(count - 1, count * 99 // 100)],
+                 server_cpu / count, sum(cpu for _, cpu in answers) / count)
+
+
+def smbd_version() -> str:
+    smbd = shutil.which("smbd") or "/usr/sbin/smbd"
+    try:
+        return subprocess.run([smbd, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+    except OSError:
+        return "smbd (version unknown)"
+
+
+def throughput(seconds: float, rounds: int, workers: list[int], processes: int) -> None:
+    """Every server up at once (idle ones cost nothing), then `rounds` rounds: smbd, then ours for each N."""
+    harnesses = [start_harness("--workers", str(n)) for n in workers]
+    try:
+        with running_smbd() as smbd:
+            assert smbd.proc is not None
+            servers = [(smbd.port, smbd.proc.pid)] + [(port, proc.pid) for proc, port in harnesses]
+            for port, _ in servers:
+                asyncio.run(_loops(port, time.monotonic() + 0.5, 2))  # warm-up
+            results: list[list[Round]] = [[] for _ in servers]
+            for _ in range(rounds):
+                for index, (port, pid) in enumerate(servers):
+                    results[index].append(measure(port, pid, seconds, processes))
+    finally:
+        for proc, _ in harnesses:
+            stop(proc)
+    theirs = results[0]
+    print(f"session setups/s, {CONCURRENCY} concurrent connections from {processes} client processes,"
+          f" NEGOTIATE 3.1.1 + SESSION_SETUP (SPNEGO/NTLMv2, signed) + LOGOFF; {rounds} alternating rounds"
+          f" of {seconds:g} s, medians; machine: {os.cpu_count()} cores")
+    names = [f"smbd {smbd_version().removeprefix('Version ')} (fork per connection)"]
+    names += [f"smb2auth serve --workers {n}" for n in workers]
+    width = max(len(name) for name in names)
+    for index, (name, rows) in enumerate(zip(names, results, strict=True)):
+        rate = statistics.median(r.rate for r in rows)
+        p50 = statistics.median(r.p50 for r in rows) * 1000
+        p99 = statistics.median(r.p99 for r in rows) * 1000
+        line = f"  {name:<{width}} : {rate:7.1f}/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms"
+        if index:
+            ratios = sorted(r.rate / t.rate for r, t in zip(rows, theirs, strict=True))
+            line += (f"  ratio {statistics.median(ratios):.2f}x (per round {ratios[0]:.2f}x .."
+                     f" {ratios[-1]:.2f}x; target >= 3x)")
+        print(line)
+        server_cpu = statistics.median(r.server_cpu for r in rows) * 1000
+        client_cpu = statistics.median(r.client_cpu for r in rows) * 1000
+        print(f"  {'':<{width}}   CPU per session: server {server_cpu:.1f} ms, client {client_cpu:.1f} ms;"
+              f" rounds: {', '.join(f'{r.rate:.0f}' for r in rows)}/s")
 
 
 # --- the harness in its own process -----------------------------------------------------------------------
@@ -174,7 +272,7 @@ async def _hold_pending(port: int, count: int, measured: asyncio.Event, release:
 
 def pending_rss_per_handshake(count: int) -> float:
     proc, port = start_harness(
-        "--max-connections", str(count + 10), "--max-pending-handshakes", str(count + 10)
+        "--workers", "1", "--max-connections", str(count + 10), "--max-pending-handshakes", str(count + 10)
     )
     try:
         # Warm up the allocator and the code paths with a few full handshakes first.
@@ -227,40 +325,37 @@ def pending_tracemalloc_per_handshake(count: int) -> float:
     return (after - before) / count
 
 
+def worker_counts(text: str) -> list[int]:
+    counts = [int(part) for part in text.split(",") if part]
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"not a list of worker counts: {text!r}")
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seconds", type=float, default=5.0, help="measurement time per server")
-    parser.add_argument("--workers", type=int, default=2, help="client processes (8 connections in all)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="measurement time per server and round")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds, alternating between the servers")
+    parser.add_argument("--workers", type=worker_counts, default=[1, 2], metavar="N[,N...]",
+                        help="`smb2auth serve --workers` values to measure, each against smbd (default 1,2)")
+    parser.add_argument("--client-processes", type=int, default=2,
+                        help=f"client processes ({CONCURRENCY} connections in all)")
     parser.add_argument(
-        "--pending", type=int, default=2000, help="pending handshakes held for the memory test"
+        "--pending", type=int, default=2000, help="pending handshakes held for the memory test (0: none)"
     )
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * args.pending + 100)), hard))
 
-    proc, port = start_harness()
-    try:
-        asyncio.run(_loops(port, time.monotonic() + 0.5, 2))  # warm-up
-        ours = setups_per_second(port, args.seconds, args.workers)
-    finally:
-        stop(proc)
-    with running_smbd() as smbd:
-        asyncio.run(_loops(smbd.port, time.monotonic() + 0.5, 2))
-        theirs = setups_per_second(smbd.port, args.seconds, args.workers)
-    print(
-        f"session setups/s, {CONCURRENCY} concurrent connections, NEGOTIATE 3.1.1 + SESSION_SETUP + LOGOFF:"
-    )
-    print(f"  smb2auth harness : {ours:8.1f}/s")
-    print(f"  smbd             : {theirs:8.1f}/s")
-    print(f"  ratio            : {ours / theirs:8.2f}x (target >= 3x)")
-
-    rss = pending_rss_per_handshake(args.pending)
-    traced = pending_tracemalloc_per_handshake(args.pending)
-    print(f"memory per pending handshake (N={args.pending}, after the CHALLENGE):")
-    print(f"  harness RSS delta / N        : {rss / 1024:6.2f} KiB (target <= 8 KiB)")
-    print(f"  sans-IO tracemalloc delta / N: {traced / 1024:6.2f} KiB")
+    throughput(args.seconds, args.rounds, args.workers, args.client_processes)
+    if args.pending:
+        rss = pending_rss_per_handshake(args.pending)
+        traced = pending_tracemalloc_per_handshake(args.pending)
+        print(f"memory per pending handshake (N={args.pending}, after the CHALLENGE, one worker):")
+        print(f"  harness RSS delta / N        : {rss / 1024:6.2f} KiB (target <= 8 KiB)")
+        print(f"  sans-IO tracemalloc delta / N: {traced / 1024:6.2f} KiB")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ class LoginEvent:
     anonymous: bool = False
     signed: bool = False
     groups: tuple[str, ...] = ()  # the account's groups, as the authority answered them
+    worker: int | None = None  # the pid of the worker process that served it (server.workers), else None
     time: float = field(kw_only=True)  # when it happened: the transport's clock, never read here
 
     @property
@@ -79,6 +80,8 @@ class LoginEvent:
             parts.append("signed")
         if self.groups:
             parts.append(f"groups={','.join(self.groups)}")
+        if self.worker is not None:
+            parts.append(f"worker={self.worker}")
         if self.reason:
             parts.append(f"reason={self.reason!r}")
         return " ".join(parts)

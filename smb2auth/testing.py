@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from smb2auth.events import LoginEvent
     from smb2auth.server.aio import Smb2Server
     from smb2auth.server.config import ServerConfig
+    from smb2auth.server.workers import WorkerPool
 
 __all__ = ["RunningServer", "running_server", "smb2_server"]
 
@@ -32,7 +33,11 @@ DEFAULT_DOMAIN = "TESTGRP"
 
 @dataclass
 class RunningServer:
-    """A harness running in a background thread: where it listens, the account it accepts, what it saw."""
+    """A harness running in a background thread: where it listens, the account it accepts, what it saw.
+
+    With `workers` > 1 the server runs in worker processes (smb2auth.server.workers) and `pool` is their
+    WorkerPool; the events still arrive in `events`, from the pool's thread, a moment after the client was
+    answered: `wait_for_events(n)`."""
 
     host: str
     port: int
@@ -41,12 +46,28 @@ class RunningServer:
     domain: str
     events: list[LoginEvent]
     config: ServerConfig
-    server: Smb2Server = field(repr=False)
-    loop: asyncio.AbstractEventLoop = field(repr=False)
+    _server: Smb2Server | None = field(repr=False)
+    _loop: asyncio.AbstractEventLoop | None = field(repr=False)
+    pool: WorkerPool | None = field(default=None, repr=False)
+    _arrived: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
     @property
     def address(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def server(self) -> Smb2Server:
+        """The in-process server (one worker only)."""
+        if self._server is None:
+            raise RuntimeError("with workers > 1 the server runs in the worker processes (see .pool)")
+        return self._server
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The in-process server's event loop (one worker only)."""
+        if self._loop is None:
+            raise RuntimeError("with workers > 1 the server runs in the worker processes (see .pool)")
+        return self._loop
 
     def call(self, fn: Any, *args: Any) -> Any:
         """Run `fn(*args)` on the server's loop and return its result (for inspecting server state)."""
@@ -55,6 +76,18 @@ class RunningServer:
             return fn(*args)
 
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout=10)
+
+    def wait_for_events(self, count: int, timeout: float = 10.0) -> list[LoginEvent]:
+        """The events once there are at least `count`; TimeoutError if they do not arrive in time."""
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: len(self.events) >= count, timeout):
+                raise TimeoutError(f"{len(self.events)} login events after {timeout:g} s, not {count}")
+            return list(self.events)
+
+    def _record(self, event: LoginEvent) -> None:
+        with self._arrived:
+            self.events.append(event)
+            self._arrived.notify_all()
 
 
 @contextlib.contextmanager
@@ -66,14 +99,14 @@ def running_server(
     host: str = "127.0.0.1",
     port: int = 0,
     authority: Any = None,
+    workers: int = 1,
     **config: Any,
 ) -> Iterator[RunningServer]:
     """Start the harness on `host`:`port` (0: a free port) with one user (random password unless given),
-    or with `authority` instead; other keywords go to ServerConfig (shares=, allow_guest=, ...)."""
+    or with `authority` instead; other keywords go to ServerConfig (shares=, allow_guest=, ...).
+    `workers` > 1 forks that many server processes (smb2auth.server.workers), which inherit the authority."""
     from smb2auth.authority.local import LocalAuthority
-    from smb2auth.events import EventLog
     from smb2auth.ntlm.server import TargetInfo
-    from smb2auth.server.aio import Smb2Server
     from smb2auth.server.config import ServerConfig
 
     password = password if password is not None else secrets.token_urlsafe(12)
@@ -82,14 +115,28 @@ def running_server(
         authority.add_user(username, password)
     config.setdefault("target", TargetInfo(nb_domain=domain, nb_computer="SMB2AUTH"))
     cfg = ServerConfig(authority=authority, **config)
-    events: list[LoginEvent] = []
+    running = RunningServer(host, port, username, password, domain, [], cfg, None, None)
+    if workers > 1:
+        with _in_workers(running, workers, host, port):
+            yield running
+    else:
+        with _in_thread(running, host, port):
+            yield running
+
+
+@contextlib.contextmanager
+def _in_thread(running: RunningServer, host: str, port: int) -> Iterator[None]:
+    """The server on its own event loop in a background thread of this process."""
+    from smb2auth.events import EventLog
+    from smb2auth.server.aio import Smb2Server
+
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     holder: dict[str, Any] = {}
 
     async def main() -> None:
         try:
-            server = Smb2Server(cfg, events=EventLog([events.append]))
+            server = Smb2Server(running.config, events=EventLog([running._record]))
             holder["server"] = server
             holder["address"] = await server.start(host, port)
         except BaseException as exc:
@@ -108,13 +155,37 @@ def running_server(
         loop.close()
         raise RuntimeError(f"the SMB2 harness did not start: {holder.get('error')!r}")
     server: Smb2Server = holder["server"]
-    bound_host, bound_port = holder["address"]
+    running.host, running.port = holder["address"]
+    running._server, running._loop = server, loop
     try:
-        yield RunningServer(bound_host, bound_port, username, password, domain, events, cfg, server, loop)
+        yield
     finally:
         asyncio.run_coroutine_threadsafe(server.close(), loop).result(timeout=30)
         thread.join(30)
         loop.close()
+
+
+@contextlib.contextmanager
+def _in_workers(running: RunningServer, workers: int, host: str, port: int) -> Iterator[None]:
+    """`workers` forked server processes; the pool's parent loop in a background thread of this process."""
+    from smb2auth.events import EventLog
+    from smb2auth.server.workers import WorkerPool
+
+    pool = WorkerPool(running.config, workers, events=EventLog([running._record]))
+    try:
+        running.host, running.port = pool.listen(host, port)
+        pool.start()  # forks from this thread, before the pool's own exists
+    except BaseException as exc:
+        pool.close()
+        raise RuntimeError(f"the SMB2 harness did not start: {exc!r}") from exc
+    running.pool = pool
+    thread = threading.Thread(target=pool.serve_forever, name="smb2auth-workers", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        pool.stop()
+        thread.join(60)
 
 
 try:

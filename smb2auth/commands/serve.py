@@ -11,6 +11,7 @@ from smb2auth.commands._args import (
     LOOPBACK,
     add_account_arguments,
     add_ntlm_auth_argument,
+    at_least_one,
     build_authority,
     build_target,
     ntlm_policy,
@@ -20,6 +21,8 @@ from smb2auth.commands._args import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from smb2auth.authority import AnyAuthority
     from smb2auth.server.config import ServerConfig
 
@@ -68,7 +71,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="seconds to finish a SESSION_SETUP (default 30)")
     p.add_argument("--idle-timeout", type=positive_seconds, default=900.0, metavar="SECONDS",
                    help="seconds without a request (default 900)")
+    p.add_argument("--workers", type=_workers, default="auto", metavar="N",
+                   help="processes serving, each with its own limits and sessions (default auto: one per"
+                   " core this process may run on; 1: no worker processes)")
     p.set_defaults(handler=run)
+
+
+def _workers(text: str) -> int:
+    """--workers N or auto (the cores this process may run on)."""
+    if text == "auto":
+        from smb2auth.server.workers import usable_cores
+
+        return usable_cores()
+    return at_least_one(text)
 
 
 def server_config(args: argparse.Namespace, authority: AnyAuthority) -> ServerConfig:
@@ -98,11 +113,7 @@ def server_config(args: argparse.Namespace, authority: AnyAuthority) -> ServerCo
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
     import secrets
-    import signal
-
-    from smb2auth.server.aio import Smb2Server, format_address
 
     authority = build_authority(args)
     config = server_config(args, authority)
@@ -115,6 +126,37 @@ def run(args: argparse.Namespace) -> int:
     if len(authority) == 0:
         password = secrets.token_urlsafe(16)
         authority.add_user(DEFAULT_USER, password)  # the config holds this same authority
+    if args.workers == 1:
+        _serve_here(config, listen, password)
+        return 0
+
+    def worker_authority() -> AnyAuthority:
+        # Each worker reads --users FILE itself: one started after a change serves the file as it is then.
+        fresh = build_authority(args)
+        if password is not None:
+            fresh.add_user(DEFAULT_USER, password)
+        return fresh
+
+    _serve_workers(config, args.workers, worker_authority, listen, password)
+    return 0
+
+
+def _announce(password: str | None, bound: list[tuple[str, int]]) -> None:
+    from smb2auth.server.aio import format_address
+
+    if password is not None:
+        # The one secret this program prints: made for the operator, now that the server listens.
+        print(f"user {DEFAULT_USER} password {password}", flush=True)
+    for address in bound:
+        print(f"listening on {format_address(address)}", flush=True)
+
+
+def _serve_here(config: ServerConfig, listen: list[tuple[str, int]], password: str | None) -> None:
+    """One process: the asyncio server in this one."""
+    import asyncio
+    import signal
+
+    from smb2auth.server.aio import Smb2Server
 
     async def serve() -> None:
         server = Smb2Server(config)
@@ -123,15 +165,35 @@ def run(args: argparse.Namespace) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         try:
-            bound = [await server.start(host, port) for host, port in listen]
-            if password is not None:
-                # The one secret this program prints: made for the operator, now that the server listens.
-                print(f"user {DEFAULT_USER} password {password}", flush=True)
-            for address in bound:
-                print(f"listening on {format_address(address)}", flush=True)
+            _announce(password, [await server.start(host, port) for host, port in listen])
             await stop.wait()
         finally:
             await server.close()
 
     asyncio.run(serve())
-    return 0
+
+
+def _serve_workers(
+    config: ServerConfig,
+    workers: int,
+    authority: Callable[[], AnyAuthority],
+    listen: list[tuple[str, int]],
+    password: str | None,
+) -> None:
+    """`workers` processes on one SO_REUSEPORT group per address; this one logs their logins."""
+    import signal
+
+    from smb2auth.server.workers import WorkerPool
+
+    pool = WorkerPool(config, workers, authority=authority)
+    signals = (signal.SIGINT, signal.SIGTERM)
+    handlers = {signum: signal.signal(signum, lambda *_: pool.stop()) for signum in signals}
+    try:
+        bound = [pool.listen(host, port) for host, port in listen]
+        pool.start()
+        _announce(password, bound)
+        pool.serve_forever()
+    finally:
+        pool.close()
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)

@@ -11,6 +11,7 @@ import collections
 import contextlib
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -209,12 +210,18 @@ class Smb2Server:
                 found.append((str(name[0]), int(name[1])))
         return found
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
-        """Listen on `host`:`port` (0 picks a free port); returns the address bound."""
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, sock: socket.socket | None = None
+    ) -> tuple[str, int]:
+        """Listen on `host`:`port` (0 picks a free port), or accept on `sock`, a bound TCP socket (as
+        smb2auth.server.workers hands each worker); returns the address bound."""
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(
-            lambda: _Smb2Protocol(self), host, port, reuse_address=True, backlog=1024
-        )
+        if sock is not None:
+            server = await loop.create_server(lambda: _Smb2Protocol(self), sock=sock, backlog=1024)
+        else:
+            server = await loop.create_server(
+                lambda: _Smb2Protocol(self), host, port, reuse_address=True, backlog=1024
+            )
         self._servers.append(server)
         if self._sweeper is None:
             self._sweeper = loop.create_task(self._sweep())
