@@ -9,7 +9,6 @@ from __future__ import annotations
 import enum
 import functools
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -50,7 +49,7 @@ class LoginEvent:
     session_id: int | None = None
     guest: bool = False
     anonymous: bool = False
-    time: float = field(default_factory=time.time)
+    time: float = field(kw_only=True)  # when it happened: the transport's clock, never read here
 
     @property
     def success(self) -> bool:
