@@ -211,8 +211,7 @@ class NtlmClient(SecurityContext):
         cc = self._rng(8)
         temp = crypto.ntlmv2_temp(timestamp, cc, AvPair.pack_all(pairs))
         key = crypto.ntowfv2(self._nt_hash, self.username, self.domain)
-        nt, lm, sbk = crypto.compute_response_v2(key, challenge.server_challenge, cc, temp)
-        if stamp is not None:
-            # MS-NLMP 3.1.5.1.2: with a server timestamp the LMv2 response is not sent (Z(24)).
-            lm = b"\x00" * 24
+        # MS-NLMP 3.1.5.1.2: with a server timestamp the LMv2 response is not sent (Z(24)).
+        sc = challenge.server_challenge
+        nt, lm, sbk = crypto.compute_response_v2(key, sc, cc, temp, lmv2=stamp is None)
         return nt, lm, sbk, mic_wanted
