@@ -20,7 +20,8 @@ from smb2auth.server.aio import Smb2Server
 from smb2auth.server.config import ServerConfig
 from smb2auth.smb2.framing import frame
 from smb2auth.smb2.header import Command, Smb2Header
-from smb2auth.smb2.messages import Dialect, EchoRequest, NegotiateRequest
+from smb2auth.smb2.negotiate import Dialect, NegotiateRequest
+from smb2auth.smb2.simple import EchoRequest
 from smb2auth.status import NtStatus
 from smb2auth.testing import RunningServer, running_server
 
@@ -165,7 +166,7 @@ def test_connection_limit_and_timeouts() -> None:
 
 def _serve(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "smb2auth.cli", "serve", "--listen", "127.0.0.1:0", *args],
+        [sys.executable, "-m", "smb2auth.commands.main", "serve", "--listen", "127.0.0.1:0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
