@@ -256,6 +256,11 @@ class Version:
     SIZE: ClassVar[int] = 8
 
     def pack(self) -> bytes:
+        return self._packed
+
+    @functools.cached_property
+    def _packed(self) -> bytes:
+        # Packed once per value: each context sends the same VERSION in every message.
         return self._S.pack(self.major, self.minor, self.build, self.reserved, self.revision)
 
     @classmethod
