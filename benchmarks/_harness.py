@@ -1,10 +1,10 @@
 """Shared by the in-process benchmarks: alternate every contender's rounds, print medians, ratios, the floor.
 
 Rounds alternate (ours, theirs, ..., the floor, then again) so that a change in machine load hits all
-alike; the figures printed are the medians of the rounds, and each ratio is the median of the per-round
-ratios. The floor is the cost, measured in the same rounds, of the cryptographic primitives a handshake
-cannot avoid, called directly on the libraries that provide them (each benchmark lists them); our time is
-printed as a multiple of it.
+alike. Rates are per second of this process's CPU time; the figures printed are the medians of the
+rounds, and each ratio is the median of the per-round ratios. The floor is the cost, measured in the
+same rounds, of the cryptographic primitives a handshake cannot avoid, called directly on the libraries
+that provide them (each benchmark lists them); our time is printed as a multiple of it.
 """
 
 from __future__ import annotations
@@ -94,9 +94,12 @@ def run_all(calls: Sequence[Callable[[], object]]) -> Handshake:
 
 
 def rate(fn: Handshake, seconds: float) -> float:
+    """Calls per second of this process's CPU time (every contender runs in this one thread, so CPU time
+    is what each costs; on a shared machine wall time would also count the other processes' turns)."""
     fn()
-    count, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
+    clock = time.process_time
+    count, start = 0, clock()
+    while (elapsed := clock() - start) < seconds:
         for _ in range(20):
             fn()
         count += 20
@@ -142,7 +145,7 @@ def compare(
     for line in about:
         print(line)
     print(machine())
-    print(f"rounds: {args.rounds} x {args.seconds:g} s per contender, alternating; medians")
+    print(f"rounds: {args.rounds} x {args.seconds:g} s of CPU per contender, alternating; medians")
     runs: list[tuple[str, Handshake]] = []
     missing: list[str] = []
     for c in contenders:
@@ -159,7 +162,7 @@ def compare(
             rates[label].append(rate(fn, args.seconds))
 
     width = max(len(label) for label, _ in runs)
-    print(f"{'':{width}}  {what + '/s':>14}  {'µs each':>9}   rounds (/s)")
+    print(f"{'':{width}}  {what + '/CPU-s':>14}  {'µs each':>9}   rounds (/CPU-s)")
     for label, _ in runs:
         values = rates[label]
         median = statistics.median(values)

@@ -236,13 +236,14 @@ def core_floor() -> tuple[list[_floor.Primitive], int]:
     messages: list[bytes] = []
     core_session(messages)()
     preauth = []
-    signed = 0
+    signed: list[int] = []
     ntlm: list[bytes] = []
     mech_types = 0
     for message in messages:
         (command,) = struct.unpack_from("<H", message, 12)
         (flags,) = struct.unpack_from("<I", message, 16)
-        signed += bool(flags & _SIGNED)
+        if flags & _SIGNED:
+            signed.append(len(message))
         if command == _SESSION_SETUP:
             # MS-SMB2 2.2.5 / 2.2.6: SecurityBufferOffset and Length, request and response.
             offset, length = struct.unpack_from("<HH", message, 68 if flags & _RESPONSE else 76)
@@ -267,9 +268,9 @@ def core_floor() -> tuple[list[_floor.Primitive], int]:
         *_floor.mech_list_mic(mech_types),
         *(_floor.sha512(64 + len(m)) for m in preauth),
         _floor.hmac_sha256(4 + len(b"SMBSigningKey\x00") + 64 + 4),
-        *(_floor.aes_gmac(100) for _ in range(signed)),
+        *(_floor.aes_gmac(size) for size in signed),
     ]
-    return prims, signed
+    return prims, len(signed)
 
 
 def gmac_setup() -> None:
