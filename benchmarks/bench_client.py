@@ -10,7 +10,8 @@ receiver thread is, as it is part of that client). Rounds alternate; figures are
 Then the sans-IO core alone against the in-memory server of tests/client/fakes.py (no sockets), beside
 the floor: the primitives such a session cannot avoid (NTLM's, the client's half of the mechListMIC,
 SHA-512 over the preauth messages, the signing key's KDF, one AES-GMAC per signed message), with the
-share of pycryptodome's AES-GMAC object set-up.
+share of pycryptodome's AES-GMAC object set-up; and both again with AES-GMAC from cryptography's AESGCM
+(same bytes) swapped in, which tells what pycryptodome's GMAC costs beyond the cipher itself.
 
     python benchmarks/bench_client.py [-n 150] [--rounds 3] [--profile]
 """
@@ -18,6 +19,7 @@ share of pycryptodome's AES-GMAC object set-up.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import pstats
 import resource
@@ -26,7 +28,7 @@ import struct
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -277,6 +279,57 @@ def gmac_setup() -> None:
     AES.new(_floor.KEY, AES.MODE_GCM, nonce=_floor.NONCE)
 
 
+@contextlib.contextmanager
+def gmac_from_cryptography() -> Iterator[bool]:
+    """What if AES-GMAC came from cryptography's AESGCM (the tag of an empty plaintext under the message
+    as associated data: the same bytes, checked here)? Swaps the signer for the duration; False (and
+    nothing swapped) without cryptography."""
+    try:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    except ImportError:
+        yield False
+        return
+    from smb2auth.smb2 import crypto as smb2_crypto
+
+    def gmac(message: bytes, key: bytes) -> bytes:
+        return AESGCM(key).encrypt(smb2_crypto.gmac_nonce(message), b"", message)
+
+    signers = smb2_crypto._SIGNERS
+    ours_gmac = signers[SigningAlgorithm.AES_GMAC]
+    sample = b"\xfeSMB" + bytes(range(96))
+    assert gmac(sample, _floor.KEY) == ours_gmac(sample, _floor.KEY)
+    signers[SigningAlgorithm.AES_GMAC] = gmac
+    try:
+        yield True
+    finally:
+        signers[SigningAlgorithm.AES_GMAC] = ours_gmac
+
+
+def gmac_share(server: Smbd, rounds: int, n: int, seconds: float) -> list[str]:
+    """Client CPU per session over TCP and of the core alone, with pycryptodome's AES-GMAC (ours) and with
+    cryptography's, alternating rounds: the difference is what pycryptodome's GMAC costs beyond the cipher."""
+    one = ours(server, True)
+    over_tcp: dict[bool, list[float]] = {False: [], True: []}
+    core: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(rounds):
+        over_tcp[False].append(measure(one, n).total)
+        core[False].append(core_cpu(max(20, int(seconds * 500))))
+        with gmac_from_cryptography() as available:
+            if not available:
+                return ["AES-GMAC what-if: cryptography not installed"]
+            over_tcp[True].append(measure(one, n).total)
+            core[True].append(core_cpu(max(20, int(seconds * 500))))
+    lines = []
+    for what, values in (("client CPU per session over TCP", over_tcp), ("the core alone", core)):
+        mine, other = statistics.median(values[False]), statistics.median(values[True])
+        share = 100 * (mine - other) / mine
+        lines.append(
+            f"AES-GMAC from pycryptodome vs from cryptography's AESGCM, {what}: {mine * 1e6:.0f} vs "
+            f"{other * 1e6:.0f} µs; pycryptodome's GMAC beyond cryptography's: {share:.0f}%"
+        )
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -342,6 +395,8 @@ def main() -> int:
             f"{setup_us:.1f} µs/session = {100 * setup_us / core_us:.0f}% of the core's CPU, "
             f"{100 * setup_us / (client_cpu * 1e6):.0f}% of the client's CPU per session over TCP"
         )
+        for line in gmac_share(server, args.rounds, args.n, args.seconds):
+            print(line)
         if args.profile:
             one = ours(server, True)
             profiler = cProfile.Profile()

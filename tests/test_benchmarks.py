@@ -52,3 +52,4 @@ def test_client_benchmark_prints_ratios_and_floor() -> None:
     assert re.search(rf"^ratio smbprotocol-best/smb2auth-best CPU: {RATIO}$", out, re.M), out
     assert re.search(rf"the core takes {RATIO} the floor$", out, re.M), out
     assert re.search(r"^AES-GMAC object set-up .* = \d+% of the core's CPU", out, re.M), out
+    assert re.search(r"^AES-GMAC from pycryptodome vs from cryptography's AESGCM, the core alone", out, re.M)
