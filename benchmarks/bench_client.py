@@ -7,7 +7,7 @@ its cheapest), we SPNEGO with a mechListMIC. CPU is getrusage() of this process 
 a round, user and system apart (smbd runs in its own processes, so its CPU is not counted; smbprotocol's
 receiver thread is, as it is part of that client). Rounds alternate; figures are medians.
 
-Then the sans-IO core alone against the in-memory server of tests/client/fakes.py (no sockets), beside
+Then the sans-IO core alone against our real server in memory (tests/helpers.py ConnectionPair), beside
 the floor: the primitives such a session cannot avoid (NTLM's, the client's half of the mechListMIC,
 SHA-512 over the preauth messages, the signing key's KDF, one AES-GMAC per signed message), with the
 share of pycryptodome's AES-GMAC object set-up; and both again with AES-GMAC from cryptography's AESGCM
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import os
 import pstats
 import resource
 import statistics
@@ -166,63 +167,44 @@ def _spread(values: list[float]) -> str:
 # --- the core alone, and its floor -----------------------------------------------------------------
 
 
-def core_session(capture: list[bytes] | None = None) -> Callable[[], None]:
-    """One session of the sans-IO core against the in-memory server; `capture` gets every message."""
-    from smb2auth.client.protocol import ClientConnection
-    from tests.client.fakes import PASSWORD, USER, FakeServer
+def _core_session(ctx: object, capture: list[bytes] | None = None) -> float:
+    """One session of the sans-IO core against our real server in memory (tests/helpers.py ConnectionPair,
+    no sockets); the core's CPU seconds (the server's excluded). `capture` gets every message."""
+    from tests.helpers import ConnectionPair
 
-    def one() -> None:
-        server = FakeServer()
-        core = ClientConnection(
-            username=USER, password=PASSWORD, server_name="127.0.0.1", dialects=(Dialect.SMB3_1_1,)
-        )
-        out = core.negotiate()
-        while out:
+    clock = time.process_time
+    t = clock()
+    pair = ConnectionPair(
+        ctx, server_name="127.0.0.1", dialects=(Dialect.SMB3_1_1,), rng=os.urandom, clock=time.time
+    )
+    core = pair.client
+    out = core.negotiate()
+    spent = clock() - t
+    while out:
+        if capture is not None:
+            capture.append(out[4:])
+        replies = pair.answers(out)
+        t = clock()
+        for reply in replies:
             if capture is not None:
-                capture.append(out[4:])
-            replies = server.handle(out)
-            for reply in replies:
-                if capture is not None:
-                    capture.append(reply)
-                core.receive(reply)
-            if core.established:
-                out = core.logoff()
-            elif core.state.value == "CLOSED":
-                out = b""
-            else:
-                out = core.data_to_send()
-
-    return one
+                capture.append(reply)
+            core.receive(reply)
+        if core.established:
+            out = core.logoff()
+        elif core.state.value == "CLOSED":
+            out = b""
+        else:
+            out = core.data_to_send()
+        spent += clock() - t
+    return spent
 
 
 def core_cpu(n: int) -> float:
     """CPU per session of the core alone (the in-memory server's share excluded)."""
-    from smb2auth.client.protocol import ClientConnection
-    from tests.client.fakes import PASSWORD, USER, FakeServer
+    from tests.helpers import server_context
 
-    spent = 0.0
-    clock = time.process_time
-    for _ in range(n):
-        server = FakeServer()
-        t = clock()
-        core = ClientConnection(
-            username=USER, password=PASSWORD, server_name="127.0.0.1", dialects=(Dialect.SMB3_1_1,)
-        )
-        out = core.negotiate()
-        spent += clock() - t
-        while out:
-            replies = server.handle(out)
-            t = clock()
-            for reply in replies:
-                core.receive(reply)
-            if core.established:
-                out = core.logoff()
-            elif core.state.value == "CLOSED":
-                out = b""
-            else:
-                out = core.data_to_send()
-            spent += clock() - t
-    return spent / n
+    ctx = server_context()
+    return sum(_core_session(ctx) for _ in range(n)) / n
 
 
 _NEGOTIATE, _SESSION_SETUP = 0, 1
@@ -233,10 +215,10 @@ def core_floor() -> tuple[list[_floor.Primitive], int]:
     """The floor of one core session, sized from a real one; and how many messages were signed."""
     from smb2auth.ntlm.messages import AuthenticateMessage
     from smb2auth.spnego.tokens import decode, mech_types_der
-    from tests.client.fakes import PASSWORD, USER
+    from tests.helpers import DOMAIN, PASSWORD, USER, server_context
 
     messages: list[bytes] = []
-    core_session(messages)()
+    _core_session(server_context(), messages)
     preauth = []
     signed: list[int] = []
     ntlm: list[bytes] = []
@@ -266,7 +248,7 @@ def core_floor() -> tuple[list[_floor.Primitive], int]:
     prims = [
         _floor.urandom(16),  # ClientGuid
         _floor.urandom(32),  # the preauth Salt
-        *_floor.ntlm_client(PASSWORD, USER, "", blob, mic_input),
+        *_floor.ntlm_client(PASSWORD, USER, DOMAIN, blob, mic_input),
         *_floor.mech_list_mic(mech_types),
         *(_floor.sha512(64 + len(m)) for m in preauth),
         _floor.hmac_sha256(4 + len(b"SMBSigningKey\x00") + 64 + 4),
@@ -386,7 +368,7 @@ def main() -> int:
             floors.append(1 / rate(floor_fn, args.seconds))
         core_us, floor_us = statistics.median(core) * 1e6, statistics.median(floors) * 1e6
         setup_us = 1e6 / rate(gmac_setup, args.seconds) * signed
-        print(f"smb2auth core alone (in-memory peer, no sockets), password: CPU {core_us:7.1f} µs/session")
+        print(f"smb2auth core alone (our server in memory, no sockets): CPU {core_us:7.1f} µs/session")
         print(f"floor for the core: {floor_us:.1f} µs/session; the core takes "
               f"{_spread([c / f for c, f in zip(core, floors, strict=True)])} the floor")
         print(f"floor for the core: {breakdown(prims, args.seconds / 4)}")

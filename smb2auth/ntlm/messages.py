@@ -8,8 +8,9 @@ from __future__ import annotations
 import enum
 import functools
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar, Final
+from typing import ClassVar, Final, NamedTuple
 
 from smb2auth.errors import MalformedMessage
 
@@ -19,6 +20,7 @@ OEM_ENCODING = "cp437"
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
+_FIELD = struct.Struct("<HHI")
 _PREFIX = struct.Struct("<8sI")
 
 
@@ -123,10 +125,16 @@ def _fail(message: str, offset: int | None = None) -> MalformedMessage:
     return MalformedMessage(message, offset=offset)
 
 
-def decode_unicode(data: bytes, what: str = "string") -> str:
-    """UTF-16LE as on the wire; odd lengths are malformed, unpaired surrogates survive."""
+def _inside(exc: MalformedMessage, start: int) -> MalformedMessage:
+    """`exc`, about a part that starts at `start`, with its offset counted from where the whole starts."""
+    return MalformedMessage(exc.reason, offset=start + (exc.offset or 0), status=exc.status)
+
+
+def decode_unicode(data: bytes, what: str = "string", *, offset: int | None = None) -> str:
+    """UTF-16LE as on the wire; odd lengths are malformed, unpaired surrogates survive. `offset` is where
+    `data` starts in the message, for the error."""
     if len(data) % 2:
-        raise _fail(f"odd-length UTF-16 {what}")
+        raise _fail(f"odd-length UTF-16 {what}", offset)
     return data.decode("utf-16-le", "surrogatepass")
 
 
@@ -150,16 +158,16 @@ def encode_string(text: str, flags: int) -> bytes:
     return encode_oem(text)
 
 
-def decode_string(data: bytes, flags: int, what: str = "string") -> str:
+def decode_string(data: bytes, flags: int, what: str = "string", *, offset: int | None = None) -> str:
     if flags & NTLMSSP_NEGOTIATE_UNICODE:
-        return decode_unicode(data, what)
+        return decode_unicode(data, what, offset=offset)
     return decode_oem(data)
 
 
 def message_type(data: bytes) -> int:
     """The MessageType of an NTLM message (MS-NLMP 2.2), after checking the signature."""
     if len(data) < _PREFIX.size:
-        raise _fail("NTLM message shorter than its 12-byte prefix", len(data))
+        raise _fail(f"message is {len(data)} bytes, shorter than the 12-byte NTLM prefix", len(data))
     signature, kind = _PREFIX.unpack_from(data)
     if signature != SIGNATURE:
         raise _fail("NTLM signature is not 'NTLMSSP\\0'", 0)
@@ -171,20 +179,36 @@ def _check_prefix(data: bytes, expected: MessageType, minimum: int) -> None:
     if kind != expected:
         raise _fail(f"expected {expected.name} (type {int(expected)}), got type {kind}", 8)
     if len(data) < minimum:
-        raise _fail(f"{expected.name} shorter than its {minimum}-byte header", len(data))
+        reason = f"message is {len(data)} bytes, shorter than the {minimum}-byte {expected.name} header"
+        raise _fail(reason, len(data))
 
 
 def _payload(data: bytes, length: int, offset: int, name: str, at: int) -> bytes:
-    """The payload a field (at `at`) of `length` bytes at `offset` names, checked against the message.
-    `data` is bytes (each unpack converts its input once), so the slice is too."""
+    """The payload a (Len, MaxLen, BufferOffset) field at `at` names, checked against the message. `data` is
+    bytes (each unpack converts its input once), so the slice is too."""
     if length == 0:
         return b""
     if offset + length > len(data):
-        raise _fail(f"{name} field points past the end of the message", at)
+        reason = f"{name} runs past the end (len {length} at {offset}, message is {len(data)} bytes)"
+        raise _fail(reason, at)
     return data[offset : offset + length]
 
 
-_AV_HEAD = struct.Struct("<HH")
+class PayloadField(NamedTuple):
+    """MS-NLMP 2.2.1: a (Len, MaxLen, BufferOffset) field as on the wire: the payload it names, where the
+    field sits in the message, and what it says."""
+
+    name: str
+    at: int
+    length: int
+    max_length: int
+    offset: int
+
+
+def _payload_fields(data: bytes, layout: tuple[tuple[str, int], ...]) -> tuple[PayloadField, ...]:
+    return tuple(PayloadField(name, at, *_FIELD.unpack_from(data, at)) for name, at in layout)
+
+
 _AV_EOL: Final = 0  # MsvAvEOL, as a plain int for the codec's loops
 _AV_EOL_PAIR = b"\x00\x00\x00\x00"
 
@@ -196,8 +220,10 @@ class AvPair:
     id: int
     value: bytes
 
+    _HEAD: ClassVar[struct.Struct] = struct.Struct("<HH")
+
     def pack(self) -> bytes:
-        return _AV_HEAD.pack(self.id, len(self.value)) + self.value
+        return self._HEAD.pack(self.id, len(self.value)) + self.value
 
     @classmethod
     def unpack_all(cls, data: bytes) -> tuple[AvPair, ...]:
@@ -211,14 +237,15 @@ class AvPair:
         pairs: list[AvPair] = []
         pos = 0
         end = len(data)
-        head = _AV_HEAD.unpack_from
+        head = cls._HEAD.unpack_from
         known = _AV_IDS.get
         while pos + 4 <= end:
             av_id, av_len = head(data, pos)
             pos += 4
             stop = pos + av_len
             if stop > end:
-                raise _fail("AV_PAIR value runs past the end of the list", pos)
+                name = AvId(av_id).name if av_id in _AV_IDS else f"AvId {av_id}"
+                raise _fail(f"AV_PAIR {name} value runs past the end of the list (len {av_len})", pos)
             if av_id == _AV_EOL:
                 if av_len:
                     raise _fail("MsvAvEOL with a non-zero length", pos - 4)
@@ -230,7 +257,7 @@ class AvPair:
     @classmethod
     def pack_all(cls, pairs: tuple[AvPair, ...] | list[AvPair]) -> bytes:
         """Encode pairs and the terminating MsvAvEOL (MS-NLMP 2.2.2.1)."""
-        head = _AV_HEAD.pack
+        head = cls._HEAD.pack
         body = [head(p.id, len(p.value)) + p.value for p in pairs if p.id != _AV_EOL]
         return b"".join(body) + _AV_EOL_PAIR
 
@@ -240,6 +267,30 @@ def av_get(pairs: tuple[AvPair, ...], av_id: AvId) -> bytes | None:
         if pair.id == av_id:
             return pair.value
     return None
+
+
+@dataclass(frozen=True)
+class SingleHostData:
+    """MS-NLMP 2.2.2.2: Single_Host_Data, the value of MsvAvSingleHost."""
+
+    custom_data: bytes
+    machine_id: bytes
+    size: int = 48
+    z4: int = 0
+
+    _S: ClassVar[struct.Struct] = struct.Struct("<II8s32s")
+    SIZE: ClassVar[int] = 48
+    OFFSETS: ClassVar[Mapping[str, int]] = {"Size": 0, "Z4": 4, "CustomData": 8, "MachineID": 16}
+
+    def pack(self) -> bytes:
+        return self._S.pack(self.size, self.z4, self.custom_data, self.machine_id)
+
+    @classmethod
+    def unpack(cls, data: bytes) -> SingleHostData:
+        if len(data) != cls.SIZE:
+            raise _fail(f"Single_Host_Data is {cls.SIZE} bytes, not {len(data)}", 0)
+        size, z4, custom, machine = cls._S.unpack(data)
+        return cls(custom, machine, size, z4)
 
 
 @dataclass(frozen=True)
@@ -278,8 +329,8 @@ def _version(raw: bytes) -> Version:
 
 
 def _lowest_offset(data: bytes, fields: tuple[int, ...]) -> int:
-    """The lowest payload offset of the non-empty fields among `fields` (length, maxlen, offset, ...),
-    the message length when all are empty."""
+    """The lowest payload offset of the non-empty fields among `fields` (Len, MaxLen, BufferOffset, ...
+    as unpacked), the message length when all are empty."""
     lowest = len(data)
     for i in range(0, len(fields), 3):
         if fields[i] and fields[i + 2] < lowest:
@@ -300,10 +351,13 @@ class NegotiateMessage:
     workstation: str = ""
     version: Version | None = None
 
-    # Flags, DomainNameFields, WorkstationFields after the 12-byte prefix.
+    # NegotiateFlags, DomainNameFields, WorkstationFields after the 12-byte prefix.
     _BODY: ClassVar[struct.Struct] = struct.Struct("<IHHIHHI")
     _PREFIX: ClassVar[bytes] = _prefix(MessageType.NtLmNegotiate)
     HEADER_SIZE: ClassVar[int] = 32
+    # MS-NLMP 2.2.1.1: where the fixed fields sit; the 16-byte form ends after NegotiateFlags.
+    OFFSETS: ClassVar[Mapping[str, int]] = {"NegotiateFlags": 12, "Version": 32}
+    PAYLOAD_FIELDS: ClassVar[tuple[tuple[str, int], ...]] = (("DomainName", 16), ("Workstation", 24))
 
     def pack(self) -> bytes:
         version = self.version.pack() if self.version is not None else b""
@@ -331,6 +385,11 @@ class NegotiateMessage:
             version = Version.unpack(data, 32)
         return cls(flags, decode_oem(domain), decode_oem(workstation), version)
 
+    @classmethod
+    def payload_fields(cls, data: bytes) -> tuple[PayloadField, ...]:
+        """The (Len, MaxLen, BufferOffset) fields of a message that unpacks; none in the 16-byte form."""
+        return _payload_fields(data, cls.PAYLOAD_FIELDS if len(data) >= cls.HEADER_SIZE else ())
+
 
 @dataclass(frozen=True)
 class ChallengeMessage:
@@ -348,6 +407,14 @@ class ChallengeMessage:
     _BODY_32: ClassVar[struct.Struct] = struct.Struct("<HHII8s")
     _PREFIX: ClassVar[bytes] = _prefix(MessageType.NtLmChallenge)
     HEADER_SIZE: ClassVar[int] = 48
+    # MS-NLMP 2.2.1.2: where the fixed fields sit; the 32-byte form ends after ServerChallenge.
+    OFFSETS: ClassVar[Mapping[str, int]] = {
+        "NegotiateFlags": 20,
+        "ServerChallenge": 24,
+        "Reserved": 32,
+        "Version": 48,
+    }
+    PAYLOAD_FIELDS: ClassVar[tuple[tuple[str, int], ...]] = (("TargetName", 12), ("TargetInfo", 40))
 
     def pack(self) -> bytes:
         if len(self.server_challenge) != 8 or len(self.reserved) != 8:
@@ -372,27 +439,30 @@ class ChallengeMessage:
         if len(data) < cls.HEADER_SIZE:
             name_len, _, name_at, flags, server_challenge = cls._BODY_32.unpack_from(data, 12)
             name_raw = _payload(data, name_len, name_at, "TargetName", 12)
-            return cls(flags, server_challenge, decode_string(name_raw, flags, "TargetName"))
+            target_name = decode_string(name_raw, flags, "TargetName", offset=name_at)
+            return cls(flags, server_challenge, target_name)
         fields = cls._BODY.unpack_from(data, 12)
         name_len, _, name_at, flags, server_challenge, reserved, info_len, _, info_at = fields
         name_raw = _payload(data, name_len, name_at, "TargetName", 12)
-        target_name = decode_string(name_raw, flags, "TargetName")
+        target_name = decode_string(name_raw, flags, "TargetName", offset=name_at)
         info_raw = _payload(data, info_len, info_at, "TargetInfo", 40)
-        target_info = AvPair.unpack_all(info_raw) if info_raw else None
+        target_info = None
+        if info_raw:
+            try:
+                target_info = AvPair.unpack_all(info_raw)
+            except MalformedMessage as exc:
+                raise _inside(exc, info_at) from None
         version = None
         if flags & NTLMSSP_NEGOTIATE_VERSION and _lowest_offset(data, fields[:3] + fields[6:]) >= 56:
             version = Version.unpack(data, 48)
         return cls(flags, server_challenge, target_name, target_info, version, reserved)
 
-
-_AUTH_FIELD_NAMES = (
-    "LmChallengeResponse",
-    "NtChallengeResponse",
-    "DomainName",
-    "UserName",
-    "Workstation",
-    "EncryptedRandomSessionKey",
-)
+    @classmethod
+    def payload_fields(cls, data: bytes) -> tuple[PayloadField, ...]:
+        """The (Len, MaxLen, BufferOffset) fields of a message that unpacks; TargetName only in the 32-byte
+        form."""
+        full = len(data) >= cls.HEADER_SIZE
+        return _payload_fields(data, cls.PAYLOAD_FIELDS if full else cls.PAYLOAD_FIELDS[:1])
 
 
 @dataclass(frozen=True)
@@ -409,11 +479,21 @@ class AuthenticateMessage:
     version: Version | None = None
     mic: bytes | None = None
 
-    # The six (Len, MaxLen, BufferOffset) fields in _AUTH_FIELD_NAMES' order, then NegotiateFlags.
+    # The six (Len, MaxLen, BufferOffset) fields in PAYLOAD_FIELDS' order, then NegotiateFlags.
     _BODY: ClassVar[struct.Struct] = struct.Struct("<" + "HHI" * 6 + "I")
     _PREFIX: ClassVar[bytes] = _prefix(MessageType.NtLmAuthenticate)
     HEADER_SIZE: ClassVar[int] = 64
     MIC_OFFSET: ClassVar[int] = 72
+    # MS-NLMP 2.2.1.3: where the fixed fields sit.
+    OFFSETS: ClassVar[Mapping[str, int]] = {"NegotiateFlags": 60, "Version": 64, "MIC": MIC_OFFSET}
+    PAYLOAD_FIELDS: ClassVar[tuple[tuple[str, int], ...]] = (
+        ("LmChallengeResponse", 12),
+        ("NtChallengeResponse", 20),
+        ("DomainName", 28),
+        ("UserName", 36),
+        ("Workstation", 44),
+        ("EncryptedRandomSessionKey", 52),
+    )
 
     def __post_init__(self) -> None:
         if self.mic is not None and (self.version is None or len(self.mic) != 16):
@@ -451,8 +531,8 @@ class AuthenticateMessage:
         data = bytes(data)
         fields = cls._BODY.unpack_from(data, 12)
         lm, nt, domain, user, workstation, key = (
-            _payload(data, fields[i], fields[i + 2], name, 12 + i * 8 // 3)
-            for i, name in zip(range(0, 18, 3), _AUTH_FIELD_NAMES, strict=True)
+            _payload(data, fields[3 * i], fields[3 * i + 2], name, at)
+            for i, (name, at) in enumerate(cls.PAYLOAD_FIELDS)
         )
         flags = fields[18]
         # MS-NLMP 2.2.1.3: VERSION and MIC are present when the payload leaves room for them.
@@ -463,13 +543,18 @@ class AuthenticateMessage:
             flags,
             lm,
             nt,
-            decode_string(domain, flags, "DomainName"),
-            decode_string(user, flags, "UserName"),
-            decode_string(workstation, flags, "Workstation"),
+            decode_string(domain, flags, "DomainName", offset=fields[8]),
+            decode_string(user, flags, "UserName", offset=fields[11]),
+            decode_string(workstation, flags, "Workstation", offset=fields[14]),
             key,
             version,
             mic,
         )
+
+    @classmethod
+    def payload_fields(cls, data: bytes) -> tuple[PayloadField, ...]:
+        """The (Len, MaxLen, BufferOffset) fields of a message that unpacks."""
+        return _payload_fields(data, cls.PAYLOAD_FIELDS)
 
 
 def zero_mic(data: bytes) -> bytes:
@@ -496,6 +581,17 @@ class NtlmV2ClientChallenge:
 
     _HEAD: ClassVar[struct.Struct] = struct.Struct("<BBHIQ8sI")
     HEADER_SIZE: ClassVar[int] = 28
+    # MS-NLMP 2.2.2.7: where the fields sit.
+    OFFSETS: ClassVar[Mapping[str, int]] = {
+        "RespType": 0,
+        "HiRespType": 1,
+        "Reserved1": 2,
+        "Reserved2": 4,
+        "TimeStamp": 8,
+        "ChallengeFromClient": 16,
+        "Reserved3": 24,
+        "AvPairs": 28,
+    }
 
     def pack(self) -> bytes:
         return (
@@ -519,7 +615,10 @@ class NtlmV2ClientChallenge:
         resp, hi, r1, r2, timestamp, cc, r3 = cls._HEAD.unpack_from(data)
         if resp != 1 or hi != 1:
             raise _fail(f"NTLMv2_CLIENT_CHALLENGE RespType {resp}/{hi}, expected 1/1", 0)
-        pairs, end = AvPair.unpack_list(data[cls.HEADER_SIZE :])
+        try:
+            pairs, end = AvPair.unpack_list(data[cls.HEADER_SIZE :])
+        except MalformedMessage as exc:
+            raise _inside(exc, cls.HEADER_SIZE) from None
         return cls(timestamp, cc, pairs, resp, hi, r1, r2, r3, bytes(data[cls.HEADER_SIZE + end :]))
 
 
@@ -543,7 +642,10 @@ class NtlmV2Response:
         if len(data) < 16 + NtlmV2ClientChallenge.HEADER_SIZE + 4:
             raise _fail("NTLMv2_RESPONSE too short", len(data))
         response = cls(bytes(data[:16]), bytes(data[16:]))
-        response.client_challenge  # noqa: B018 -- MS-NLMP 3.3.2: the blob must parse
+        try:
+            response.client_challenge  # noqa: B018 -- MS-NLMP 3.3.2: the blob must parse
+        except MalformedMessage as exc:
+            raise _inside(exc, 16) from None
         return response
 
 
