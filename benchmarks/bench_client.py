@@ -1,41 +1,66 @@
-"""Client CPU per full SMB2 session setup against a private smbd: smb2auth vs smbprotocol 1.17.
+"""Client CPU per full SMB2 session setup against a private smbd: smb2auth vs smbprotocol.
 
-One session = TCP connect, NEGOTIATE 3.1.1, SESSION_SETUP (SPNEGO/NTLMv2, signed final response verified),
-LOGOFF, close. CPU is getrusage() of this process around N sessions, user and system apart (smbd runs in
-its own processes, so its CPU is not counted; smbprotocol's receiver thread is, as it is part of that
-client).
+One session = TCP connect, NEGOTIATE 3.1.1, SESSION_SETUP (NTLMv2, signed final response verified),
+LOGOFF, close. Both clients require signing and not encryption, and are given the password or the NT hash
+(smbprotocol as pyspnego's "LM:NT" password form). smbprotocol speaks raw NTLMSSP (auth_protocol="ntlm",
+its cheapest), we SPNEGO with a mechListMIC. CPU is getrusage() of this process around the sessions of
+a round, user and system apart (smbd runs in its own processes, so its CPU is not counted; smbprotocol's
+receiver thread is, as it is part of that client). Rounds alternate; figures are medians.
 
-    python benchmarks/bench_client.py [-n 300] [--profile]
+Then the sans-IO core alone against our real server in memory (tests/helpers.py ConnectionPair), beside
+the floor: the primitives such a session cannot avoid (NTLM's, the client's half of the mechListMIC,
+SHA-512 over the preauth messages, the signing key's KDF, one AES-GMAC per signed message), with the
+share of pycryptodome's AES-GMAC object set-up; and both again with AES-GMAC from cryptography's AESGCM
+(same bytes) swapped in, which tells what pycryptodome's GMAC costs beyond the cipher itself.
+
+    python benchmarks/bench_client.py [-n 150] [--rounds 3] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import os
 import pstats
 import resource
+import statistics
+import struct
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from smb2auth.client import Dialect, connect  # noqa: E402
+import _floor  # noqa: E402
+from _harness import breakdown, machine, rate, run_all, versions  # noqa: E402
+from Crypto.Cipher import AES  # noqa: E402
+
+from smb2auth.client import Dialect, SigningAlgorithm, connect  # noqa: E402
+from smb2auth.ntlm import crypto  # noqa: E402
 from tests.peers import Smbd, running_smbd  # noqa: E402
 
+Session = Callable[[], None]
 
-def ours(server: Smbd) -> Callable[[], None]:
+
+def ours(server: Smbd, password: bool) -> Session:
+    secret = server.password if password else None
+    nt_hash = None if password else crypto.ntowfv1(server.password)
+
     def one() -> None:
         session = connect(
             "127.0.0.1",
             server.port,
             username=server.user,
-            password=server.password,
+            password=secret,
+            nt_hash=nt_hash,
             dialects=(Dialect.SMB3_1_1,),
+            require_signing=True,
+            require_encryption=False,
         )
         assert session.signed
         session.logoff()
@@ -44,14 +69,19 @@ def ours(server: Smbd) -> Callable[[], None]:
     return one
 
 
-def smbprotocol_session(server: Smbd) -> Callable[[], None]:
+def smbprotocol_session(server: Smbd, password: bool) -> Session:
     from smbprotocol.connection import Connection, Dialects
-    from smbprotocol.session import Session
+    from smbprotocol.session import Session as SmbSession
+
+    lm, nt = crypto.lmowfv1(server.password).hex(), crypto.ntowfv1(server.password).hex()
+    secret = server.password if password else f"{lm}:{nt}"
 
     def one() -> None:
         conn = Connection(uuid.uuid4(), "127.0.0.1", server.port, require_signing=True)
         conn.connect(Dialects.SMB_3_1_1)
-        session = Session(conn, server.user, server.password, auth_protocol="ntlm")
+        session = SmbSession(
+            conn, server.user, secret, require_encryption=False, auth_protocol="ntlm"
+        )
         session.connect()
         session.disconnect()
         conn.disconnect()
@@ -59,36 +89,41 @@ def smbprotocol_session(server: Smbd) -> Callable[[], None]:
     return one
 
 
-def core_only(n: int) -> float:
-    """CPU per session of the sans-IO core alone against our real server in memory (tests/helpers.py
-    ConnectionPair; only the client's part is counted; no sockets, warm caches): the floor the socket loop
-    adds to."""
-    from tests.helpers import ConnectionPair, server_context
+def configuration(server: Smbd) -> list[str]:
+    from smbprotocol.connection import Connection, Dialects
+    from smbprotocol.session import Session as SmbSession
 
-    ctx = server_context()
-    spent = 0.0
-    clock = time.process_time
-    for _ in range(n):
-        t = clock()
-        pair = ConnectionPair(
-            ctx, server_name="127.0.0.1", dialects=(Dialect.SMB3_1_1,), rng=os.urandom, clock=time.time
-        )
-        core = pair.client
-        out = core.negotiate()
-        spent += clock() - t
-        while out:
-            replies = pair.answers(out)
-            t = clock()
-            for reply in replies:
-                core.receive(reply)
-            if core.established:
-                out = core.logoff()
-            elif core.state.value == "CLOSED":
-                out = b""
-            else:
-                out = core.data_to_send()
-            spent += clock() - t
-    return spent / n
+    session = connect(
+        "127.0.0.1", server.port, username=server.user, password=server.password, dialects=(Dialect.SMB3_1_1,)
+    )
+    mine = f"dialect {session.dialect_name}, signing {session.signing_algorithm!r}"
+    session.logoff()
+    session.close()
+    conn = Connection(uuid.uuid4(), "127.0.0.1", server.port, require_signing=True)
+    conn.connect(Dialects.SMB_3_1_1)
+    smb = SmbSession(conn, server.user, server.password, require_encryption=False, auth_protocol="ntlm")
+    smb.connect()
+    algorithm = conn.signing_algorithm_id
+    theirs = (
+        f"dialect 0x{conn.dialect:04x}, signing {SigningAlgorithm(algorithm)!r}, "
+        f"encrypted {smb.encrypt_data}"
+    )
+    smb.disconnect()
+    conn.disconnect()
+    return [
+        f"peer server: smbd {server_version()} on 127.0.0.1:{server.port}, NTLMv2, signing required",
+        f"ours: {versions('smb2auth', 'pycryptodome')}: client.connect(dialects=(3.1.1,), "
+        f"require_signing=True, require_encryption=False), SPNEGO + mechListMIC; negotiated {mine}",
+        f"peer: {versions('smbprotocol', 'pyspnego', 'cryptography')}: Connection(require_signing=True)"
+        f".connect(SMB_3_1_1), Session(require_encryption=False, auth_protocol='ntlm'); negotiated {theirs}",
+    ]
+
+
+def server_version() -> str:
+    import subprocess
+
+    proc = subprocess.run(["smbd", "--version"], capture_output=True, text=True, check=False)
+    return proc.stdout.strip().removeprefix("Version ")
 
 
 @dataclass(frozen=True)
@@ -108,9 +143,7 @@ class Cost:
         return self.user + self.system
 
 
-def measure(one: Callable[[], None], n: int) -> Cost:
-    for _ in range(max(3, n // 20)):
-        one()
+def measure(one: Session, n: int) -> Cost:
     before, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     for _ in range(n):
         one()
@@ -118,30 +151,236 @@ def measure(one: Callable[[], None], n: int) -> Cost:
     return Cost((after.ru_utime - before.ru_utime) / n, (after.ru_stime - before.ru_stime) / n, n / wall)
 
 
+def median_cost(costs: list[Cost]) -> Cost:
+    return Cost(
+        statistics.median(c.user for c in costs),
+        statistics.median(c.system for c in costs),
+        statistics.median(c.rate for c in costs),
+    )
+
+
+def _spread(values: list[float]) -> str:
+    ordered = sorted(values)
+    return f"{statistics.median(ordered):.1f}x (per round {ordered[0]:.1f}x .. {ordered[-1]:.1f}x)"
+
+
+# --- the core alone, and its floor -----------------------------------------------------------------
+
+
+def _core_session(ctx: object, capture: list[bytes] | None = None) -> float:
+    """One session of the sans-IO core against our real server in memory (tests/helpers.py ConnectionPair,
+    no sockets); the core's CPU seconds (the server's excluded). `capture` gets every message."""
+    from tests.helpers import ConnectionPair
+
+    clock = time.process_time
+    t = clock()
+    pair = ConnectionPair(
+        ctx, server_name="127.0.0.1", dialects=(Dialect.SMB3_1_1,), rng=os.urandom, clock=time.time
+    )
+    core = pair.client
+    out = core.negotiate()
+    spent = clock() - t
+    while out:
+        if capture is not None:
+            capture.append(out[4:])
+        replies = pair.answers(out)
+        t = clock()
+        for reply in replies:
+            if capture is not None:
+                capture.append(reply)
+            core.receive(reply)
+        if core.established:
+            out = core.logoff()
+        elif core.state.value == "CLOSED":
+            out = b""
+        else:
+            out = core.data_to_send()
+        spent += clock() - t
+    return spent
+
+
+def core_cpu(n: int) -> float:
+    """CPU per session of the core alone (the in-memory server's share excluded)."""
+    from tests.helpers import server_context
+
+    ctx = server_context()
+    return sum(_core_session(ctx) for _ in range(n)) / n
+
+
+_NEGOTIATE, _SESSION_SETUP = 0, 1
+_SIGNED, _RESPONSE = 0x8, 0x1
+
+
+def core_floor() -> tuple[list[_floor.Primitive], int]:
+    """The floor of one core session, sized from a real one; and how many messages were signed."""
+    from smb2auth.ntlm.messages import AuthenticateMessage
+    from smb2auth.spnego.tokens import decode, mech_types_der
+    from tests.helpers import DOMAIN, PASSWORD, USER, server_context
+
+    messages: list[bytes] = []
+    _core_session(server_context(), messages)
+    preauth = []
+    signed: list[int] = []
+    ntlm: list[bytes] = []
+    mech_types = 0
+    for message in messages:
+        (command,) = struct.unpack_from("<H", message, 12)
+        (flags,) = struct.unpack_from("<I", message, 16)
+        if flags & _SIGNED:
+            signed.append(len(message))
+        if command == _SESSION_SETUP:
+            # MS-SMB2 2.2.5 / 2.2.6: SecurityBufferOffset and Length, request and response.
+            offset, length = struct.unpack_from("<HH", message, 68 if flags & _RESPONSE else 76)
+            token = decode(message[offset : offset + length])
+            inner = getattr(token, "mech_token", None) or getattr(token, "response_token", None)
+            if inner:
+                ntlm.append(inner)
+            if getattr(token, "mech_types", None):
+                mech_types = len(mech_types_der(token.mech_types))  # type: ignore[union-attr]
+        (status,) = struct.unpack_from("<I", message, 8)
+        final = command == _SESSION_SETUP and flags & _RESPONSE and status == 0
+        # MS-SMB2 3.2.5.3.1: the preauth hash covers NEGOTIATE and SESSION_SETUP but the final response.
+        if command in (_NEGOTIATE, _SESSION_SETUP) and not final:
+            preauth.append(message)
+    negotiate, challenge, authenticate = ntlm[-3:]
+    blob = len(AuthenticateMessage.unpack(authenticate).nt_response) - 16
+    mic_input = len(negotiate) + len(challenge) + len(authenticate)
+    prims = [
+        _floor.urandom(16),  # ClientGuid
+        _floor.urandom(32),  # the preauth Salt
+        *_floor.ntlm_client(PASSWORD, USER, DOMAIN, blob, mic_input),
+        *_floor.mech_list_mic(mech_types),
+        *(_floor.sha512(64 + len(m)) for m in preauth),
+        _floor.hmac_sha256(4 + len(b"SMBSigningKey\x00") + 64 + 4),
+        *(_floor.aes_gmac(size) for size in signed),
+    ]
+    return prims, len(signed)
+
+
+def gmac_setup() -> None:
+    AES.new(_floor.KEY, AES.MODE_GCM, nonce=_floor.NONCE)
+
+
+@contextlib.contextmanager
+def gmac_from_cryptography() -> Iterator[bool]:
+    """What if AES-GMAC came from cryptography's AESGCM (the tag of an empty plaintext under the message
+    as associated data: the same bytes, checked here)? Swaps the signer for the duration; False (and
+    nothing swapped) without cryptography."""
+    try:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    except ImportError:
+        yield False
+        return
+    from smb2auth.smb2 import crypto as smb2_crypto
+
+    def gmac(message: bytes, key: bytes) -> bytes:
+        return AESGCM(key).encrypt(smb2_crypto.gmac_nonce(message), b"", message)
+
+    signers = smb2_crypto._SIGNERS
+    ours_gmac = signers[SigningAlgorithm.AES_GMAC]
+    sample = b"\xfeSMB" + bytes(range(96))
+    assert gmac(sample, _floor.KEY) == ours_gmac(sample, _floor.KEY)
+    signers[SigningAlgorithm.AES_GMAC] = gmac
+    try:
+        yield True
+    finally:
+        signers[SigningAlgorithm.AES_GMAC] = ours_gmac
+
+
+def gmac_share(server: Smbd, rounds: int, n: int, seconds: float) -> list[str]:
+    """Client CPU per session over TCP and of the core alone, with pycryptodome's AES-GMAC (ours) and with
+    cryptography's, alternating rounds: the difference is what pycryptodome's GMAC costs beyond the cipher."""
+    one = ours(server, True)
+    over_tcp: dict[bool, list[float]] = {False: [], True: []}
+    core: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(rounds):
+        over_tcp[False].append(measure(one, n).total)
+        core[False].append(core_cpu(max(20, int(seconds * 500))))
+        with gmac_from_cryptography() as available:
+            if not available:
+                return ["AES-GMAC what-if: cryptography not installed"]
+            over_tcp[True].append(measure(one, n).total)
+            core[True].append(core_cpu(max(20, int(seconds * 500))))
+    lines = []
+    for what, values in (("client CPU per session over TCP", over_tcp), ("the core alone", core)):
+        mine, other = statistics.median(values[False]), statistics.median(values[True])
+        share = 100 * (mine - other) / mine
+        lines.append(
+            f"AES-GMAC from pycryptodome vs from cryptography's AESGCM, {what}: {mine * 1e6:.0f} vs "
+            f"{other * 1e6:.0f} µs; pycryptodome's GMAC beyond cryptography's: {share:.0f}%"
+        )
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("-n", type=int, default=300, help="sessions per client (smbprotocol: n // 3)")
+    parser.add_argument("-n", type=int, default=150, help="our sessions per round (smbprotocol: n // 3)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, alternating (default 3)")
+    parser.add_argument("--seconds", type=float, default=0.5, help="seconds per in-process round")
     parser.add_argument("--profile", action="store_true", help="cProfile our client and print the top")
     args = parser.parse_args()
     with running_smbd() as server:
-        mine = measure(ours(server), args.n)
-        theirs = measure(smbprotocol_session(server), max(10, args.n // 3))
-        print(f"peer: smbd {server.base} port {server.port}, dialect 3.1.1, NTLMv2, signing required")
-        for name, cost in (("smb2auth", mine), ("smbprotocol", theirs)):
+        for line in configuration(server):
+            print(line)
+        print(machine())
+        runs = {
+            "smb2auth, password": (ours(server, True), args.n),
+            "smb2auth, NT hash": (ours(server, False), args.n),
+            "smbprotocol, password": (smbprotocol_session(server, True), max(10, args.n // 3)),
+            "smbprotocol, NT hash": (smbprotocol_session(server, False), max(10, args.n // 3)),
+        }
+        for one, n in runs.values():
+            for _ in range(max(3, n // 20)):
+                one()
+        costs: dict[str, list[Cost]] = {label: [] for label in runs}
+        for _ in range(args.rounds):
+            for label, (one, n) in runs.items():
+                costs[label].append(measure(one, n))
+        print(f"rounds: {args.rounds}, {args.n} of our sessions and {max(10, args.n // 3)} of "
+              "smbprotocol's per round, alternating; medians")
+        for label, values in costs.items():
+            cost = median_cost(values)
             print(
-                f"{name:12} client CPU {cost.total * 1e3:7.3f} ms/session (user {cost.user * 1e3:6.3f}, "
+                f"{label:22} client CPU {cost.total * 1e3:7.3f} ms/session (user {cost.user * 1e3:6.3f}, "
                 f"system {cost.system * 1e3:6.3f})   wall {cost.rate:7.1f} sessions/s"
             )
-        floor = core_only(args.n)
-        print(f"smb2auth core alone (our server in memory, no sockets) CPU {floor * 1e3:7.3f} ms/session")
+        for config in ("password", "NT hash"):
+            mine, theirs = costs[f"smb2auth, {config}"], costs[f"smbprotocol, {config}"]
+            cpu = [t.total / m.total for m, t in zip(mine, theirs, strict=True)]
+            user = [t.user / m.user for m, t in zip(mine, theirs, strict=True)]
+            print(f"ratio smbprotocol/smb2auth CPU, {config}: {_spread(cpu)}; user CPU {_spread(user)}")
+        best = [
+            min(costs["smbprotocol, password"][i].total, costs["smbprotocol, NT hash"][i].total)
+            / min(costs["smb2auth, password"][i].total, costs["smb2auth, NT hash"][i].total)
+            for i in range(args.rounds)
+        ]
+        print(f"ratio smbprotocol-best/smb2auth-best CPU: {_spread(best)}")
+        client_cpu = statistics.median(c.total for c in costs["smb2auth, password"])
+
+        prims, signed = core_floor()
+        floor_fn = run_all([p.call for p in prims])
+        core: list[float] = []
+        floors: list[float] = []
+        for _ in range(args.rounds):
+            core.append(core_cpu(max(20, int(args.seconds * 500))))
+            floors.append(1 / rate(floor_fn, args.seconds))
+        core_us, floor_us = statistics.median(core) * 1e6, statistics.median(floors) * 1e6
+        setup_us = 1e6 / rate(gmac_setup, args.seconds) * signed
+        print(f"smb2auth core alone (our server in memory, no sockets): CPU {core_us:7.1f} µs/session")
+        print(f"floor for the core: {floor_us:.1f} µs/session; the core takes "
+              f"{_spread([c / f for c, f in zip(core, floors, strict=True)])} the floor")
+        print(f"floor for the core: {breakdown(prims, args.seconds / 4)}")
         print(
-            f"ratio        smbprotocol/smb2auth CPU {theirs.total / mine.total:5.1f}x "
-            f"(user CPU {theirs.user / mine.user:5.1f}x)   wall {mine.rate / theirs.rate:5.1f}x"
+            f"AES-GMAC object set-up (pycryptodome AES.new MODE_GCM) x {signed} signed messages: "
+            f"{setup_us:.1f} µs/session = {100 * setup_us / core_us:.0f}% of the core's CPU, "
+            f"{100 * setup_us / (client_cpu * 1e6):.0f}% of the client's CPU per session over TCP"
         )
+        for line in gmac_share(server, args.rounds, args.n, args.seconds):
+            print(line)
         if args.profile:
-            one = ours(server)
+            one = ours(server, True)
             profiler = cProfile.Profile()
             profiler.enable()
             for _ in range(args.n):

@@ -33,14 +33,19 @@ class StateMachine(Generic[S, E]):
         self.table = table
         self.anywhere = dict(anywhere or {})
         self.status = status
+        # The same tables keyed by the members' values: an Enum member hashes in Python (hash of its
+        # name), its `_value_` (a str or an int) in C, and every message steps a machine.
+        self._by_value = {(s._value_, e._value_): target for (s, e), target in table.items()}
+        self._anywhere_by_value = {e._value_: target for e, target in self.anywhere.items()}
         MACHINES.append(self)
 
     def next(self, state: S, event: E) -> S:
-        target = self.anywhere.get(event)
+        value = event._value_
+        target = self._anywhere_by_value.get(value)
         if target is not None:
             return target
         try:
-            return self.table[(state, event)]
+            return self._by_value[(state._value_, value)]
         except KeyError:
             message = f"{self.who} in state {state.value}: unexpected {event.value}"
             raise ProtocolStateError(message, status=self.status) from None

@@ -24,6 +24,9 @@ class SessionSecurity:
         self._client = client
         self._integrity = bool(flags & (NTLMSSP_NEGOTIATE_SIGN | NTLMSSP_NEGOTIATE_SEAL))
         self._ready = False
+        # The RC4 handles, made on first use (None: not yet, or restarted since).
+        self._out: crypto.Rc4 | None = None
+        self._in: crypto.Rc4 | None = None
         self.out_seq = 0
         self.in_seq = 0
 
@@ -35,20 +38,29 @@ class SessionSecurity:
         self._in_sign = crypto.signkey(flags, key, client=theirs)
         self._out_seal_key = crypto.sealkey(flags, key, client=mine)
         self._in_seal_key = crypto.sealkey(flags, key, client=theirs)
-        self._out = crypto.rc4_init(self._out_seal_key)
-        self._in = crypto.rc4_init(self._in_seal_key)
         self._ready = True
+
+    def _outgoing(self) -> crypto.Rc4:
+        if self._out is None:
+            self._out = crypto.rc4_init(self._out_seal_key)
+        return self._out
+
+    def _incoming(self) -> crypto.Rc4:
+        if self._in is None:
+            self._in = crypto.rc4_init(self._in_seal_key)
+        return self._in
 
     def reset(self, *, outgoing: bool, reset_seqnums: bool = False) -> None:
         if not self._ready:
             self._derive()
-        # MS-SPNG 3.3.5.1: after the mechListMIC the RC4 state restarts; sequence numbers carry on.
+        # MS-SPNG 3.3.5.1: after the mechListMIC the RC4 state restarts; sequence numbers carry on. The
+        # new handle is made when next used (after SMB2's mechListMIC it never is).
         if outgoing:
-            self._out = crypto.rc4_init(self._out_seal_key)
+            self._out = None
             if reset_seqnums:
                 self.out_seq = 0
         else:
-            self._in = crypto.rc4_init(self._in_seal_key)
+            self._in = None
             if reset_seqnums:
                 self.in_seq = 0
 
@@ -58,7 +70,7 @@ class SessionSecurity:
         if not self._integrity:
             # MS-NLMP 3.4.2: without SIGN or SEAL the signature is the dummy one.
             return _DUMMY_SIGNATURE
-        signature = crypto.mac(self.flags, self._out, self._out_sign, self.out_seq, data)
+        signature = crypto.mac(self.flags, self._outgoing(), self._out_sign, self.out_seq, data)
         self.out_seq += 1
         return signature
 
@@ -68,7 +80,7 @@ class SessionSecurity:
         if not self._integrity:
             expected = _DUMMY_SIGNATURE
         else:
-            expected = crypto.mac(self.flags, self._in, self._in_sign, self.in_seq, data)
+            expected = crypto.mac(self.flags, self._incoming(), self._in_sign, self.in_seq, data)
             self.in_seq += 1
         if not hmac.compare_digest(expected, signature):
             raise AuthenticationError(NtStatus.STATUS_ACCESS_DENIED, "NTLM message signature mismatch")
@@ -78,7 +90,7 @@ class SessionSecurity:
             raise AuthenticationError(NtStatus.STATUS_NOT_SUPPORTED, "sealing was not negotiated")
         if not self._ready:
             self._derive()
-        sealed, signature = crypto.seal(self.flags, self._out, self._out_sign, self.out_seq, data)
+        sealed, signature = crypto.seal(self.flags, self._outgoing(), self._out_sign, self.out_seq, data)
         self.out_seq += 1
         return signature + sealed
 
@@ -90,7 +102,7 @@ class SessionSecurity:
         signature, sealed = token[:16], token[16:]
         if not self._ready:
             self._derive()
-        data = self._in(sealed)
+        data = self._incoming()(sealed)
         self.verify(data, signature)
         return data
 

@@ -33,6 +33,7 @@ from smb2auth.ntlm.messages import (
     NegotiateFlags,
     NegotiateMessage,
     Version,
+    av_get,
     encode_unicode,
     pack_u32,
     unix_to_filetime,
@@ -40,6 +41,10 @@ from smb2auth.ntlm.messages import (
     unpack_u32,
 )
 from smb2auth.status import NtStatus
+
+_VERSION = Version()
+# MS-NLMP 3.1.5.1.2: the pairs the client sets itself in the blob, whatever the server sent.
+_CLIENT_SETS = frozenset((AvId.MsvAvChannelBindings, AvId.MsvAvTargetName))
 
 
 class NtlmClient(SecurityContext):
@@ -120,7 +125,7 @@ class NtlmClient(SecurityContext):
     def step(self, token: bytes | None) -> bytes | None:
         if token is None:
             self._state = client_next(self._state, ClientEvent.SEND_NEGOTIATE)
-            self._negotiate = NegotiateMessage(self._requested, version=Version()).pack()
+            self._negotiate = NegotiateMessage(self._requested, version=_VERSION).pack()
             return self._negotiate
         if self._state != ClientState.NEGOTIATE_SENT:
             client_next(self._state, ClientEvent.RECEIVE_CHALLENGE)
@@ -189,7 +194,7 @@ class NtlmClient(SecurityContext):
             user,
             self.workstation,
             encrypted,
-            Version(),
+            _VERSION,
             b"\x00" * 16 if mic_wanted else None,
         )
         out = message.pack()
@@ -204,7 +209,7 @@ class NtlmClient(SecurityContext):
 
     def _ntlmv2(self, challenge: ChallengeMessage) -> tuple[bytes, bytes, bytes, bool]:
         pairs = list(challenge.target_info or ())
-        stamp = next((p.value for p in pairs if p.id == AvId.MsvAvTimestamp), None)
+        stamp = av_get(challenge.target_info or (), AvId.MsvAvTimestamp)
         mic_wanted = stamp is not None and self.send_mic
         # MS-NLMP 3.1.5.1.2: use the server's timestamp when it sent one.
         timestamp = unpack_filetime(stamp) if stamp is not None else unix_to_filetime(self._clock())
@@ -216,15 +221,14 @@ class NtlmClient(SecurityContext):
                     break
             else:
                 pairs.append(AvPair(AvId.MsvAvFlags, pack_u32(AvFlags.MIC_PRESENT)))
-        pairs = [p for p in pairs if p.id not in (AvId.MsvAvChannelBindings, AvId.MsvAvTargetName)]
+        pairs = [p for p in pairs if p.id not in _CLIENT_SETS]
         pairs.append(AvPair(AvId.MsvAvChannelBindings, crypto.channel_bindings_hash(self.channel_bindings)))
         if self.target_name is not None:
             pairs.append(AvPair(AvId.MsvAvTargetName, encode_unicode(self.target_name)))
         cc = self._rng(8)
         temp = crypto.ntlmv2_temp(timestamp, cc, AvPair.pack_all(pairs))
         key = crypto.ntowfv2(self._nt_hash, self.username, self.domain)
-        nt, lm, sbk = crypto.compute_response_v2(key, challenge.server_challenge, cc, temp)
-        if stamp is not None:
-            # MS-NLMP 3.1.5.1.2: with a server timestamp the LMv2 response is not sent (Z(24)).
-            lm = b"\x00" * 24
+        # MS-NLMP 3.1.5.1.2: with a server timestamp the LMv2 response is not sent (Z(24)).
+        sc = challenge.server_challenge
+        nt, lm, sbk = crypto.compute_response_v2(key, sc, cc, temp, lmv2=stamp is None)
         return nt, lm, sbk, mic_wanted

@@ -1,6 +1,6 @@
 """MS-NLMP 3.3 / 3.4 functions under their spec names (snake case).
 
-Primitives come from hashlib/hmac (MD5, HMAC-MD5) and pycryptodome (MD4, DES, RC4).
+Primitives come from hashlib (MD5, and HMAC-MD5 built on it) and pycryptodome (MD4, DES, RC4).
 """
 
 from __future__ import annotations
@@ -31,19 +31,30 @@ _SERVER_SIGN = b"session key to server-to-client signing key magic constant\x00"
 _CLIENT_SEAL = b"session key to client-to-server sealing key magic constant\x00"
 _SERVER_SEAL = b"session key to server-to-client sealing key magic constant\x00"
 
+_MD5 = hashlib.md5
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
+
 Rc4 = Callable[[bytes], bytes]
 
 
 def md4(data: bytes) -> bytes:
-    return MD4.new(data).digest()  # noqa: S303 -- MS-NLMP 3.3.1: NTOWF is MD4
+    # MD4Hash directly: MD4.new() builds a throw-away hash object first.
+    return MD4.MD4Hash(data).digest()  # noqa: S303 -- MS-NLMP 3.3.1: NTOWF is MD4
 
 
 def md5(data: bytes) -> bytes:
-    return hashlib.md5(data).digest()  # noqa: S324 -- MS-NLMP mandates MD5
+    return _MD5(data).digest()  # noqa: S324 -- MS-NLMP mandates MD5
 
 
 def hmac_md5(key: bytes, data: bytes) -> bytes:
-    return hmac.digest(key, data, "md5")
+    """RFC 2104 HMAC over hashlib.md5: a third cheaper than hmac.digest() for NTLM's short inputs (that
+    goes through OpenSSL's MAC dispatch on every call), and the same bytes."""
+    if len(key) > 64:
+        key = _MD5(key).digest()  # noqa: S324
+    key = key.ljust(64, b"\x00")
+    inner = _MD5(key.translate(_IPAD) + data).digest()  # noqa: S324
+    return _MD5(key.translate(_OPAD) + inner).digest()  # noqa: S324
 
 
 def _des_key(key7: bytes) -> bytes:
@@ -112,11 +123,21 @@ def ntlmv2_temp(
 
 
 def compute_response_v2(
-    response_key: bytes, server_challenge: bytes, client_challenge: bytes, temp: bytes
+    response_key: bytes,
+    server_challenge: bytes,
+    client_challenge: bytes,
+    temp: bytes,
+    *,
+    lmv2: bool = True,
 ) -> tuple[bytes, bytes, bytes]:
-    """MS-NLMP 3.3.2: returns (NtChallengeResponse, LmChallengeResponse, SessionBaseKey)."""
+    """MS-NLMP 3.3.2: returns (NtChallengeResponse, LmChallengeResponse, SessionBaseKey).
+
+    `lmv2=False` when the server sent MsvAvTimestamp: the LM response is then Z(24) (MS-NLMP 3.1.5.1.2).
+    """
     nt_proof_str = hmac_md5(response_key, server_challenge + temp)
-    lm = hmac_md5(response_key, server_challenge + client_challenge) + client_challenge
+    lm = bytes(24)
+    if lmv2:
+        lm = hmac_md5(response_key, server_challenge + client_challenge) + client_challenge
     return nt_proof_str + temp, lm, hmac_md5(response_key, nt_proof_str)
 
 
@@ -171,7 +192,7 @@ def mac(flags: int, handle: Rc4, signing_key: bytes | None, seq_num: int, messag
     if flags & NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY:
         if signing_key is None:
             raise ValueError("extended session security needs a signing key")
-        checksum = hmac.digest(signing_key, seq + message, "md5")[:8]
+        checksum = hmac_md5(signing_key, seq + message)[:8]
         if flags & NTLMSSP_NEGOTIATE_KEY_EXCH:
             checksum = handle(checksum)
         return b"\x01\x00\x00\x00" + checksum + seq
@@ -193,7 +214,7 @@ def seal(
 
 def mic(exported_session_key: bytes, negotiate: bytes, challenge: bytes, authenticate_zeroed: bytes) -> bytes:
     """MS-NLMP 3.1.5.1.2: HMAC_MD5(ExportedSessionKey, NEGOTIATE || CHALLENGE || AUTHENTICATE(MIC=0))."""
-    return hmac.digest(exported_session_key, negotiate + challenge + authenticate_zeroed, "md5")
+    return hmac_md5(exported_session_key, negotiate + challenge + authenticate_zeroed)
 
 
 def _domains(domain: str) -> list[str]:
@@ -215,9 +236,9 @@ def verify_ntlmv2(
     message = server_challenge + nt_response[16:]
     for d in _domains(domain):
         key = hmac_md5(nt_hash, (user.upper() + d).encode("utf-16-le"))
-        expected = hmac.digest(key, message, "md5")
+        expected = hmac_md5(key, message)
         if hmac.compare_digest(expected, proof):
-            return hmac.digest(key, expected, "md5")
+            return hmac_md5(key, expected)
     return None
 
 

@@ -6,6 +6,7 @@ Every parse failure raises `MalformedMessage`; every offset and length is checke
 from __future__ import annotations
 
 import enum
+import functools
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -182,15 +183,15 @@ def _check_prefix(data: bytes, expected: MessageType, minimum: int) -> None:
         raise _fail(reason, len(data))
 
 
-def _read_field(data: bytes, at: int, name: str) -> tuple[bytes, int]:
-    """Read a (Len, MaxLen, BufferOffset) field; returns the payload and its offset (0 when empty)."""
-    length, _maxlen, offset = _FIELD.unpack_from(data, at)
+def _payload(data: bytes, length: int, offset: int, name: str, at: int) -> bytes:
+    """The payload a (Len, MaxLen, BufferOffset) field at `at` names, checked against the message. `data` is
+    bytes (each unpack converts its input once), so the slice is too."""
     if length == 0:
-        return b"", 0
+        return b""
     if offset + length > len(data):
         reason = f"{name} runs past the end (len {length} at {offset}, message is {len(data)} bytes)"
         raise _fail(reason, at)
-    return bytes(data[offset : offset + length]), offset
+    return data[offset : offset + length]
 
 
 class PayloadField(NamedTuple):
@@ -208,7 +209,11 @@ def _payload_fields(data: bytes, layout: tuple[tuple[str, int], ...]) -> tuple[P
     return tuple(PayloadField(name, at, *_FIELD.unpack_from(data, at)) for name, at in layout)
 
 
-@dataclass(frozen=True)
+_AV_EOL: Final = 0  # MsvAvEOL, as a plain int for the codec's loops
+_AV_EOL_PAIR = b"\x00\x00\x00\x00"
+
+
+@dataclass(frozen=True, slots=True)
 class AvPair:
     """MS-NLMP 2.2.2.1: one AV_PAIR. `id` is an AvId when known, the raw number otherwise."""
 
@@ -228,29 +233,33 @@ class AvPair:
     @classmethod
     def unpack_list(cls, data: bytes) -> tuple[tuple[AvPair, ...], int]:
         """Parse a list; returns the pairs (without the EOL) and the offset just past the EOL."""
+        data = bytes(data)
         pairs: list[AvPair] = []
         pos = 0
         end = len(data)
-        head = cls._HEAD
-        while True:
-            if pos + 4 > end:
-                raise _fail("AV_PAIR list does not end with MsvAvEOL", pos)
-            av_id, av_len = head.unpack_from(data, pos)
+        head = cls._HEAD.unpack_from
+        known = _AV_IDS.get
+        while pos + 4 <= end:
+            av_id, av_len = head(data, pos)
             pos += 4
-            if pos + av_len > end:
+            stop = pos + av_len
+            if stop > end:
                 name = AvId(av_id).name if av_id in _AV_IDS else f"AvId {av_id}"
                 raise _fail(f"AV_PAIR {name} value runs past the end of the list (len {av_len})", pos)
-            if av_id == AvId.MsvAvEOL:
+            if av_id == _AV_EOL:
                 if av_len:
                     raise _fail("MsvAvEOL with a non-zero length", pos - 4)
                 return tuple(pairs), pos
-            pairs.append(cls(_AV_IDS.get(av_id, av_id), bytes(data[pos : pos + av_len])))
-            pos += av_len
+            pairs.append(cls(known(av_id, av_id), data[pos:stop]))
+            pos = stop
+        raise _fail("AV_PAIR list does not end with MsvAvEOL", pos)
 
     @classmethod
     def pack_all(cls, pairs: tuple[AvPair, ...] | list[AvPair]) -> bytes:
         """Encode pairs and the terminating MsvAvEOL (MS-NLMP 2.2.2.1)."""
-        return b"".join(p.pack() for p in pairs if p.id != AvId.MsvAvEOL) + b"\x00\x00\x00\x00"
+        head = cls._HEAD.pack
+        body = [head(p.id, len(p.value)) + p.value for p in pairs if p.id != _AV_EOL]
+        return b"".join(body) + _AV_EOL_PAIR
 
 
 def av_get(pairs: tuple[AvPair, ...], av_id: AvId) -> bytes | None:
@@ -298,24 +307,39 @@ class Version:
     SIZE: ClassVar[int] = 8
 
     def pack(self) -> bytes:
+        return self._packed
+
+    @functools.cached_property
+    def _packed(self) -> bytes:
+        # Packed once per value: each context sends the same VERSION in every message.
         return self._S.pack(self.major, self.minor, self.build, self.reserved, self.revision)
 
     @classmethod
     def unpack(cls, data: bytes, offset: int = 0) -> Version:
         if offset + 8 > len(data):
             raise _fail("VERSION truncated", offset)
-        major, minor, build, reserved, revision = cls._S.unpack_from(data, offset)
-        return cls(major, minor, build, revision, reserved)
+        return _version(bytes(data[offset : offset + 8]))
 
 
-def _lowest_offset(data: bytes, field_positions: tuple[int, ...]) -> int:
-    """The lowest payload offset of the non-empty fields; the message length when all are empty."""
+@functools.lru_cache(maxsize=64)
+def _version(raw: bytes) -> Version:
+    """A VERSION from its 8 bytes; peers send a handful, so the frozen values are shared."""
+    major, minor, build, reserved, revision = Version._S.unpack(raw)
+    return Version(major, minor, build, revision, reserved)
+
+
+def _lowest_offset(data: bytes, fields: tuple[int, ...]) -> int:
+    """The lowest payload offset of the non-empty fields among `fields` (Len, MaxLen, BufferOffset, ...
+    as unpacked), the message length when all are empty."""
     lowest = len(data)
-    for at in field_positions:
-        length, _maxlen, offset = _FIELD.unpack_from(data, at)
-        if length and offset < lowest:
-            lowest = offset
+    for i in range(0, len(fields), 3):
+        if fields[i] and fields[i + 2] < lowest:
+            lowest = fields[i + 2]
     return lowest
+
+
+def _prefix(kind: MessageType) -> bytes:
+    return _PREFIX.pack(SIGNATURE, kind)
 
 
 @dataclass(frozen=True)
@@ -327,35 +351,37 @@ class NegotiateMessage:
     workstation: str = ""
     version: Version | None = None
 
-    _HEAD: ClassVar[struct.Struct] = struct.Struct("<8sII8s8s")
+    # NegotiateFlags, DomainNameFields, WorkstationFields after the 12-byte prefix.
+    _BODY: ClassVar[struct.Struct] = struct.Struct("<IHHIHHI")
+    _PREFIX: ClassVar[bytes] = _prefix(MessageType.NtLmNegotiate)
     HEADER_SIZE: ClassVar[int] = 32
     # MS-NLMP 2.2.1.1: where the fixed fields sit; the 16-byte form ends after NegotiateFlags.
     OFFSETS: ClassVar[Mapping[str, int]] = {"NegotiateFlags": 12, "Version": 32}
     PAYLOAD_FIELDS: ClassVar[tuple[tuple[str, int], ...]] = (("DomainName", 16), ("Workstation", 24))
 
     def pack(self) -> bytes:
-        offset = self.HEADER_SIZE + (Version.SIZE if self.version is not None else 0)
+        version = self.version.pack() if self.version is not None else b""
         domain = encode_oem(self.domain)
         workstation = encode_oem(self.workstation)
-        domain_field = _FIELD.pack(len(domain), len(domain), offset)
-        offset += len(domain)
-        ws_field = _FIELD.pack(len(workstation), len(workstation), offset)
-        out = self._HEAD.pack(SIGNATURE, MessageType.NtLmNegotiate, self.flags, domain_field, ws_field)
-        if self.version is not None:
-            out += self.version.pack()
-        return out + domain + workstation
+        domain_at = self.HEADER_SIZE + len(version)
+        ws_at = domain_at + len(domain)
+        d, w = len(domain), len(workstation)
+        body = self._BODY.pack(self.flags, d, d, domain_at, w, w, ws_at)
+        return b"".join((self._PREFIX, body, version, domain, workstation))
 
     @classmethod
     def unpack(cls, data: bytes) -> NegotiateMessage:
         # MS-NLMP 2.2.1.1: some clients send only the first 16 bytes.
         _check_prefix(data, MessageType.NtLmNegotiate, 16)
-        (flags,) = _U32.unpack_from(data, 12)
+        data = bytes(data)
         if len(data) < cls.HEADER_SIZE:
-            return cls(flags)
-        domain, _ = _read_field(data, 16, "DomainName")
-        workstation, _ = _read_field(data, 24, "Workstation")
+            return cls(_U32.unpack_from(data, 12)[0])
+        fields = cls._BODY.unpack_from(data, 12)
+        flags = fields[0]
+        domain = _payload(data, fields[1], fields[3], "DomainName", 16)
+        workstation = _payload(data, fields[4], fields[6], "Workstation", 24)
         version = None
-        if flags & NTLMSSP_NEGOTIATE_VERSION and _lowest_offset(data, (16, 24)) >= 40:
+        if flags & NTLMSSP_NEGOTIATE_VERSION and _lowest_offset(data, fields[1:]) >= 40:
             version = Version.unpack(data, 32)
         return cls(flags, decode_oem(domain), decode_oem(workstation), version)
 
@@ -376,7 +402,10 @@ class ChallengeMessage:
     version: Version | None = None
     reserved: bytes = b"\x00" * 8
 
-    _HEAD: ClassVar[struct.Struct] = struct.Struct("<8sI8sI8s8s8s")
+    # TargetNameFields, NegotiateFlags, ServerChallenge, Reserved, TargetInfoFields after the prefix.
+    _BODY: ClassVar[struct.Struct] = struct.Struct("<HHII8s8sHHI")
+    _BODY_32: ClassVar[struct.Struct] = struct.Struct("<HHII8s")
+    _PREFIX: ClassVar[bytes] = _prefix(MessageType.NtLmChallenge)
     HEADER_SIZE: ClassVar[int] = 48
     # MS-NLMP 2.2.1.2: where the fixed fields sit; the 32-byte form ends after ServerChallenge.
     OFFSETS: ClassVar[Mapping[str, int]] = {
@@ -390,38 +419,33 @@ class ChallengeMessage:
     def pack(self) -> bytes:
         if len(self.server_challenge) != 8 or len(self.reserved) != 8:
             raise ValueError("ServerChallenge and Reserved are 8 bytes")
-        offset = self.HEADER_SIZE + (Version.SIZE if self.version is not None else 0)
+        version = self.version.pack() if self.version is not None else b""
+        name_at = self.HEADER_SIZE + len(version)
         name = encode_string(self.target_name, self.flags)
-        name_field = _FIELD.pack(len(name), len(name), offset)
-        offset += len(name)
         info = AvPair.pack_all(self.target_info) if self.target_info is not None else b""
         # MS-NLMP 4.2.3.3: an absent TargetInfo has a zero field.
-        info_field = _FIELD.pack(len(info), len(info), offset) if info else _FIELD.pack(0, 0, 0)
-        out = self._HEAD.pack(
-            SIGNATURE,
-            MessageType.NtLmChallenge,
-            name_field,
-            self.flags,
-            self.server_challenge,
-            self.reserved,
-            info_field,
+        info_at = name_at + len(name) if info else 0
+        n, i = len(name), len(info)
+        body = self._BODY.pack(
+            n, n, name_at, self.flags, self.server_challenge, self.reserved, i, i, info_at
         )
-        if self.version is not None:
-            out += self.version.pack()
-        return out + name + info
+        return b"".join((self._PREFIX, body, version, name, info))
 
     @classmethod
     def unpack(cls, data: bytes) -> ChallengeMessage:
         # MS-NLMP 2.2.1.2: TargetInfoFields were added later; accept the 32-byte form.
         _check_prefix(data, MessageType.NtLmChallenge, 32)
-        (flags,) = _U32.unpack_from(data, 20)
-        server_challenge = bytes(data[24:32])
-        name_raw, name_at = _read_field(data, 12, "TargetName")
-        target_name = decode_string(name_raw, flags, "TargetName", offset=name_at)
+        data = bytes(data)
         if len(data) < cls.HEADER_SIZE:
+            name_len, _, name_at, flags, server_challenge = cls._BODY_32.unpack_from(data, 12)
+            name_raw = _payload(data, name_len, name_at, "TargetName", 12)
+            target_name = decode_string(name_raw, flags, "TargetName", offset=name_at)
             return cls(flags, server_challenge, target_name)
-        reserved = bytes(data[32:40])
-        info_raw, info_at = _read_field(data, 40, "TargetInfo")
+        fields = cls._BODY.unpack_from(data, 12)
+        name_len, _, name_at, flags, server_challenge, reserved, info_len, _, info_at = fields
+        name_raw = _payload(data, name_len, name_at, "TargetName", 12)
+        target_name = decode_string(name_raw, flags, "TargetName", offset=name_at)
+        info_raw = _payload(data, info_len, info_at, "TargetInfo", 40)
         target_info = None
         if info_raw:
             try:
@@ -429,7 +453,7 @@ class ChallengeMessage:
             except MalformedMessage as exc:
                 raise _inside(exc, info_at) from None
         version = None
-        if flags & NTLMSSP_NEGOTIATE_VERSION and _lowest_offset(data, (12, 40)) >= 56:
+        if flags & NTLMSSP_NEGOTIATE_VERSION and _lowest_offset(data, fields[:3] + fields[6:]) >= 56:
             version = Version.unpack(data, 48)
         return cls(flags, server_challenge, target_name, target_info, version, reserved)
 
@@ -455,7 +479,9 @@ class AuthenticateMessage:
     version: Version | None = None
     mic: bytes | None = None
 
-    _HEAD: ClassVar[struct.Struct] = struct.Struct("<8sI8s8s8s8s8s8sI")
+    # The six (Len, MaxLen, BufferOffset) fields in PAYLOAD_FIELDS' order, then NegotiateFlags.
+    _BODY: ClassVar[struct.Struct] = struct.Struct("<" + "HHI" * 6 + "I")
+    _PREFIX: ClassVar[bytes] = _prefix(MessageType.NtLmAuthenticate)
     HEADER_SIZE: ClassVar[int] = 64
     MIC_OFFSET: ClassVar[int] = 72
     # MS-NLMP 2.2.1.3: where the fixed fields sit.
@@ -468,61 +494,50 @@ class AuthenticateMessage:
         ("Workstation", 44),
         ("EncryptedRandomSessionKey", 52),
     )
-    _FIELDS: ClassVar[tuple[int, ...]] = tuple(at for _, at in PAYLOAD_FIELDS)
 
     def __post_init__(self) -> None:
         if self.mic is not None and (self.version is None or len(self.mic) != 16):
             raise ValueError("a MIC is 16 bytes and needs the VERSION field before it")
 
     def pack(self) -> bytes:
-        offset = self.HEADER_SIZE
-        if self.version is not None:
-            offset += Version.SIZE
-        if self.mic is not None:
-            offset += 16
+        version = self.version.pack() if self.version is not None else b""
+        mic = self.mic if self.mic is not None else b""
+        flags = self.flags
+        domain = encode_string(self.domain, flags)
+        user = encode_string(self.user, flags)
+        workstation = encode_string(self.workstation, flags)
+        lm, nt, key = self.lm_response, self.nt_response, self.encrypted_random_session_key
         # MS-NLMP 4.2.4.3: payload order domain, user, workstation, LM, NT, session key.
-        parts = (
-            encode_string(self.domain, self.flags),
-            encode_string(self.user, self.flags),
-            encode_string(self.workstation, self.flags),
-            self.lm_response,
-            self.nt_response,
-            self.encrypted_random_session_key,
+        domain_at = self.HEADER_SIZE + len(version) + len(mic)
+        user_at = domain_at + len(domain)
+        ws_at = user_at + len(user)
+        lm_at = ws_at + len(workstation)
+        nt_at = lm_at + len(lm)
+        key_at = nt_at + len(nt)
+        body = self._BODY.pack(
+            *(len(lm), len(lm), lm_at),
+            *(len(nt), len(nt), nt_at),
+            *(len(domain), len(domain), domain_at),
+            *(len(user), len(user), user_at),
+            *(len(workstation), len(workstation), ws_at),
+            *(len(key), len(key), key_at),
+            flags,
         )
-        fields = []
-        for part in parts:
-            fields.append(_FIELD.pack(len(part), len(part), offset))
-            offset += len(part)
-        out = self._HEAD.pack(
-            SIGNATURE,
-            MessageType.NtLmAuthenticate,
-            fields[3],
-            fields[4],
-            fields[0],
-            fields[1],
-            fields[2],
-            fields[5],
-            self.flags,
-        )
-        if self.version is not None:
-            out += self.version.pack()
-        if self.mic is not None:
-            out += self.mic
-        return out + b"".join(parts)
+        return b"".join((self._PREFIX, body, version, mic, domain, user, workstation, lm, nt, key))
 
     @classmethod
     def unpack(cls, data: bytes, negotiated: int | None = None) -> AuthenticateMessage:
         """`negotiated`: the flags the CHALLENGE settled on, when known (a server knows them)."""
         _check_prefix(data, MessageType.NtLmAuthenticate, cls.HEADER_SIZE)
-        lm, _ = _read_field(data, 12, "LmChallengeResponse")
-        nt, _ = _read_field(data, 20, "NtChallengeResponse")
-        domain, domain_at = _read_field(data, 28, "DomainName")
-        user, user_at = _read_field(data, 36, "UserName")
-        workstation, workstation_at = _read_field(data, 44, "Workstation")
-        key, _ = _read_field(data, 52, "EncryptedRandomSessionKey")
-        (flags,) = _U32.unpack_from(data, 60)
+        data = bytes(data)
+        fields = cls._BODY.unpack_from(data, 12)
+        lm, nt, domain, user, workstation, key = (
+            _payload(data, fields[3 * i], fields[3 * i + 2], name, at)
+            for i, (name, at) in enumerate(cls.PAYLOAD_FIELDS)
+        )
+        flags = fields[18]
         # MS-NLMP 2.2.1.3: VERSION and MIC are present when the payload leaves room for them.
-        lowest = _lowest_offset(data, cls._FIELDS)
+        lowest = _lowest_offset(data, fields[:18])
         version = Version.unpack(data, 64) if lowest >= 72 and len(data) >= 72 else None
         mic = bytes(data[72:88]) if lowest >= 88 and len(data) >= 88 else None
         # MS-NLMP 3.2.5.1.2: the strings are in the character set the CHALLENGE negotiated, not the one
@@ -532,9 +547,9 @@ class AuthenticateMessage:
             flags,
             lm,
             nt,
-            decode_string(domain, charset, "DomainName", offset=domain_at),
-            decode_string(user, charset, "UserName", offset=user_at),
-            decode_string(workstation, charset, "Workstation", offset=workstation_at),
+            decode_string(domain, charset, "DomainName", offset=fields[8]),
+            decode_string(user, charset, "UserName", offset=fields[11]),
+            decode_string(workstation, charset, "Workstation", offset=fields[14]),
             key,
             version,
             mic,
@@ -618,8 +633,9 @@ class NtlmV2Response:
     nt_proof_str: bytes
     blob: bytes
 
-    @property
+    @functools.cached_property
     def client_challenge(self) -> NtlmV2ClientChallenge:
+        """The blob parsed (once: `unpack` checks it, the server then reads it)."""
         return NtlmV2ClientChallenge.unpack(self.blob)
 
     def pack(self) -> bytes:

@@ -8,6 +8,7 @@ transport answers by calling the authority and handing the result to `validation
 from __future__ import annotations
 
 import enum
+import functools
 import hmac
 import os
 import time
@@ -128,6 +129,20 @@ class TargetInfo:
     dns_computer: str = ""
     dns_tree: str = ""
 
+    @functools.cached_property
+    def name_pairs(self) -> tuple[AvPair, ...]:
+        """The names as AV pairs, encoded once. Samba ntlmssp_server_negotiate: the four names always, in
+        this order (impacket reads MsvAvDnsComputerName unchecked)."""
+        pairs = [
+            AvPair(AvId.MsvAvNbDomainName, encode_unicode(self.nb_domain)),
+            AvPair(AvId.MsvAvNbComputerName, encode_unicode(self.nb_computer)),
+            AvPair(AvId.MsvAvDnsDomainName, encode_unicode(self.dns_domain)),
+            AvPair(AvId.MsvAvDnsComputerName, encode_unicode(self.dns_computer)),
+        ]
+        if self.dns_tree:
+            pairs.append(AvPair(AvId.MsvAvDnsTreeName, encode_unicode(self.dns_tree)))
+        return tuple(pairs)
+
 
 @dataclass(frozen=True)
 class NtlmPolicy:
@@ -148,6 +163,10 @@ class NtlmPolicy:
         return self.required_flags | (int(NTLMSSP_NEGOTIATE_128) if self.require_128bit else 0)
 
 
+_DEFAULT_POLICY = NtlmPolicy()
+_VERSION = Version()
+
+
 class NtlmServer(SecurityContext):
     """One NTLM handshake as the server."""
 
@@ -162,7 +181,7 @@ class NtlmServer(SecurityContext):
     ) -> None:
         self.authority = authority
         self.target = target if target is not None else TargetInfo()
-        self.policy = policy if policy is not None else NtlmPolicy()
+        self.policy = policy if policy is not None else _DEFAULT_POLICY
         self._rng = rng
         self._clock = clock
         self._state = ServerState.INITIAL
@@ -274,25 +293,16 @@ class NtlmServer(SecurityContext):
         now = self._clock()
         self._issued_at = now
         t = self.target
-        # Samba ntlmssp_server_negotiate: the four names always, in this order (impacket reads
-        # MsvAvDnsComputerName unchecked); MS-NLMP 3.2.5.1.1: MsvAvTimestamp for NTLMv2.
-        pairs = [
-            AvPair(AvId.MsvAvNbDomainName, encode_unicode(t.nb_domain)),
-            AvPair(AvId.MsvAvNbComputerName, encode_unicode(t.nb_computer)),
-            AvPair(AvId.MsvAvDnsDomainName, encode_unicode(t.dns_domain)),
-            AvPair(AvId.MsvAvDnsComputerName, encode_unicode(t.dns_computer)),
-        ]
-        if t.dns_tree:
-            pairs.append(AvPair(AvId.MsvAvDnsTreeName, encode_unicode(t.dns_tree)))
-        pairs.append(AvPair(AvId.MsvAvTimestamp, pack_filetime(unix_to_filetime(now))))
-        self._target_info = tuple(pairs)
+        # MS-NLMP 3.2.5.1.1: the names, then MsvAvTimestamp for NTLMv2.
+        stamp = AvPair(AvId.MsvAvTimestamp, pack_filetime(unix_to_filetime(now)))
+        self._target_info = (*t.name_pairs, stamp)
         self._offered = int(flags)
         challenge = ChallengeMessage(
             self._offered,
             self._server_challenge,
             t.nb_computer if flags & NTLMSSP_REQUEST_TARGET else "",
             self._target_info,
-            Version(),
+            _VERSION,
         )
         self._negotiate = bytes(token)
         self._challenge = challenge.pack()
@@ -355,8 +365,9 @@ class NtlmServer(SecurityContext):
         blob = response.client_challenge
         # Samba ntlmssp_server_preauth: every AV pair the server sent must come back unchanged, else
         # INVALID_PARAMETER (before the password is checked).
+        sent = {p.id: p.value for p in reversed(blob.av_pairs)}  # the first of an id counts, as in av_get
         for pair in self._target_info:
-            if av_get(blob.av_pairs, AvId(pair.id)) != pair.value:
+            if sent.get(pair.id) != pair.value:
                 name = AvId(pair.id).name
                 raise self._fail(
                     NtStatus.STATUS_INVALID_PARAMETER, f"{name} changed or missing in the NTLMv2 blob"

@@ -7,14 +7,14 @@ import enum
 import hashlib
 import hmac
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import ClassVar, Final, Literal
 
 from Crypto.Cipher import AES
 from Crypto.Cipher._mode_ccm import CcmMode
 from Crypto.Cipher._mode_gcm import GcmMode
 from Crypto.Hash import CMAC
-from Crypto.Protocol.KDF import SP800_108_Counter
 
 from smb2auth.errors import MalformedMessage
 from smb2auth.smb2.header import (
@@ -47,22 +47,21 @@ class PreauthIntegrity:
         return PreauthIntegrity(hashlib.sha512(self.value + message).digest())
 
 
-def _hmac_sha256(key: bytes, data: bytes) -> bytes:
-    return hmac.digest(key, data, "sha256")
+_U32_BE = struct.Struct(">I")
 
 
 def kdf(key: bytes, label: bytes, context: bytes, length: int = 16) -> bytes:
     """MS-SMB2 3.1.4.2: SP800-108 counter mode, PRF HMAC-SHA256, r = 32, L = 8 * `length`.
 
     `label` includes its terminating NUL as MS-SMB2 writes it ("SMBSigningKey\\0"); the KDF input is
-    i || Label || 0x00 || Context || L.
+    i || Label || 0x00 || Context || L, i and L 32-bit big-endian, i counting blocks from 1.
     """
-    if label.endswith(b"\x00"):
-        # pycryptodome refuses a NUL inside the label; moving it to the context's front gives the same bytes.
-        label, context = label[:-1], b"\x00" + context
-    derived = SP800_108_Counter(key, length, _hmac_sha256, label=label, context=context)
-    assert isinstance(derived, bytes)
-    return derived
+    tail = b"\x00" + context + _U32_BE.pack(8 * length)
+    blocks = (length + 31) // 32
+    derived = b"".join(
+        hmac.digest(key, _U32_BE.pack(i) + label + tail, "sha256") for i in range(1, blocks + 1)
+    )
+    return derived[:length]
 
 
 _LABELS_30 = {
@@ -182,25 +181,50 @@ def derive_session_keys(
     return SessionKeys(dialect, session_key, preauth_hash, cipher)
 
 
+# Header fields as plain ints: IntFlag arithmetic dispatches into Python, and every message is signed.
+_SIGNED: Final = int(HeaderFlags.SIGNED)
+_SERVER_TO_REDIR: Final = int(HeaderFlags.SERVER_TO_REDIR)
+_CANCEL: Final = int(Command.CANCEL)
+_FLAGS = struct.Struct("<I")  # at offset 16
+_COMMAND_FLAGS_MESSAGE_ID = struct.Struct("<12xH2xI4xQ")
+_GMAC_NONCE = struct.Struct("<QI")
+_ZERO_SIGNATURE = bytes(SIGNATURE_SIZE)
+
+
 def gmac_nonce(message: bytes) -> bytes:
     """MS-SMB2 3.1.4.1: MessageId (8 bytes LE) then 4 bytes: bit 0 set for a response, bit 1 for a CANCEL."""
-    (message_id,) = struct.unpack_from("<Q", message, 24)
-    (flags,) = struct.unpack_from("<I", message, 16)
-    (command,) = struct.unpack_from("<H", message, 12)
-    role = (1 if flags & HeaderFlags.SERVER_TO_REDIR else 0) | (2 if command == Command.CANCEL else 0)
-    return struct.pack("<QI", message_id, role)
+    command, flags, message_id = _COMMAND_FLAGS_MESSAGE_ID.unpack_from(message)
+    role = (1 if flags & _SERVER_TO_REDIR else 0) | (2 if command == _CANCEL else 0)
+    return _GMAC_NONCE.pack(message_id, role)
+
+
+def _hmac_sha256(message: bytes, key: bytes) -> bytes:
+    return hmac.digest(key, message, "sha256")[:SIGNATURE_SIZE]
+
+
+def _aes_cmac(message: bytes, key: bytes) -> bytes:
+    return CMAC.new(key, message, ciphermod=AES).digest()
+
+
+def _aes_gmac(message: bytes, key: bytes) -> bytes:
+    gmac = AES.new(key, AES.MODE_GCM, nonce=gmac_nonce(message))
+    gmac.update(message)
+    tag: bytes = gmac.digest()
+    return tag
+
+
+_SIGNERS: dict[int, Callable[[bytes, bytes], bytes]] = {
+    SigningAlgorithm.HMAC_SHA256: _hmac_sha256,
+    SigningAlgorithm.AES_CMAC: _aes_cmac,
+    SigningAlgorithm.AES_GMAC: _aes_gmac,
+}
 
 
 def _signature(message: bytes, key: bytes, algorithm: int) -> bytes:
-    if algorithm == SigningAlgorithm.HMAC_SHA256:
-        return hmac.digest(key, message, "sha256")[:SIGNATURE_SIZE]
-    if algorithm == SigningAlgorithm.AES_CMAC:
-        return CMAC.new(key, message, ciphermod=AES).digest()
-    if algorithm == SigningAlgorithm.AES_GMAC:
-        gmac = AES.new(key, AES.MODE_GCM, nonce=gmac_nonce(message))
-        gmac.update(message)
-        return gmac.digest()
-    raise ValueError(f"unknown signing algorithm {algorithm}")
+    signer = _SIGNERS.get(algorithm)
+    if signer is None:
+        raise ValueError(f"unknown signing algorithm {algorithm}")
+    return signer(message, key)
 
 
 def _check_message(message: bytes) -> None:
@@ -208,17 +232,12 @@ def _check_message(message: bytes) -> None:
         raise MalformedMessage("signing needs a whole SMB2 message")
 
 
-def _prepared(message: bytes) -> bytes:
-    """The message with SMB2_FLAGS_SIGNED set and the signature zeroed: what the signature covers."""
-    (flags,) = struct.unpack_from("<I", message, 16)
-    flags |= HeaderFlags.SIGNED
-    return (
-        message[:16]
-        + struct.pack("<I", flags)
-        + message[20:SIGNATURE_OFFSET]
-        + bytes(SIGNATURE_SIZE)
-        + message[SIGNATURE_OFFSET + SIGNATURE_SIZE :]
-    )
+def _split(message: bytes) -> tuple[bytes, bytes]:
+    """The header up to the signature with SMB2_FLAGS_SIGNED set, and what follows the signature: with a
+    zero signature between them, what the signature covers."""
+    (flags,) = _FLAGS.unpack_from(message, 16)
+    head = message[:16] + _FLAGS.pack(flags | _SIGNED) + message[20:SIGNATURE_OFFSET]
+    return head, message[SIGNATURE_OFFSET + SIGNATURE_SIZE :]
 
 
 def sign(message: bytes, key: bytes, algorithm: int) -> bytes:
@@ -227,18 +246,19 @@ def sign(message: bytes, key: bytes, algorithm: int) -> bytes:
     For AES-GMAC the nonce's role bits come from the message's own SERVER_TO_REDIR flag and command.
     """
     _check_message(message)
-    prepared = _prepared(message)
-    signature = _signature(prepared, key, algorithm)
-    return prepared[:SIGNATURE_OFFSET] + signature + prepared[SIGNATURE_OFFSET + SIGNATURE_SIZE :]
+    head, rest = _split(message)
+    signature = _signature(head + _ZERO_SIGNATURE + rest, key, algorithm)
+    return head + signature + rest
 
 
 def verify(message: bytes, key: bytes, algorithm: int) -> bool:
     """Whether `message` has SMB2_FLAGS_SIGNED and a valid signature under `key` (constant-time compare)."""
     _check_message(message)
-    (flags,) = struct.unpack_from("<I", message, 16)
-    if not flags & HeaderFlags.SIGNED:
+    (flags,) = _FLAGS.unpack_from(message, 16)
+    if not flags & _SIGNED:
         return False
-    expected = _signature(_prepared(message), key, algorithm)
+    head, rest = _split(message)
+    expected = _signature(head + _ZERO_SIGNATURE + rest, key, algorithm)
     return hmac.compare_digest(expected, message[SIGNATURE_OFFSET : SIGNATURE_OFFSET + SIGNATURE_SIZE])
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from smb2auth.errors import MalformedMessage
 
@@ -58,6 +58,12 @@ class HeaderFlags(enum.IntFlag):
     REPLAY_OPERATION = 0x20000000
 
 
+# The flags a header's properties test, as plain ints (IntFlag & IntFlag dispatches into Python).
+_SERVER_TO_REDIR: Final = int(HeaderFlags.SERVER_TO_REDIR)
+_ASYNC_COMMAND: Final = int(HeaderFlags.ASYNC_COMMAND)
+_SIGNED: Final = int(HeaderFlags.SIGNED)
+
+
 @dataclass(frozen=True)
 class Smb2Header:
     """The 64-byte SMB2 header, sync form (reserved + tree_id) or async form (async_id).
@@ -91,15 +97,15 @@ class Smb2Header:
 
     @property
     def is_async(self) -> bool:
-        return bool(self.flags & HeaderFlags.ASYNC_COMMAND)
+        return bool(int(self.flags) & _ASYNC_COMMAND)
 
     @property
     def is_response(self) -> bool:
-        return bool(self.flags & HeaderFlags.SERVER_TO_REDIR)
+        return bool(int(self.flags) & _SERVER_TO_REDIR)
 
     @property
     def is_signed(self) -> bool:
-        return bool(self.flags & HeaderFlags.SIGNED)
+        return bool(int(self.flags) & _SIGNED)
 
     @property
     def channel_sequence(self) -> int:
@@ -151,11 +157,10 @@ class Smb2Header:
         except ValueError:
             # MS-SMB2 3.3.5.2: an unknown command is answered STATUS_INVALID_PARAMETER.
             raise MalformedMessage(f"unknown SMB2 command 0x{command:04x}", offset=12) from None
-        hflags = HeaderFlags(flags)
-        is_async = bool(hflags & HeaderFlags.ASYNC_COMMAND)
+        is_async = bool(flags & _ASYNC_COMMAND)
         return cls(
             command=cmd,
-            flags=hflags,
+            flags=HeaderFlags(flags),
             message_id=message_id,
             session_id=session_id,
             tree_id=0 if is_async else middle >> 32,

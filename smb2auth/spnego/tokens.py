@@ -171,9 +171,14 @@ def _der_len(n: int) -> bytes:
 
 
 def _tlv(tag: int, content: bytes) -> bytes:
+    """X.690 8.1.3: short form below 128, else the long form in as few bytes as the length needs."""
     n = len(content)
     if n < 0x80:
         return bytes((tag, n)) + content
+    if n < 0x100:
+        return bytes((tag, 0x81, n)) + content
+    if n < 0x10000:
+        return bytes((tag, 0x82, n >> 8, n & 0xFF)) + content
     return bytes((tag,)) + _der_len(n) + content
 
 
@@ -225,6 +230,7 @@ def _TLV_MECH_TYPES(mech_types: tuple[str, ...]) -> bytes:  # noqa: N802
 
 _SPNEGO_OID_TLV = _oid_tlv(SPNEGO)
 _NEG_STATE_TLV = {s: bytes((0xA0, 0x03, 0x0A, 0x01, s.value)) for s in NegState}
+_NEG_STATES = tuple(NegState)  # by value: 0 .. 3
 
 
 class Span(NamedTuple):
@@ -288,31 +294,26 @@ _KNOWN_OIDS = {_oid_tlv(o)[2:]: o for o in (NTLMSSP, KRB5, MS_KRB5, NEGOEX, KRB5
 _SPNEGO_OID_LEN = len(_SPNEGO_OID_TLV)
 
 
-def _fast_len(data: bytes, pos: int, end: int) -> tuple[int, int]:
-    """A minimal definite length at `pos`: (length, position after it), or (-1, 0) when unusual."""
-    if pos >= end:
-        return -1, 0
-    b = data[pos]
-    if b < 0x80:
-        return b, pos + 1
-    if b == 0x81 and pos + 1 < end and data[pos + 1] >= 0x80:
-        return data[pos + 1], pos + 2
-    if b == 0x82 and pos + 2 < end:
-        n = data[pos + 1] << 8 | data[pos + 2]
-        if n >= 0x100:
-            return n, pos + 3
-    return -1, 0
-
-
 def _fast_tlv(data: bytes, pos: int, end: int, tag: int) -> tuple[int, int]:
-    """The content span (start, stop) of a TLV with `tag` at `pos` that fits before `end`,
-    or (-1, 0)."""
-    if pos >= end or data[pos] != tag:
+    """The content span (start, stop) of a TLV with `tag` at `pos` that fits before `end`, or (-1, 0)
+    when it is not there or its length is not a minimal definite one (X.690 10.1)."""
+    if pos + 1 >= end or data[pos] != tag:
         return -1, 0
-    n, start = _fast_len(data, pos + 1, end)
-    if n < 0 or start + n > end:
+    n = data[pos + 1]
+    start = pos + 2
+    if n >= 0x80:
+        if n == 0x81 and start < end and data[start] >= 0x80:
+            n = data[start]
+            start += 1
+        elif n == 0x82 and start + 1 < end and (data[start] << 8 | data[start + 1]) >= 0x100:
+            n = data[start] << 8 | data[start + 1]
+            start += 2
+        else:
+            return -1, 0
+    stop = start + n
+    if stop > end:
         return -1, 0
-    return start, start + n
+    return start, stop
 
 
 def _fast_octets(data: bytes, pos: int, end: int) -> bytes | None:
@@ -430,7 +431,7 @@ def _fast_resp(data: bytes, pos: int, end: int) -> NegTokenResp | None:
         if t == 0xA0:
             if fe - fs != 3 or data[fs] != 0x0A or data[fs + 1] != 1 or data[fs + 2] > 3:
                 return None
-            state = NegState(data[fs + 2])
+            state = _NEG_STATES[data[fs + 2]]
         elif t == 0xA1:
             os_, oe = _fast_tlv(data, fs, fe, 0x06)
             if os_ < 0 or oe != fe:

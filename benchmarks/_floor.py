@@ -1,0 +1,131 @@
+"""The primitives a handshake cannot avoid, each called directly on the library that provides it, with
+inputs of the sizes the real handshake hashes or encrypts. The benchmarks sum them into their floor.
+
+MD4, RC4 and AES come from pycryptodome (as smb2auth uses them; OpenSSL 3 has no MD4 by default), MD5,
+HMAC and SHA-512 from hashlib/hmac (OpenSSL). Where two ways to the same bytes exist, the cheaper one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+
+from _harness import Primitive
+from Crypto.Cipher import AES, ARC4
+from Crypto.Hash import CMAC, MD4
+
+KEY = bytes(range(16))
+NONCE = bytes(12)
+
+
+def _data(size: int) -> bytes:
+    return bytes(i & 0xFF for i in range(size))
+
+
+def md4(size: int) -> Primitive:
+    data = _data(size)
+    return Primitive("MD4", lambda: MD4.MD4Hash(data).digest())  # noqa: S303 -- NTOWFv1 is MD4
+
+
+def md5(size: int) -> Primitive:
+    data = _data(size)
+    return Primitive("MD5", lambda: hashlib.md5(data).digest())  # noqa: S324 -- MS-NLMP mandates MD5
+
+
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
+
+
+def hmac_md5(size: int) -> Primitive:
+    """RFC 2104 over hashlib.md5, the cheaper of that and hmac.digest(key, data, "md5") here (OpenSSL 3
+    dispatches a MAC on each hmac.digest call): the floor takes the cheapest way to the bytes."""
+    data = _data(size)
+    key = KEY.ljust(64, b"\x00")
+
+    def call() -> bytes:
+        inner = hashlib.md5(key.translate(_IPAD) + data).digest()  # noqa: S324
+        return hashlib.md5(key.translate(_OPAD) + inner).digest()  # noqa: S324
+
+    assert call() == hmac.digest(KEY, data, "md5")
+    return Primitive("HMAC-MD5", call)
+
+
+def rc4(size: int) -> Primitive:
+    """A fresh RC4 key schedule and `size` bytes through it (RC4K, or RC4Init and one RC4)."""
+    data = _data(size)
+    return Primitive("RC4 set-up + use", lambda: ARC4.new(KEY).encrypt(data))
+
+
+def urandom(size: int) -> Primitive:
+    return Primitive("os.urandom", lambda: os.urandom(size))
+
+
+def sha512(size: int) -> Primitive:
+    data = _data(size)
+    return Primitive("SHA-512", lambda: hashlib.sha512(data).digest())
+
+
+def hmac_sha256(size: int) -> Primitive:
+    data = _data(size)
+    return Primitive("HMAC-SHA256", lambda: hmac.digest(KEY, data, "sha256"))
+
+
+def aes_gmac(size: int) -> Primitive:
+    data = _data(size)
+
+    def gmac() -> bytes:
+        mac = AES.new(KEY, AES.MODE_GCM, nonce=NONCE)
+        mac.update(data)
+        return mac.digest()
+
+    return Primitive("AES-GMAC", gmac)
+
+
+def aes_cmac(size: int) -> Primitive:
+    data = _data(size)
+    return Primitive("AES-CMAC", lambda: CMAC.new(KEY, data, ciphermod=AES).digest())
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le"))
+
+
+def ntlm_client(
+    password: str | None, user: str, domain: str, blob: int, mic_input: int
+) -> list[Primitive]:
+    """MS-NLMP 3.1.5.1.2 / 3.3.2 for the initiator: NTOWFv1 (when given the password), NTOWFv2,
+    NTProofStr over ServerChallenge || blob, SessionBaseKey, RC4K of the random session key, the MIC
+    over the three messages; the client challenge and the random session key. (The LMv2 response is
+    not sent when the server sent a timestamp, so its HMAC is not in the floor.)"""
+    out = [md4(utf16_len(password))] if password is not None else []
+    return out + [
+        hmac_md5(utf16_len(user.upper() + domain)),
+        hmac_md5(8 + blob),
+        hmac_md5(16),
+        rc4(16),
+        hmac_md5(mic_input),
+        urandom(8),
+        urandom(16),
+    ]
+
+
+def ntlm_server(user: str, domain: str, blob: int, mic_input: int) -> list[Primitive]:
+    """MS-NLMP 3.2.5.1.2 for the acceptor holding the NT hash: the server challenge, NTOWFv2,
+    NTProofStr, SessionBaseKey, RC4K to recover the session key, the MIC."""
+    return [
+        urandom(8),
+        hmac_md5(utf16_len(user.upper() + domain)),
+        hmac_md5(8 + blob),
+        hmac_md5(16),
+        rc4(16),
+        hmac_md5(mic_input),
+    ]
+
+
+def mech_list_mic(mech_types: int) -> list[Primitive]:
+    """MS-SPNG 3.3.5.1 / MS-NLMP 3.4.4.2 for one side: its signature over the DER MechTypeList and the
+    check of the peer's. Each direction needs SIGNKEY and SEALKEY (MD5), an RC4 handle on the sealing
+    key and HMAC-MD5 over SeqNum || message, whose checksum goes through RC4 (KEY_EXCH)."""
+    one_direction = [md5(16 + 59), md5(16 + 59), rc4(8), hmac_md5(4 + mech_types)]
+    return one_direction + one_direction
