@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from hypothesis import settings
 
+from tests.addc import DomainController, running_addc
 from tests.peers import Smbd, running_smbd
 
 # No deadline: hypothesis' default 200 ms per example is a timing assertion, and fails on a loaded machine.
@@ -32,3 +33,11 @@ def smbd_factory() -> Iterator[Callable[[str], Smbd]]:
             return stack.enter_context(running_smbd(extra_global))
 
         yield start
+
+
+@pytest.fixture(scope="session")
+def addc() -> Iterator[DomainController]:
+    """One Samba AD DC for the whole session (provisioning takes 10-20 s): domain SMB2AUTH, user alice,
+    machine account HARNESS$ (tests/addc.py)."""
+    with running_addc() as dc:
+        yield dc
