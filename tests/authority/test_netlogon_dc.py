@@ -125,7 +125,9 @@ def test_account_states_are_kept(authority: NetlogonAuthority, addc: DomainContr
     assert isinstance(done, Failed) and done.status == NtStatus.STATUS_PASSWORD_MUST_CHANGE
 
 
-def test_challenge_must_name_the_channel_machine(authority: NetlogonAuthority, addc: DomainController) -> None:
+def test_challenge_must_name_the_channel_machine(
+    authority: NetlogonAuthority, addc: DomainController
+) -> None:
     # the DC checks MsvAvNbComputerName against the secure channel's machine name
     client = NtlmClient(addc.user, addc.password, domain=addc.domain)
     server = NtlmServer(authority)  # default TargetInfo: WORKGROUP / SMB2AUTH
