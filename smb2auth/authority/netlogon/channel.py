@@ -128,7 +128,7 @@ async def bind_schannel(
     """MS-NRPC 3.3.4.2 / 3.3.4.1: a new association bound with the Netlogon SSP, AES, sealed."""
     conn = await RpcConnection.open(channel.endpoint.host, channel.port)
     try:
-        context = SchannelContext(channel.session_key, True, rng)
+        context = SchannelContext(channel.session_key, rng)
         await conn.bind(nrpc.NETLOGON_INTERFACE, context, domain, machine)
     except BaseException:
         conn.close()

@@ -55,12 +55,14 @@ def copy_seq_number(seq: int, outbound_from_client: bool) -> bytes:
 @dataclass
 class SchannelContext:
     """One schannel security context (one bind): the session key and the message counter, which the
-    client's request and the server's response each advance (as Samba's schannel_state does)."""
+    client's request and the server's response each advance (as Samba's schannel_state does). The same
+    rules serve both parties: `initiator` is the client's side."""
 
     session_key: bytes = field(repr=False)
+    rng: Callable[[int], bytes] = field(repr=False)
     seal: bool = True
-    rng: Callable[[int], bytes] = field(default=lambda n: bytes(n), repr=False)
     sequence: int = 0
+    initiator: bool = True
 
     def _checksum(self, header: bytes, confounder: bytes, message: bytes) -> bytes:
         # MS-NRPC 3.3.4.2.1 step 7 (AES): HMAC-SHA256 over the first 8 bytes, the confounder, the message
@@ -70,14 +72,16 @@ class SchannelContext:
         # MS-NRPC 3.3.4.2.1 step 8: the sealing key is the session key XORed with 0xF0
         return bytes(b ^ 0xF0 for b in self.session_key)
 
-    def wrap(self, message: bytes) -> tuple[bytes, bytes]:
-        """-> (the message, sealed when sealing, and the signature token) for the next outbound message."""
-        seq = copy_seq_number(self.sequence, outbound_from_client=True)
+    def wrap(self, message: bytes, around: tuple[bytes, bytes] = (b"", b"")) -> tuple[bytes, bytes]:
+        """-> (the message, sealed when sealing, and the signature token) for the next outbound message.
+        With header signing (PFC_SUPPORT_HEADER_SIGN, MS-RPCE 2.2.2.11) the checksum covers the whole PDU:
+        `around` is what comes before and after the message in it (the auth_value left out)."""
+        seq = copy_seq_number(self.sequence, outbound_from_client=self.initiator)
         self.sequence += 1
         header = struct.pack("<HHHH", NL_SIGNATURE_HMAC_SHA256,
                              NL_SEAL_AES128 if self.seal else NL_SEAL_NOT_ENCRYPTED, 0xFFFF, 0)
         confounder = self.rng(8) if self.seal else b""
-        checksum = self._checksum(header, confounder, message)
+        checksum = self._checksum(header, confounder, around[0] + message + around[1])
         if self.seal:
             # MS-NRPC 3.3.4.2.1 step 8: one AES-CFB8 stream, IV = CopySeqNumber twice, confounder then data
             stream = aes_cfb8_encrypt(self._seal_key(), confounder + message, seq + seq)
@@ -87,7 +91,7 @@ class SchannelContext:
         token = header + enc_seq + checksum + (confounder or b"\x00" * 8) + b"\x00" * 24
         return message, token
 
-    def unwrap(self, message: bytes, token: bytes) -> bytes:
+    def unwrap(self, message: bytes, token: bytes, around: tuple[bytes, bytes] = (b"", b"")) -> bytes:
         """Check (and unseal) the next inbound message; -> the plaintext. MS-NRPC 3.3.4.2.2."""
         if len(token) < 32:
             raise SchannelError(f"Netlogon signature of {len(token)} bytes")
@@ -96,7 +100,7 @@ class SchannelContext:
             raise SchannelError(f"signature algorithm 0x{algorithm:04X} on an AES channel")
         if seal_algorithm != (NL_SEAL_AES128 if self.seal else NL_SEAL_NOT_ENCRYPTED):
             raise SchannelError(f"seal algorithm 0x{seal_algorithm:04X}")
-        expected = copy_seq_number(self.sequence, outbound_from_client=False)
+        expected = copy_seq_number(self.sequence, outbound_from_client=not self.initiator)
         # MS-NRPC 3.3.4.2.2 steps 5-6: decrypt the SequenceNumber and compare with our own count
         sent_seq = aes_cfb8_decrypt(self.session_key, enc_seq, checksum + checksum)
         if not hmac.compare_digest(sent_seq, expected):
@@ -107,6 +111,7 @@ class SchannelContext:
             confounder, message = stream[:8], stream[8:]
         else:
             confounder = b""
-        if not hmac.compare_digest(self._checksum(token[:8], confounder, message), checksum):
+        signed = around[0] + message + around[1]
+        if not hmac.compare_digest(self._checksum(token[:8], confounder, signed), checksum):
             raise SchannelError("checksum does not verify")
         return message
