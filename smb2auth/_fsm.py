@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from smb2auth.errors import ProtocolStateError
 from smb2auth.status import NtStatus
@@ -14,8 +14,12 @@ S = TypeVar("S", bound=enum.Enum)
 E = TypeVar("E", bound=enum.Enum)
 
 
+MACHINES: list[StateMachine[Any, Any]] = []
+
+
 class StateMachine(Generic[S, E]):
-    """`next(state, event)`: the state after `event`, or ProtocolStateError naming `who` and the state."""
+    """`next(state, event)`: the state after `event`, or ProtocolStateError naming `who` and the state.
+    Every machine is listed in `MACHINES`, so one test can walk each (state, event) pair of each table."""
 
     def __init__(
         self,
@@ -29,6 +33,7 @@ class StateMachine(Generic[S, E]):
         self.table = table
         self.anywhere = dict(anywhere or {})
         self.status = status
+        MACHINES.append(self)
 
     def next(self, state: S, event: E) -> S:
         target = self.anywhere.get(event)

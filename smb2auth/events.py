@@ -9,7 +9,6 @@ from __future__ import annotations
 import enum
 import functools
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -34,7 +33,8 @@ def flag_names(flags_type: type[enum.IntFlag], value: int) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class LoginEvent:
-    """One authentication attempt and its outcome."""
+    """One authentication attempt and its outcome. `signed`: the session it made requires every later request
+    signed (MS-SMB2 3.3.5.5.3 Session.SigningRequired, with a signing key), or encrypted."""
 
     transport: str
     client_address: str
@@ -50,7 +50,8 @@ class LoginEvent:
     session_id: int | None = None
     guest: bool = False
     anonymous: bool = False
-    time: float = field(default_factory=time.time)
+    signed: bool = False
+    time: float = field(kw_only=True)  # when it happened: the transport's clock, never read here
 
     @property
     def success(self) -> bool:
@@ -73,6 +74,8 @@ class LoginEvent:
             parts.append(f"ntlm={self.response_kind}")
         if self.session_flags:
             parts.append(f"session_flags={'|'.join(self.session_flags)}")
+        if self.signed:
+            parts.append("signed")
         if self.reason:
             parts.append(f"reason={self.reason!r}")
         return " ".join(parts)

@@ -272,6 +272,7 @@ class ConnectionAuth:
                 ntlm_flags=flag_names(NegotiateFlags, int(getattr(inner, "negotiated_flags", 0) or 0)),
                 guest=bool(getattr(inner, "is_guest", False)),
                 anonymous=bool(getattr(inner, "is_anonymous", False)),
+                time=self.config.clock(),
             ),
             self.config.on_login,
         )

@@ -1,4 +1,10 @@
-"""Everything that affects the NTLM client and server state machines lives here."""
+"""Everything that affects the NTLM client and server state machines lives here.
+
+Rule 1: the state of a context is its enum value, moved only through these tables; FAIL leads to FAILED
+from any state (`anywhere`). Rule 2, what a table cannot hold: the server keeps, while VALIDATING, the
+ticket of the one ValidationNeeded it returned (`validation_done` with another ticket fails the context)
+and the request it asked about; a context that is COMPLETE or FAILED takes no more tokens.
+"""
 
 from __future__ import annotations
 
@@ -38,21 +44,18 @@ class ServerEvent(enum.Enum):
 CLIENT_TRANSITIONS: dict[tuple[ClientState, ClientEvent], ClientState] = {
     (ClientState.INITIAL, ClientEvent.SEND_NEGOTIATE): ClientState.NEGOTIATE_SENT,
     (ClientState.NEGOTIATE_SENT, ClientEvent.RECEIVE_CHALLENGE): ClientState.COMPLETE,
-    (ClientState.INITIAL, ClientEvent.FAIL): ClientState.FAILED,
-    (ClientState.NEGOTIATE_SENT, ClientEvent.FAIL): ClientState.FAILED,
-    (ClientState.FAILED, ClientEvent.FAIL): ClientState.FAILED,
 }
 
 SERVER_TRANSITIONS: dict[tuple[ServerState, ServerEvent], ServerState] = {
     (ServerState.INITIAL, ServerEvent.RECEIVE_NEGOTIATE): ServerState.CHALLENGE_SENT,
     (ServerState.CHALLENGE_SENT, ServerEvent.RECEIVE_AUTHENTICATE): ServerState.VALIDATING,
     (ServerState.VALIDATING, ServerEvent.VALIDATION_RESULT): ServerState.COMPLETE,
-    (ServerState.INITIAL, ServerEvent.FAIL): ServerState.FAILED,
-    (ServerState.CHALLENGE_SENT, ServerEvent.FAIL): ServerState.FAILED,
-    (ServerState.VALIDATING, ServerEvent.FAIL): ServerState.FAILED,
-    (ServerState.FAILED, ServerEvent.FAIL): ServerState.FAILED,
 }
 
 
-client_next = StateMachine("NTLM client", CLIENT_TRANSITIONS).next
-server_next = StateMachine("NTLM server", SERVER_TRANSITIONS).next
+client_next = StateMachine(
+    "NTLM client", CLIENT_TRANSITIONS, anywhere={ClientEvent.FAIL: ClientState.FAILED}
+).next
+server_next = StateMachine(
+    "NTLM server", SERVER_TRANSITIONS, anywhere={ServerEvent.FAIL: ServerState.FAILED}
+).next

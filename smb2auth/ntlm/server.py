@@ -86,7 +86,8 @@ def classify_response(user: str, lm: bytes, nt: bytes, flags: int) -> ResponseKi
     if len(nt) == 24:
         ess = flags & F.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
         return ResponseKind.NTLMV1_ESS if ess else ResponseKind.NTLMV1
-    if not nt and len(lm) == 24:
+    # Samba ntlm_password_check: an NT response shorter than 24 bytes is ignored, the LM response checked.
+    if len(lm) == 24:
         return ResponseKind.LM
     return None
 
@@ -101,7 +102,10 @@ class ChannelBindingPolicy(enum.Enum):
 
 @dataclass(frozen=True)
 class TargetInfo:
-    """The names the server announces in the CHALLENGE TargetInfo (MS-NLMP 2.2.2.1)."""
+    """The names the server announces in the CHALLENGE TargetInfo (MS-NLMP 2.2.2.1), in smbd's order: NetBIOS
+    domain and computer, DNS domain and computer (both always sent, as smbd and Windows do, empty if ""),
+    the DNS tree only when set. The DNS names are the host's by default in ServerConfig; this core never
+    looks a host name up."""
 
     nb_domain: str = "WORKGROUP"
     nb_computer: str = "SMB2AUTH"
@@ -243,6 +247,8 @@ class NtlmServer(SecurityContext):
                 f"client does not offer required flags {NegotiateFlags(missing)!r}",
             )
         flags = (cflags & _ECHOED) | F.NTLMSSP_NEGOTIATE_NTLM | F.NTLMSSP_NEGOTIATE_TARGET_INFO
+        # smbd and Windows set NEGOTIATE_VERSION and send a VERSION whether the client asked or not.
+        flags |= F.NTLMSSP_NEGOTIATE_VERSION
         # MS-NLMP 3.2.5.1.1: UNICODE when the client offers it, OEM otherwise.
         flags |= (
             F.NTLMSSP_NEGOTIATE_UNICODE if cflags & F.NTLMSSP_NEGOTIATE_UNICODE else F.NTLMSSP_NEGOTIATE_OEM
@@ -253,17 +259,16 @@ class NtlmServer(SecurityContext):
         now = self._clock()
         self._issued_at = now
         t = self.target
+        # Samba ntlmssp_server_negotiate: the four names always, in this order (impacket reads
+        # MsvAvDnsComputerName unchecked); MS-NLMP 3.2.5.1.1: MsvAvTimestamp for NTLMv2.
         pairs = [
             AvPair(AvId.MsvAvNbDomainName, encode_unicode(t.nb_domain)),
             AvPair(AvId.MsvAvNbComputerName, encode_unicode(t.nb_computer)),
+            AvPair(AvId.MsvAvDnsDomainName, encode_unicode(t.dns_domain)),
+            AvPair(AvId.MsvAvDnsComputerName, encode_unicode(t.dns_computer)),
         ]
-        for av_id, name in (
-            (AvId.MsvAvDnsDomainName, t.dns_domain),
-            (AvId.MsvAvDnsComputerName, t.dns_computer),
-            (AvId.MsvAvDnsTreeName, t.dns_tree),
-        ):
-            if name:
-                pairs.append(AvPair(av_id, encode_unicode(name)))
+        if t.dns_tree:
+            pairs.append(AvPair(AvId.MsvAvDnsTreeName, encode_unicode(t.dns_tree)))
         pairs.append(AvPair(AvId.MsvAvTimestamp, pack_filetime(unix_to_filetime(now))))
         self._target_info = tuple(pairs)
         self._offered = int(flags)
@@ -272,7 +277,7 @@ class NtlmServer(SecurityContext):
             self._server_challenge,
             t.nb_computer if flags & F.NTLMSSP_REQUEST_TARGET else "",
             self._target_info,
-            Version() if flags & F.NTLMSSP_NEGOTIATE_VERSION else None,
+            Version(),
         )
         self._negotiate = bytes(token)
         self._challenge = challenge.pack()
@@ -305,6 +310,11 @@ class NtlmServer(SecurityContext):
 
         kind = classify_response(auth.user, lm, nt, flags)
         self.response_kind = kind
+        if kind is None:
+            # Samba ntlm_password_check: no NT or LM response of a usable length is a wrong password, which
+            # smbd answers LOGON_FAILURE (before its KEY_EXCH check in ntlmssp_server_postauth).
+            reason = f"no usable response: NT {len(nt)} bytes, LM {len(lm)} bytes"
+            raise self._fail(NtStatus.STATUS_LOGON_FAILURE, reason)
         if bad_key_exch and kind is not ResponseKind.ANONYMOUS:
             # Samba ntlmssp_server_postauth: "Client-supplied KEY_EXCH session key was of invalid length".
             raise self._fail(NtStatus.STATUS_INVALID_PARAMETER, "KEY_EXCH without a 16-byte session key")
@@ -319,12 +329,8 @@ class NtlmServer(SecurityContext):
             if not policy.allow_ntlmv1:
                 # Samba "ntlm auth = ntlmv2-only": LOGON_FAILURE on the wire.
                 raise self._fail(NtStatus.STATUS_LOGON_FAILURE, f"{kind.value} not permitted by policy")
-        elif kind is ResponseKind.LM:
-            if not policy.allow_lm:
-                raise self._fail(NtStatus.STATUS_LOGON_FAILURE, "LM response not permitted by policy")
-        else:
-            self.response_kind = None
-            raise self._fail(NtStatus.STATUS_INVALID_PARAMETER, f"NT response of {len(nt)} bytes")
+        elif kind is ResponseKind.LM and not policy.allow_lm:
+            raise self._fail(NtStatus.STATUS_LOGON_FAILURE, "LM response not permitted by policy")
         self._request = ValidationRequest(
             auth.user, auth.domain, auth.workstation, self._server_challenge, lm, nt, int(flags), kind
         )

@@ -44,9 +44,9 @@ def _internal_error(conn: Connection, exc: Exception) -> None:
     _close(conn, "internal error")
 
 
-def _close(conn: Connection, reason: str, **kwargs: Any) -> None:
+def _close(conn: Connection, reason: str, abandoned: NtStatus | None = None) -> None:
     """Close the connection; the login events of handshakes it abandons go to the server's EventLog."""
-    for event in conn.close(reason, **kwargs):
+    for event in conn.close(reason, abandoned=abandoned):
         conn.ctx.events.emit(event)
 
 

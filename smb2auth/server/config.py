@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import socket
 from dataclasses import dataclass, field, replace
 
 from smb2auth.ntlm.authority import AnyAuthority
@@ -12,6 +14,20 @@ from smb2auth.smb2.messages import SMB2_DIALECTS, Cipher, Dialect
 
 # Dialects the harness speaks, highest first (MS-SMB2 2.2.3).
 SUPPORTED_DIALECTS: tuple[Dialect, ...] = tuple(reversed(SMB2_DIALECTS))
+
+
+@functools.lru_cache(maxsize=1)
+def host_dns_names() -> tuple[str, str]:
+    """This host's DNS computer and domain names as smbd announces them (Samba get_mydnsfullname and
+    get_mydnsdomname): the canonical name of gethostname() lower-cased, and what follows its first dot.
+    The bare host name when it does not resolve."""
+    host = socket.gethostname()
+    try:
+        infos = socket.getaddrinfo(host, None, flags=socket.AI_CANONNAME)
+    except OSError:
+        infos = []
+    fqdn = next((info[3] for info in infos if info[3]), host).lower()
+    return fqdn, fqdn.partition(".")[2]
 
 
 @dataclass(frozen=True)
@@ -24,6 +40,8 @@ class ServerConfig:
     a frame, `max_message_size` bytes per Direct TCP frame, `max_credits` a client may hold.
     `encrypt` is Samba's "smb encrypt = required": 3.x sessions must encrypt, others are refused; without it a
     client may still choose to encrypt with one of `ciphers` (in the server's order of preference).
+    A `target` without a DNS computer name gets this host's DNS names (host_dns_names), as smbd's CHALLENGE
+    carries them.
     """
 
     authority: AnyAuthority
@@ -55,6 +73,10 @@ class ServerConfig:
     max_transact_size: int = 65536
 
     def __post_init__(self) -> None:
+        if not self.target.dns_computer:
+            computer, domain = host_dns_names()
+            target = replace(self.target, dns_computer=computer, dns_domain=self.target.dns_domain or domain)
+            object.__setattr__(self, "target", target)
         if len(self.server_guid) != 16:
             raise ValueError("server_guid must be 16 bytes")
         if self.min_dialect > self.max_dialect:

@@ -196,14 +196,28 @@ class Session:
     def signs(self) -> bool:
         return self.state is SessionState.VALID and bool(self.signing_key)
 
+    @property
+    def authenticating(self) -> bool:
+        """A SESSION_SETUP exchange (first authentication or re-authentication) is under way."""
+        return self.handshake is not None
+
+    def begin_handshake(self, handshake: _Handshake) -> None:
+        """The one place a handshake is counted against the server-wide budget ..."""
+        self.handshake = handshake
+        self.connection.ctx.pending_handshakes += 1
+
+    def end_handshake(self) -> None:
+        """... and the one place it is released (done, failed, or the session ended)."""
+        if self.handshake is not None:
+            self.handshake = None
+            self.connection.ctx.pending_handshakes -= 1
+
     def end(self, event: SessionEvent) -> None:
         """Log off, fail or close the session: out of its connection's table and the global one, and its
         pending handshake (if any) out of the server-wide count."""
         connection = self.connection
         ctx = connection.ctx
-        if self.handshake is not None:
-            self.handshake = None
-            ctx.pending_handshakes -= 1
+        self.end_handshake()
         self.state = session_next(self.state, event)
         self.trees.clear()
         connection.sessions.pop(self.id, None)
@@ -756,8 +770,8 @@ class Connection:
                 return self._refuse(reply, _S.STATUS_INSUFFICIENT_RESOURCES, refusal)
             ntlm = NtlmServer(cfg.authority, target=cfg.target, policy=self.ctx.ntlm_policy,
                               rng=self.ctx.rng, clock=self.ctx.clock)
-            hs = session.handshake = _Handshake(ntlm, self.ctx.monotonic())
-            self.ctx.pending_handshakes += 1
+            hs = _Handshake(ntlm, self.ctx.monotonic())
+            session.begin_handshake(hs)
         setup = _Setup(request, reply, session, hs, session.state is SessionState.IN_PROGRESS)
         if setup.first_auth and session.preauth is not None:
             # MS-SMB2 3.3.5.5.1: each SESSION_SETUP request extends the session's preauth hash.
@@ -819,8 +833,7 @@ class Connection:
             # Samba "smb encrypt = required": a session that cannot encrypt is refused.
             reason = "encryption required, but not available to this session"
             return self._login_failed(reply, session, _S.STATUS_ACCESS_DENIED, reason)
-        session.handshake = None
-        self.ctx.pending_handshakes -= 1
+        session.end_handshake()
         if first_auth:
             session.flags = flags
             if not flags:
@@ -852,7 +865,8 @@ class Connection:
             reply.signer = session
         reply.status = _S.STATUS_SUCCESS
         reply.body = SessionSetupResponse(out or b"", session.flags).pack()
-        self._emit(session.id, ntlm, _S.STATUS_SUCCESS, "", session.flags)
+        signed = session.signing_required and bool(session.signing_key)
+        self._emit(session.id, ntlm, _S.STATUS_SUCCESS, "", session.flags, signed=signed)
         return reply
 
     def _handshake_budget(self) -> str:
@@ -860,7 +874,7 @@ class Connection:
         cfg = self.ctx.config
         if self.ctx.pending_handshakes >= cfg.max_pending_handshakes:
             return "max_pending_handshakes"
-        if sum(1 for s in self.sessions.values() if s.handshake is not None) >= (
+        if sum(1 for s in self.sessions.values() if s.authenticating) >= (
             cfg.max_pending_handshakes_per_connection
         ):
             # One connection cannot hold the server-wide handshake budget and lock every other client out.
@@ -895,12 +909,26 @@ class Connection:
         return reply.fail(status)
 
     def _emit(
-        self, session_id: int | None, ntlm: NtlmServer | None, status: int, reason: str, flags: SessionFlags
+        self,
+        session_id: int | None,
+        ntlm: NtlmServer | None,
+        status: int,
+        reason: str,
+        flags: SessionFlags,
+        *,
+        signed: bool = False,
     ) -> None:
-        self._events.append(self._login_event(session_id, ntlm, status, reason, flags))
+        self._events.append(self._login_event(session_id, ntlm, status, reason, flags, signed=signed))
 
     def _login_event(
-        self, session_id: int | None, ntlm: NtlmServer | None, status: int, reason: str, flags: SessionFlags
+        self,
+        session_id: int | None,
+        ntlm: NtlmServer | None,
+        status: int,
+        reason: str,
+        flags: SessionFlags,
+        *,
+        signed: bool = False,
     ) -> LoginEvent:
         kind = ntlm.response_kind if ntlm is not None else None
         return LoginEvent(
@@ -918,6 +946,7 @@ class Connection:
             session_id=session_id,
             guest=bool(flags & SessionFlags.IS_GUEST),
             anonymous=bool(flags & SessionFlags.IS_NULL),
+            signed=signed,
             time=self.ctx.clock(),
         )
 

@@ -180,6 +180,45 @@ def test_refused_logons(peer: Peer, user: str, password: str, version: ResponseK
     assert answer.status == "STATUS_USER_SESSION_DELETED"
 
 
+def _responses(nt_length: int, lm_length: int, key_exchange: bool = True) -> Callable[[bytes], bytes]:
+    """The AUTHENTICATE with its NT response cut to `nt_length` bytes and an LM response of zeros."""
+
+    def edit(auth: AuthenticateMessage, raw: bytes) -> bytes:
+        assert nt_length <= len(auth.nt_response)
+        key = auth.encrypted_random_session_key if key_exchange else b""
+        nt, lm = auth.nt_response[:nt_length], bytes(lm_length)
+        edited = dataclasses.replace(auth, nt_response=nt, lm_response=lm, encrypted_random_session_key=key)
+        return edited.pack()
+
+    return _edit_ntlm(edit)
+
+
+# Samba ntlm_password_check: an NT response under 24 bytes is ignored and the LM response checked; neither of
+# a usable length is a wrong password (LOGON_FAILURE, before ntlmssp_server_postauth's KEY_EXCH check). Samba
+# ntlmssp_server_preauth: an NT response over 24 bytes is an NTLMv2 response, and one too short for its
+# fixed part (48 bytes with the first AV pair's header) is INVALID_PARAMETER. smbclient -N with signing
+# required sends the first case for its Unix user.
+RESPONSE_LENGTHS = {
+    "nt-empty-lm-empty": (_responses(0, 0), "STATUS_LOGON_FAILURE"),
+    "nt-empty-lm-z1": (_responses(0, 1), "STATUS_LOGON_FAILURE"),
+    "nt-empty-no-session-key": (_responses(0, 0, key_exchange=False), "STATUS_LOGON_FAILURE"),
+    "nt-16": (_responses(16, 0), "STATUS_LOGON_FAILURE"),
+    "nt-23-lm-24": (_responses(23, 24), "STATUS_LOGON_FAILURE"),
+    "nt-25": (_responses(25, 0), "STATUS_INVALID_PARAMETER"),
+    "nt-47": (_responses(47, 24), "STATUS_INVALID_PARAMETER"),
+}
+
+
+@pytest.mark.parametrize("user", [USER, "nobody"])
+@pytest.mark.parametrize("case", sorted(RESPONSE_LENGTHS))
+def test_response_lengths(peer: Peer, case: str, user: str) -> None:
+    tamper, status = RESPONSE_LENGTHS[case]
+    driver = _negotiated(peer)
+    answers = login_answers(driver, user, tamper=tamper)
+    assert [a.status for a in answers] == ["STATUS_MORE_PROCESSING_REQUIRED", status]
+    assert serving(driver)
+
+
 def test_authenticate_replayed_on_a_new_handshake(peer: Peer) -> None:
     saved: list[bytes] = []
 

@@ -4,12 +4,12 @@ password and an anonymous session; the harness's login events say what happened.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from smb2auth.testing import RunningServer, running_server
-from tests.peers import require_program
+from tests.peers import Smbd, require_program
 
 pytestmark = pytest.mark.interop
 
@@ -28,9 +28,10 @@ def harness() -> Iterator[RunningServer]:
 def smbclient(
     server: RunningServer,
     *args: str,
-    user: str = f"{USER}%{PASSWORD}",
+    user: str | None = f"{USER}%{PASSWORD}",
     share: str = "IPC$",
     command: str = "exit",
+    port: int | None = None,
 ) -> subprocess.CompletedProcess[str]:
     program = require_program("smbclient", "/usr/bin/smbclient")
     return subprocess.run(
@@ -38,9 +39,8 @@ def smbclient(
             program,
             f"//127.0.0.1/{share}",
             "-p",
-            str(server.port),
-            "-U",
-            user,
+            str(port or server.port),
+            *(["-U", user] if user is not None else []),
             "--use-kerberos=off",
             "-s",
             "/dev/null",
@@ -110,6 +110,23 @@ def test_smbclient_anonymous_refused_by_default() -> None:
         assert proc.returncode != 0
         assert "NT_STATUS_LOGON_FAILURE" in proc.stdout + proc.stderr
         assert server.events[-1].status == "STATUS_LOGON_FAILURE" and not server.events[-1].anonymous
+
+
+def test_smbclient_no_password_signing_required_as_smbd(
+    harness: RunningServer, smbd_factory: Callable[[str], Smbd]
+) -> None:
+    # smbclient -N (no -U) with signing required sends an AUTHENTICATE for its Unix user with empty LM and
+    # NT responses (a null session cannot sign): smbd requiring signing, as we do, answers LOGON_FAILURE.
+    smbd = smbd_factory("  server signing = mandatory\n")
+    args = ("-N", "-m", "SMB3_11", "--client-protection=sign")
+    theirs = smbclient(harness, *args, user=None, port=smbd.port)
+    assert theirs.returncode != 0 and "NT_STATUS_LOGON_FAILURE" in theirs.stdout + theirs.stderr
+    before = len(harness.events)
+    ours = smbclient(harness, *args, user=None)
+    assert ours.returncode != 0 and "NT_STATUS_LOGON_FAILURE" in ours.stdout + ours.stderr
+    (event,) = harness.events[before:]
+    assert event.status == "STATUS_LOGON_FAILURE" and event.user and not event.anonymous
+    assert event.reason == "no usable response: NT 0 bytes, LM 0 bytes"
 
 
 @pytest.mark.parametrize("protocol", ["SMB3_00", "SMB3_02", "SMB3_11"])

@@ -7,7 +7,8 @@ import math
 import pytest
 
 from smb2auth.authority.local import LocalAuthority
-from smb2auth.server.config import ServerConfig
+from smb2auth.ntlm.server import TargetInfo
+from smb2auth.server.config import ServerConfig, host_dns_names
 from smb2auth.smb2.messages import Dialect
 
 
@@ -29,3 +30,18 @@ def test_encrypt_needs_a_3x_dialect(top: Dialect) -> None:
 def test_encrypt_with_a_3x_top_dialect(top: Dialect) -> None:
     config = ServerConfig(authority=LocalAuthority(), encrypt=True, max_dialect=top)
     assert config.encrypt and config.dialects[0] == top
+
+
+def test_target_gets_the_hosts_dns_names() -> None:
+    # smbd's CHALLENGE carries the host's DNS names (Samba get_mydnsfullname / get_mydnsdomname).
+    computer, domain = host_dns_names()
+    assert computer and computer == computer.lower()
+    target = ServerConfig(authority=LocalAuthority(), target=TargetInfo("TESTGRP", "HARNESS")).target
+    assert (target.nb_domain, target.nb_computer, target.dns_computer, target.dns_domain) == (
+        "TESTGRP", "HARNESS", computer, domain,
+    )
+
+
+def test_target_dns_names_given_are_kept() -> None:
+    given = TargetInfo("TESTGRP", "HARNESS", dns_domain="example.org", dns_computer="harness.example.org")
+    assert ServerConfig(authority=LocalAuthority(), target=given).target == given

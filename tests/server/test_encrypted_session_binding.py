@@ -30,7 +30,8 @@ def test_request_sealed_by_one_session_for_another_drops_the_connection() -> Non
     sealed = encrypt(inner, bob.keys.client_to_server_key, driver.cipher, bob.session_id, b"\x01" * 12)
     assert answer_frame(driver.conn, sealed) == []
     assert driver.conn.closed
-    assert not driver.conn.sessions.get(alice_id) or not driver.conn.sessions[alice_id].trees
+    # The dropped connection holds no session, so alice's tree connect never happened.
+    assert driver.conn.sessions == {} and alice_id not in driver.conn.ctx.sessions
 
 
 def test_request_sealed_by_its_own_session_is_served() -> None:

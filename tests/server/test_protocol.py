@@ -9,7 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smb2auth.ntlm.authority import ResponseKind
+from smb2auth.server._state import SessionState
 from smb2auth.server.inline import answer_frame
+from smb2auth.server.protocol import Connection
 from smb2auth.smb2.crypto import PreauthIntegrity, decrypt, encrypt, sign, signing_algorithm_for, verify
 from smb2auth.smb2.framing import frame
 from smb2auth.smb2.header import Command, HeaderFlags, join_compound, split_compound
@@ -474,9 +476,23 @@ def test_arbitrary_frames_never_raise(data: bytes, negotiated: bool) -> None:
     d = Driver()
     if negotiated:
         d.negotiate((Dialect.SMB2_1,))
-    answer_frame(d.conn, data)
-    answer_frame(d.conn, b"\xfeSMB" + data)
+    for payload in (data, b"\xfeSMB" + data):
+        answer_frame(d.conn, payload)
+        _assert_consistent(d.conn)
     d.conn.feed(frame(data) if len(data) < 200 else data)
+    _assert_consistent(d.conn)
+
+
+def _assert_consistent(conn: Connection) -> None:
+    """What must hold after any input: the handshake budget counts exactly the sessions authenticating,
+    each live session is in the global table, a closed connection holds nothing, credits never go negative."""
+    ctx = conn.ctx
+    assert ctx.pending_handshakes == sum(s.authenticating for s in conn.sessions.values())
+    for session_id, session in conn.sessions.items():
+        assert session.state is not SessionState.EXPIRED and ctx.sessions[session_id] is session
+    if conn.closed:
+        assert not conn.sessions and not conn.awaiting_validation
+    assert conn.credits >= 0
 
 
 @settings(max_examples=200, deadline=None)
@@ -487,8 +503,13 @@ def test_arbitrary_bodies_get_an_answer(body: bytes, command: Command) -> None:
     login = d.login()
     raw = d.message(command, body, session_id=login.session_id, key=login.signing_key)
     out = answer_frame(d.conn, raw)
-    # Everything is answered except CANCEL (MS-SMB2 3.3.5.16), a second NEGOTIATE, or a validate mismatch.
-    assert out or command in (Command.CANCEL, Command.NEGOTIATE) or d.conn.closed
+    if command is Command.CANCEL:
+        assert out == [] and not d.conn.closed  # MS-SMB2 3.3.5.16: CANCEL gets no response
+    elif command is Command.NEGOTIATE:
+        assert out == [] and d.conn.closed  # MS-SMB2 3.3.5.4: a second NEGOTIATE drops the connection
+    else:
+        # Everything else is answered on a connection that stays (an IOCTL without a tree connect included).
+        assert len(out) == 1 and not d.conn.closed
 
 
 def test_reauthentication_keeps_the_session_and_its_key() -> None:
