@@ -61,7 +61,10 @@ class NetlogonConfig:
     machine_password: str = field(repr=False)
     domain: str
     dns_domain: str = ""
-    validation_level: nrpc.ValidationLevel = nrpc.ValidationLevel.NETLOGON_VALIDATION_SAM_INFO2
+    # SAM_INFO4: the DC sends the UserSessionKey inside the sealed PDU alone. At levels 2/3 it encrypts it
+    # with the account's *current* channel key, so on an association bound before another server replaced
+    # our channel (Samba keeps serving it) the key decrypts to garbage without any error.
+    validation_level: nrpc.ValidationLevel = nrpc.ValidationLevel.NETLOGON_VALIDATION_SAM_INFO4
     call_timeout: float = 10.0
     connect_timeout: float = 3.0
     connections: int = 4
