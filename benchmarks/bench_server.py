@@ -28,14 +28,14 @@ from smb2auth.client import Dialect, aconnect  # noqa: E402
 from smb2auth.ntlm.client import NtlmClient  # noqa: E402
 from smb2auth.smb2.framing import frame  # noqa: E402
 from smb2auth.smb2.header import Command, Smb2Header  # noqa: E402
-from smb2auth.smb2.messages import (  # noqa: E402
+from smb2auth.smb2.negotiate import NegotiateRequest  # noqa: E402
+from smb2auth.smb2.negotiate_contexts import (  # noqa: E402
     HashAlgorithm,
-    NegotiateRequest,
     PreauthIntegrityCapabilities,
-    SessionSetupRequest,
     SigningAlgorithm,
     SigningCapabilities,
 )
+from smb2auth.smb2.session import SessionSetupRequest  # noqa: E402
 from smb2auth.spnego.context import SpnegoClient  # noqa: E402
 from tests.peers import running_smbd  # noqa: E402
 

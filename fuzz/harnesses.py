@@ -29,25 +29,18 @@ from smb2auth.ntlm.messages import (
     NegotiateMessage,
     NtlmV2Response,
 )
+from smb2auth.smb2.body import parse_message
 from smb2auth.smb2.crypto import TransformHeader, decrypt, encrypt
 from smb2auth.smb2.header import HEADER_SIZE, HeaderFlags, Smb1Header, Smb2Header, split_compound
-from smb2auth.smb2.messages import (
-    Cipher,
-    EchoRequest,
-    EchoResponse,
-    ErrorResponse,
-    LogoffRequest,
-    LogoffResponse,
-    NegotiateRequest,
-    NegotiateResponse,
-    SessionSetupRequest,
-    SessionSetupResponse,
-    Smb1NegotiateRequest,
+from smb2auth.smb2.negotiate import NegotiateRequest, NegotiateResponse, Smb1NegotiateRequest
+from smb2auth.smb2.negotiate_contexts import Cipher
+from smb2auth.smb2.session import LogoffRequest, LogoffResponse, SessionSetupRequest, SessionSetupResponse
+from smb2auth.smb2.simple import EchoRequest, EchoResponse, ErrorResponse
+from smb2auth.smb2.tree import (
     TreeConnectRequest,
     TreeConnectResponse,
     TreeDisconnectRequest,
     TreeDisconnectResponse,
-    parse_message,
 )
 from smb2auth.spnego import tokens
 
@@ -210,13 +203,12 @@ def server_script(encrypted: bool = False) -> ServerScript:
     from smb2auth.server.inline import answer_frame
     from smb2auth.server.protocol import Connection
     from smb2auth.smb2.header import Command
-    from smb2auth.smb2.messages import (
-        Capabilities,
+    from smb2auth.smb2.negotiate import Capabilities, SecurityMode
+    from smb2auth.smb2.negotiate_contexts import (
         Cipher,
         EncryptionCapabilities,
         HashAlgorithm,
         PreauthIntegrityCapabilities,
-        SecurityMode,
         SigningAlgorithm,
         SigningCapabilities,
     )

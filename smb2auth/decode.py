@@ -217,13 +217,13 @@ class _Ntlm:
         return int(flags)
 
     def string(self, parent: Node, name: str, raw: bytes, at: int, flags: int | None) -> str:
-        from smb2auth.ntlm.messages import NF, decode_oem
+        from smb2auth.ntlm.messages import NegotiateFlags, decode_oem
 
         if not raw:
             parent.add(name, "''")
             return ""
         # MS-NLMP 2.2.2.5: UNICODE wins over OEM; NEGOTIATE strings are always OEM (2.2.1.1).
-        if flags is not None and flags & NF.NTLMSSP_NEGOTIATE_UNICODE:
+        if flags is not None and flags & NegotiateFlags.NTLMSSP_NEGOTIATE_UNICODE:
             text, bad = _utf16(raw)
             note = "Unicode" + (f", {bad}" if bad else "")
         else:
@@ -250,7 +250,7 @@ class _Ntlm:
         return lowest
 
     def negotiate(self, root: Node) -> None:
-        from smb2auth.ntlm.messages import NF
+        from smb2auth.ntlm.messages import NegotiateFlags
 
         self.need(16)
         flags = self.flags(root, 12)
@@ -259,13 +259,14 @@ class _Ntlm:
             return
         domain, d_at = self.field(root, 16, "DomainName")
         ws, w_at = self.field(root, 24, "Workstation")
-        if flags & NF.NTLMSSP_NEGOTIATE_VERSION and self.lowest((16, 24)) >= 40 and len(self.data) >= 40:
+        version = flags & NegotiateFlags.NTLMSSP_NEGOTIATE_VERSION
+        if version and self.lowest((16, 24)) >= 40 and len(self.data) >= 40:
             self.version(root, 32)
         self.string(root, "DomainName", domain, d_at, None)
         self.string(root, "Workstation", ws, w_at, None)
 
     def challenge(self, root: Node) -> None:
-        from smb2auth.ntlm.messages import NF
+        from smb2auth.ntlm.messages import NegotiateFlags
 
         self.need(32)
         name, name_at = self.field(root, 12, "TargetName")
@@ -277,7 +278,8 @@ class _Ntlm:
             return
         root.add("Reserved", _hex(self.data[32:40]), offset=self.base + 32)
         info, info_at = self.field(root, 40, "TargetInfo")
-        if flags & NF.NTLMSSP_NEGOTIATE_VERSION and self.lowest((12, 40)) >= 56 and len(self.data) >= 56:
+        version = flags & NegotiateFlags.NTLMSSP_NEGOTIATE_VERSION
+        if version and self.lowest((12, 40)) >= 56 and len(self.data) >= 56:
             self.version(root, 48)
         self.string(root, "TargetName", name, name_at, flags)
         if info:
@@ -383,9 +385,9 @@ class _Ntlm:
     def responses(
         self, root: Node, flags: int, lm: bytes, lm_at: int, nt: bytes, nt_at: int, user: str
     ) -> None:
-        from smb2auth.ntlm.messages import NF
+        from smb2auth.ntlm.messages import NegotiateFlags
 
-        ess = bool(flags & NF.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY)
+        ess = bool(flags & NegotiateFlags.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY)
         kind = root.add("ResponseKind")
         lm_node = root.add(
             "LmChallengeResponse", _hex(lm) if lm else "''", offset=self.base + lm_at if lm else None
@@ -740,18 +742,13 @@ def _nested(data: bytes, base: int) -> Node:
 
 # --- SMB2 (MS-SMB2 2.1, 2.2) -----------------------------------------------------------------------------
 
-_DIALECTS = {
-    0x0202: "2.0.2",
-    0x0210: "2.1",
-    0x0300: "3.0",
-    0x0302: "3.0.2",
-    0x0311: "3.1.1",
-    0x02FF: "2.??? (wildcard)",
-}
-
-
 def _dialect(value: int) -> str:
-    return f"0x{value:04x} ({_DIALECTS.get(value, 'unknown')})"
+    from smb2auth.smb2.negotiate import DIALECT_NAMES, Dialect
+
+    name = DIALECT_NAMES.get(value, "unknown")
+    if value == Dialect.SMB2_WILDCARD:
+        name += " (wildcard)"
+    return f"0x{value:04x} ({name})"
 
 
 def decode_smb(data: bytes, base: int = 0) -> Node:
@@ -813,8 +810,8 @@ def _smb_packet(data: bytes, base: int) -> Node:
 
 
 def _smb2(header: Any, raw: bytes, base: int) -> Node:
+    from smb2auth.smb2.body import parse_body
     from smb2auth.smb2.header import HeaderFlags
-    from smb2auth.smb2.messages import parse_body
     from smb2auth.status import NtStatus
 
     kind = "response" if header.is_response else "request"
@@ -857,7 +854,7 @@ def _smb2(header: Any, raw: bytes, base: int) -> Node:
 
 
 def _smb2_body(root: Node, message: Any, raw: bytes, base: int) -> None:
-    from smb2auth.smb2 import messages as m
+    from smb2auth import smb2 as m
 
     b = base + 64
     node = root.add(f"{type(message).__name__}", note="body", offset=b)
@@ -938,7 +935,7 @@ def _smb2_body(root: Node, message: Any, raw: bytes, base: int) -> None:
 
 def _ioctl(node: Node, message: Any, raw: bytes, base: int) -> None:
     """MS-SMB2 2.2.31 / 2.2.32, and FSCTL_VALIDATE_NEGOTIATE_INFO's structures (2.2.31.4 / 2.2.32.6)."""
-    from smb2auth.smb2 import messages as m
+    from smb2auth import smb2 as m
 
     b = base + 64
     request = isinstance(message, m.IoctlRequest)
@@ -970,7 +967,7 @@ def _ioctl(node: Node, message: Any, raw: bytes, base: int) -> None:
 
 
 def _validate_negotiate(part: Node, data: bytes, at: int, request: bool) -> None:
-    from smb2auth.smb2 import messages as m
+    from smb2auth import smb2 as m
 
     info: m.ValidateNegotiateInfoRequest | m.ValidateNegotiateInfoResponse
     try:
@@ -1001,7 +998,7 @@ def _security_buffer(parent: Node, buffer: bytes, at: int, field_at: int) -> Non
 
 def _contexts(parent: Node, contexts: Any, raw: bytes, offset: int, base: int) -> None:
     """MS-SMB2 2.2.3.1: negotiate contexts, each 8-byte aligned from NegotiateContextOffset."""
-    from smb2auth.smb2 import messages as m
+    from smb2auth import smb2 as m
 
     if not contexts:
         return
@@ -1042,7 +1039,11 @@ def _contexts(parent: Node, contexts: Any, raw: bytes, offset: int, base: int) -
 
 def _smb1(data: bytes, base: int) -> Node:
     from smb2auth.smb2.header import Smb1Flags2, Smb1Header
-    from smb2auth.smb2.messages import SMB1_DIALECT_SMB2_002, SMB1_DIALECT_SMB2_WILDCARD, Smb1NegotiateRequest
+    from smb2auth.smb2.negotiate import (
+        SMB1_DIALECT_SMB2_002,
+        SMB1_DIALECT_SMB2_WILDCARD,
+        Smb1NegotiateRequest,
+    )
 
     try:
         header = Smb1Header.unpack(data)

@@ -42,7 +42,7 @@ def test_flag_names_single_bits_in_definition_order() -> None:
     import enum
 
     from smb2auth.events import flag_names
-    from smb2auth.smb2.messages import SessionFlags
+    from smb2auth.smb2.session import SessionFlags
 
     class Flags(enum.IntFlag):
         A = 1

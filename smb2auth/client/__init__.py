@@ -14,7 +14,9 @@ from smb2auth.client.protocol import (
     parse_dialect,
 )
 from smb2auth.client.sync import Session, connect
-from smb2auth.smb2.messages import Cipher, Dialect, SessionFlags, SigningAlgorithm
+from smb2auth.smb2.negotiate import Dialect
+from smb2auth.smb2.negotiate_contexts import Cipher, SigningAlgorithm
+from smb2auth.smb2.session import SessionFlags
 
 __all__ = [
     "ALL_DIALECTS",

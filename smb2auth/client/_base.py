@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from smb2auth.client.protocol import ClientConnection, Smb2ClientError
-from smb2auth.smb2.messages import Cipher, Dialect, SessionFlags, SigningAlgorithm
+from smb2auth.smb2.negotiate import Dialect
+from smb2auth.smb2.negotiate_contexts import Cipher, SigningAlgorithm
+from smb2auth.smb2.session import SessionFlags
 from smb2auth.status import NtStatus
 
 DEFAULT_TIMEOUT = 30.0

@@ -9,76 +9,51 @@ are injected. The shells in `smb2auth.client.sync` and `smb2auth.client.aio` onl
     while not core.established:
         if core.receive(read_frame()) is not None and (out := core.data_to_send()):
             send(out)
+
+The NEGOTIATE lives in `_negotiate` (on smb2/policy.py), the SESSION_SETUP in `_session_setup`, message ids,
+credits, signing and sealing in `_channel`; this module routes requests and responses between them.
 """
 
 from __future__ import annotations
 
 import os
-import struct
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from smb2auth.client._channel import Channel
+from smb2auth.client._negotiate import (
+    VALIDATED_DIALECTS,
+    Offer,
+    check_validate_negotiate,
+    negotiate_request,
+    read_negotiate_response,
+    validate_negotiate_request,
+)
+from smb2auth.client._session_setup import SessionSetup
 from smb2auth.client._state import ClientEvent, ClientState, advance
+from smb2auth.client.errors import NegotiateDowngradeError, SigningError, Smb2ClientError
 from smb2auth.errors import MalformedMessage, ProtocolStateError, Smb2AuthError
 from smb2auth.ntlm.authority import ResponseKind
 from smb2auth.ntlm.client import NtlmClient
-from smb2auth.smb2.crypto import (
-    KeyUse,
-    PreauthIntegrity,
-    TransformHeader,
-    decrypt,
-    derive_key,
-    encrypt,
-    sign,
-    signing_algorithm_for,
-    verify,
-)
+from smb2auth.smb2 import policy
+from smb2auth.smb2.body import Message, parse_body
+from smb2auth.smb2.crypto import SessionKeys
 from smb2auth.smb2.framing import frame
-from smb2auth.smb2.header import (
-    HEADER_SIZE,
-    SIGNATURE_SIZE,
-    SMB2_PROTOCOL_ID,
-    TRANSFORM_PROTOCOL_ID,
-    Command,
-    Smb2Header,
-)
-from smb2auth.smb2.messages import (
+from smb2auth.smb2.header import HEADER_SIZE, TRANSFORM_PROTOCOL_ID, Command, Smb2Header
+from smb2auth.smb2.ioctl import ValidateNegotiateInfoRequest
+from smb2auth.smb2.negotiate import (
     DIALECT_NAMES,
-    FSCTL_VALIDATE_NEGOTIATE_INFO,
     SMB2_DIALECTS,
-    Capabilities,
-    Cipher,
     Dialect,
-    EchoRequest,
-    EncryptionCapabilities,
-    ErrorResponse,
-    HashAlgorithm,
-    IoctlRequest,
-    IoctlResponse,
-    LogoffRequest,
-    Message,
-    NegotiateContext,
-    NegotiateRequest,
     NegotiateResponse,
-    NetnameNegotiateContextId,
-    PreauthIntegrityCapabilities,
-    SecurityMode,
-    SessionFlags,
-    SessionSetupRequest,
-    SessionSetupResponse,
-    ShareFlags,
-    SigningAlgorithm,
-    SigningCapabilities,
-    TreeConnectRequest,
-    TreeConnectResponse,
-    TreeDisconnectRequest,
-    ValidateNegotiateInfoRequest,
-    ValidateNegotiateInfoResponse,
     dialect_name,
-    parse_body,
     parse_dialect,
 )
+from smb2auth.smb2.negotiate_contexts import Cipher, SigningAlgorithm
+from smb2auth.smb2.session import LogoffRequest, SessionFlags, SessionSetupResponse
+from smb2auth.smb2.simple import EchoRequest, ErrorResponse
+from smb2auth.smb2.tree import ShareFlags, TreeConnectRequest, TreeConnectResponse, TreeDisconnectRequest
 from smb2auth.spnego.context import MechContext, SpnegoClient
 from smb2auth.status import NtStatus
 
@@ -95,65 +70,7 @@ __all__ = [
 ]
 
 ALL_DIALECTS: tuple[Dialect, ...] = SMB2_DIALECTS
-
-DEFAULT_CIPHERS: tuple[Cipher, ...] = (
-    Cipher.AES_128_GCM,
-    Cipher.AES_128_CCM,
-    Cipher.AES_256_GCM,
-    Cipher.AES_256_CCM,
-)
-DEFAULT_SIGNING: tuple[SigningAlgorithm, ...] = (
-    SigningAlgorithm.AES_GMAC,
-    SigningAlgorithm.AES_CMAC,
-    SigningAlgorithm.HMAC_SHA256,
-)
-_NONCE_SIZE = {
-    Cipher.AES_128_CCM: 11,
-    Cipher.AES_256_CCM: 11,
-    Cipher.AES_128_GCM: 12,
-    Cipher.AES_256_GCM: 12,
-}
 _UNSOLICITED = 0xFFFFFFFFFFFFFFFF
-_REQUEST_HEADER = struct.Struct("<4sHHIHHIIQQQ16s")
-_NO_SIGNATURE = bytes(SIGNATURE_SIZE)
-_CLIENT_CAPABILITIES = Capabilities.DFS | Capabilities.LARGE_MTU | Capabilities.ENCRYPTION
-# MS-SMB2 3.2.5.5: the dialects whose NEGOTIATE is validated (3.1.1 has preauth integrity instead).
-_VALIDATED_DIALECTS = (Dialect.SMB3_0, Dialect.SMB3_0_2)
-# Signed answers meaning "not supported" (older Windows and Samba, per Samba's
-# smb2cli_validate_negotiate_info_done; NOT_SUPPORTED from NAS servers): accepted, not validated.
-_VALIDATE_UNSUPPORTED = frozenset(
-    {
-        NtStatus.STATUS_NOT_SUPPORTED,
-        NtStatus.STATUS_FILE_CLOSED,
-        NtStatus.STATUS_INVALID_DEVICE_REQUEST,
-        NtStatus.STATUS_FS_DRIVER_REQUIRED,
-    }
-)
-
-
-class Smb2ClientError(Smb2AuthError):
-    """A request the server refused, or a response we refuse; `status` is the NTSTATUS."""
-
-    def __init__(self, status: int, reason: str, *, command: Command | None = None) -> None:
-        self.status = NtStatus(status) if status in NtStatus._value2member_map_ else status
-        self.command = command
-        self.reason = reason
-        super().__init__(f"{NtStatus.name_of(status)}: {reason}")
-
-
-class SigningError(Smb2ClientError):
-    """A response that is unsigned where a signature is required, or whose signature does not verify."""
-
-    def __init__(self, reason: str, *, command: Command | None = None) -> None:
-        super().__init__(NtStatus.STATUS_ACCESS_DENIED, reason, command=command)
-
-
-class NegotiateDowngradeError(SigningError):
-    """FSCTL_VALIDATE_NEGOTIATE_INFO failed (MS-SMB2 3.2.5.14.12): the NEGOTIATE may have been tampered with,
-    so the connection is terminated."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"negotiate downgrade: {reason}", command=Command.IOCTL)
 
 
 @dataclass(frozen=True)
@@ -189,31 +106,6 @@ class _Outstanding:
     validate: bool = False
 
 
-@dataclass
-class _Keys:
-    """Session keys, the signing key eagerly, the others on first use (most sessions only sign)."""
-
-    dialect: int
-    session_key: bytes = field(repr=False)
-    full_key: bytes = field(repr=False)
-    preauth: bytes = field(repr=False)
-    cipher: int = 0
-    signing_key: bytes = field(default=b"", repr=False)
-    _cache: dict[str, bytes] = field(default_factory=dict, repr=False)
-
-    def __post_init__(self) -> None:
-        self.signing_key = self._derive("signing")
-
-    def _derive(self, which: KeyUse) -> bytes:
-        return derive_key(self.dialect, self.full_key, which, self.preauth, self.cipher)
-
-    def get(self, which: KeyUse) -> bytes:
-        value = self._cache.get(which)
-        if value is None:
-            value = self._cache[which] = self._derive(which)
-        return value
-
-
 class ClientConnection:
     """One SMB2 connection and its session, as the client. See the module docstring for the loop.
 
@@ -232,8 +124,8 @@ class ClientConnection:
         dialects: Sequence[int] = ALL_DIALECTS,
         require_signing: bool = True,
         require_encryption: bool = False,
-        ciphers: Sequence[int] = DEFAULT_CIPHERS,
-        signing_algorithms: Sequence[int] = DEFAULT_SIGNING,
+        ciphers: Sequence[int] = policy.CIPHER_PREFERENCE,
+        signing_algorithms: Sequence[int] = policy.SIGNING_PREFERENCE,
         ntlm_version: ResponseKind = ResponseKind.NTLMV2,
         credit_request: int = 32,
         validate_negotiate: bool = True,
@@ -241,10 +133,10 @@ class ClientConnection:
         rng: Callable[[int], bytes] = os.urandom,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        offered = tuple(Dialect(d) for d in dialects)
-        if not offered or any(d not in ALL_DIALECTS for d in offered):
-            raise ValueError("dialects must be a non-empty selection of 2.0.2, 2.1, 3.0, 3.0.2, 3.1.1")
-        if require_encryption and max(offered) < Dialect.SMB3_0:
+        offer = Offer(
+            tuple(dialects), tuple(ciphers), tuple(signing_algorithms), require_signing, server_name
+        )
+        if require_encryption and max(offer.dialects) < Dialect.SMB3_0:
             raise Smb2ClientError(
                 NtStatus.STATUS_NOT_SUPPORTED,
                 "encryption is not available before SMB 3.0 (MS-SMB2 3.1.4.3)",
@@ -264,33 +156,24 @@ class ClientConnection:
         self.require_signing = require_signing
         self.require_encryption = require_encryption
         self.validate_negotiate = validate_negotiate
-        self._offered = offered
-        self._ciphers = tuple(ciphers)
-        self._signing_algorithms = tuple(signing_algorithms)
-        self._credit_request = credit_request
+        self._offer = offer
         self._rng = rng
         self._spnego = SpnegoClient(mech)
+        self._setup = SessionSetup(self._spnego, require_signing)
+        self._channel = Channel(rng, credit_request)
         self._state = ClientState.IDLE
-        self._next_mid = 0
-        self._credits = 1  # MS-SMB2 3.2.3: the sequence window starts as {0}
         self._outstanding: dict[int, _Outstanding] = {}
         self._out = b""
-        self._preauth = PreauthIntegrity()
         self._negotiate_request = b""
         self.negotiate_response: NegotiateResponse | None = None
-        self.dialect: Dialect | None = None
-        self.cipher: Cipher | None = None
-        self.signing_algorithm: SigningAlgorithm | None = None
         self.server_signing_required = False
-        self.multi_credit = False
-        self.session_id = 0
         self.session_flags = SessionFlags(0)
         self.signing_required = False
         self.encrypt_data = False
         self.signed = False
         self.setup_response_signed = False
         self.trees: dict[int, TreeConnect] = {}
-        self._keys: _Keys | None = None
+        self._keys: SessionKeys | None = None
         self._negotiate_info: ValidateNegotiateInfoRequest | None = None
         self._validation_sent = False
         # MS-SMB2 3.2.5.14.12: True once FSCTL_VALIDATE_NEGOTIATE_INFO verified; False when it applies but was
@@ -308,47 +191,65 @@ class ClientConnection:
         return self._state is ClientState.ESTABLISHED
 
     @property
+    def dialect(self) -> Dialect | None:
+        return self._channel.dialect
+
+    @property
     def dialect_name(self) -> str:
         return dialect_name(self.dialect) if self.dialect is not None else ""
 
     @property
+    def cipher(self) -> Cipher | None:
+        return self._channel.cipher
+
+    @property
+    def signing_algorithm(self) -> SigningAlgorithm | None:
+        return self._channel.signing_algorithm
+
+    @property
+    def multi_credit(self) -> bool:
+        return self._channel.multi_credit
+
+    @property
+    def session_id(self) -> int:
+        return self._channel.session_id
+
+    @property
     def credits(self) -> int:
         """Credits granted and not yet spent (MS-SMB2 3.2.5.1.4)."""
-        return self._credits
+        return self._channel.credits
 
     @property
     def spnego(self) -> SpnegoClient:
         return self._spnego
 
-    def _key(self, which: KeyUse) -> bytes:
+    def _session_keys(self) -> SessionKeys:
         if self._keys is None:
             raise ProtocolStateError(f"SMB2 client in state {self._state.value}: no session keys yet")
-        return self._keys.signing_key if which == "signing" else self._keys.get(which)
+        return self._keys
 
     @property
     def session_key(self) -> bytes:
         """MS-SMB2 3.2.5.3.1: Session.SessionKey, the first 16 bytes of the GSS session key."""
-        if self._keys is None:
-            raise ProtocolStateError(f"SMB2 client in state {self._state.value}: no session keys yet")
-        return self._keys.session_key
+        return self._session_keys().session_key
 
     @property
     def signing_key(self) -> bytes:
-        return self._key("signing")
+        return self._session_keys().signing_key
 
     @property
     def application_key(self) -> bytes:
-        return self._key("application")
+        return self._session_keys().application_key
 
     @property
     def encryption_key(self) -> bytes:
         """Session.EncryptionKey: protects client-to-server messages (3.x)."""
-        return self._key("c2s")
+        return self._session_keys().encryption_key
 
     @property
     def decryption_key(self) -> bytes:
         """Session.DecryptionKey: protects server-to-client messages (3.x)."""
-        return self._key("s2c")
+        return self._session_keys().decryption_key
 
     def data_to_send(self) -> bytes:
         """The frame the last `receive` queued (the next SESSION_SETUP leg), or b""."""
@@ -357,57 +258,11 @@ class ClientConnection:
 
     # --- requests -----------------------------------------------------------------------------------------
 
-    def _header(self, command: Command, tree_id: int = 0) -> tuple[int, bytes]:
-        """(MessageId, packed sync header) of the next request."""
-        # MS-SMB2 3.2.4.1.5: CreditCharge is 0 without multi-credit support (2.0.2, NEGOTIATE), else 1.
-        charge = 1 if self.multi_credit else 0
-        need = charge or 1
-        if self._credits < need:
-            raise ProtocolStateError(f"SMB2 client in state {self._state.value}: no credits left")
-        mid = self._next_mid
-        # MS-SMB2 3.2.4.1.3: MessageIds follow the sequence window, one per credit charged.
-        self._next_mid += need
-        self._credits -= need
-        # MS-SMB2 2.2.1.2: the sync header, packed straight (hot path; Smb2Header.pack gives the same bytes).
-        header = _REQUEST_HEADER.pack(
-            SMB2_PROTOCOL_ID,
-            HEADER_SIZE,
-            charge,
-            0,
-            command,
-            self._credit_request,
-            0,
-            0,
-            mid,
-            tree_id << 32,
-            self.session_id,
-            _NO_SIGNATURE,
-        )
-        return mid, header
-
     def negotiate(self) -> bytes:
         """The NEGOTIATE request frame (MS-SMB2 3.2.4.2.2.2)."""
         self._state = advance(self._state, ClientEvent.SEND_NEGOTIATE)
-        contexts: tuple[NegotiateContext, ...] = ()
-        guid = bytes(16)
-        if max(self._offered) >= Dialect.SMB2_1:
-            guid = self._rng(16)  # MS-SMB2 3.2.4.2.2.2: ClientGuid for 2.1 and later
-        if Dialect.SMB3_1_1 in self._offered:
-            # MS-SMB2 3.2.4.2.2.2: 3.1.1 carries PREAUTH (SHA-512 and a salt), ENCRYPTION, SIGNING contexts.
-            contexts = (
-                PreauthIntegrityCapabilities((HashAlgorithm.SHA_512,), self._rng(32)),
-                EncryptionCapabilities(tuple(self._ciphers)),
-                SigningCapabilities(tuple(self._signing_algorithms)),
-            )
-            if self.server_name:
-                contexts += (NetnameNegotiateContextId(self.server_name),)
-        mode = SecurityMode.SIGNING_ENABLED
-        if self.require_signing:
-            mode |= SecurityMode.SIGNING_REQUIRED
-        body = NegotiateRequest(self._offered, mode, _CLIENT_CAPABILITIES, guid, contexts)
-        # MS-SMB2 2.2.31.4: what VALIDATE_NEGOTIATE_INFO repeats of this request.
-        self._negotiate_info = ValidateNegotiateInfoRequest(_CLIENT_CAPABILITIES, guid, mode, self._offered)
-        mid, header = self._header(Command.NEGOTIATE)
+        body, self._negotiate_info = negotiate_request(self._offer, self._rng)
+        mid, header = self._channel.header(Command.NEGOTIATE, 0, self._state)
         message = header + body.pack()
         self._outstanding[mid] = _Outstanding(Command.NEGOTIATE)
         self._negotiate_request = message
@@ -429,17 +284,14 @@ class ClientConnection:
             )
         tree = self.trees.get(tree_id)
         encrypted = self.encrypt_data or (tree is not None and tree.encrypt)
-        mid, header = self._header(command, tree_id)
+        mid, header = self._channel.header(command, tree_id, self._state)
         message = header + body
         if encrypted:
             # MS-SMB2 3.2.4.1.8: encrypted requests go in a TRANSFORM_HEADER and are not signed.
-            cipher = self.cipher or Cipher.AES_128_CCM
-            nonce = self._rng(_NONCE_SIZE[Cipher(cipher)])
-            message = encrypt(message, self._key("c2s"), cipher, self.session_id, nonce)
+            message = self._channel.seal(message)
         elif self.signing_required or force_sign:
             # MS-SMB2 3.2.4.1.1: with Session.SigningRequired every request is signed.
-            assert self.signing_algorithm is not None
-            message = sign(message, self._key("signing"), self.signing_algorithm)
+            message = self._channel.sign(message)
         self._outstanding[mid] = _Outstanding(
             command, path, tree_id, encrypted, session_id=self.session_id, validate=validate
         )
@@ -484,7 +336,7 @@ class ClientConnection:
     def _receive(self, payload: bytes) -> Response | None:
         encrypted = False
         if payload[:4] == TRANSFORM_PROTOCOL_ID:
-            payload = self._decrypt(payload)
+            payload = self._channel.unseal(payload)
             encrypted = True
         header = Smb2Header.unpack(payload)
         if encrypted and header.session_id != self.session_id:
@@ -512,7 +364,7 @@ class ClientConnection:
         if header.is_async and header.status == NtStatus.STATUS_PENDING:
             # MS-SMB2 3.2.5.1.5: an interim response; the final one follows with the same MessageId.
             # MS-SMB2 3.2.5.1.3: interim responses are not verified; 3.2.5.1.4: their credits count.
-            self._credits += header.credit
+            self._channel.grant(header)
             pending.async_id = header.async_id
             return None
         del self._outstanding[header.message_id]
@@ -524,29 +376,34 @@ class ClientConnection:
             command is Command.SESSION_SETUP and header.status != NtStatus.STATUS_SUCCESS
         ):
             # Not signed (MS-SMB2 3.2.5.1.3: no session yet); the next leg needs these credits.
-            self._credits += header.credit
+            self._channel.grant(header)
             if command is Command.NEGOTIATE:
                 return self._on_negotiate(header, raw, body)
             return self._on_session_setup(header, raw, body)
         if command is Command.SESSION_SETUP:
             final = self._on_session_setup(header, raw, body)
             # MS-SMB2 3.2.5.1.4: credits counted once the final response's signature verified.
-            self._credits += header.credit
+            self._channel.grant(header)
             return final
         if pending.validate:
             result = self._on_validate_negotiate(header, raw, body, encrypted)
-            self._credits += header.credit
+            self._channel.grant(header)
             return result
-        signed = False if encrypted else self._check_signature(header, raw, pending.session_id)
+        signed = False
+        if not encrypted and self._channel.check_signature(
+            header, raw, self.signing_required, pending.session_id
+        ):
+            signed = True
+            self.signed = self.signing_required or self.encrypt_data
         # MS-SMB2 3.2.5.1.4: CreditResponse is honoured only from a response that passed 3.2.5.1.3.
-        self._credits += header.credit
+        self._channel.grant(header)
         if header.status != NtStatus.STATUS_SUCCESS:
             raise self._error(header, body)
         parsed = parse_body(header, body)
         if command is Command.TREE_CONNECT:
             assert isinstance(parsed, TreeConnectResponse)
             # MS-SMB2 3.2.5.5: SMB2_SHAREFLAG_ENCRYPT_DATA makes every request on the tree encrypted.
-            encrypt_tree = bool(parsed.share_flags & ShareFlags.ENCRYPT_DATA) and self._can_encrypt()
+            encrypt_tree = bool(parsed.share_flags & ShareFlags.ENCRYPT_DATA) and self._channel.can_encrypt
             self.trees[header.tree_id] = TreeConnect(header.tree_id, pending.path, parsed, encrypt_tree)
             self._after_first_tree_connect(header.tree_id)
         elif command is Command.TREE_DISCONNECT:
@@ -554,99 +411,6 @@ class ClientConnection:
         elif command is Command.LOGOFF:
             self._state = advance(self._state, ClientEvent.RECV_LOGOFF)
         return Response(header, parsed, signed, encrypted)
-
-    def _decrypt(self, payload: bytes) -> bytes:
-        if self._keys is None or self.dialect is None or self.dialect < Dialect.SMB3_0:
-            raise MalformedMessage("an encrypted message before a 3.x session exists")
-        transform = TransformHeader.unpack(payload)
-        if transform.session_id != self.session_id:
-            # MS-SMB2 3.2.5.1.1: the TRANSFORM_HEADER's SessionId must name our session.
-            raise MalformedMessage("TRANSFORM_HEADER for another session", offset=44)
-        _, plaintext = decrypt(payload, self._key("s2c"), self.cipher or Cipher.AES_128_CCM)
-        return plaintext
-
-    def _check_signature(self, header: Smb2Header, raw: bytes, session_id: int) -> bool:
-        """MS-SMB2 3.2.5.1.3: verify a signed response; refuse an unsigned one when signing is required.
-
-        `session_id` is the request's: 3.2.5.1.3 finds the session from the request, not from the response
-        header, so a response whose SessionId was zeroed is still held to the session's signing."""
-        if header.is_signed:
-            assert self.signing_algorithm is not None
-            if not verify(raw, self._key("signing"), self.signing_algorithm):
-                name = header.command.name
-                raise SigningError(f"{name} response signature does not verify", command=header.command)
-            self.signed = self.signing_required or self.encrypt_data
-            return True
-        if self.signing_required and session_id:
-            got = NtStatus.name_of(header.status)
-            raise SigningError(
-                f"unsigned {header.command.name} response ({got})", command=header.command
-            )
-        return False
-
-    # --- FSCTL_VALIDATE_NEGOTIATE_INFO ----------------------------------------------------------------------
-
-    def _after_first_tree_connect(self, tree_id: int) -> None:
-        """MS-SMB2 3.2.5.5: after the first TREE_CONNECT of a 3.0/3.0.2 session, validate the NEGOTIATE."""
-        if self._validation_sent or self.dialect not in _VALIDATED_DIALECTS:
-            return
-        self._validation_sent = True
-        if self.session_flags & (SessionFlags.IS_GUEST | SessionFlags.IS_NULL):
-            return  # MS-SMB2 3.2.5.5: not for anonymous or guest sessions, which cannot sign
-        if not self.validate_negotiate:
-            self.validated_negotiate = False
-            return
-        assert self._negotiate_info is not None
-        # MS-SMB2 2.2.31 / 2.2.31.4: FSCTL on no open, input = our NEGOTIATE, room for the 24-byte answer.
-        request = IoctlRequest(
-            FSCTL_VALIDATE_NEGOTIATE_INFO,
-            self._negotiate_info.pack(),
-            max_output_response=ValidateNegotiateInfoResponse.SIZE,
-        )
-        # MS-SMB2 3.2.5.14.12: the exchange must be signed (or encrypted) even where signing is optional.
-        self._out = self._request(
-            Command.IOCTL, request.pack(), tree_id, force_sign=True, validate=True
-        )
-
-    def _on_validate_negotiate(
-        self, header: Smb2Header, raw: bytes, body: bytes, encrypted: bool
-    ) -> Response:
-        if not encrypted:
-            if not header.is_signed:
-                # MS-SMB2 3.2.5.14.12: neither signed nor encrypted -> terminate, whatever the status.
-                raise NegotiateDowngradeError(
-                    f"unsigned FSCTL_VALIDATE_NEGOTIATE_INFO response ({NtStatus.name_of(header.status)})"
-                )
-            assert self.signing_algorithm is not None
-            if not verify(raw, self._key("signing"), self.signing_algorithm):
-                raise NegotiateDowngradeError("the response's signature does not verify")
-        status = header.status
-        if status in _VALIDATE_UNSUPPORTED:
-            self.validated_negotiate = False
-            return Response(header, parse_body(header, body), not encrypted, encrypted)
-        if status != NtStatus.STATUS_SUCCESS:
-            # MS-SMB2 3.2.5.14.12: STATUS_ACCESS_DENIED terminates; so does any answer that does not confirm.
-            raise NegotiateDowngradeError(f"server answered {NtStatus.name_of(status)}")
-        try:
-            ioctl = IoctlResponse.unpack(body)
-            got = ValidateNegotiateInfoResponse.unpack(ioctl.output)
-        except MalformedMessage as exc:
-            raise NegotiateDowngradeError(f"malformed answer: {exc}") from None
-        sent = self.negotiate_response
-        assert sent is not None
-        # MS-SMB2 3.2.5.14.12: Capabilities, Guid, SecurityMode and Dialect as the NEGOTIATE response said.
-        for name, answered, negotiated in (
-            ("Capabilities", int(got.capabilities), int(sent.capabilities)),
-            ("ServerGuid", got.server_guid.hex(), sent.server_guid.hex()),
-            ("SecurityMode", int(got.security_mode), int(sent.security_mode)),
-            ("Dialect", got.dialect, sent.dialect_revision),
-        ):
-            if answered != negotiated:
-                raise NegotiateDowngradeError(
-                    f"{name} {answered!r} differs from the NEGOTIATE response's {negotiated!r}"
-                )
-        self.validated_negotiate = True
-        return Response(header, ioctl, not encrypted, encrypted)
 
     def _error(self, header: Smb2Header, body: bytes) -> Smb2ClientError:
         reason = f"{header.command.name} failed"
@@ -658,95 +422,60 @@ class ClientConnection:
             pass
         return Smb2ClientError(header.status, reason, command=header.command)
 
-    def _can_encrypt(self) -> bool:
-        return self.dialect is not None and self.dialect >= Dialect.SMB3_0 and self.cipher is not None
-
-    # --- NEGOTIATE ----------------------------------------------------------------------------------------
+    # --- NEGOTIATE and FSCTL_VALIDATE_NEGOTIATE_INFO ------------------------------------------------------
 
     def _on_negotiate(self, header: Smb2Header, raw: bytes, body: bytes) -> Response:
         if header.status != NtStatus.STATUS_SUCCESS:
             raise self._error(header, body)
         response = NegotiateResponse.unpack(body)
         self._state = advance(self._state, ClientEvent.RECV_NEGOTIATE)
-        dialect = response.dialect_revision
-        if dialect not in self._offered:
-            # MS-SMB2 3.2.5.2: a DialectRevision the client did not offer fails the connection.
-            raise Smb2ClientError(
-                NtStatus.STATUS_NOT_SUPPORTED,
-                f"server chose dialect 0x{dialect:04x}, which we did not offer",
-            )
-        self.dialect = Dialect(dialect)
+        outcome = read_negotiate_response(response, self._offer, self.require_encryption)
+        negotiated = outcome.negotiated
+        self._channel.dialect = negotiated.dialect
+        self._channel.signing_algorithm = negotiated.signing_algorithm
+        self._channel.cipher = Cipher(negotiated.cipher) if negotiated.cipher else None
+        self._channel.multi_credit = outcome.multi_credit
         self.negotiate_response = response
-        self.server_signing_required = bool(response.security_mode & SecurityMode.SIGNING_REQUIRED)
-        # MS-SMB2 3.2.5.2: SupportsMultiCredit for 2.1 and later with SMB2_GLOBAL_CAP_LARGE_MTU.
-        self.multi_credit = dialect >= Dialect.SMB2_1 and bool(
-            response.capabilities & Capabilities.LARGE_MTU
-        )
-        if dialect == Dialect.SMB3_1_1:
-            self._negotiate_contexts_311(response)
-            # MS-SMB2 3.2.5.2: PreauthIntegrityHashValue over the NEGOTIATE request and response.
-            self._preauth = self._preauth.add(self._negotiate_request).add(raw)
-        else:
-            self.signing_algorithm = signing_algorithm_for(dialect)
-            if dialect >= Dialect.SMB3_0 and response.capabilities & Capabilities.ENCRYPTION:
-                # MS-SMB2 3.2.5.2: 3.0/3.0.2 with SMB2_GLOBAL_CAP_ENCRYPTION use AES-128-CCM.
-                self.cipher = Cipher.AES_128_CCM
+        self.server_signing_required = outcome.server_signing_required
+        self._setup.start(negotiated.dialect, self._negotiate_request, raw)
         self._negotiate_request = b""
-        if self.require_encryption and self.cipher is None:
-            what = (
-                self.dialect_name
-                if dialect < Dialect.SMB3_0
-                else f"{self.dialect_name} without a cipher"
-            )
-            raise Smb2ClientError(
-                NtStatus.STATUS_NOT_SUPPORTED,
-                f"encryption required but not available (negotiated {what}; MS-SMB2 3.1.4.3 needs 3.x)",
-            )
         self._send_session_setup(self._spnego.step(response.security_buffer or None))
         return Response(header, response)
 
-    def _negotiate_contexts_311(self, response: NegotiateResponse) -> None:
-        preauth = encryption = signing = None
-        for context in response.negotiate_contexts:
-            if isinstance(context, PreauthIntegrityCapabilities):
-                preauth = context
-            elif isinstance(context, EncryptionCapabilities):
-                encryption = context
-            elif isinstance(context, SigningCapabilities):
-                signing = context
-        # MS-SMB2 3.2.5.2: exactly one PREAUTH hash algorithm, one we offered (SHA-512).
-        if preauth is None or preauth.hash_algorithms != (HashAlgorithm.SHA_512,):
-            raise Smb2ClientError(NtStatus.STATUS_INVALID_NETWORK_RESPONSE, "no SHA-512 preauth context")
-        if encryption is not None:
-            # MS-SMB2 3.2.5.2: one cipher, one we offered, or 0 for none in common.
-            chosen = encryption.ciphers
-            if len(chosen) != 1 or (chosen[0] and chosen[0] not in self._ciphers):
-                raise Smb2ClientError(
-                    NtStatus.STATUS_INVALID_NETWORK_RESPONSE, f"bad cipher choice {chosen}"
-                )
-            self.cipher = Cipher(chosen[0]) if chosen[0] else None
-        algorithm: int | None = None
-        if signing is not None:
-            # MS-SMB2 3.2.5.2: one signing algorithm, one we offered.
-            picked = signing.signing_algorithms
-            if len(picked) != 1 or picked[0] not in self._signing_algorithms:
-                raise Smb2ClientError(
-                    NtStatus.STATUS_INVALID_NETWORK_RESPONSE, f"bad signing algorithm choice {picked}"
-                )
-            algorithm = picked[0]
-        self.signing_algorithm = signing_algorithm_for(Dialect.SMB3_1_1, algorithm)
+    def _after_first_tree_connect(self, tree_id: int) -> None:
+        """MS-SMB2 3.2.5.5: after the first TREE_CONNECT of a 3.0/3.0.2 session, validate the NEGOTIATE."""
+        if self._validation_sent or self.dialect not in VALIDATED_DIALECTS:
+            return
+        self._validation_sent = True
+        if self.session_flags & (SessionFlags.IS_GUEST | SessionFlags.IS_NULL):
+            return  # MS-SMB2 3.2.5.5: not for anonymous or guest sessions, which cannot sign
+        if not self.validate_negotiate:
+            self.validated_negotiate = False
+            return
+        assert self._negotiate_info is not None
+        request = validate_negotiate_request(self._negotiate_info)
+        # MS-SMB2 3.2.5.14.12: the exchange must be signed (or encrypted) even where signing is optional.
+        self._out = self._request(
+            Command.IOCTL, request.pack(), tree_id, force_sign=True, validate=True
+        )
+
+    def _on_validate_negotiate(
+        self, header: Smb2Header, raw: bytes, body: bytes, encrypted: bool
+    ) -> Response:
+        assert self.negotiate_response is not None
+        ioctl = check_validate_negotiate(
+            header, raw, body, encrypted, self._channel.verify, self.negotiate_response
+        )
+        self.validated_negotiate = ioctl is not None
+        parsed = ioctl if ioctl is not None else parse_body(header, body)
+        return Response(header, parsed, not encrypted, encrypted)
 
     # --- SESSION_SETUP ------------------------------------------------------------------------------------
 
     def _send_session_setup(self, token: bytes | None) -> None:
-        mode = SecurityMode.SIGNING_REQUIRED if self.require_signing else SecurityMode.SIGNING_ENABLED
-        body = SessionSetupRequest(token or b"", security_mode=mode, capabilities=Capabilities.DFS)
-        mid, header = self._header(Command.SESSION_SETUP)
-        message = header + body.pack()
+        mid, header = self._channel.header(Command.SESSION_SETUP, 0, self._state)
+        message = self._setup.request(header, token)
         self._outstanding[mid] = _Outstanding(Command.SESSION_SETUP)
-        if self.dialect == Dialect.SMB3_1_1:
-            # MS-SMB2 3.2.4.2.3: the session's preauth hash covers every SESSION_SETUP request.
-            self._preauth = self._preauth.add(message)
         self._out = frame(message)
 
     def _on_session_setup(self, header: Smb2Header, raw: bytes, body: bytes) -> Response:
@@ -755,59 +484,32 @@ class ClientConnection:
             self._state = advance(self._state, ClientEvent.RECV_MORE_PROCESSING)
             response = SessionSetupResponse.unpack(body)
             if not self.session_id:
-                self.session_id = header.session_id
+                self._channel.session_id = header.session_id
             elif header.session_id != self.session_id:
                 raise MalformedMessage("SESSION_SETUP response for another SessionId", offset=40)
-            if self.dialect == Dialect.SMB3_1_1:
-                # MS-SMB2 3.2.5.3: ... and every response but the final success.
-                self._preauth = self._preauth.add(raw)
-            self._send_session_setup(self._spnego.step(response.security_buffer))
+            self._send_session_setup(self._setup.more_processing(raw, response))
             return Response(header, response)
         if status != NtStatus.STATUS_SUCCESS:
             raise self._error(header, body)
         response = SessionSetupResponse.unpack(body)
         if self.session_id and header.session_id != self.session_id:
             raise MalformedMessage("SESSION_SETUP response for another SessionId", offset=40)
-        self.session_id = header.session_id
-        if response.session_flags & (SessionFlags.IS_GUEST | SessionFlags.IS_NULL):
-            self._spnego.accept_guest()
-        if response.security_buffer or not self._spnego.complete:
-            out = self._spnego.step(response.security_buffer or None)
-            if out is not None or not self._spnego.complete:
-                raise Smb2ClientError(
-                    NtStatus.STATUS_INVALID_NETWORK_RESPONSE, "server finished before authentication did"
-                )
-        self.session_flags = response.session_flags
-        anonymous = bool(self.session_flags & (SessionFlags.IS_GUEST | SessionFlags.IS_NULL))
-        if anonymous and self.require_signing:
-            # MS-SMB2 3.2.5.3.1: a guest or null session cannot sign; refused when signing is required.
-            raise SigningError("the server made this a guest/null session, which cannot sign")
-        assert self.dialect is not None
-        key = self._spnego.session_key
-        short = key[:16].ljust(16, b"\x00")
-        self._keys = _Keys(self.dialect, short, key, self._preauth.value, self.cipher or 0)
-        self._preauth = PreauthIntegrity()
-        # MS-SMB2 3.2.5.3.1: Session.SigningRequired when either side requires signing (not for guest/null).
-        self.signing_required = not anonymous and (self.require_signing or self.server_signing_required)
-        signed = False
-        if header.is_signed:
-            # MS-SMB2 3.2.5.3.1: verify the final SESSION_SETUP response with the new signing key.
-            assert self.signing_algorithm is not None
-            if not verify(raw, self._keys.signing_key, self.signing_algorithm):
-                raise SigningError("final SESSION_SETUP response signature does not verify")
-            signed = self.setup_response_signed = True
-        elif self.dialect == Dialect.SMB3_1_1 and not anonymous:
-            # MS-SMB2 3.2.5.3.1: a 3.1.1 final SESSION_SETUP response must be signed.
-            raise SigningError("final SESSION_SETUP response of a 3.1.1 session is not signed")
-        if self.session_flags & SessionFlags.ENCRYPT_DATA:
-            # MS-SMB2 3.2.5.3.1: SMB2_SESSION_FLAG_ENCRYPT_DATA makes every request encrypted.
-            if not self._can_encrypt():
-                raise Smb2ClientError(
-                    NtStatus.STATUS_ACCESS_DENIED, "server demands encryption we cannot do"
-                )
-            self.encrypt_data = True
-        elif self.require_encryption:
-            self.encrypt_data = True
-        self.signed = signed and (self.signing_required or self.encrypt_data)
+        self._channel.session_id = header.session_id
+        session = self._setup.established(
+            header,
+            raw,
+            response,
+            cipher=self.cipher,
+            signing_algorithm=self.signing_algorithm,
+            server_signing_required=self.server_signing_required,
+            can_encrypt=self._channel.can_encrypt,
+            require_encryption=self.require_encryption,
+        )
+        self._keys = self._channel.keys = session.keys
+        self.session_flags = session.flags
+        self.signing_required = session.signing_required
+        self.encrypt_data = session.encrypt_data
+        self.setup_response_signed = session.response_signed
+        self.signed = session.response_signed and (self.signing_required or self.encrypt_data)
         self._state = advance(self._state, ClientEvent.RECV_SESSION_SUCCESS)
-        return Response(header, response, signed)
+        return Response(header, response, session.response_signed)

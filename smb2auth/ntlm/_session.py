@@ -6,7 +6,10 @@ import hmac
 
 from smb2auth.errors import AuthenticationError, ProtocolStateError
 from smb2auth.ntlm import crypto
-from smb2auth.ntlm.messages import NF as F
+from smb2auth.ntlm.messages import (
+    NTLMSSP_NEGOTIATE_SEAL,
+    NTLMSSP_NEGOTIATE_SIGN,
+)
 from smb2auth.status import NtStatus
 
 _DUMMY_SIGNATURE = b"\x01" + b"\x00" * 15
@@ -19,7 +22,7 @@ class SessionSecurity:
         self.flags = flags
         self._key = exported_session_key
         self._client = client
-        self._integrity = bool(flags & (F.NTLMSSP_NEGOTIATE_SIGN | F.NTLMSSP_NEGOTIATE_SEAL))
+        self._integrity = bool(flags & (NTLMSSP_NEGOTIATE_SIGN | NTLMSSP_NEGOTIATE_SEAL))
         self._ready = False
         self.out_seq = 0
         self.in_seq = 0
@@ -71,7 +74,7 @@ class SessionSecurity:
             raise AuthenticationError(NtStatus.STATUS_ACCESS_DENIED, "NTLM message signature mismatch")
 
     def wrap(self, data: bytes) -> bytes:
-        if not self.flags & F.NTLMSSP_NEGOTIATE_SEAL:
+        if not self.flags & NTLMSSP_NEGOTIATE_SEAL:
             raise AuthenticationError(NtStatus.STATUS_NOT_SUPPORTED, "sealing was not negotiated")
         if not self._ready:
             self._derive()
@@ -80,7 +83,7 @@ class SessionSecurity:
         return signature + sealed
 
     def unwrap(self, token: bytes) -> bytes:
-        if not self.flags & F.NTLMSSP_NEGOTIATE_SEAL:
+        if not self.flags & NTLMSSP_NEGOTIATE_SEAL:
             raise AuthenticationError(NtStatus.STATUS_NOT_SUPPORTED, "sealing was not negotiated")
         if len(token) < 16:
             raise AuthenticationError(NtStatus.STATUS_ACCESS_DENIED, "wrapped token shorter than a signature")

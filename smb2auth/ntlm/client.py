@@ -11,8 +11,20 @@ from smb2auth.ntlm import crypto
 from smb2auth.ntlm._session import SecurityContext, SessionSecurity
 from smb2auth.ntlm._state import ClientEvent, ClientState, client_next
 from smb2auth.ntlm.authority import ResponseKind
-from smb2auth.ntlm.messages import NF as F
 from smb2auth.ntlm.messages import (
+    NTLMSSP_NEGOTIATE_56,
+    NTLMSSP_NEGOTIATE_128,
+    NTLMSSP_NEGOTIATE_ALWAYS_SIGN,
+    NTLMSSP_NEGOTIATE_ANONYMOUS,
+    NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY,
+    NTLMSSP_NEGOTIATE_KEY_EXCH,
+    NTLMSSP_NEGOTIATE_NTLM,
+    NTLMSSP_NEGOTIATE_OEM,
+    NTLMSSP_NEGOTIATE_SEAL,
+    NTLMSSP_NEGOTIATE_SIGN,
+    NTLMSSP_NEGOTIATE_UNICODE,
+    NTLMSSP_NEGOTIATE_VERSION,
+    NTLMSSP_REQUEST_TARGET,
     AuthenticateMessage,
     AvFlags,
     AvId,
@@ -77,25 +89,25 @@ class NtlmClient(SecurityContext):
         self.mic_present = False
 
         flags = (
-            F.NTLMSSP_REQUEST_TARGET
-            | F.NTLMSSP_NEGOTIATE_NTLM
-            | F.NTLMSSP_NEGOTIATE_ALWAYS_SIGN
-            | F.NTLMSSP_NEGOTIATE_128
-            | F.NTLMSSP_NEGOTIATE_56
-            | F.NTLMSSP_NEGOTIATE_VERSION
+            NTLMSSP_REQUEST_TARGET
+            | NTLMSSP_NEGOTIATE_NTLM
+            | NTLMSSP_NEGOTIATE_ALWAYS_SIGN
+            | NTLMSSP_NEGOTIATE_128
+            | NTLMSSP_NEGOTIATE_56
+            | NTLMSSP_NEGOTIATE_VERSION
         )
-        flags |= F.NTLMSSP_NEGOTIATE_OEM if oem else F.NTLMSSP_NEGOTIATE_UNICODE
+        flags |= NTLMSSP_NEGOTIATE_OEM if oem else NTLMSSP_NEGOTIATE_UNICODE
         if not anonymous:
-            flags |= F.NTLMSSP_NEGOTIATE_SIGN | F.NTLMSSP_NEGOTIATE_SEAL
+            flags |= NTLMSSP_NEGOTIATE_SIGN | NTLMSSP_NEGOTIATE_SEAL
             if key_exchange:
-                flags |= F.NTLMSSP_NEGOTIATE_KEY_EXCH
+                flags |= NTLMSSP_NEGOTIATE_KEY_EXCH
         if self.response_kind in (ResponseKind.NTLMV2, ResponseKind.NTLMV1_ESS, ResponseKind.ANONYMOUS):
-            flags |= F.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
+            flags |= NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
         self._requested = int(flags)
         # What we refuse to see dropped; MS-NLMP 3.1.5.1.2 lets the client require a minimum.
-        self._required = int(F.NTLMSSP_NEGOTIATE_128)
+        self._required = int(NTLMSSP_NEGOTIATE_128)
         if self.response_kind in (ResponseKind.NTLMV2, ResponseKind.NTLMV1_ESS):
-            self._required |= F.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
+            self._required |= NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
 
     @property
     def complete(self) -> bool:
@@ -132,10 +144,10 @@ class NtlmClient(SecurityContext):
             )
         flags = self._requested & sflags
         # MS-NLMP 2.2.2.5: the server picks the character set.
-        if sflags & F.NTLMSSP_NEGOTIATE_UNICODE and not self.oem:
-            flags = (flags & ~F.NTLMSSP_NEGOTIATE_OEM) | F.NTLMSSP_NEGOTIATE_UNICODE
+        if sflags & NTLMSSP_NEGOTIATE_UNICODE and not self.oem:
+            flags = (flags & ~NTLMSSP_NEGOTIATE_OEM) | NTLMSSP_NEGOTIATE_UNICODE
         else:
-            flags = (flags & ~F.NTLMSSP_NEGOTIATE_UNICODE) | F.NTLMSSP_NEGOTIATE_OEM
+            flags = (flags & ~NTLMSSP_NEGOTIATE_UNICODE) | NTLMSSP_NEGOTIATE_OEM
         sc = challenge.server_challenge
         kind = self.response_kind
         lm_hash = (
@@ -143,7 +155,7 @@ class NtlmClient(SecurityContext):
         )
         mic_wanted = False
         if kind == ResponseKind.ANONYMOUS:
-            flags |= F.NTLMSSP_NEGOTIATE_ANONYMOUS
+            flags |= NTLMSSP_NEGOTIATE_ANONYMOUS
             # MS-NLMP 3.1.5.1.2: anonymous sends an empty NT response and Z(1) as LM response.
             nt, lm, user, domain = b"", b"\x00", "", ""
             kx = b"\x00" * 16
@@ -152,9 +164,9 @@ class NtlmClient(SecurityContext):
             user, domain = self.username, self.domain
         else:
             if kind == ResponseKind.NTLMV1_ESS:
-                flags |= F.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
+                flags |= NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
             else:
-                flags &= ~F.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
+                flags &= ~NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
             cc = self._rng(8)
             nt, lm, sbk = crypto.compute_response_v1(flags, self._nt_hash, lm_hash, sc, cc)
             if kind == ResponseKind.LM:
@@ -163,11 +175,11 @@ class NtlmClient(SecurityContext):
             kx = crypto.kxkey(flags, sbk, lm_hash, lm, sc, ntlmv2=False)
             user, domain = self.username, self.domain
         encrypted = b""
-        if flags & F.NTLMSSP_NEGOTIATE_KEY_EXCH and kind != ResponseKind.ANONYMOUS:
+        if flags & NTLMSSP_NEGOTIATE_KEY_EXCH and kind != ResponseKind.ANONYMOUS:
             exported = self._rng(16)
             encrypted = crypto.rc4k(kx, exported)
         else:
-            flags &= ~F.NTLMSSP_NEGOTIATE_KEY_EXCH
+            flags &= ~NTLMSSP_NEGOTIATE_KEY_EXCH
             exported = kx
         message = AuthenticateMessage(
             flags,

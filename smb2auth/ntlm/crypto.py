@@ -14,7 +14,15 @@ from collections.abc import Callable
 from Crypto.Cipher import ARC4, DES
 from Crypto.Hash import MD4
 
-from smb2auth.ntlm.messages import NF as F
+from smb2auth.ntlm.messages import (
+    NTLMSSP_NEGOTIATE_56,
+    NTLMSSP_NEGOTIATE_128,
+    NTLMSSP_NEGOTIATE_DATAGRAM,
+    NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY,
+    NTLMSSP_NEGOTIATE_KEY_EXCH,
+    NTLMSSP_NEGOTIATE_LM_KEY,
+    NTLMSSP_REQUEST_NON_NT_SESSION_KEY,
+)
 
 _U32 = struct.Struct("<I")
 _LM_MAGIC = b"KGS!@#$%"
@@ -86,7 +94,7 @@ def compute_response_v1(
     flags: int, nt_hash: bytes, lm_hash: bytes, server_challenge: bytes, client_challenge: bytes
 ) -> tuple[bytes, bytes, bytes]:
     """MS-NLMP 3.3.1: returns (NtChallengeResponse, LmChallengeResponse, SessionBaseKey)."""
-    if flags & F.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY:
+    if flags & NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY:
         nt = desl(nt_hash, md5(server_challenge + client_challenge)[:8])
         lm = client_challenge + b"\x00" * 16
     else:
@@ -124,34 +132,34 @@ def kxkey(
     """MS-NLMP 3.4.5.1: KXKEY."""
     if ntlmv2:
         return session_base_key
-    if flags & F.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY:
+    if flags & NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY:
         return hmac_md5(session_base_key, server_challenge + lm_response[:8])
-    if flags & F.NTLMSSP_NEGOTIATE_LM_KEY:
+    if flags & NTLMSSP_NEGOTIATE_LM_KEY:
         return des(lm_hash[:7], lm_response[:8]) + des(lm_hash[7:8] + b"\xbd" * 6, lm_response[:8])
-    if flags & F.NTLMSSP_REQUEST_NON_NT_SESSION_KEY:
+    if flags & NTLMSSP_REQUEST_NON_NT_SESSION_KEY:
         return lm_hash[:8] + b"\x00" * 8
     return session_base_key
 
 
 def signkey(flags: int, exported_session_key: bytes, client: bool) -> bytes | None:
     """MS-NLMP 3.4.5.2: SIGNKEY; None without extended session security."""
-    if not flags & F.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY:
+    if not flags & NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY:
         return None
     return md5(exported_session_key + (_CLIENT_SIGN if client else _SERVER_SIGN))
 
 
 def sealkey(flags: int, exported_session_key: bytes, client: bool) -> bytes:
     """MS-NLMP 3.4.5.3: SEALKEY."""
-    if flags & F.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY:
-        if flags & F.NTLMSSP_NEGOTIATE_128:
+    if flags & NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY:
+        if flags & NTLMSSP_NEGOTIATE_128:
             key = exported_session_key
-        elif flags & F.NTLMSSP_NEGOTIATE_56:
+        elif flags & NTLMSSP_NEGOTIATE_56:
             key = exported_session_key[:7]
         else:
             key = exported_session_key[:5]
         return md5(key + (_CLIENT_SEAL if client else _SERVER_SEAL))
-    if flags & (F.NTLMSSP_NEGOTIATE_LM_KEY | F.NTLMSSP_NEGOTIATE_DATAGRAM):
-        if flags & F.NTLMSSP_NEGOTIATE_56:
+    if flags & (NTLMSSP_NEGOTIATE_LM_KEY | NTLMSSP_NEGOTIATE_DATAGRAM):
+        if flags & NTLMSSP_NEGOTIATE_56:
             return exported_session_key[:7] + b"\xa0"
         return exported_session_key[:5] + b"\xe5\x38\xb0"
     return exported_session_key
@@ -160,11 +168,11 @@ def sealkey(flags: int, exported_session_key: bytes, client: bool) -> bytes:
 def mac(flags: int, handle: Rc4, signing_key: bytes | None, seq_num: int, message: bytes) -> bytes:
     """MS-NLMP 3.4.4: the 16-byte NTLMSSP_MESSAGE_SIGNATURE, with or without ESS."""
     seq = _U32.pack(seq_num)
-    if flags & F.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY:
+    if flags & NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY:
         if signing_key is None:
             raise ValueError("extended session security needs a signing key")
         checksum = hmac.digest(signing_key, seq + message, "md5")[:8]
-        if flags & F.NTLMSSP_NEGOTIATE_KEY_EXCH:
+        if flags & NTLMSSP_NEGOTIATE_KEY_EXCH:
             checksum = handle(checksum)
         return b"\x01\x00\x00\x00" + checksum + seq
     # MS-NLMP 3.4.4.1: RandomPad, CRC32 and SeqNum are RC4-encrypted; the pad is then sent as zero.

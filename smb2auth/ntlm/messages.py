@@ -67,41 +67,29 @@ class NegotiateFlags(enum.IntFlag):
     NTLMSSP_NEGOTIATE_56 = 0x80000000
 
 
-class NF:
-    """The NegotiateFlags as plain ints, for hot paths (int & IntFlag dispatches into enum)."""
-
-    NTLMSSP_NEGOTIATE_UNICODE: Final = 0x00000001
-    NTLMSSP_NEGOTIATE_OEM: Final = 0x00000002
-    NTLMSSP_REQUEST_TARGET: Final = 0x00000004
-    NTLMSSP_RESERVED_R10: Final = 0x00000008
-    NTLMSSP_NEGOTIATE_SIGN: Final = 0x00000010
-    NTLMSSP_NEGOTIATE_SEAL: Final = 0x00000020
-    NTLMSSP_NEGOTIATE_DATAGRAM: Final = 0x00000040
-    NTLMSSP_NEGOTIATE_LM_KEY: Final = 0x00000080
-    NTLMSSP_RESERVED_R9: Final = 0x00000100
-    NTLMSSP_NEGOTIATE_NTLM: Final = 0x00000200
-    NTLMSSP_RESERVED_R8: Final = 0x00000400
-    NTLMSSP_NEGOTIATE_ANONYMOUS: Final = 0x00000800
-    NTLMSSP_NEGOTIATE_OEM_DOMAIN_SUPPLIED: Final = 0x00001000
-    NTLMSSP_NEGOTIATE_OEM_WORKSTATION_SUPPLIED: Final = 0x00002000
-    NTLMSSP_RESERVED_R7: Final = 0x00004000
-    NTLMSSP_NEGOTIATE_ALWAYS_SIGN: Final = 0x00008000
-    NTLMSSP_TARGET_TYPE_DOMAIN: Final = 0x00010000
-    NTLMSSP_TARGET_TYPE_SERVER: Final = 0x00020000
-    NTLMSSP_RESERVED_R6: Final = 0x00040000
-    NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY: Final = 0x00080000
-    NTLMSSP_NEGOTIATE_IDENTIFY: Final = 0x00100000
-    NTLMSSP_RESERVED_R5: Final = 0x00200000
-    NTLMSSP_REQUEST_NON_NT_SESSION_KEY: Final = 0x00400000
-    NTLMSSP_NEGOTIATE_TARGET_INFO: Final = 0x00800000
-    NTLMSSP_RESERVED_R4: Final = 0x01000000
-    NTLMSSP_NEGOTIATE_VERSION: Final = 0x02000000
-    NTLMSSP_RESERVED_R3: Final = 0x04000000
-    NTLMSSP_RESERVED_R2: Final = 0x08000000
-    NTLMSSP_RESERVED_R1: Final = 0x10000000
-    NTLMSSP_NEGOTIATE_128: Final = 0x20000000
-    NTLMSSP_NEGOTIATE_KEY_EXCH: Final = 0x40000000
-    NTLMSSP_NEGOTIATE_56: Final = 0x80000000
+# The flags the handshake tests and sets, as plain ints under their spec names: `int & NegotiateFlags.X`
+# builds an enum member on every call, 10-20 % of a handshake (benchmarks/bench_ntlm.py).
+NTLMSSP_NEGOTIATE_UNICODE: Final = int(NegotiateFlags.NTLMSSP_NEGOTIATE_UNICODE)
+NTLMSSP_NEGOTIATE_OEM: Final = int(NegotiateFlags.NTLMSSP_NEGOTIATE_OEM)
+NTLMSSP_REQUEST_TARGET: Final = int(NegotiateFlags.NTLMSSP_REQUEST_TARGET)
+NTLMSSP_NEGOTIATE_SIGN: Final = int(NegotiateFlags.NTLMSSP_NEGOTIATE_SIGN)
+NTLMSSP_NEGOTIATE_SEAL: Final = int(NegotiateFlags.NTLMSSP_NEGOTIATE_SEAL)
+NTLMSSP_NEGOTIATE_DATAGRAM: Final = int(NegotiateFlags.NTLMSSP_NEGOTIATE_DATAGRAM)
+NTLMSSP_NEGOTIATE_LM_KEY: Final = int(NegotiateFlags.NTLMSSP_NEGOTIATE_LM_KEY)
+NTLMSSP_NEGOTIATE_NTLM: Final = int(NegotiateFlags.NTLMSSP_NEGOTIATE_NTLM)
+NTLMSSP_NEGOTIATE_ANONYMOUS: Final = int(NegotiateFlags.NTLMSSP_NEGOTIATE_ANONYMOUS)
+NTLMSSP_NEGOTIATE_ALWAYS_SIGN: Final = int(NegotiateFlags.NTLMSSP_NEGOTIATE_ALWAYS_SIGN)
+NTLMSSP_TARGET_TYPE_SERVER: Final = int(NegotiateFlags.NTLMSSP_TARGET_TYPE_SERVER)
+NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY: Final = int(
+    NegotiateFlags.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
+)
+NTLMSSP_NEGOTIATE_IDENTIFY: Final = int(NegotiateFlags.NTLMSSP_NEGOTIATE_IDENTIFY)
+NTLMSSP_REQUEST_NON_NT_SESSION_KEY: Final = int(NegotiateFlags.NTLMSSP_REQUEST_NON_NT_SESSION_KEY)
+NTLMSSP_NEGOTIATE_TARGET_INFO: Final = int(NegotiateFlags.NTLMSSP_NEGOTIATE_TARGET_INFO)
+NTLMSSP_NEGOTIATE_VERSION: Final = int(NegotiateFlags.NTLMSSP_NEGOTIATE_VERSION)
+NTLMSSP_NEGOTIATE_128: Final = int(NegotiateFlags.NTLMSSP_NEGOTIATE_128)
+NTLMSSP_NEGOTIATE_KEY_EXCH: Final = int(NegotiateFlags.NTLMSSP_NEGOTIATE_KEY_EXCH)
+NTLMSSP_NEGOTIATE_56: Final = int(NegotiateFlags.NTLMSSP_NEGOTIATE_56)
 
 
 class AvId(enum.IntEnum):
@@ -157,13 +145,13 @@ def encode_oem(text: str) -> bytes:
 
 def encode_string(text: str, flags: int) -> bytes:
     # MS-NLMP 2.2.2.5: UNICODE wins over OEM when both are set.
-    if flags & NF.NTLMSSP_NEGOTIATE_UNICODE:
+    if flags & NTLMSSP_NEGOTIATE_UNICODE:
         return encode_unicode(text)
     return encode_oem(text)
 
 
 def decode_string(data: bytes, flags: int, what: str = "string") -> str:
-    if flags & NF.NTLMSSP_NEGOTIATE_UNICODE:
+    if flags & NTLMSSP_NEGOTIATE_UNICODE:
         return decode_unicode(data, what)
     return decode_oem(data)
 
@@ -315,7 +303,7 @@ class NegotiateMessage:
         domain, _ = _read_field(data, 16, "DomainName")
         workstation, _ = _read_field(data, 24, "Workstation")
         version = None
-        if flags & NF.NTLMSSP_NEGOTIATE_VERSION and _lowest_offset(data, (16, 24)) >= 40:
+        if flags & NTLMSSP_NEGOTIATE_VERSION and _lowest_offset(data, (16, 24)) >= 40:
             version = Version.unpack(data, 32)
         return cls(flags, decode_oem(domain), decode_oem(workstation), version)
 
@@ -371,7 +359,7 @@ class ChallengeMessage:
         info_raw, _ = _read_field(data, 40, "TargetInfo")
         target_info = AvPair.unpack_all(info_raw) if info_raw else None
         version = None
-        if flags & NF.NTLMSSP_NEGOTIATE_VERSION and _lowest_offset(data, (12, 40)) >= 56:
+        if flags & NTLMSSP_NEGOTIATE_VERSION and _lowest_offset(data, (12, 40)) >= 56:
             version = Version.unpack(data, 48)
         return cls(flags, server_challenge, target_name, target_info, version, reserved)
 
@@ -553,11 +541,8 @@ class LmV2Response:
         return cls(bytes(data[:16]), bytes(data[16:]))
 
 
-def filetime_to_unix(filetime: int) -> float:
-    return (filetime - 116444736000000000) / 10_000_000
-
-
 def unix_to_filetime(seconds: float) -> int:
+    """MS-DTYP 2.3.3: a FILETIME, 100-nanosecond intervals since 1601-01-01 UTC, from Unix seconds."""
     return int(seconds * 10_000_000) + 116444736000000000
 
 

@@ -27,8 +27,23 @@ from smb2auth.ntlm.authority import (
     validate_sync,
 )
 from smb2auth.ntlm.events import Complete, Failed, HandshakeError, HandshakeEvent, Send, ValidationNeeded
-from smb2auth.ntlm.messages import NF as F
 from smb2auth.ntlm.messages import (
+    NTLMSSP_NEGOTIATE_56,
+    NTLMSSP_NEGOTIATE_128,
+    NTLMSSP_NEGOTIATE_ALWAYS_SIGN,
+    NTLMSSP_NEGOTIATE_ANONYMOUS,
+    NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY,
+    NTLMSSP_NEGOTIATE_IDENTIFY,
+    NTLMSSP_NEGOTIATE_KEY_EXCH,
+    NTLMSSP_NEGOTIATE_NTLM,
+    NTLMSSP_NEGOTIATE_OEM,
+    NTLMSSP_NEGOTIATE_SEAL,
+    NTLMSSP_NEGOTIATE_SIGN,
+    NTLMSSP_NEGOTIATE_TARGET_INFO,
+    NTLMSSP_NEGOTIATE_UNICODE,
+    NTLMSSP_NEGOTIATE_VERSION,
+    NTLMSSP_REQUEST_TARGET,
+    NTLMSSP_TARGET_TYPE_SERVER,
     AuthenticateMessage,
     AvFlags,
     AvId,
@@ -63,16 +78,16 @@ _AUTHORITY_PHRASES = {
 
 # Flags the server echoes when the client asks for them (MS-NLMP 3.2.5.1.1).
 _ECHOED = (
-    F.NTLMSSP_NEGOTIATE_SIGN
-    | F.NTLMSSP_NEGOTIATE_SEAL
-    | F.NTLMSSP_NEGOTIATE_ALWAYS_SIGN
-    | F.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
-    | F.NTLMSSP_NEGOTIATE_128
-    | F.NTLMSSP_NEGOTIATE_56
-    | F.NTLMSSP_NEGOTIATE_KEY_EXCH
-    | F.NTLMSSP_NEGOTIATE_IDENTIFY
-    | F.NTLMSSP_REQUEST_TARGET
-    | F.NTLMSSP_NEGOTIATE_VERSION
+    NTLMSSP_NEGOTIATE_SIGN
+    | NTLMSSP_NEGOTIATE_SEAL
+    | NTLMSSP_NEGOTIATE_ALWAYS_SIGN
+    | NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
+    | NTLMSSP_NEGOTIATE_128
+    | NTLMSSP_NEGOTIATE_56
+    | NTLMSSP_NEGOTIATE_KEY_EXCH
+    | NTLMSSP_NEGOTIATE_IDENTIFY
+    | NTLMSSP_REQUEST_TARGET
+    | NTLMSSP_NEGOTIATE_VERSION
 )
 
 
@@ -84,7 +99,7 @@ def classify_response(user: str, lm: bytes, nt: bytes, flags: int) -> ResponseKi
     if len(nt) > 24:
         return ResponseKind.NTLMV2
     if len(nt) == 24:
-        ess = flags & F.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
+        ess = flags & NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
         return ResponseKind.NTLMV1_ESS if ess else ResponseKind.NTLMV1
     # Samba ntlm_password_check: an NT response shorter than 24 bytes is ignored, the LM response checked.
     if len(lm) == 24:
@@ -130,7 +145,7 @@ class NtlmPolicy:
 
     @property
     def must_keep(self) -> int:
-        return self.required_flags | (int(F.NTLMSSP_NEGOTIATE_128) if self.require_128bit else 0)
+        return self.required_flags | (int(NTLMSSP_NEGOTIATE_128) if self.require_128bit else 0)
 
 
 class NtlmServer(SecurityContext):
@@ -246,15 +261,15 @@ class NtlmServer(SecurityContext):
                 NtStatus.STATUS_DOWNGRADE_DETECTED,
                 f"client does not offer required flags {NegotiateFlags(missing)!r}",
             )
-        flags = (cflags & _ECHOED) | F.NTLMSSP_NEGOTIATE_NTLM | F.NTLMSSP_NEGOTIATE_TARGET_INFO
+        flags = (cflags & _ECHOED) | NTLMSSP_NEGOTIATE_NTLM | NTLMSSP_NEGOTIATE_TARGET_INFO
         # smbd and Windows set NEGOTIATE_VERSION and send a VERSION whether the client asked or not.
-        flags |= F.NTLMSSP_NEGOTIATE_VERSION
+        flags |= NTLMSSP_NEGOTIATE_VERSION
         # MS-NLMP 3.2.5.1.1: UNICODE when the client offers it, OEM otherwise.
         flags |= (
-            F.NTLMSSP_NEGOTIATE_UNICODE if cflags & F.NTLMSSP_NEGOTIATE_UNICODE else F.NTLMSSP_NEGOTIATE_OEM
+            NTLMSSP_NEGOTIATE_UNICODE if cflags & NTLMSSP_NEGOTIATE_UNICODE else NTLMSSP_NEGOTIATE_OEM
         )
-        if flags & F.NTLMSSP_REQUEST_TARGET:
-            flags |= F.NTLMSSP_TARGET_TYPE_SERVER
+        if flags & NTLMSSP_REQUEST_TARGET:
+            flags |= NTLMSSP_TARGET_TYPE_SERVER
         self._server_challenge = self._rng(8)
         now = self._clock()
         self._issued_at = now
@@ -275,7 +290,7 @@ class NtlmServer(SecurityContext):
         challenge = ChallengeMessage(
             self._offered,
             self._server_challenge,
-            t.nb_computer if flags & F.NTLMSSP_REQUEST_TARGET else "",
+            t.nb_computer if flags & NTLMSSP_REQUEST_TARGET else "",
             self._target_info,
             Version(),
         )
@@ -297,11 +312,11 @@ class NtlmServer(SecurityContext):
                 f"client dropped required flags {NegotiateFlags(missing)!r}",
             )
         # MS-NLMP 3.2.5.1.2: the negotiated set is what both sides agree on.
-        flags = (auth.flags & self._offered) | (auth.flags & F.NTLMSSP_NEGOTIATE_ANONYMOUS)
-        key_exch = bool(flags & F.NTLMSSP_NEGOTIATE_KEY_EXCH)
+        flags = (auth.flags & self._offered) | (auth.flags & NTLMSSP_NEGOTIATE_ANONYMOUS)
+        key_exch = bool(flags & NTLMSSP_NEGOTIATE_KEY_EXCH)
         bad_key_exch = key_exch and len(auth.encrypted_random_session_key) != 16
         if bad_key_exch:
-            flags &= ~F.NTLMSSP_NEGOTIATE_KEY_EXCH
+            flags &= ~NTLMSSP_NEGOTIATE_KEY_EXCH
         self.negotiated_flags = int(flags)
         self._auth = auth
         self._auth_bytes = token
@@ -407,7 +422,7 @@ class NtlmServer(SecurityContext):
         auth = self._auth
         assert auth is not None
         flags = self.negotiated_flags if flags is None else flags
-        if flags & F.NTLMSSP_NEGOTIATE_KEY_EXCH and not anonymous and verify_mic:
+        if flags & NTLMSSP_NEGOTIATE_KEY_EXCH and not anonymous and verify_mic:
             # MS-NLMP 3.2.5.1.2: ExportedSessionKey = RC4K(KeyExchangeKey, EncryptedRandomSessionKey).
             exported = crypto.rc4k(key_exchange_key, auth.encrypted_random_session_key)
         else:

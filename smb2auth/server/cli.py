@@ -54,7 +54,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from smb2auth.ntlm.server import TargetInfo
     from smb2auth.server.aio import Smb2Server, format_address
     from smb2auth.server.config import ServerConfig
-    from smb2auth.smb2.messages import parse_dialect
+    from smb2auth.smb2.negotiate import parse_dialect
 
     try:
         min_dialect, max_dialect = parse_dialect(args.min_dialect), parse_dialect(args.max_dialect)

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field, replace
 
 from smb2auth.ntlm.authority import AnyAuthority
 from smb2auth.ntlm.server import NtlmPolicy, TargetInfo
-from smb2auth.smb2.messages import SMB2_DIALECTS, Cipher, Dialect
+from smb2auth.smb2.negotiate import SMB2_DIALECTS, Dialect
+from smb2auth.smb2.negotiate_contexts import Cipher
+from smb2auth.smb2.policy import CIPHER_PREFERENCE
 
 # Dialects the harness speaks, highest first (MS-SMB2 2.2.3).
 SUPPORTED_DIALECTS: tuple[Dialect, ...] = tuple(reversed(SMB2_DIALECTS))
@@ -52,12 +54,7 @@ class ServerConfig:
     allow_anonymous: bool = False
     signing_required: bool = True
     encrypt: bool = False
-    ciphers: tuple[Cipher, ...] = (
-        Cipher.AES_128_GCM,
-        Cipher.AES_128_CCM,
-        Cipher.AES_256_GCM,
-        Cipher.AES_256_CCM,
-    )
+    ciphers: tuple[Cipher, ...] = CIPHER_PREFERENCE
     min_dialect: Dialect = Dialect.SMB2_0_2
     max_dialect: Dialect = Dialect.SMB3_1_1
     server_guid: bytes = field(default_factory=lambda: os.urandom(16))

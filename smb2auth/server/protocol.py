@@ -9,7 +9,6 @@ returns the rest. Nothing here awaits, logs, or reads a socket; clock and RNG co
 from __future__ import annotations
 
 import os
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from smb2auth.errors import MalformedMessage, ProtocolStateError
 from smb2auth.events import EventLog, LoginEvent, flag_names
 from smb2auth.ntlm.authority import Account, ValidationResult
 from smb2auth.ntlm.events import Failed, HandshakeEvent, Send, ValidationNeeded
-from smb2auth.ntlm.messages import NegotiateFlags
+from smb2auth.ntlm.messages import NegotiateFlags, unix_to_filetime
 from smb2auth.ntlm.server import NtlmServer
 from smb2auth.server._state import (
     ConnEvent,
@@ -29,20 +28,22 @@ from smb2auth.server._state import (
     session_next,
 )
 from smb2auth.server.config import ServerConfig
+from smb2auth.smb2 import policy
 from smb2auth.smb2.crypto import (
     PreauthIntegrity,
     TransformHeader,
     decrypt,
     derive_session_keys,
     encrypt,
+    nonce_size,
     sign,
-    signing_algorithm_for,
     verify,
 )
 from smb2auth.smb2.framing import FrameReader
 from smb2auth.smb2.framing import frame as frame_payload
 from smb2auth.smb2.header import (
     HEADER_SIZE,
+    HEADER_STRUCT,
     SMB1_PROTOCOL_ID,
     SMB2_PROTOCOL_ID,
     TRANSFORM_PROTOCOL_ID,
@@ -52,43 +53,39 @@ from smb2auth.smb2.header import (
     Smb2Header,
     split_compound,
 )
-from smb2auth.smb2.messages import (
+from smb2auth.smb2.ioctl import (
     FSCTL_VALIDATE_NEGOTIATE_INFO,
-    Capabilities,
-    Cipher,
-    Dialect,
-    EchoRequest,
-    EchoResponse,
-    EncryptionCapabilities,
-    ErrorResponse,
-    HashAlgorithm,
     IoctlFlags,
     IoctlRequest,
     IoctlResponse,
-    LogoffRequest,
-    LogoffResponse,
-    NegotiateContext,
+    ValidateNegotiateInfoRequest,
+    ValidateNegotiateInfoResponse,
+)
+from smb2auth.smb2.negotiate import (
+    Capabilities,
+    Dialect,
     NegotiateRequest,
     NegotiateResponse,
-    PreauthIntegrityCapabilities,
     SecurityMode,
+    Smb1NegotiateRequest,
+    dialect_name,
+)
+from smb2auth.smb2.negotiate_contexts import Cipher, NegotiateContext, SigningAlgorithm
+from smb2auth.smb2.session import (
+    LogoffRequest,
+    LogoffResponse,
     SessionFlags,
     SessionSetupFlags,
     SessionSetupRequest,
     SessionSetupResponse,
+)
+from smb2auth.smb2.simple import EchoRequest, EchoResponse, ErrorResponse
+from smb2auth.smb2.tree import (
     ShareType,
-    SigningAlgorithm,
-    SigningCapabilities,
-    Smb1NegotiateRequest,
     TreeConnectRequest,
     TreeConnectResponse,
     TreeDisconnectRequest,
     TreeDisconnectResponse,
-    ValidateNegotiateInfoRequest,
-    ValidateNegotiateInfoResponse,
-    dialect_name,
-    find_context,
-    select_smb1_upgrade_dialect,
 )
 from smb2auth.spnego._state import ServerState as SpnegoState
 from smb2auth.spnego.context import SpnegoServer, server_initial_token
@@ -96,13 +93,8 @@ from smb2auth.status import NtStatus
 
 __all__ = ["Connection", "ConnectionEvent", "ServerContext", "Session"]
 
-_S = NtStatus
 _GENERIC_ALL = 0x001F01FF
-_RAW_HEADER = struct.Struct("<4sHHIHHIIQQQ16s")
-_FILETIME_EPOCH = 11644473600
 _SESSION_ID_MASK = 0xFFFFFFFFFFFFFFFF
-# MS-SMB2 3.3.5.4: signing algorithms in the order this server prefers them.
-_SIGNING_PREFERENCE = (SigningAlgorithm.AES_GMAC, SigningAlgorithm.AES_CMAC, SigningAlgorithm.HMAC_SHA256)
 
 
 class ServerContext:
@@ -138,9 +130,6 @@ class ServerContext:
             # MS-SMB2 2.2.1.2: 0 and 0xFFFFFFFFFFFFFFFF are not session ids.
             if value not in (0, _SESSION_ID_MASK) and value not in self.sessions:
                 return value
-
-    def filetime(self) -> int:
-        return int((self.clock() + _FILETIME_EPOCH) * 10_000_000)
 
 
 class _Handshake:
@@ -239,7 +228,7 @@ class _Reply:
     credit: int
     credit_charge: int
     related: bool
-    status: int = _S.STATUS_SUCCESS
+    status: int = NtStatus.STATUS_SUCCESS
     body: bytes = b""
     signer: Session | None = None
     after: Callable[[bytes], None] | None = None
@@ -456,7 +445,7 @@ class Connection:
         packed = self._pack(replies)
         if sealed is not None:
             # MS-SMB2 3.3.4.1.4: the response to an encrypted request is encrypted.
-            nonce = self.ctx.rng(11 if self.cipher in (Cipher.AES_128_CCM, Cipher.AES_256_CCM) else 12)
+            nonce = self.ctx.rng(nonce_size(self.cipher))
             packed = encrypt(packed, sealed.encryption_key, self.cipher, sealed.id, nonce)
         events.append(frame_payload(packed))
         return events
@@ -484,7 +473,7 @@ class Connection:
         """An ERROR for a message whose header is well formed but whose command we do not know."""
         if len(data) < HEADER_SIZE:
             raise _Disconnect(f"short SMB2 header: {exc}")
-        fields = list(_RAW_HEADER.unpack_from(data))
+        fields = list(HEADER_STRUCT.unpack_from(data))
         if fields[1] != HEADER_SIZE or fields[7] % 8 or (fields[7] and fields[7] < HEADER_SIZE):
             # MS-SMB2 3.3.5.2: a header that does not parse drops the connection.
             raise _Disconnect(f"malformed SMB2 header: {exc}")
@@ -492,7 +481,7 @@ class Connection:
         self._consume(message_id, fields[2])
         grant = self._grant(fields[5])
         # MS-SMB2 3.3.5.2: an unknown command is failed with STATUS_INVALID_PARAMETER.
-        header = _RAW_HEADER.pack(
+        header = HEADER_STRUCT.pack(
             SMB2_PROTOCOL_ID, HEADER_SIZE, fields[2], exc.status, fields[4], grant,
             int(HeaderFlags.SERVER_TO_REDIR), 0, message_id, fields[9], fields[10], bytes(16),
         )
@@ -558,7 +547,7 @@ class Connection:
             request = Smb1NegotiateRequest.unpack(data)
         except MalformedMessage as exc:
             raise _Disconnect(f"SMB1: {exc}") from None
-        dialect = select_smb1_upgrade_dialect(request, self.ctx.config.dialects)
+        dialect = policy.select_smb1_upgrade_dialect(request, self.ctx.config.dialects)
         if dialect is None:
             # MS-SMB2 3.3.5.3.1: no SMB2 dialect offered and we do not speak SMB1.
             raise _Disconnect("SMB1 NEGOTIATE offers no SMB2 dialect")
@@ -566,7 +555,7 @@ class Connection:
             self.state = conn_next(self.state, ConnEvent.SMB1_DIALECT)
             self.dialect = Dialect.SMB2_0_2
             self.client_dialects = (Dialect.SMB2_0_2,)
-            self.signing_algorithm = SigningAlgorithm.HMAC_SHA256
+            self.signing_algorithm = policy.signing_algorithm_for(Dialect.SMB2_0_2)
         else:
             self.state = conn_next(self.state, ConnEvent.SMB1_WILDCARD)
         # MS-SMB2 3.3.5.3.1: the SMB1 NEGOTIATE used MessageId 0; the SMB2 one that follows uses 1.
@@ -575,7 +564,8 @@ class Connection:
         header = Smb2Header(Command.NEGOTIATE, HeaderFlags.SERVER_TO_REDIR, credit=1)
         body = NegotiateResponse(
             dialect, self.ctx.security_mode, self.ctx.config.server_guid, Capabilities(0),
-            *(self.ctx.config.max_transact_size,) * 3, self.ctx.filetime(), 0, self.ctx.initial_token,
+            *(self.ctx.config.max_transact_size,) * 3, unix_to_filetime(self.ctx.clock()), 0,
+            self.ctx.initial_token,
         )
         return header.pack() + body.pack()
 
@@ -602,31 +592,31 @@ class Connection:
         self.state = conn_next(self.state, ConnEvent.REQUEST)
         if h.is_response:
             # Samba smbd_smb2_request_validate: SERVER_TO_REDIR in a request is invalid.
-            return reply.fail(_S.STATUS_INVALID_PARAMETER)
+            return reply.fail(NtStatus.STATUS_INVALID_PARAMETER)
         if related and index == 0:
             # MS-SMB2 3.3.5.2.7.2: the first request of a chain cannot be related.
-            return reply.fail(_S.STATUS_INVALID_PARAMETER)
+            return reply.fail(NtStatus.STATUS_INVALID_PARAMETER)
         session = self.sessions.get(session_id) if session_id else None
         # MS-SMB2 3.3.5.2.4 / Samba smbd_smb2_request_dispatch: signatures before anything else.
         signing_session = session is not None and session.signs
         # Samba: an encrypted request is not signed, nor is its response (MS-SMB2 3.3.4.1.1).
         if not sealed and session is not None and session.encrypt_data:
             # MS-SMB2 3.3.5.2.9: a session with EncryptData takes only encrypted requests.
-            return reply.fail(_S.STATUS_ACCESS_DENIED)
+            return reply.fail(NtStatus.STATUS_ACCESS_DENIED)
         elif not sealed and h.is_signed:
             if session is None and not (h.command is Command.SESSION_SETUP and session_id):
-                return reply.fail(_S.STATUS_USER_SESSION_DELETED)
+                return reply.fail(NtStatus.STATUS_USER_SESSION_DELETED)
             if signing_session and session is not None:
                 reply.signer = session
                 if not verify(part.raw, session.signing_key, session.signing_algorithm):
-                    return reply.fail(_S.STATUS_ACCESS_DENIED)
+                    return reply.fail(NtStatus.STATUS_ACCESS_DENIED)
             elif h.command is not Command.SESSION_SETUP:
-                return reply.fail(_S.STATUS_ACCESS_DENIED)
+                return reply.fail(NtStatus.STATUS_ACCESS_DENIED)
         elif not sealed and signing_session and session is not None and session.signing_required:
             reply.signer = session
             if h.command is not Command.SESSION_SETUP:
                 # Samba: an unsigned request on a session that requires signing -> ACCESS_DENIED.
-                return reply.fail(_S.STATUS_ACCESS_DENIED)
+                return reply.fail(NtStatus.STATUS_ACCESS_DENIED)
         try:
             if h.command is Command.SESSION_SETUP:
                 return self._session_setup(part, reply, session, frame)
@@ -636,14 +626,14 @@ class Connection:
                 return reply
             if session is None or session.state is not SessionState.VALID:
                 # MS-SMB2 3.3.5.2.9: a command that needs a session, with none valid.
-                return reply.fail(_S.STATUS_USER_SESSION_DELETED)
+                return reply.fail(NtStatus.STATUS_USER_SESSION_DELETED)
             if h.command is Command.LOGOFF:
                 return self._logoff(part, reply, session)
             if h.command is Command.TREE_CONNECT:
                 return self._tree_connect(part, reply, session)
             if tree_id not in session.trees:
                 # MS-SMB2 3.3.5.2.11: a command that needs a tree connect, with an unknown TreeId.
-                return reply.fail(_S.STATUS_NETWORK_NAME_DELETED)
+                return reply.fail(NtStatus.STATUS_NETWORK_NAME_DELETED)
             if h.command is Command.TREE_DISCONNECT:
                 TreeDisconnectRequest.unpack(part.body)
                 del session.trees[tree_id]
@@ -652,7 +642,7 @@ class Connection:
             if h.command is Command.IOCTL:
                 return self._ioctl(part, reply)
             # The harness serves authentication only: every file operation is not supported.
-            return reply.fail(_S.STATUS_NOT_SUPPORTED)
+            return reply.fail(NtStatus.STATUS_NOT_SUPPORTED)
         except MalformedMessage as exc:
             # MS-SMB2 3.3.5.2.6: a malformed body is answered with the parser's status.
             return reply.fail(exc.status)
@@ -665,59 +655,32 @@ class Connection:
             raise _Disconnect("NEGOTIATE on a negotiated connection")
         if part.header.is_signed:
             # MS-SMB2 3.3.5.2.4: a signed NEGOTIATE fails with STATUS_INVALID_PARAMETER.
-            return reply.fail(_S.STATUS_INVALID_PARAMETER)
+            return reply.fail(NtStatus.STATUS_INVALID_PARAMETER)
         try:
             request = NegotiateRequest.unpack(part.body)
         except MalformedMessage as exc:
             return reply.fail(exc.status)
         cfg = self.ctx.config
-        common = [d for d in cfg.dialects if d in request.dialects]
-        if not common:
-            # MS-SMB2 3.3.5.4: no common dialect -> STATUS_NOT_SUPPORTED.
-            return reply.fail(_S.STATUS_NOT_SUPPORTED)
-        dialect = common[0]
-        contexts: list[NegotiateContext] = []
-        algorithm: int = signing_algorithm_for(dialect)
-        cipher = 0
-        capabilities = Capabilities(0)
-        legacy = dialect in (Dialect.SMB3_0, Dialect.SMB3_0_2)
-        if legacy and request.capabilities & Capabilities.ENCRYPTION and Cipher.AES_128_CCM in cfg.ciphers:
-            # MS-SMB2 3.3.5.4: 3.0 / 3.0.2 encryption is AES-128-CCM, announced by SMB2_GLOBAL_CAP_ENCRYPTION.
-            cipher = Cipher.AES_128_CCM
-            capabilities |= Capabilities.ENCRYPTION
+        choice = policy.choose(request, cfg.dialects, cfg.ciphers)
+        if isinstance(choice, policy.Refusal):
+            return reply.fail(choice.status)
+        dialect = choice.dialect
+        contexts: tuple[NegotiateContext, ...] = ()
         if dialect == Dialect.SMB3_1_1:
-            preauth = find_context(request.negotiate_contexts, PreauthIntegrityCapabilities)
-            if not isinstance(preauth, PreauthIntegrityCapabilities):
-                # MS-SMB2 3.3.5.4: 3.1.1 needs exactly one PREAUTH_INTEGRITY_CAPABILITIES.
-                return reply.fail(_S.STATUS_INVALID_PARAMETER)
-            if HashAlgorithm.SHA_512 not in preauth.hash_algorithms:
-                # MS-SMB2 3.3.5.4: no common preauth hash algorithm.
-                return reply.fail(_S.STATUS_SMB_NO_PREAUTH_INTEGRITY_HASH_OVERLAP)
-            contexts.append(PreauthIntegrityCapabilities((HashAlgorithm.SHA_512,), self.ctx.rng(32)))
-            signing = find_context(request.negotiate_contexts, SigningCapabilities)
-            if isinstance(signing, SigningCapabilities):
-                # MS-SMB2 3.3.5.4: pick one of the client's signing algorithms; AES-CMAC if none is known.
-                offered = signing.signing_algorithms
-                algorithm = next((a for a in _SIGNING_PREFERENCE if a in offered), SigningAlgorithm.AES_CMAC)
-                contexts.append(SigningCapabilities((algorithm,)))
-            ciphers = find_context(request.negotiate_contexts, EncryptionCapabilities)
-            if isinstance(ciphers, EncryptionCapabilities):
-                # MS-SMB2 3.3.5.4: the server's preferred cipher among the client's; 0 when none is common.
-                cipher = next((c for c in cfg.ciphers if c in ciphers.ciphers), 0)
-                contexts.append(EncryptionCapabilities((cipher,)))
+            contexts = policy.response_contexts(request, choice, self.ctx.rng(policy.PREAUTH_SALT_SIZE))
         self.state = conn_next(self.state, ConnEvent.NEGOTIATE)
         self.dialect = dialect
-        self.signing_algorithm = algorithm
-        self.cipher = cipher
-        self.server_capabilities = capabilities
+        self.signing_algorithm = choice.signing_algorithm
+        self.cipher = choice.cipher
+        self.server_capabilities = policy.server_capabilities(choice)
         self.client_guid = request.client_guid
         self.client_security_mode = request.security_mode
         self.client_capabilities = request.capabilities
         self.client_dialects = request.dialects
         response = NegotiateResponse(
             dialect, self.ctx.security_mode, cfg.server_guid, self.server_capabilities,
-            cfg.max_transact_size, cfg.max_transact_size, cfg.max_transact_size, self.ctx.filetime(), 0,
-            self.ctx.initial_token, tuple(contexts),
+            cfg.max_transact_size, cfg.max_transact_size, cfg.max_transact_size,
+            unix_to_filetime(self.ctx.clock()), 0, self.ctx.initial_token, contexts,
         )
         reply.body = response.pack()
         if dialect == Dialect.SMB3_1_1:
@@ -741,19 +704,25 @@ class Connection:
         if request.flags & SessionSetupFlags.BINDING:
             if session_id == 0:
                 # Samba smbd_smb2_request_process_sesssetup: binding needs the session's id.
-                return self._refuse(reply, _S.STATUS_INVALID_PARAMETER, "session binding without a SessionId")
+                return self._refuse(
+                    reply, NtStatus.STATUS_INVALID_PARAMETER, "session binding without a SessionId"
+                )
             if session_id not in self.ctx.sessions:
                 # MS-SMB2 3.3.5.5.2: not in the GlobalSessionTable -> STATUS_USER_SESSION_DELETED.
                 reason = "session binding to an unknown session"
-                return self._refuse(reply, _S.STATUS_USER_SESSION_DELETED, reason)
+                return self._refuse(reply, NtStatus.STATUS_USER_SESSION_DELETED, reason)
             # MS-SMB2 3.3.5.5: binding on 2.x, or without multichannel -> STATUS_REQUEST_NOT_ACCEPTED.
-            return self._refuse(reply, _S.STATUS_REQUEST_NOT_ACCEPTED, "session binding is not supported")
+            return self._refuse(
+                reply, NtStatus.STATUS_REQUEST_NOT_ACCEPTED, "session binding is not supported"
+            )
         if session_id == 0:
             if len(self.sessions) >= cfg.max_sessions_per_connection:
-                return self._refuse(reply, _S.STATUS_INSUFFICIENT_RESOURCES, "max_sessions_per_connection")
+                return self._refuse(
+                    reply, NtStatus.STATUS_INSUFFICIENT_RESOURCES, "max_sessions_per_connection"
+                )
             refusal = self._handshake_budget()
             if refusal:
-                return self._refuse(reply, _S.STATUS_INSUFFICIENT_RESOURCES, refusal)
+                return self._refuse(reply, NtStatus.STATUS_INSUFFICIENT_RESOURCES, refusal)
             session = Session(self.ctx.new_session_id(), self)
             session.preauth = self.preauth
             self.sessions[session.id] = session
@@ -762,12 +731,12 @@ class Connection:
         elif session is None or session.state is SessionState.EXPIRED:
             # MS-SMB2 3.3.5.5: a SessionId not in this connection's session table.
             reason = f"session 0x{session_id:016x} is not on this connection"
-            return self._refuse(reply, _S.STATUS_USER_SESSION_DELETED, reason)
+            return self._refuse(reply, NtStatus.STATUS_USER_SESSION_DELETED, reason)
         hs = session.handshake
         if hs is None:
             refusal = self._handshake_budget()
             if refusal:
-                return self._refuse(reply, _S.STATUS_INSUFFICIENT_RESOURCES, refusal)
+                return self._refuse(reply, NtStatus.STATUS_INSUFFICIENT_RESOURCES, refusal)
             ntlm = NtlmServer(cfg.authority, target=cfg.target, policy=self.ctx.ntlm_policy,
                               rng=self.ctx.rng, clock=self.ctx.clock)
             hs = _Handshake(ntlm, self.ctx.monotonic())
@@ -806,7 +775,7 @@ class Connection:
             return None if self.closed else reply.fail(NtStatus.STATUS_USER_SESSION_DELETED)
         if isinstance(event, Send):
             session.state = session_next(session.state, SessionEvent.CONTINUE)
-            reply.status = _S.STATUS_MORE_PROCESSING_REQUIRED
+            reply.status = NtStatus.STATUS_MORE_PROCESSING_REQUIRED
             reply.body = SessionSetupResponse(event.token).pack()
             if setup.first_auth and session.preauth is not None:
 
@@ -832,7 +801,7 @@ class Connection:
         if first_auth and self.ctx.config.encrypt and (flags or not self.cipher):
             # Samba "smb encrypt = required": a session that cannot encrypt is refused.
             reason = "encryption required, but not available to this session"
-            return self._login_failed(reply, session, _S.STATUS_ACCESS_DENIED, reason)
+            return self._login_failed(reply, session, NtStatus.STATUS_ACCESS_DENIED, reason)
         session.end_handshake()
         if first_auth:
             session.flags = flags
@@ -863,10 +832,10 @@ class Connection:
         if session.signing_key:
             # Samba smbd_smb2_auth_generic_return: the final response is signed unless guest or anonymous.
             reply.signer = session
-        reply.status = _S.STATUS_SUCCESS
+        reply.status = NtStatus.STATUS_SUCCESS
         reply.body = SessionSetupResponse(out or b"", session.flags).pack()
         signed = session.signing_required and bool(session.signing_key)
-        self._emit(session.id, ntlm, _S.STATUS_SUCCESS, "", session.flags, signed=signed)
+        self._emit(session.id, ntlm, NtStatus.STATUS_SUCCESS, "", session.flags, signed=signed)
         return reply
 
     def _handshake_budget(self) -> str:
@@ -937,7 +906,7 @@ class Connection:
             user=ntlm.user if ntlm else "",
             domain=ntlm.domain if ntlm else "",
             workstation=ntlm.workstation if ntlm else "",
-            status=_S.name_of(status),
+            status=NtStatus.name_of(status),
             reason=reason,
             dialect=dialect_name(self.dialect),
             response_kind=kind.value if kind is not None else None,
@@ -976,13 +945,13 @@ class Connection:
         elif name in self.ctx.shares:
             if session.flags & SessionFlags.IS_NULL:
                 # Samba: an anonymous session reaches only IPC$ unless the share allows guests.
-                return reply.fail(_S.STATUS_ACCESS_DENIED)
+                return reply.fail(NtStatus.STATUS_ACCESS_DENIED)
             kind = ShareType.DISK
         else:
             # MS-SMB2 3.3.5.7: an unknown share -> STATUS_BAD_NETWORK_NAME.
-            return reply.fail(_S.STATUS_BAD_NETWORK_NAME)
+            return reply.fail(NtStatus.STATUS_BAD_NETWORK_NAME)
         if len(session.trees) >= self.ctx.config.max_trees_per_session:
-            return reply.fail(_S.STATUS_INSUFFICIENT_RESOURCES)
+            return reply.fail(NtStatus.STATUS_INSUFFICIENT_RESOURCES)
         tree_id = session.next_tree_id
         session.next_tree_id = tree_id % 0xFFFFFFFE + 1
         session.trees[tree_id] = kind
@@ -995,11 +964,11 @@ class Connection:
         request = IoctlRequest.unpack(part.body)
         if request.ctl_code != FSCTL_VALIDATE_NEGOTIATE_INFO or request.flags != IoctlFlags.IS_FSCTL:
             # The harness has no files or pipes: other IOCTLs are not supported.
-            return reply.fail(_S.STATUS_NOT_SUPPORTED)
+            return reply.fail(NtStatus.STATUS_NOT_SUPPORTED)
         info = ValidateNegotiateInfoRequest.unpack(request.input)
         if request.max_output_response < ValidateNegotiateInfoResponse.SIZE:
             # MS-SMB2 3.3.5.15.12: output buffer too small.
-            return reply.fail(_S.STATUS_INVALID_PARAMETER)
+            return reply.fail(NtStatus.STATUS_INVALID_PARAMETER)
         common = [d for d in self.ctx.config.dialects if d in info.dialects]
         if (
             info.capabilities != self.client_capabilities

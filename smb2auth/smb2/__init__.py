@@ -1,6 +1,8 @@
-"""smb2auth.smb2: the SMB2 codec (header, session-setup messages, framing) and its crypto (preauth integrity,
-key derivation, signing, encryption). Pure: bytes in, bytes out."""
+"""smb2auth.smb2: the SMB2 codec (header, framing, the bodies of NEGOTIATE, SESSION_SETUP, TREE_CONNECT,
+IOCTL, ECHO and ERROR), its crypto (preauth integrity, key derivation, signing, encryption) and the
+NEGOTIATE policy both peers follow. Pure: bytes in, bytes out."""
 
+from smb2auth.smb2.body import Message, pack_message, parse_body, parse_message
 from smb2auth.smb2.crypto import (
     PreauthIntegrity,
     SessionKeys,
@@ -11,8 +13,8 @@ from smb2auth.smb2.crypto import (
     encrypt,
     gmac_nonce,
     kdf,
+    nonce_size,
     sign,
-    signing_algorithm_for,
     verify,
 )
 from smb2auth.smb2.framing import FrameReader, frame
@@ -27,56 +29,57 @@ from smb2auth.smb2.header import (
     join_compound,
     split_compound,
 )
-from smb2auth.smb2.messages import (
+from smb2auth.smb2.ioctl import (
     FSCTL_VALIDATE_NEGOTIATE_INFO,
     NO_FILE_ID,
-    Capabilities,
-    Cipher,
-    Dialect,
-    EchoRequest,
-    EchoResponse,
-    EncryptionCapabilities,
-    ErrorResponse,
-    HashAlgorithm,
     IoctlFlags,
     IoctlRequest,
     IoctlResponse,
-    LogoffRequest,
-    LogoffResponse,
-    Message,
-    NegotiateContext,
-    NegotiateContextType,
+    ValidateNegotiateInfoRequest,
+    ValidateNegotiateInfoResponse,
+)
+from smb2auth.smb2.negotiate import (
+    Capabilities,
+    Dialect,
     NegotiateRequest,
     NegotiateResponse,
+    SecurityMode,
+    Smb1NegotiateRequest,
+)
+from smb2auth.smb2.negotiate_contexts import (
+    Cipher,
+    EncryptionCapabilities,
+    HashAlgorithm,
+    NegotiateContext,
+    NegotiateContextType,
     NetnameNegotiateContextId,
     PreauthIntegrityCapabilities,
-    RawBody,
-    SecurityMode,
+    SigningAlgorithm,
+    SigningCapabilities,
+    UnknownNegotiateContext,
+    find_context,
+)
+from smb2auth.smb2.policy import select_smb1_upgrade_dialect, signing_algorithm_for
+from smb2auth.smb2.session import (
+    LogoffRequest,
+    LogoffResponse,
     SessionFlags,
     SessionSetupFlags,
     SessionSetupRequest,
     SessionSetupResponse,
+)
+from smb2auth.smb2.simple import EchoRequest, EchoResponse, ErrorResponse, RawBody
+from smb2auth.smb2.tree import (
     ShareCapabilities,
     ShareFlags,
     ShareType,
-    SigningAlgorithm,
-    SigningCapabilities,
-    Smb1NegotiateRequest,
     TreeConnectFlags,
     TreeConnectRequest,
     TreeConnectResponse,
     TreeDisconnectRequest,
     TreeDisconnectResponse,
-    UnknownNegotiateContext,
-    ValidateNegotiateInfoRequest,
-    ValidateNegotiateInfoResponse,
-    find_context,
-    pack_message,
-    parse_body,
-    parse_message,
-    select_smb1_upgrade_dialect,
 )
-from smb2auth.smb2.status import NtStatus
+from smb2auth.status import NtStatus
 
 __all__ = [
     "FSCTL_VALIDATE_NEGOTIATE_INFO",
@@ -142,6 +145,7 @@ __all__ = [
     "gmac_nonce",
     "join_compound",
     "kdf",
+    "nonce_size",
     "pack_message",
     "parse_body",
     "parse_message",

@@ -26,7 +26,8 @@ from smb2auth.smb2.header import (
     Command,
     HeaderFlags,
 )
-from smb2auth.smb2.messages import Cipher, Dialect, SigningAlgorithm
+from smb2auth.smb2.negotiate import Dialect
+from smb2auth.smb2.negotiate_contexts import Cipher, SigningAlgorithm
 from smb2auth.status import NtStatus
 
 PREAUTH_HASH_SIZE = 64
@@ -78,27 +79,7 @@ _LABELS_311 = {
 }
 
 
-@dataclass(frozen=True)
-class SessionKeys:
-    """A session's keys. `encryption_key` protects client->server messages and `decryption_key`
-    server->client ones (the client's view, as in MS-SMB2 3.2.5.3.1); a server decrypts with the first."""
-
-    session_key: bytes = field(repr=False)
-    signing_key: bytes = field(repr=False)
-    application_key: bytes = field(repr=False)
-    encryption_key: bytes = field(repr=False, default=b"")
-    decryption_key: bytes = field(repr=False, default=b"")
-
-    @property
-    def client_to_server_key(self) -> bytes:
-        return self.encryption_key
-
-    @property
-    def server_to_client_key(self) -> bytes:
-        return self.decryption_key
-
-
-_CIPHER_KEY_SIZE = {
+_CIPHER_KEY_SIZE: dict[int, int] = {
     Cipher.AES_128_CCM: 16,
     Cipher.AES_128_GCM: 16,
     Cipher.AES_256_CCM: 32,
@@ -109,12 +90,8 @@ _CIPHER_KEY_SIZE = {
 KeyUse = Literal["signing", "application", "c2s", "s2c"]
 
 
-def derive_key(
-    dialect: int,
-    session_key: bytes,
-    use: KeyUse,
-    preauth_hash: bytes | None = None,
-    cipher: int = Cipher.AES_128_CCM,
+def _derive_key(
+    dialect: int, session_key: bytes, use: KeyUse, preauth_hash: bytes | None, cipher: int
 ) -> bytes:
     """MS-SMB2 3.2.5.3.1 / 3.3.5.5.3: one key of a session (`use`) from the GSS session key.
 
@@ -132,9 +109,67 @@ def derive_key(
             raise ValueError("3.1.1 key derivation needs the 64-byte preauth integrity hash")
         if use in ("signing", "application"):
             return kdf(short, _LABELS_311[use], preauth_hash)
-        size = _CIPHER_KEY_SIZE.get(Cipher(cipher), 16)
+        size = _CIPHER_KEY_SIZE.get(cipher, 16)
         return kdf(session_key if size == 32 else short, _LABELS_311[use], preauth_hash, size)
     raise ValueError(f"no session keys for dialect 0x{dialect:04x}")
+
+
+@dataclass(frozen=True)
+class SessionKeys:
+    """A session's keys (MS-SMB2 3.2.5.3.1 / 3.3.5.5.3), from the GSS session key and, for 3.1.1, the preauth
+    integrity hash. The signing key is derived at once, the others on first use (most sessions only sign).
+
+    `encryption_key` protects client->server messages and `decryption_key` server->client ones (the client's
+    view, as in MS-SMB2 3.2.5.3.1); a server decrypts with the first.
+    """
+
+    dialect: int
+    gss_key: bytes = field(repr=False)
+    preauth_hash: bytes | None = field(default=None, repr=False)
+    cipher: int = Cipher.AES_128_CCM
+    _derived: dict[str, bytes] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._derived["signing"] = _derive_key(
+            self.dialect, self.gss_key, "signing", self.preauth_hash, self.cipher
+        )
+
+    def _get(self, use: KeyUse) -> bytes:
+        key = self._derived.get(use)
+        if key is None:
+            key = self._derived[use] = _derive_key(
+                self.dialect, self.gss_key, use, self.preauth_hash, self.cipher
+            )
+        return key
+
+    @property
+    def session_key(self) -> bytes:
+        """MS-SMB2 3.2.5.3.1: Session.SessionKey, the first 16 bytes of the GSS key, zero-padded."""
+        return self.gss_key[:16].ljust(16, b"\x00")
+
+    @property
+    def signing_key(self) -> bytes:
+        return self._derived["signing"]
+
+    @property
+    def application_key(self) -> bytes:
+        return self._get("application")
+
+    @property
+    def encryption_key(self) -> bytes:
+        return self._get("c2s")
+
+    @property
+    def decryption_key(self) -> bytes:
+        return self._get("s2c")
+
+    @property
+    def client_to_server_key(self) -> bytes:
+        return self._get("c2s")
+
+    @property
+    def server_to_client_key(self) -> bytes:
+        return self._get("s2c")
 
 
 def derive_session_keys(
@@ -143,21 +178,8 @@ def derive_session_keys(
     preauth_hash: bytes | None = None,
     cipher: int = Cipher.AES_128_CCM,
 ) -> SessionKeys:
-    """All the keys of a session at once (see `derive_key`)."""
-    keys = [derive_key(dialect, session_key, use, preauth_hash, cipher) for use in _USES]
-    return SessionKeys(session_key[:16].ljust(16, b"\x00"), *keys)
-
-
-_USES: tuple[KeyUse, ...] = ("signing", "application", "c2s", "s2c")
-
-
-def signing_algorithm_for(dialect: int, negotiated: int | None = None) -> SigningAlgorithm:
-    """MS-SMB2 3.1.4.1: HMAC-SHA256 for 2.x, AES-CMAC for 3.x, the SIGNING_CAPABILITIES choice for 3.1.1."""
-    if dialect in (Dialect.SMB2_0_2, Dialect.SMB2_1):
-        return SigningAlgorithm.HMAC_SHA256
-    if dialect == Dialect.SMB3_1_1 and negotiated is not None:
-        return SigningAlgorithm(negotiated)
-    return SigningAlgorithm.AES_CMAC
+    """The keys of a session (see `SessionKeys`); `session_key` is the full GSS session key."""
+    return SessionKeys(dialect, session_key, preauth_hash, cipher)
 
 
 def gmac_nonce(message: bytes) -> bytes:
@@ -229,12 +251,9 @@ class TransformFlags(enum.IntFlag):
     ENCRYPTED = 0x0001
 
 
-_NONCE_SIZE = {
-    Cipher.AES_128_CCM: 11,
-    Cipher.AES_256_CCM: 11,
-    Cipher.AES_128_GCM: 12,
-    Cipher.AES_256_GCM: 12,
-}
+def nonce_size(cipher: int) -> int:
+    """MS-SMB2 2.2.41: the nonce's length, 11 bytes for AES-CCM and 12 for AES-GCM (zero-padded to 16)."""
+    return 11 if cipher in (Cipher.AES_128_CCM, Cipher.AES_256_CCM) else 12
 
 
 @dataclass(frozen=True)
@@ -286,7 +305,7 @@ def _aes(key: bytes, cipher: int, nonce: bytes) -> CcmMode | GcmMode:
     c = Cipher(cipher)
     if len(key) != _CIPHER_KEY_SIZE[c]:
         raise ValueError(f"{c.name} needs a {_CIPHER_KEY_SIZE[c]}-byte key")
-    short = nonce[: _NONCE_SIZE[c]]
+    short = nonce[: nonce_size(c)]
     if c in (Cipher.AES_128_CCM, Cipher.AES_256_CCM):
         return AES.new(key, AES.MODE_CCM, nonce=short, mac_len=16)
     return AES.new(key, AES.MODE_GCM, nonce=short, mac_len=16)
@@ -299,7 +318,7 @@ def encrypt(message: bytes, key: bytes, cipher: int, session_id: int, nonce: byt
     zero-padded to the 16-byte Nonce field (MS-SMB2 2.2.41); a full 16-byte field is taken as is (Windows 8
     filled all 16 bytes, and all 16 are covered by the AAD).
     """
-    size = _NONCE_SIZE[Cipher(cipher)]
+    size = nonce_size(Cipher(cipher))
     if len(nonce) not in (size, 16):
         raise ValueError(f"{Cipher(cipher).name} needs an {size}-byte nonce")
     header = TransformHeader(nonce.ljust(16, b"\x00"), len(message), session_id)

@@ -17,6 +17,9 @@ COMPRESSION_PROTOCOL_ID = b"\xfcSMB"
 HEADER_SIZE = 64
 SIGNATURE_OFFSET = 48
 SIGNATURE_SIZE = 16
+# MS-SMB2 2.2.1: ProtocolId, StructureSize, CreditCharge, Status, Command, Credit, Flags, NextCommand,
+# MessageId, AsyncId (or Reserved and TreeId), SessionId, Signature; for hot paths packing it directly.
+HEADER_STRUCT = struct.Struct("<4sHHIHHIIQQQ16s")
 
 
 class Command(enum.IntEnum):
@@ -76,7 +79,7 @@ class Smb2Header:
     reserved: int = 0
     signature: bytes = bytes(SIGNATURE_SIZE)
 
-    _STRUCT: ClassVar[struct.Struct] = struct.Struct("<4sHHIHHIIQQQ16s")
+    _STRUCT: ClassVar[struct.Struct] = HEADER_STRUCT
 
     def __post_init__(self) -> None:
         if len(self.signature) != SIGNATURE_SIZE:

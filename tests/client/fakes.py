@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from smb2auth.authority.local import LocalAuthority
 from smb2auth.errors import AuthenticationError
 from smb2auth.ntlm.server import NtlmServer, TargetInfo
+from smb2auth.smb2.body import Message, parse_body
 from smb2auth.smb2.crypto import (
     PreauthIntegrity,
     SessionKeys,
@@ -19,42 +20,36 @@ from smb2auth.smb2.crypto import (
     derive_session_keys,
     encrypt,
     sign,
-    signing_algorithm_for,
     verify,
 )
 from smb2auth.smb2.framing import FrameReader
 from smb2auth.smb2.header import TRANSFORM_PROTOCOL_ID, Command, HeaderFlags, Smb2Header, split_compound
-from smb2auth.smb2.messages import (
-    Capabilities,
-    Cipher,
-    Dialect,
-    EchoResponse,
-    EncryptionCapabilities,
-    ErrorResponse,
-    HashAlgorithm,
+from smb2auth.smb2.ioctl import (
     IoctlRequest,
     IoctlResponse,
-    LogoffResponse,
-    Message,
+    ValidateNegotiateInfoRequest,
+    ValidateNegotiateInfoResponse,
+)
+from smb2auth.smb2.negotiate import Capabilities, Dialect, NegotiateRequest, NegotiateResponse, SecurityMode
+from smb2auth.smb2.negotiate_contexts import (
+    Cipher,
+    EncryptionCapabilities,
+    HashAlgorithm,
     NegotiateContext,
-    NegotiateRequest,
-    NegotiateResponse,
     PreauthIntegrityCapabilities,
-    SecurityMode,
-    SessionFlags,
-    SessionSetupRequest,
-    SessionSetupResponse,
-    ShareFlags,
-    ShareType,
     SigningAlgorithm,
     SigningCapabilities,
+    find_context,
+)
+from smb2auth.smb2.policy import signing_algorithm_for
+from smb2auth.smb2.session import LogoffResponse, SessionFlags, SessionSetupRequest, SessionSetupResponse
+from smb2auth.smb2.simple import EchoResponse, ErrorResponse
+from smb2auth.smb2.tree import (
+    ShareFlags,
+    ShareType,
     TreeConnectRequest,
     TreeConnectResponse,
     TreeDisconnectResponse,
-    ValidateNegotiateInfoRequest,
-    ValidateNegotiateInfoResponse,
-    find_context,
-    parse_body,
 )
 from smb2auth.spnego.context import SpnegoServer
 from smb2auth.status import NtStatus

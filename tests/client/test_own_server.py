@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from smb2auth.client import Dialect, aconnect, connect
-from smb2auth.smb2.messages import ShareType
+from smb2auth.smb2.tree import ShareType
 from smb2auth.testing import running_server
 
 

@@ -23,20 +23,17 @@ from smb2auth.client.protocol import (
 from smb2auth.errors import MalformedMessage, ProtocolStateError
 from smb2auth.smb2.crypto import decrypt, encrypt
 from smb2auth.smb2.header import Command, Smb2Header
-from smb2auth.smb2.messages import (
-    Capabilities,
+from smb2auth.smb2.negotiate import Capabilities, Dialect, NegotiateRequest, SecurityMode
+from smb2auth.smb2.negotiate_contexts import (
     Cipher,
-    Dialect,
     EncryptionCapabilities,
-    NegotiateRequest,
     NetnameNegotiateContextId,
     PreauthIntegrityCapabilities,
-    SecurityMode,
-    SessionFlags,
     SigningAlgorithm,
     SigningCapabilities,
     find_context,
 )
+from smb2auth.smb2.session import SessionFlags
 from smb2auth.status import NtStatus
 from tests.client.fakes import PASSWORD, USER, FakeServer
 
@@ -149,6 +146,24 @@ def test_negotiate_request_is_deterministic_and_carries_311_contexts() -> None:
     assert signing.signing_algorithms == (2, 1, 0)
     netname = find_context(request.negotiate_contexts, NetnameNegotiateContextId)
     assert isinstance(netname, NetnameNegotiateContextId) and netname.net_name == "fake"
+
+
+def test_no_ciphers_and_no_signing_algorithms_leave_their_contexts_out() -> None:
+    # MS-SMB2 2.2.3.1.2 / 2.2.3.1.7: a count of 0 is refused by the server, so the client never sends one.
+    frame = make(ciphers=(), signing_algorithms=()).negotiate()
+    request = NegotiateRequest.unpack(frame[4 + 64 :])
+    assert [type(c) for c in request.negotiate_contexts] == [
+        PreauthIntegrityCapabilities,
+        NetnameNegotiateContextId,
+    ]
+
+
+@pytest.mark.parametrize(
+    "offer", [{"ciphers": (Cipher.AES_128_GCM, 9)}, {"signing_algorithms": (3,)}, {"dialects": (0x02FF,)}]
+)
+def test_an_offer_no_server_could_accept_is_refused_before_sending(offer: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        make(**offer)
 
 
 def test_cmac_and_gmac_choices_follow_the_server() -> None:

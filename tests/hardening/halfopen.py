@@ -18,7 +18,8 @@ import time
 from smb2auth.ntlm.client import NtlmClient
 from smb2auth.smb2.framing import frame
 from smb2auth.smb2.header import Command, HeaderFlags, Smb2Header
-from smb2auth.smb2.messages import Dialect, NegotiateRequest, SecurityMode, SessionSetupRequest
+from smb2auth.smb2.negotiate import Dialect, NegotiateRequest, SecurityMode
+from smb2auth.smb2.session import SessionSetupRequest
 from smb2auth.spnego.context import SpnegoClient
 from smb2auth.status import NtStatus
 

@@ -13,7 +13,8 @@ from smb2auth.ntlm.authority import ResponseKind
 from smb2auth.ntlm.client import NtlmClient
 from smb2auth.smb2.framing import frame
 from smb2auth.smb2.header import Command, split_compound
-from smb2auth.smb2.messages import EchoRequest, SessionSetupRequest, SessionSetupResponse
+from smb2auth.smb2.session import SessionSetupRequest, SessionSetupResponse
+from smb2auth.smb2.simple import EchoRequest
 from smb2auth.spnego.context import SpnegoClient
 from smb2auth.status import NtStatus
 from tests.server.driver import DOMAIN, PASSWORD, USER, Answer, Driver

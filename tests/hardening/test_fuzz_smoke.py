@@ -65,7 +65,8 @@ def test_server_sealed_mode_reaches_the_session() -> None:
     from smb2auth.server.protocol import Connection
     from smb2auth.smb2.crypto import decrypt, encrypt
     from smb2auth.smb2.header import Command, HeaderFlags, Smb2Header
-    from smb2auth.smb2.messages import Cipher, EchoRequest
+    from smb2auth.smb2.negotiate_contexts import Cipher
+    from smb2auth.smb2.simple import EchoRequest
 
     script = harnesses.server_script(True)
     conn = Connection(harnesses.new_context(), "smoke")

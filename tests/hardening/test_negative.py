@@ -23,14 +23,10 @@ from smb2auth.ntlm.client import NtlmClient
 from smb2auth.ntlm.messages import AuthenticateMessage, AvId, NtlmV2Response
 from smb2auth.ntlm.server import ChannelBindingPolicy, NtlmPolicy
 from smb2auth.smb2.header import Command
-from smb2auth.smb2.messages import (
-    Dialect,
-    EchoRequest,
-    SessionSetupFlags,
-    SessionSetupRequest,
-    SessionSetupResponse,
-    TreeConnectRequest,
-)
+from smb2auth.smb2.negotiate import Dialect
+from smb2auth.smb2.session import SessionSetupFlags, SessionSetupRequest, SessionSetupResponse
+from smb2auth.smb2.simple import EchoRequest
+from smb2auth.smb2.tree import TreeConnectRequest
 from smb2auth.spnego import tokens
 from smb2auth.spnego.context import SpnegoClient
 from tests.hardening.raw import SocketDriver, login_answers, serving

@@ -25,7 +25,7 @@ from typing import Any
 
 from smb2auth.events import LoginEvent
 from smb2auth.ntlm.server import NtlmPolicy
-from smb2auth.smb2.messages import Dialect
+from smb2auth.smb2.negotiate import Dialect
 from smb2auth.testing import RunningServer, running_server
 from tests.peers import Smbd, running_smbd
 

@@ -8,10 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from smb2auth.ntlm.messages import NF, AvId, ChallengeMessage, NegotiateMessage, av_get
+from smb2auth.ntlm.messages import AvId, ChallengeMessage, NegotiateFlags, NegotiateMessage, av_get
 from smb2auth.server.config import host_dns_names
 from smb2auth.smb2.header import Command
-from smb2auth.smb2.messages import Dialect, SessionSetupRequest, SessionSetupResponse
+from smb2auth.smb2.negotiate import Dialect
+from smb2auth.smb2.session import SessionSetupRequest, SessionSetupResponse
 from smb2auth.testing import RunningServer, running_server
 from tests.hardening.raw import SocketDriver
 from tests.peers import Smbd
@@ -19,16 +20,16 @@ from tests.peers import Smbd
 pytestmark = pytest.mark.interop
 
 CLIENT_FLAGS = (
-    NF.NTLMSSP_NEGOTIATE_UNICODE
-    | NF.NTLMSSP_REQUEST_TARGET
-    | NF.NTLMSSP_NEGOTIATE_SIGN
-    | NF.NTLMSSP_NEGOTIATE_NTLM
-    | NF.NTLMSSP_NEGOTIATE_ALWAYS_SIGN
-    | NF.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
-    | NF.NTLMSSP_NEGOTIATE_TARGET_INFO
-    | NF.NTLMSSP_NEGOTIATE_128
-    | NF.NTLMSSP_NEGOTIATE_KEY_EXCH
-    | NF.NTLMSSP_NEGOTIATE_56
+    NegotiateFlags.NTLMSSP_NEGOTIATE_UNICODE
+    | NegotiateFlags.NTLMSSP_REQUEST_TARGET
+    | NegotiateFlags.NTLMSSP_NEGOTIATE_SIGN
+    | NegotiateFlags.NTLMSSP_NEGOTIATE_NTLM
+    | NegotiateFlags.NTLMSSP_NEGOTIATE_ALWAYS_SIGN
+    | NegotiateFlags.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
+    | NegotiateFlags.NTLMSSP_NEGOTIATE_TARGET_INFO
+    | NegotiateFlags.NTLMSSP_NEGOTIATE_128
+    | NegotiateFlags.NTLMSSP_NEGOTIATE_KEY_EXCH
+    | NegotiateFlags.NTLMSSP_NEGOTIATE_56
 )
 NAME_ORDER = [
     AvId.MsvAvNbDomainName,
@@ -59,10 +60,10 @@ def challenge(port: int, flags: int) -> ChallengeMessage:
 
 @pytest.mark.parametrize("version", [True, False], ids=["version-asked", "version-not-asked"])
 def test_challenge_as_smbds(harness: RunningServer, smbd: Smbd, version: bool) -> None:
-    flags = CLIENT_FLAGS | (NF.NTLMSSP_NEGOTIATE_VERSION if version else 0)
+    flags = CLIENT_FLAGS | (NegotiateFlags.NTLMSSP_NEGOTIATE_VERSION if version else 0)
     ours, theirs = challenge(harness.port, flags), challenge(smbd.port, flags)
     assert ours.flags == theirs.flags
-    assert ours.flags & NF.NTLMSSP_NEGOTIATE_VERSION
+    assert ours.flags & NegotiateFlags.NTLMSSP_NEGOTIATE_VERSION
     assert ours.version is not None and theirs.version is not None
     assert [p.id for p in ours.target_info] == [p.id for p in theirs.target_info] == NAME_ORDER
     # Samba get_mydnsfullname / get_mydnsdomname: the host's names, lower-cased, from either server.

@@ -25,7 +25,7 @@ from smb2auth.client import (
     connect,
 )
 from smb2auth.ntlm.authority import ResponseKind
-from smb2auth.smb2.messages import ShareType
+from smb2auth.smb2.tree import ShareType
 from smb2auth.status import NtStatus
 from tests.peers import Smbd, require_program
 

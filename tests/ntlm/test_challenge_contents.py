@@ -9,10 +9,14 @@ from smb2auth.authority.local import LocalAuthority
 from smb2auth.ntlm import NtlmServer, TargetInfo
 from smb2auth.ntlm.authority import ResponseKind
 from smb2auth.ntlm.events import Send
-from smb2auth.ntlm.messages import NF, AvId, ChallengeMessage, NegotiateMessage, Version, av_get
+from smb2auth.ntlm.messages import AvId, ChallengeMessage, NegotiateFlags, NegotiateMessage, Version, av_get
 from smb2auth.ntlm.server import classify_response
 
-ASKS = NF.NTLMSSP_NEGOTIATE_UNICODE | NF.NTLMSSP_REQUEST_TARGET | NF.NTLMSSP_NEGOTIATE_NTLM
+ASKS = (
+    NegotiateFlags.NTLMSSP_NEGOTIATE_UNICODE
+    | NegotiateFlags.NTLMSSP_REQUEST_TARGET
+    | NegotiateFlags.NTLMSSP_NEGOTIATE_NTLM
+)
 
 
 def challenge_for(target: TargetInfo, flags: int = ASKS) -> ChallengeMessage:
@@ -50,12 +54,12 @@ def test_empty_dns_names_are_sent_empty() -> None:
 @pytest.mark.parametrize("asked", [True, False], ids=["asked", "not-asked"])
 def test_version_always_sent(asked: bool) -> None:
     # smbd and Windows set NTLMSSP_NEGOTIATE_VERSION and send a VERSION (MS-NLMP 2.2.1.2) either way.
-    challenge = challenge_for(TargetInfo(), ASKS | (NF.NTLMSSP_NEGOTIATE_VERSION if asked else 0))
-    assert challenge.flags & NF.NTLMSSP_NEGOTIATE_VERSION
+    challenge = challenge_for(TargetInfo(), ASKS | (NegotiateFlags.NTLMSSP_NEGOTIATE_VERSION if asked else 0))
+    assert challenge.flags & NegotiateFlags.NTLMSSP_NEGOTIATE_VERSION
     assert challenge.version == Version()
 
 
-ESS = int(NF.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY)
+ESS = int(NegotiateFlags.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY)
 
 
 @pytest.mark.parametrize(

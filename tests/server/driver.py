@@ -12,35 +12,28 @@ from smb2auth.ntlm.server import TargetInfo
 from smb2auth.server.config import ServerConfig
 from smb2auth.server.inline import answer_frame
 from smb2auth.server.protocol import Connection, ServerContext
+from smb2auth.smb2.body import Message
 from smb2auth.smb2.crypto import (
     PreauthIntegrity,
     SessionKeys,
     derive_session_keys,
     sign,
-    signing_algorithm_for,
     verify,
 )
 from smb2auth.smb2.header import Command, HeaderFlags, Smb2Header, split_compound
-from smb2auth.smb2.messages import (
-    Capabilities,
+from smb2auth.smb2.negotiate import Capabilities, Dialect, NegotiateRequest, NegotiateResponse, SecurityMode
+from smb2auth.smb2.negotiate_contexts import (
     Cipher,
-    Dialect,
     EncryptionCapabilities,
     HashAlgorithm,
-    Message,
     NegotiateContext,
-    NegotiateRequest,
-    NegotiateResponse,
     PreauthIntegrityCapabilities,
-    SecurityMode,
-    SessionFlags,
-    SessionSetupFlags,
-    SessionSetupRequest,
-    SessionSetupResponse,
     SigningAlgorithm,
     SigningCapabilities,
     find_context,
 )
+from smb2auth.smb2.policy import signing_algorithm_for
+from smb2auth.smb2.session import SessionFlags, SessionSetupFlags, SessionSetupRequest, SessionSetupResponse
 from smb2auth.spnego.context import SpnegoClient
 from smb2auth.status import NtStatus
 

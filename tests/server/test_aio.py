@@ -20,7 +20,8 @@ from smb2auth.server.aio import Smb2Server
 from smb2auth.server.config import ServerConfig
 from smb2auth.smb2.framing import frame
 from smb2auth.smb2.header import Command, Smb2Header
-from smb2auth.smb2.messages import Dialect, EchoRequest, NegotiateRequest
+from smb2auth.smb2.negotiate import Dialect, NegotiateRequest
+from smb2auth.smb2.simple import EchoRequest
 from smb2auth.status import NtStatus
 from smb2auth.testing import RunningServer, running_server
 

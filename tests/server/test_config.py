@@ -9,7 +9,7 @@ import pytest
 from smb2auth.authority.local import LocalAuthority
 from smb2auth.ntlm.server import TargetInfo
 from smb2auth.server.config import ServerConfig, host_dns_names
-from smb2auth.smb2.messages import Dialect
+from smb2auth.smb2.negotiate import Dialect
 
 
 @pytest.mark.parametrize("name", ["handshake_timeout", "idle_timeout"])

@@ -9,7 +9,9 @@ from __future__ import annotations
 from smb2auth.server.inline import answer_frame
 from smb2auth.smb2.crypto import decrypt, encrypt
 from smb2auth.smb2.header import Command, Smb2Header
-from smb2auth.smb2.messages import Cipher, EchoRequest, EncryptionCapabilities, TreeConnectRequest
+from smb2auth.smb2.negotiate_contexts import Cipher, EncryptionCapabilities
+from smb2auth.smb2.simple import EchoRequest
+from smb2auth.smb2.tree import TreeConnectRequest
 from smb2auth.status import NtStatus
 from tests.server.driver import Driver, make_context, preauth_contexts
 

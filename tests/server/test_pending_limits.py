@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from smb2auth.ntlm.client import NtlmClient
 from smb2auth.smb2.header import Command
-from smb2auth.smb2.messages import SessionSetupRequest
+from smb2auth.smb2.session import SessionSetupRequest
 from smb2auth.spnego.context import SpnegoClient
 from tests.server.driver import Driver, make_context
 

@@ -12,33 +12,30 @@ from smb2auth.ntlm.authority import ResponseKind
 from smb2auth.server._state import SessionState
 from smb2auth.server.inline import answer_frame
 from smb2auth.server.protocol import Connection
-from smb2auth.smb2.crypto import PreauthIntegrity, decrypt, encrypt, sign, signing_algorithm_for, verify
+from smb2auth.smb2.crypto import PreauthIntegrity, decrypt, encrypt, sign, verify
 from smb2auth.smb2.framing import frame
 from smb2auth.smb2.header import Command, HeaderFlags, join_compound, split_compound
-from smb2auth.smb2.messages import (
+from smb2auth.smb2.negotiate import (
     Capabilities,
-    Cipher,
     Dialect,
-    EchoRequest,
-    EncryptionCapabilities,
-    HashAlgorithm,
-    LogoffRequest,
     NegotiateRequest,
     NegotiateResponse,
-    PreauthIntegrityCapabilities,
     SecurityMode,
-    SessionFlags,
-    SessionSetupFlags,
-    SessionSetupRequest,
-    ShareType,
+    Smb1NegotiateRequest,
+)
+from smb2auth.smb2.negotiate_contexts import (
+    Cipher,
+    EncryptionCapabilities,
+    HashAlgorithm,
+    PreauthIntegrityCapabilities,
     SigningAlgorithm,
     SigningCapabilities,
-    Smb1NegotiateRequest,
-    TreeConnectRequest,
-    TreeConnectResponse,
-    TreeDisconnectRequest,
     find_context,
 )
+from smb2auth.smb2.policy import signing_algorithm_for
+from smb2auth.smb2.session import LogoffRequest, SessionFlags, SessionSetupFlags, SessionSetupRequest
+from smb2auth.smb2.simple import EchoRequest
+from smb2auth.smb2.tree import ShareType, TreeConnectRequest, TreeConnectResponse, TreeDisconnectRequest
 from smb2auth.status import NtStatus
 from tests.server.driver import DOMAIN, USER, Answer, Driver, make_context
 
@@ -272,7 +269,7 @@ def test_cross_connection_handshake_fails() -> None:
     a.negotiate((Dialect.SMB2_1,))
     b.negotiate((Dialect.SMB2_1,))
     from smb2auth.ntlm.client import NtlmClient
-    from smb2auth.smb2.messages import SessionSetupResponse
+    from smb2auth.smb2.session import SessionSetupResponse
     from smb2auth.spnego.context import SpnegoClient
 
     spnego = SpnegoClient(NtlmClient(USER, "Passw0rd!", domain=DOMAIN))
@@ -517,7 +514,7 @@ def test_reauthentication_keeps_the_session_and_its_key() -> None:
     d.negotiate((Dialect.SMB3_1_1,))
     login = d.login()
     from smb2auth.ntlm.client import NtlmClient
-    from smb2auth.smb2.messages import SessionSetupResponse
+    from smb2auth.smb2.session import SessionSetupResponse
     from smb2auth.spnego.context import SpnegoClient
 
     # MS-SMB2 3.3.5.5: SESSION_SETUP on a valid session re-authenticates it; responses stay signed.

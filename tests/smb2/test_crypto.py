@@ -6,7 +6,7 @@ import pytest
 
 from smb2auth.errors import MalformedMessage
 from smb2auth.smb2.crypto import TransformHeader, encrypt
-from smb2auth.smb2.messages import Cipher
+from smb2auth.smb2.negotiate_contexts import Cipher
 
 
 def test_transform_header_flags_must_be_one() -> None:
