@@ -107,6 +107,18 @@ def test_network_logon_gives_the_session_key_and_groups(
     assert users["Domain Users"] in account.groups and users["engineers"] in account.groups
 
 
+def test_named_pipe_transport(addc: DomainController, users: dict[str, str]) -> None:
+    # ncacn_np: \\PIPE\\netlogon on the DC's IPC$, our SMB2 client logged in as HARNESS$
+    auth = NetlogonAuthority(config(addc, dcs=(Endpoint(addc.host, transport="np"),)))
+    channel = auth.start_sync()
+    assert channel.port == 445 and channel.flags & NegotiateFlags.NETLOGON_NEG_SUPPORTS_AES
+    client, server, _, result, done = handshake(auth, addc.user, addc.password, addc.domain)
+    assert isinstance(done, Complete) and server.session_key == client.session_key
+    assert result.account is not None and result.account.sid == users[addc.user]
+    *_, result, _ = handshake(auth, addc.user, "wrong", addc.domain)
+    assert result.status == NtStatus.STATUS_WRONG_PASSWORD
+
+
 def test_wrong_password_and_unknown_user(authority: NetlogonAuthority, addc: DomainController) -> None:
     *_, result, done = handshake(authority, addc.user, "not-her-password", addc.domain)
     assert result.status == NtStatus.STATUS_WRONG_PASSWORD

@@ -22,6 +22,7 @@ from smb2auth.authority.netlogon.channel import (
     Endpoint,
     SecureChannel,
     SecureChannelError,
+    SmbLogin,
     bind_schannel,
     establish,
 )
@@ -41,7 +42,7 @@ _BROKEN = (*_UNREACHABLE, RpcError, SchannelError, MalformedMessage)
 _CHANNEL_REFUSED = {NtStatus.STATUS_ACCESS_DENIED, 0x00000005, 0x00000721}
 
 
-def parse_endpoint(text: str) -> Endpoint:
+def parse_endpoint(text: str, transport: str = "tcp") -> Endpoint:
     """DC_HOST[:PORT] (an IPv6 address in brackets)."""
     host, sep, port = text.rpartition(":") if not text.endswith("]") else (text, "", "")
     if not sep or "]" in port:
@@ -49,7 +50,7 @@ def parse_endpoint(text: str) -> Endpoint:
     host = host.strip("[]")
     if not host:
         raise ValueError(f"no DC host in {text!r}")
-    return Endpoint(host, int(port) if port else None)
+    return Endpoint(host, int(port) if port else None, transport)
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class NetlogonAuthority(AsyncAuthority):
         self.config = config
         self._nt_hash = machine_nt_hash(config.machine_password)
         self._rng = rng
+        self._login = SmbLogin(f"{config.machine.upper()}$", config.machine_password, config.domain.upper())
         self._channel: SecureChannel | None = None
         self._generation = 0
         self._dc_index = 0
@@ -167,7 +169,7 @@ class NetlogonAuthority(AsyncAuthority):
                     self._generation += 1
                     channel = await asyncio.wait_for(
                         establish(endpoint, f"\\\\{endpoint.host}", self.config.machine.upper(),
-                                  self._nt_hash, self._generation, self._rng),
+                                  self._nt_hash, self._generation, self._login, self._rng),
                         self.config.connect_timeout * 2)
                 except SecureChannelError as exc:
                     if strict:
@@ -289,9 +291,9 @@ class NetlogonAuthority(AsyncAuthority):
 
 def netlogon_authority(
     dcs: Sequence[str], machine: str, machine_password: str, domain: str, dns_domain: str = "",
-    **options: object,
+    transport: str = "tcp", **options: object,
 ) -> NetlogonAuthority:
-    """Build an authority from DC_HOST[:PORT] strings."""
-    config = NetlogonConfig(tuple(parse_endpoint(d) for d in dcs), machine.rstrip("$"), machine_password,
-                            domain, dns_domain, **options)  # type: ignore[arg-type]
+    """Build an authority from DC_HOST[:PORT] strings; `transport` "tcp" (ncacn_ip_tcp) or "np"."""
+    config = NetlogonConfig(tuple(parse_endpoint(d, transport) for d in dcs), machine.rstrip("$"),
+                            machine_password, domain, dns_domain, **options)  # type: ignore[arg-type]
     return NetlogonAuthority(config)

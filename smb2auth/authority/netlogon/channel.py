@@ -17,6 +17,7 @@ from smb2auth.authority.netlogon.credentials import (
     compute_netlogon_credential_aes,
     compute_session_key_aes,
 )
+from smb2auth.authority.netlogon.pipe import PipeStream
 from smb2auth.authority.netlogon.rpc import RpcConnection, RpcError
 from smb2auth.authority.netlogon.schannel import SchannelContext
 from smb2auth.status import NtStatus
@@ -34,10 +35,16 @@ class SecureChannelError(Exception):
 
 @dataclass(frozen=True)
 class Endpoint:
-    """A DC: its address, and the Netlogon port (None: ask its endpoint mapper)."""
+    """A DC: its address and port. Over TCP the Netlogon port (None: ask its endpoint mapper); over a
+    named pipe ("np") the SMB port (None: 445)."""
 
     host: str
     port: int | None = None
+    transport: str = "tcp"
+
+    def __post_init__(self) -> None:
+        if self.transport not in ("tcp", "np"):
+            raise ValueError(f"transport {self.transport!r}: tcp or np")
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}" if self.port else self.host
@@ -50,9 +57,26 @@ class SecureChannel:
     endpoint: Endpoint
     port: int
     session_key: bytes = field(repr=False)
-    flags: NegotiateFlags
+    login: SmbLogin
+    flags: NegotiateFlags = field(repr=False)
     account_rid: int
     generation: int
+
+
+@dataclass(frozen=True)
+class SmbLogin:
+    """Who ncacn_np logs into the DC's IPC$ as: the machine account itself."""
+
+    username: str
+    password: str = field(repr=False)
+    domain: str
+
+
+async def open_association(endpoint: Endpoint, port: int, login: SmbLogin) -> RpcConnection:
+    if endpoint.transport == "np":
+        return RpcConnection(await PipeStream.open(endpoint.host, port, login.username, login.password,
+                                                   login.domain))
+    return await RpcConnection.open(endpoint.host, port)
 
 
 def _status_name(status: int) -> str:
@@ -63,6 +87,8 @@ async def netlogon_port(endpoint: Endpoint) -> int:
     """The Netlogon TCP port: given, or from the DC's endpoint mapper (ept_map on 135)."""
     if endpoint.port is not None:
         return endpoint.port
+    if endpoint.transport == "np":
+        return 445
     conn = await RpcConnection.open(endpoint.host, epm.EPM_PORT)
     try:
         await conn.bind(epm.EPM_INTERFACE)
@@ -77,12 +103,12 @@ async def netlogon_port(endpoint: Endpoint) -> int:
 
 
 async def establish(
-    endpoint: Endpoint, primary: str, machine: str, nt_hash: bytes, generation: int,
+    endpoint: Endpoint, primary: str, machine: str, nt_hash: bytes, generation: int, login: SmbLogin,
     rng: Callable[[int], bytes] = os.urandom,
 ) -> SecureChannel:
     """MS-NRPC 3.1.4.1: challenges, the AES session key, both credentials checked."""
     port = await netlogon_port(endpoint)
-    conn = await RpcConnection.open(endpoint.host, port)
+    conn = await open_association(endpoint, port, login)
     try:
         await conn.bind(nrpc.NETLOGON_INTERFACE)
         client_challenge = rng(8)
@@ -119,14 +145,14 @@ async def establish(
         raise SecureChannelError(f"{endpoint}: the DC's server credential does not verify")
     log.info("secure channel to %s port %d as %s$: flags 0x%08X, account RID %d", endpoint, port, machine,
              answer.flags, answer.account_rid)
-    return SecureChannel(endpoint, port, session_key, flags, answer.account_rid, generation)
+    return SecureChannel(endpoint, port, session_key, login, flags, answer.account_rid, generation)
 
 
 async def bind_schannel(
     channel: SecureChannel, domain: str, machine: str, rng: Callable[[int], bytes] = os.urandom
 ) -> RpcConnection:
     """MS-NRPC 3.3.4.2 / 3.3.4.1: a new association bound with the Netlogon SSP, AES, sealed."""
-    conn = await RpcConnection.open(channel.endpoint.host, channel.port)
+    conn = await open_association(channel.endpoint, channel.port, channel.login)
     try:
         context = SchannelContext(channel.session_key, rng)
         await conn.bind(nrpc.NETLOGON_INTERFACE, context, domain, machine)
@@ -136,5 +162,5 @@ async def bind_schannel(
     return conn
 
 
-__all__ = ["Endpoint", "RpcError", "SecureChannel", "SecureChannelError", "bind_schannel", "establish",
-           "netlogon_port"]
+__all__ = ["Endpoint", "RpcError", "SecureChannel", "SecureChannelError", "SmbLogin", "bind_schannel",
+           "establish", "netlogon_port", "open_association"]

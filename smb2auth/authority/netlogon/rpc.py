@@ -1,11 +1,12 @@
-"""One DCE/RPC association over a stream (ncacn_ip_tcp, MS-RPCE 2.1.1.1): bind, then calls one at a time,
-each request signed and sealed by the Netlogon SSP when the bind asked for it. The only module of the
-Netlogon client that awaits; callers bound its time."""
+"""One DCE/RPC association over a byte stream (ncacn_ip_tcp, MS-RPCE 2.1.1.1, or a named pipe, 2.1.1.2):
+bind, then calls one at a time, each request signed and sealed by the Netlogon SSP when the bind asked for
+it. Callers bound its time."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Protocol
 
 from smb2auth.authority.netlogon import pdu as P
 from smb2auth.authority.netlogon.schannel import (
@@ -29,18 +30,34 @@ class RpcError(Exception):
         self.status = status
 
 
-class RpcConnection:
+class PduStream(Protocol):
+    """What an association runs over: PDUs out, whole PDUs in."""
+
+    async def send(self, frame: bytes) -> None: ...
+
+    async def receive(self) -> bytes: ...
+
+    def close(self) -> None: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+
+class TcpStream:
+    """ncacn_ip_tcp: PDUs back to back on a TCP connection, each delimited by its frag_length."""
+
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
         self._writer = writer
-        self._call_id = 1
-        self._security: SchannelContext | None = None
-        self.max_xmit = P.MAX_FRAGMENT
 
-    @classmethod
-    async def open(cls, host: str, port: int) -> RpcConnection:
-        reader, writer = await asyncio.open_connection(host, port)
-        return cls(reader, writer)
+    async def send(self, frame: bytes) -> None:
+        self._writer.write(frame)
+        await self._writer.drain()
+
+    async def receive(self) -> bytes:
+        header = await self._reader.readexactly(P.HEADER_SIZE)
+        length = P.fragment_length(header)
+        return header + await self._reader.readexactly(length - P.HEADER_SIZE)
 
     def close(self) -> None:
         self._writer.close()
@@ -49,14 +66,31 @@ class RpcConnection:
     def closed(self) -> bool:
         return self._writer.is_closing()
 
+
+class RpcConnection:
+    def __init__(self, stream: PduStream) -> None:
+        self._stream = stream
+        self._call_id = 1
+        self._security: SchannelContext | None = None
+        self.max_xmit = P.MAX_FRAGMENT
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> RpcConnection:
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(TcpStream(reader, writer))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._stream.closed
+
     async def _send(self, frame: bytes) -> None:
-        self._writer.write(frame)
-        await self._writer.drain()
+        await self._stream.send(frame)
 
     async def _receive(self) -> P.Pdu:
-        header = await self._reader.readexactly(P.HEADER_SIZE)
-        length = P.fragment_length(header)
-        return P.Pdu.unpack(header + await self._reader.readexactly(length - P.HEADER_SIZE))
+        return P.Pdu.unpack(await self._stream.receive())
 
     def _next_call(self) -> int:
         call_id = self._call_id
