@@ -2,7 +2,7 @@
 
 1. Session setups per second: one session = TCP connect, NEGOTIATE 3.1.1, SESSION_SETUP (SPNEGO/NTLMv2,
    signed), LOGOFF, close, by smb2auth.client.aconnect with 8 concurrent connections spread over worker
-   processes; the same client program against `python -m smb2auth.cli serve` (its own process) and smbd.
+   processes; the same client program against `smb2auth serve` (its own process) and smbd.
 2. Memory per pending handshake: N connections that stop after the CHALLENGE (SESSION_SETUP leg 1); the
    harness process's RSS delta / N, and tracemalloc's delta / N for the sans-IO Connection alone.
 
@@ -89,7 +89,7 @@ def start_harness(*extra: str) -> tuple[subprocess.Popen[str], int]:
         [
             sys.executable,
             "-m",
-            "smb2auth.cli",
+            "smb2auth.commands.main",
             "serve",
             "--listen",
             "127.0.0.1:0",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from smb2auth.cli import build_parser, main
+from smb2auth.commands.main import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 BAD_SMBPASSWD = (
@@ -23,11 +23,11 @@ BAD_SMBPASSWD = (
 
 
 def run_cli(*args: str, stdin: bytes | None = None, stdin_file: str | None = None) -> tuple[int, str, str]:
-    """`python -m smb2auth.cli ARGS` in a child process: (exit code, stdout, stderr)."""
+    """`python -m smb2auth.commands.main ARGS` in a child process: (exit code, stdout, stderr)."""
     source = open(stdin_file, "rb") if stdin_file else None  # noqa: SIM115 - closed below
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "smb2auth.cli", *args], cwd=ROOT, input=stdin,
+            [sys.executable, "-m", "smb2auth.commands.main", *args], cwd=ROOT, input=stdin,
             stdin=source if source else (None if stdin is not None else subprocess.DEVNULL),
             capture_output=True, timeout=60,
         )
@@ -128,7 +128,7 @@ def test_useradd_empty_name(
 
 def test_missing_users_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_main(capsys, "http-serve", "--users", str(tmp_path / "nope"), "--listen", ":0")
-    assert code == 1
+    assert code == 2  # a file named on the command line that is not there is bad input (README)
     assert "No such file" in error_line(err)
 
 

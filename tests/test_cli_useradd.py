@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from smb2auth.authority.smbpasswd import load_smbpasswd
-from smb2auth.cli import PASSWORD_ENV, main
+from smb2auth.commands._args import PASSWORD_ENV
+from smb2auth.commands.main import main
 from smb2auth.ntlm import crypto
 
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from smb2auth.authority.local import LocalAuthority
-from smb2auth.cli import main
+from smb2auth.commands.main import main
 from smb2auth.decode import DecodeError, Node, decode_bytes, decode_input, render_json, render_text
 from smb2auth.ntlm import NtlmClient, NtlmPolicy, NtlmServer, TargetInfo
 from smb2auth.ntlm.authority import ResponseKind

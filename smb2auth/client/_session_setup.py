@@ -31,9 +31,12 @@ class Established:
 class SessionSetup:
     """One SESSION_SETUP exchange on a negotiated connection."""
 
-    def __init__(self, spnego: SpnegoClient, require_signing: bool) -> None:
+    def __init__(self, spnego: SpnegoClient, require_signing: bool, *, anonymous_logon: bool = False) -> None:
         self.spnego = spnego
         self.require_signing = require_signing
+        # MS-NLMP 3.1.5.1.2: an anonymous logon has no session key, whatever SessionFlags the server sets
+        # (smbd sets neither IS_NULL nor IS_GUEST), so it is treated as a null session.
+        self.anonymous_logon = anonymous_logon
         self.dialect: Dialect | None = None
         self._preauth = PreauthIntegrity()
 
@@ -82,7 +85,7 @@ class SessionSetup:
                     NtStatus.STATUS_INVALID_NETWORK_RESPONSE, "server finished before authentication did"
                 )
         flags = response.session_flags
-        anonymous = bool(flags & _ANONYMOUS)
+        anonymous = bool(flags & _ANONYMOUS) or self.anonymous_logon
         if anonymous and self.require_signing:
             # MS-SMB2 3.2.5.3.1: a guest or null session cannot sign; refused when signing is required.
             raise SigningError("the server made this a guest/null session, which cannot sign")

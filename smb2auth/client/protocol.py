@@ -142,6 +142,7 @@ class ClientConnection:
                 NtStatus.STATUS_NOT_SUPPORTED,
                 "encryption is not available before SMB 3.0 (MS-SMB2 3.1.4.3)",
             )
+        anonymous_logon = mech is None and ntlm_version == ResponseKind.ANONYMOUS
         if mech is None:
             mech = NtlmClient(
                 username,
@@ -160,7 +161,7 @@ class ClientConnection:
         self._offer = offer
         self._rng = rng
         self._spnego = SpnegoClient(mech)
-        self._setup = SessionSetup(self._spnego, require_signing)
+        self._setup = SessionSetup(self._spnego, require_signing, anonymous_logon=anonymous_logon)
         self._channel = Channel(rng, credit_request)
         self._state = ClientState.IDLE
         self._outstanding: dict[int, _Outstanding] = {}
@@ -470,7 +471,7 @@ class ClientConnection:
         if self._validation_sent or self.dialect not in VALIDATED_DIALECTS:
             return
         self._validation_sent = True
-        if self.session_flags & (SessionFlags.IS_GUEST | SessionFlags.IS_NULL):
+        if self._setup.anonymous_logon or self.session_flags & (SessionFlags.IS_GUEST | SessionFlags.IS_NULL):
             return  # MS-SMB2 3.2.5.5: not for anonymous or guest sessions, which cannot sign
         if not self.validate_negotiate:
             self.validated_negotiate = False

@@ -6,9 +6,8 @@
 - `wsgi`: `NtlmAuthMiddleware`, `KeepAliveWSGIServer`, `running_http_server(...)`.
 - `proxy`: `NtlmProxy`, `serve_proxy(...)`, `running_proxy(...)`.
 - `client`: `request_with_ntlm(conn, ...)`, `open_tunnel(...)`, `TunnelHTTPConnection`.
-- `commands`: `main_http_serve(argv)`, `main_proxy(argv)` and their argparse halves.
 
-The engine-backed pieces (mechanisms, commands, client factories) import smb2auth.ntlm lazily here.
+The `http-serve` and `proxy` commands live in `smb2auth.commands`.
 """
 
 from smb2auth.http.auth import ConnectionAuth, Decision, HttpAuthConfig, Identity, Role

@@ -10,7 +10,6 @@ import struct
 
 import pytest
 
-from smb2auth.client.cli import parse_target, parse_user
 from smb2auth.client.protocol import (
     ALL_DIALECTS,
     ClientConnection,
@@ -20,6 +19,7 @@ from smb2auth.client.protocol import (
     Smb2ClientError,
     parse_dialect,
 )
+from smb2auth.commands.connect import parse_credentials, parse_target
 from smb2auth.errors import MalformedMessage, ProtocolStateError
 from smb2auth.smb2.crypto import decrypt, encrypt
 from smb2auth.smb2.header import Command, Smb2Header
@@ -337,9 +337,9 @@ def test_parse_target_and_user() -> None:
     assert parse_target("//[::1]:99/s") == ("::1", 99, "s")
     with pytest.raises(ValueError):
         parse_target("srv/share")
-    assert parse_user("DOM/bob%pw%x") == ("DOM", "bob", "pw%x")
-    assert parse_user("DOM\\bob") == ("DOM", "bob", None)
-    assert parse_user("bob%") == ("", "bob", "")
+    assert parse_credentials("DOM/bob%pw%x") == ("DOM", "bob", "pw%x")
+    assert parse_credentials("DOM\\bob") == ("DOM", "bob", None)
+    assert parse_credentials("bob%") == ("", "bob", "")
 
 
 def test_decrypted_response_for_another_session_is_refused() -> None:

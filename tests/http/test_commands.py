@@ -1,4 +1,4 @@
-"""The `http-serve` and `proxy` entry functions, run as real processes on loopback and torn down by PID."""
+"""The `http-serve` and `proxy` commands, run as real processes on loopback and torn down by PID."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from smb2auth.cli import parse_listen
+from smb2auth.commands._args import parse_listen
 from smb2auth.http.client import request_with_ntlm
 from tests.peers import free_port, wait_for_port
 
@@ -32,10 +32,9 @@ def test_parse_listen() -> None:
 @contextlib.contextmanager
 def spawn(command: str, port: int, tmp_path: Path, *extra: str) -> Iterator[subprocess.Popen[bytes]]:
     log = tmp_path / f"{command}.log"
-    code = f"import sys; from smb2auth.http.commands import {command}; sys.exit({command}(sys.argv[1:]))"
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-c", code, "--listen", f"127.0.0.1:{port}", *extra],
-                                stdout=out, stderr=subprocess.STDOUT)
+        argv = [sys.executable, "-m", "smb2auth.commands.main", command, "--listen", f"127.0.0.1:{port}"]
+        proc = subprocess.Popen([*argv, *extra], stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_for_port(port, proc, 20, log)
         yield proc
@@ -52,7 +51,7 @@ def spawn(command: str, port: int, tmp_path: Path, *extra: str) -> Iterator[subp
 
 def test_http_serve_process(tmp_path: Path) -> None:
     port = free_port()
-    with spawn("main_http_serve", port, tmp_path, "--user", f"alice:{PASSWORD}", "--domain", "TESTGRP"):
+    with spawn("http-serve", port, tmp_path, "--user", f"alice:{PASSWORD}", "--domain", "TESTGRP"):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         resp = request_with_ntlm(conn, "GET", "/", username="alice", password=PASSWORD, scheme="Negotiate")
         assert resp.status == 200 and json.loads(resp.read())["user"] == "alice"
@@ -65,7 +64,7 @@ def test_proxy_process_with_smbpasswd_file(tmp_path: Path, origin: tuple[str, in
     users = tmp_path / "smbpasswd"
     users.write_text(f"alice:1000:{'X' * 32}:{ntowfv1(PASSWORD).hex().upper()}:[U          ]:LCT-00000000:\n")
     port = free_port()
-    with spawn("main_proxy", port, tmp_path, "--users", str(users)):
+    with spawn("proxy", port, tmp_path, "--users", str(users)):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         url = f"http://{origin[0]}:{origin[1]}/p"
         conn.request("GET", url)
@@ -84,7 +83,7 @@ def test_http_serve_idle_timeout_and_connection_cap(tmp_path: Path) -> None:
     port = free_port()
     extra = ("--user", f"alice:{PASSWORD}", "--idle-timeout", "1", "--max-connections", "1")
     request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
-    with spawn("main_http_serve", port, tmp_path, *extra):
+    with spawn("http-serve", port, tmp_path, *extra):
         deadline = time.monotonic() + 10
         while True:  # wait_for_port's probe may still hold the one slot for a moment
             first = socket.create_connection(("127.0.0.1", port), timeout=10)

@@ -281,7 +281,7 @@ def test_keys_exposed_not_in_repr(smbd: Smbd) -> None:
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "smb2auth.cli", "connect", *args],
+        [sys.executable, "-m", "smb2auth.commands.main", "connect", *args],
         capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})},
     )
 

@@ -166,7 +166,7 @@ def test_connection_limit_and_timeouts() -> None:
 
 def _serve(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "smb2auth.cli", "serve", "--listen", "127.0.0.1:0", *args],
+        [sys.executable, "-m", "smb2auth.commands.main", "serve", "--listen", "127.0.0.1:0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

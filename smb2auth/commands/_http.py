@@ -1,0 +1,53 @@
+"""What `http-serve` and `proxy` share: their options, the HTTP authentication config, and logging."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import TYPE_CHECKING
+
+from smb2auth.commands._args import add_account_arguments, build_authority, build_target, parse_listen
+from smb2auth.commands._args import positive_seconds as seconds
+
+if TYPE_CHECKING:
+    from smb2auth.http.auth import HttpAuthConfig, Role
+
+
+def add_http_arguments(parser: argparse.ArgumentParser, port: int) -> None:
+    def listen(text: str) -> tuple[str, int]:
+        return parse_listen(text, port)
+
+    parser.add_argument("--listen", type=listen, default=("127.0.0.1", port), metavar="HOST:PORT",
+                        help=f"address to listen on: HOST:PORT, HOST or PORT (default 127.0.0.1:{port})")
+    add_account_arguments(parser, users_help="an account (repeatable); the password is visible in ps")
+    parser.add_argument("--basic", action="store_true", help="also offer Basic (checked via NTLMv2)")
+    parser.add_argument("--auth-timeout", type=seconds, default=3600.0, metavar="SECONDS",
+                        help="how long a connection stays authenticated (default 3600)")
+    parser.add_argument("--idle-timeout", type=seconds, default=60.0, metavar="SECONDS",
+                        help="close a connection silent this long (default 60)")
+    # Its own dest: `smb2auth -v` (a count, before the command) must survive the subparser's defaults.
+    parser.add_argument("-v", "--verbose", dest="log_requests", action="store_true", help="log every request")
+
+
+def build_http_config(args: argparse.Namespace, role: Role) -> HttpAuthConfig:
+    from smb2auth.http.mechanisms import ntlm_http_config
+    from smb2auth.ntlm.server import TargetInfo
+
+    authority = build_authority(args)
+    if not len(authority):
+        raise ValueError("no accounts: give --users FILE or --user NAME:PASSWORD")
+    return ntlm_http_config(
+        authority,
+        role=role,
+        target=build_target(args, TargetInfo()),
+        basic=args.basic,
+        auth_timeout=args.auth_timeout,
+        close_after_first_challenge=bool(getattr(args, "close_after_first_challenge", False)),
+    )
+
+
+def http_logging(args: argparse.Namespace) -> None:
+    """INFO by default; DEBUG (every request) with the command's -v or `smb2auth -v`."""
+    level = logging.DEBUG if args.log_requests or getattr(args, "verbose", 0) else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger().setLevel(level)  # commands.main has already configured the root logger

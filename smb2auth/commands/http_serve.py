@@ -1,0 +1,45 @@
+"""`smb2auth http-serve`: a 401 NTLM/Negotiate-protected page that answers who logged in."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+
+from smb2auth.commands._args import at_least_one, warn_if_exposed
+from smb2auth.commands._http import add_http_arguments, build_http_config, http_logging
+
+PORT = 8080
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "http-serve",
+        help="a 401 NTLM/Negotiate-protected page that says who logged in",
+        description=(
+            "Serve one page behind HTTP NTLM/Negotiate authentication (401, WWW-Authenticate) on loopback by"
+            " default; it answers with the account that logged in, as JSON."
+        ),
+    )
+    add_http_arguments(p, PORT)
+    p.add_argument("--max-connections", type=at_least_one, default=256, metavar="N",
+                   help="connections open at once; more are answered 503 (default 256)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from smb2auth.http.auth import Role
+    from smb2auth.http.wsgi import KeepAliveWSGIServer, NtlmAuthMiddleware, whoami_app
+
+    http_logging(args)
+    host, port = args.listen
+    app = NtlmAuthMiddleware(whoami_app, build_http_config(args, Role.ORIGIN))
+    warn_if_exposed("http-serve", [args.listen])
+    with KeepAliveWSGIServer(
+        (host, port), app, idle_timeout=args.idle_timeout, max_connections=args.max_connections
+    ) as server:
+        print(f"http-serve: listening on http://{host}:{server.server_address[1]}/", file=sys.stderr,
+              flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve_forever()
+    return 0
