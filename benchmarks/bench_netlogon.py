@@ -183,7 +183,7 @@ def main() -> None:
     print(f"smb2auth {CONCURRENCY} concurrent     logons/s: {median['concurrent']:8.0f}   (rounds: "
           f"{', '.join(f'{v:.0f}' for v in figures['concurrent'])})")
     if "impacket" not in median:
-        print("impacket not installed (pip install -e '.[interop]')")
+        print("impacket not installed (pip install -e '.[bench]')")
         return
     print(f"impacket serial           logons/s: {median['impacket']:8.0f}   (rounds: "
           f"{', '.join(f'{v:.0f}' for v in figures['impacket'])})")

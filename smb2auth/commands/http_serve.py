@@ -7,7 +7,7 @@ import contextlib
 import sys
 
 from smb2auth.commands._args import at_least_one, warn_if_exposed
-from smb2auth.commands._http import add_http_arguments, build_http_config, http_logging
+from smb2auth.commands._http import add_http_arguments, build_http_config, http_authority, http_logging
 
 PORT = 8080
 
@@ -33,7 +33,12 @@ def run(args: argparse.Namespace) -> int:
 
     http_logging(args)
     host, port = args.listen
-    app = NtlmAuthMiddleware(whoami_app, build_http_config(args, Role.ORIGIN))
+    from smb2auth.authority import AsyncAuthority
+
+    authority = http_authority(args)
+    # a Netlogon authority does I/O: the middleware awaits it (MS-NRPC calls) in an event loop of its own
+    app = NtlmAuthMiddleware(whoami_app, build_http_config(args, Role.ORIGIN, authority),
+                             asynchronous=isinstance(authority, AsyncAuthority))
     warn_if_exposed("http-serve", [args.listen])
     with KeepAliveWSGIServer(
         (host, port), app, idle_timeout=args.idle_timeout, max_connections=args.max_connections

@@ -16,6 +16,7 @@ from smb2auth.commands._args import (
     positive_seconds,
     warn_if_exposed,
 )
+from smb2auth.commands._netlogon import add_netlogon_arguments, build_netlogon
 
 if TYPE_CHECKING:
     from smb2auth.authority import AnyAuthority
@@ -72,6 +73,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="seconds to finish a SESSION_SETUP (default 30)")
     p.add_argument("--idle-timeout", type=positive_seconds, default=900.0, metavar="SECONDS",
                    help="seconds without a request (default 900)")
+    add_netlogon_arguments(p)
     p.set_defaults(handler=run)
 
 
@@ -108,9 +110,11 @@ def run(args: argparse.Namespace) -> int:
     import secrets
     import signal
 
+    from smb2auth.authority.local import LocalAuthority
     from smb2auth.server.aio import Smb2Server, format_address
 
-    authority = build_authority(args)
+    netlogon = build_netlogon(args)
+    authority: AnyAuthority = netlogon if netlogon is not None else build_authority(args)
     config = server_config(args, authority)
     login_log = logging.getLogger("smb2auth.login")  # each login is logged, once the server is sure to run
     if login_log.getEffectiveLevel() > logging.INFO:
@@ -118,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     listen: list[tuple[str, int]] = args.listen or [(LOOPBACK, DEFAULT_PORT)]
     warn_if_exposed("serve", listen)
     password: str | None = None
-    if len(authority) == 0:
+    if isinstance(authority, LocalAuthority) and len(authority) == 0:
         password = secrets.token_urlsafe(16)
         authority.add_user(DEFAULT_USER, password)  # the config holds this same authority
 

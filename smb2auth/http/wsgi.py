@@ -121,6 +121,9 @@ def whoami_app(environ: dict[str, Any], start_response: StartResponse) -> Iterab
             "user": identity.user, "domain": identity.domain, "workstation": identity.workstation,
             "scheme": identity.scheme.value, "response_kind": identity.response_kind,
             "guest": identity.guest, "anonymous": identity.anonymous,
+            # the authority's account: a Netlogon DC names the user's SID and group SIDs
+            "sid": getattr(identity.account, "sid", None),
+            "groups": list(getattr(identity.account, "groups", ())),
         }
     body = (json.dumps(answer) + "\n").encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])

@@ -20,12 +20,13 @@ from smb2auth.authority.netlogon.credentials import (
 from smb2auth.authority.netlogon.pipe import PipeStream
 from smb2auth.authority.netlogon.rpc import RpcConnection, RpcError
 from smb2auth.authority.netlogon.schannel import SchannelContext
+from smb2auth.errors import Smb2AuthError
 from smb2auth.status import NtStatus
 
 log = logging.getLogger("smb2auth.authority.netlogon")
 
 
-class SecureChannelError(Exception):
+class SecureChannelError(Smb2AuthError):
     """The DC would not set up a secure channel: `status` is its NTSTATUS, when it gave one."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
