@@ -5,7 +5,11 @@ DC's UserSessionKey), the DC's refusals, a channel replaced under us, DCs that a
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -172,6 +176,40 @@ def test_unreachable_dc(addc: DomainController) -> None:
     *_, result, done = handshake(auth, addc.user, addc.password, addc.domain)
     assert result.status == NtStatus.STATUS_NO_LOGON_SERVERS
     assert isinstance(done, Failed) and done.status == NtStatus.STATUS_NO_LOGON_SERVERS
+
+
+@pytest.fixture
+def silent_dc() -> Iterator[Endpoint]:
+    """A listener that accepts connections and never answers: a hung DC."""
+    sock = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(sock.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield Endpoint("127.0.0.1", sock.getsockname()[1])
+    finally:
+        sock.close()
+        for conn in held:
+            conn.close()
+
+
+def test_a_hung_dc_costs_one_call_time(addc: DomainController, silent_dc: Endpoint) -> None:
+    auth = NetlogonAuthority(config(addc, dcs=(silent_dc,), call_timeout=1.5, connect_timeout=0.5))
+    started = time.monotonic()
+    *_, result, _ = handshake(auth, addc.user, addc.password, addc.domain)
+    assert result.status == NtStatus.STATUS_NO_LOGON_SERVERS
+    assert time.monotonic() - started < 1.5 + 1.0
+    # with a live DC after it, the same call fails over within its time
+    auth = NetlogonAuthority(config(addc, dcs=(silent_dc, Endpoint(addc.host)), call_timeout=8.0,
+                                    connect_timeout=0.5))
+    *_, done = handshake(auth, addc.user, addc.password, addc.domain)
+    assert isinstance(done, Complete)
+    assert auth.channel is not None and auth.channel.endpoint.host == addc.host
 
 
 def test_failover_past_a_dead_dc(addc: DomainController) -> None:
