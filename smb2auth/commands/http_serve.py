@@ -33,12 +33,14 @@ def run(args: argparse.Namespace) -> int:
 
     http_logging(args)
     host, port = args.listen
-    from smb2auth.authority import AsyncAuthority
+    from smb2auth.authority import AnyAuthority, AsyncAuthority
+    from smb2auth.authority.threaded import LoopThreadAuthority
 
-    authority = http_authority(args)
-    # a Netlogon authority does I/O: the middleware awaits it (MS-NRPC calls) in an event loop of its own
-    app = NtlmAuthMiddleware(whoami_app, build_http_config(args, Role.ORIGIN, authority),
-                             asynchronous=isinstance(authority, AsyncAuthority))
+    authority: AnyAuthority = http_authority(args)
+    if isinstance(authority, AsyncAuthority):
+        # a Netlogon authority does I/O: one event loop of its own serves every request thread
+        authority = LoopThreadAuthority(authority)
+    app = NtlmAuthMiddleware(whoami_app, build_http_config(args, Role.ORIGIN, authority))
     warn_if_exposed("http-serve", [args.listen])
     with KeepAliveWSGIServer(
         (host, port), app, idle_timeout=args.idle_timeout, max_connections=args.max_connections

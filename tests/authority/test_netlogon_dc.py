@@ -23,6 +23,7 @@ from smb2auth.authority.netlogon import (
     ValidationLevel,
 )
 from smb2auth.authority.netlogon.credentials import NegotiateFlags
+from smb2auth.authority.threaded import LoopThreadAuthority
 from smb2auth.errors import AuthenticationError
 from smb2auth.ntlm import NtlmClient, NtlmServer
 from smb2auth.ntlm.authority import ValidationRequest, ValidationResult
@@ -269,6 +270,30 @@ def test_concurrent_logons_share_one_channel(addc: DomainController) -> None:
 
     assert asyncio.run(run()) == [True] * 32
     assert auth.stats["channels"] == 1 and auth.stats["associations"] <= 1 + 4
+
+
+def test_threads_share_one_channel_through_a_loop_thread(addc: DomainController) -> None:
+    # what http-serve does for its request threads: one event loop owns the authority's associations
+    inner = NetlogonAuthority(config(addc, connections=4))
+    inner.start_sync()
+    authority = LoopThreadAuthority(inner)
+    outcomes: list[bool] = []
+
+    def logon() -> None:
+        for _ in range(4):
+            client = NtlmClient(addc.user, addc.password, domain=addc.domain)
+            server = NtlmServer(authority, target=inner.target_info())
+            server.step(client.step(server.step(client.step(None) or b"")) or b"")
+            outcomes.append(server.complete and server.session_key == client.session_key)
+
+    threads = [threading.Thread(target=logon) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    authority.close()
+    assert outcomes == [True] * 32
+    assert inner.stats["channels"] == 1 and inner.stats["associations"] <= 1 + 4
 
 
 @pytest.fixture(scope="module")
