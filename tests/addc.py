@@ -65,6 +65,12 @@ class DomainController:
             check=True,
         )
 
+    def sid(self, name: str, *, group: bool = False) -> str:
+        """The objectSid of a user (or a group) as samba-tool shows it."""
+        shown = self.tool("group" if group else "user", "show", name, "--attributes=objectSid").stdout
+        return next(line.split(": ", 1)[1].strip() for line in shown.splitlines()
+                    if line.startswith("objectSid"))
+
     def provision(self) -> None:
         t0 = time.monotonic()
         run = self.base / "run"

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from smb2auth.commands._args import add_account_arguments, build_authority, build_target, parse_listen
 from smb2auth.commands._args import positive_seconds as seconds
-from smb2auth.commands._netlogon import add_netlogon_arguments, build_netlogon
+from smb2auth.commands._netlogon import add_netlogon_arguments, build_netlogon, with_groups
 
 if TYPE_CHECKING:
     from smb2auth.authority import AnyAuthority
@@ -36,11 +36,11 @@ def http_authority(args: argparse.Namespace) -> AnyAuthority:
     """The started Netlogon authority of --netlogon, or the local accounts of --users / --user."""
     netlogon = build_netlogon(args)
     if netlogon is not None:
-        return netlogon
+        return with_groups(args, netlogon)
     authority = build_authority(args)
     if not len(authority):
         raise ValueError("no accounts: give --users FILE or --user NAME:PASSWORD")
-    return authority
+    return with_groups(args, authority)
 
 
 def build_http_config(

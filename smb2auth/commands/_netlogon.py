@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from smb2auth.authority import AnyAuthority
     from smb2auth.authority.netlogon import NetlogonAuthority
 
 
@@ -25,6 +26,19 @@ def add_netlogon_arguments(parser: argparse.ArgumentParser) -> None:
                        help="file holding the machine account's password (its first line)")
     group.add_argument("--transport", choices=("tcp", "np"), default="tcp",
                        help="ncacn_ip_tcp (default) or ncacn_np (\\PIPE\\netlogon over SMB2)")
+    group.add_argument("--require-group", action="append", default=[], metavar="SID",
+                       help="admit only accounts holding this SID, the user's or a group's (repeatable: any"
+                       " of them); others get STATUS_LOGON_TYPE_NOT_GRANTED")
+
+
+def with_groups(args: argparse.Namespace, authority: AnyAuthority) -> AnyAuthority:
+    """`authority`, behind --require-group when given."""
+    from smb2auth.authority.groups import require_group
+
+    for sid in args.require_group:
+        if not sid.upper().startswith("S-1-"):
+            raise ValueError(f"--require-group {sid}: not a SID (S-1-...)")
+    return require_group(authority, args.require_group) if args.require_group else authority
 
 
 def build_netlogon(args: argparse.Namespace) -> NetlogonAuthority | None:

@@ -16,7 +16,7 @@ from smb2auth.commands._args import (
     positive_seconds,
     warn_if_exposed,
 )
-from smb2auth.commands._netlogon import add_netlogon_arguments, build_netlogon
+from smb2auth.commands._netlogon import add_netlogon_arguments, build_netlogon, with_groups
 
 if TYPE_CHECKING:
     from smb2auth.authority import AnyAuthority
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
 
     netlogon = build_netlogon(args)
     authority: AnyAuthority = netlogon if netlogon is not None else build_authority(args)
-    config = server_config(args, authority)
+    config = server_config(args, with_groups(args, authority))
     login_log = logging.getLogger("smb2auth.login")  # each login is logged, once the server is sure to run
     if login_log.getEffectiveLevel() > logging.INFO:
         login_log.setLevel(logging.INFO)

@@ -258,6 +258,7 @@ class ConnectionAuth:
         self, status: NtStatus, reason: str, scheme: str, mech: object | None = None, *, user: str = ""
     ) -> None:
         inner = _inner(mech) if mech is not None else None
+        account = getattr(inner, "account", None) if status == NtStatus.STATUS_SUCCESS else None
         emit(
             LoginEvent(
                 transport=TRANSPORT,
@@ -272,6 +273,8 @@ class ConnectionAuth:
                 ntlm_flags=flag_names(NegotiateFlags, int(getattr(inner, "negotiated_flags", 0) or 0)),
                 guest=bool(getattr(inner, "is_guest", False)),
                 anonymous=bool(getattr(inner, "is_anonymous", False)),
+                sid=getattr(account, "sid", None),
+                groups=tuple(getattr(account, "groups", ())),
                 time=self.config.clock(),
             ),
             self.config.on_login,

@@ -900,6 +900,7 @@ class Connection:
         signed: bool = False,
     ) -> LoginEvent:
         kind = ntlm.response_kind if ntlm is not None else None
+        account = ntlm.account if ntlm is not None else None
         return LoginEvent(
             transport="smb2",
             client_address=self.peer,
@@ -916,6 +917,8 @@ class Connection:
             guest=bool(flags & SessionFlags.IS_GUEST),
             anonymous=bool(flags & SessionFlags.IS_NULL),
             signed=signed,
+            sid=account.sid if account is not None else None,
+            groups=account.groups if account is not None else (),
             time=self.ctx.clock(),
         )
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from smb2auth.authority.consult import consult
+from smb2auth.authority.groups import require_group
 from smb2auth.authority.netlogon import (
     Endpoint,
     NetlogonAuthority,
@@ -26,7 +27,7 @@ from smb2auth.authority.netlogon.credentials import NegotiateFlags
 from smb2auth.authority.threaded import LoopThreadAuthority
 from smb2auth.errors import AuthenticationError
 from smb2auth.ntlm import NtlmClient, NtlmServer
-from smb2auth.ntlm.authority import ValidationRequest, ValidationResult
+from smb2auth.ntlm.authority import AsyncAuthority, ValidationRequest, ValidationResult
 from smb2auth.ntlm.events import Complete, Failed, Send, ValidationNeeded
 from smb2auth.status import NtStatus
 from smb2auth.testing import RunningServer, running_server
@@ -55,27 +56,16 @@ def authority(addc: DomainController) -> NetlogonAuthority:
 
 
 @pytest.fixture(scope="module")
-def users(addc: DomainController) -> dict[str, str]:
-    """bob (disabled), carol (must change her password), and their SIDs; alice's SID."""
-    addc.tool("user", "create", "bob", "B0b!Passw0rd")
-    addc.tool("user", "disable", "bob")
-    addc.tool("user", "create", "carol", "C4rol!Passw0rd", "--must-change-at-next-login")
-    addc.tool("group", "add", "engineers")
-    addc.tool("group", "addmembers", "engineers", addc.user)
-    return {name: sid(addc, name) for name in (addc.user, "engineers", "Domain Users")}
+def users(domain_accounts: dict[str, str]) -> dict[str, str]:
+    return domain_accounts
 
 
-def sid(dc: DomainController, name: str) -> str:
-    shown = dc.tool("group" if name in ("engineers", "Domain Users") else "user", "show", name,
-                    "--attributes=objectSid").stdout
-    return next(line.split(": ", 1)[1].strip() for line in shown.splitlines() if line.startswith("objectSid"))
-
-
-def handshake(authority: NetlogonAuthority, user: str, password: str, domain: str) -> tuple[
+def handshake(authority: AsyncAuthority, user: str, password: str, domain: str) -> tuple[
         NtlmClient, NtlmServer, ValidationRequest, ValidationResult, Complete | Failed]:
     """Our NTLM client against our NTLM server whose authority is the DC (the transport's part by hand)."""
     client = NtlmClient(user, password, domain=domain, workstation="CLIENTPC")
-    server = NtlmServer(authority, target=authority.target_info())
+    names = getattr(authority, "inner", authority)
+    server = NtlmServer(authority, target=names.target_info())
 
     async def run() -> tuple[ValidationRequest, ValidationResult, Complete | Failed]:
         sent = server.receive(client.step(None) or b"")
@@ -140,6 +130,16 @@ def test_account_states_are_kept(authority: NetlogonAuthority, addc: DomainContr
     assert isinstance(done, Failed) and done.status == NtStatus.STATUS_ACCOUNT_DISABLED
     *_, done = handshake(authority, "carol", "C4rol!Passw0rd", addc.domain)
     assert isinstance(done, Failed) and done.status == NtStatus.STATUS_PASSWORD_MUST_CHANGE
+
+
+def test_require_group(authority: NetlogonAuthority, addc: DomainController, users: dict[str, str]) -> None:
+    gated = require_group(authority, [users["engineers"]])
+    assert isinstance(gated, AsyncAuthority)  # the same kind as the authority it guards
+    *_, result, done = handshake(gated, addc.user, addc.password, addc.domain)
+    assert isinstance(done, Complete) and result.account is not None
+    *_, result, done = handshake(gated, "dave", "D4ve!Passw0rd", addc.domain)
+    assert isinstance(done, Failed) and done.status == NtStatus.STATUS_LOGON_TYPE_NOT_GRANTED
+    assert "none of the groups" in done.reason
 
 
 def test_challenge_must_name_the_channel_machine(
@@ -312,13 +312,16 @@ def smbclient(server: RunningServer, user: str, *args: str) -> subprocess.Comple
 
 
 @pytest.mark.parametrize("protocol", list(DIALECTS))
-def test_smbclient_domain_user_signed(harness: RunningServer, addc: DomainController, protocol: str) -> None:
+def test_smbclient_domain_user_signed(
+    harness: RunningServer, addc: DomainController, users: dict[str, str], protocol: str
+) -> None:
     before = len(harness.events)
     proc = smbclient(harness, f"{addc.user}%{addc.password}", "-m", protocol, "--client-protection=sign")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (event,) = harness.events[before:]
     assert event.success and event.user == addc.user and event.domain == addc.domain
     assert event.dialect == DIALECTS[protocol] and "NTLMSSP_NEGOTIATE_SIGN" in event.ntlm_flags
+    assert event.signed and event.sid == users[addc.user] and users["engineers"] in event.groups
 
 
 @pytest.mark.parametrize(

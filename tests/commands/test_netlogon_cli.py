@@ -102,23 +102,27 @@ class _Origin(BaseHTTPRequestHandler):
         pass
 
 
-def test_proxy_curl_proxy_ntlm(netlogon_args: list[str], addc: DomainController) -> None:
+def test_proxy_curl_proxy_ntlm(netlogon_args: list[str], addc: DomainController,
+                               domain_accounts: dict[str, str]) -> None:
     curl = require_program("curl", "/usr/bin/curl")
     origin = ThreadingHTTPServer(("127.0.0.1", 0), _Origin)
     threading.Thread(target=origin.serve_forever, daemon=True).start()
     try:
-        with running("proxy", *netlogon_args) as (port, _):
-            def fetch(password: str) -> str:
+        # a proxy that allows by group: alice is in engineers, dave is not
+        with running("proxy", *netlogon_args, "--require-group", domain_accounts["engineers"]) as (port, out):
+            def fetch(user: str, password: str) -> str:
                 return subprocess.run(
                     [curl, "-s", "-w", " %{http_code}", "--proxy", f"http://127.0.0.1:{port}", "--proxy-ntlm",
-                     "--proxy-user", f"{addc.domain}\\{addc.user}:{password}",
+                     "--proxy-user", f"{addc.domain}\\{user}:{password}",
                      f"http://127.0.0.1:{origin.server_address[1]}/"],
                     capture_output=True, text=True, timeout=60).stdout
 
-            assert fetch(addc.password) == "origin\n 200"
-            assert fetch("wrong").endswith(" 407")
+            assert fetch(addc.user, addc.password) == "origin\n 200"
+            assert fetch(addc.user, "wrong").endswith(" 407")
+            assert fetch("dave", "D4ve!Passw0rd").endswith(" 407")
     finally:
         origin.shutdown()
+    assert "status=STATUS_LOGON_TYPE_NOT_GRANTED" in "".join(out) and "none of the groups" in "".join(out)
 
 
 def test_wrong_machine_password_stops_at_start(addc: DomainController, tmp_path: Path) -> None:
