@@ -130,6 +130,8 @@ def test_account_states_are_kept(authority: NetlogonAuthority, addc: DomainContr
     assert isinstance(done, Failed) and done.status == NtStatus.STATUS_ACCOUNT_DISABLED
     *_, done = handshake(authority, "carol", "C4rol!Passw0rd", addc.domain)
     assert isinstance(done, Failed) and done.status == NtStatus.STATUS_PASSWORD_MUST_CHANGE
+    *_, done = handshake(authority, "erin", "E4rin!Passw0rd", addc.domain)
+    assert isinstance(done, Failed) and done.status == NtStatus.STATUS_ACCOUNT_EXPIRED
 
 
 def test_require_group(authority: NetlogonAuthority, addc: DomainController, users: dict[str, str]) -> None:
