@@ -146,10 +146,12 @@ class DomainController:
         return False
 
     def stop(self) -> None:
-        """SIGTERM to samba's PID (it stops its process group), then its session's leftovers, each by PID."""
+        """SIGTERM to samba's PID (it stops its process group), then the leftovers of its session and of
+        the sessions of its daemons that named our smb.conf (winbindd makes its own), each by PID."""
         proc = self.proc
         if proc is None:
             return
+        sessions = {proc.pid} | self._sessions_naming_conf()
         if proc.poll() is None:
             proc.terminate()
             try:
@@ -158,24 +160,39 @@ class DomainController:
                 proc.kill()
                 proc.wait(timeout=10)
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            left = self._session_members(proc.pid)
-            if not left:
-                break
+            deadline = time.monotonic() + 5
+            while (left := self._session_members(sessions)) and time.monotonic() < deadline:
+                time.sleep(0.2)
             for pid in left:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, sig)
-            time.sleep(0.5)
+            if not left:
+                break
         self.proc = None
 
     @staticmethod
-    def _session_members(sid: int) -> list[int]:
+    def _stat(entry: Path) -> list[str]:
+        stat = (entry / "stat").read_text()
+        return stat[stat.rindex(")") + 2:].split()
+
+    def _sessions_naming_conf(self) -> set[int]:
+        found = set()
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError, ValueError):
+                    if str(self.conf).encode() in (entry / "cmdline").read_bytes():
+                        found.add(int(self._stat(entry)[3]))  # proc(5): field 6, the session id
+        found.discard(os.getsid(0))  # a samba-tool of ours shares the test run's session: never that one
+        return found
+
+    @classmethod
+    def _session_members(cls, sessions: set[int]) -> list[int]:
         members = []
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
                 with contextlib.suppress(OSError, ValueError):
-                    stat = (entry / "stat").read_text()
-                    fields = stat[stat.rindex(")") + 2:].split()
-                    if int(fields[3]) == sid:  # proc(5): field 6, the session id
+                    fields = cls._stat(entry)
+                    if int(fields[3]) in sessions and fields[0] != "Z":
                         members.append(int(entry.name))
         return members
 
