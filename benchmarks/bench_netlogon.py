@@ -174,19 +174,27 @@ def main() -> None:
         }
         if have_impacket:
             runs["impacket"] = lambda: impacket_rate(host, work, args.seconds)
+        cpu: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(args.rounds):
             for name, run in runs.items():
-                figures[name].append(run())
+                before = time.process_time()
+                rate = run()
+                figures[name].append(rate)
+                # the client's CPU per logon (the DC is another process): ms
+                cpu[name].append((time.process_time() - before) * 1000 / (rate * args.seconds))
     median = {name: statistics.median(values) for name, values in figures.items() if values}
-    print(f"smb2auth serial           logons/s: {median['serial']:8.0f}   (rounds: "
-          f"{', '.join(f'{v:.0f}' for v in figures['serial'])})")
-    print(f"smb2auth {CONCURRENCY} concurrent     logons/s: {median['concurrent']:8.0f}   (rounds: "
-          f"{', '.join(f'{v:.0f}' for v in figures['concurrent'])})")
+
+    def line(label: str, name: str) -> None:
+        rounds = ", ".join(f"{v:.0f}" for v in figures[name])
+        print(f"{label:26} logons/s: {median[name]:8.0f}   (rounds: {rounds});"
+              f" client CPU {statistics.median(cpu[name]):.2f} ms/logon")
+
+    line("smb2auth serial", "serial")
+    line(f"smb2auth {CONCURRENCY} concurrent", "concurrent")
     if "impacket" not in median:
         print("impacket not installed (pip install -e '.[bench]')")
         return
-    print(f"impacket serial           logons/s: {median['impacket']:8.0f}   (rounds: "
-          f"{', '.join(f'{v:.0f}' for v in figures['impacket'])})")
+    line("impacket serial", "impacket")
     print(f"ratio smb2auth serial / impacket: {median['serial'] / median['impacket']:.1f}x; "
           f"{CONCURRENCY} concurrent / impacket: {median['concurrent'] / median['impacket']:.1f}x")
 
