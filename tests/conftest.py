@@ -46,7 +46,8 @@ def addc() -> Iterator[DomainController]:
 @pytest.fixture(scope="session")
 def domain_accounts(addc: DomainController) -> dict[str, str]:
     """More accounts on the DC: bob (disabled), carol (must change her password), dave (in no group of
-    ours), erin (account expired); the group engineers with alice in it. -> the SIDs of alice, dave, engineers and Domain Users."""
+    ours), erin (account expired); the group engineers with alice in it. -> the SIDs of alice, dave,
+    engineers and Domain Users."""
     addc.tool("user", "create", "bob", "B0b!Passw0rd")
     addc.tool("user", "disable", "bob")
     addc.tool("user", "create", "carol", "C4rol!Passw0rd", "--must-change-at-next-login")
