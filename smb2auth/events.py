@@ -34,7 +34,8 @@ def flag_names(flags_type: type[enum.IntFlag], value: int) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class LoginEvent:
     """One authentication attempt and its outcome. `signed`: the session it made requires every later request
-    signed (MS-SMB2 3.3.5.5.3 Session.SigningRequired, with a signing key), or encrypted."""
+    signed (MS-SMB2 3.3.5.5.3 Session.SigningRequired, with a signing key), or encrypted. `sid` and
+    `groups`: the account's, as the authority gave them."""
 
     transport: str
     client_address: str
@@ -51,6 +52,7 @@ class LoginEvent:
     guest: bool = False
     anonymous: bool = False
     signed: bool = False
+    sid: str | None = None  # the authority's account: a Netlogon DC names the user's SID and group SIDs
     groups: tuple[str, ...] = ()  # the account's groups, as the authority answered them
     worker: int | None = None  # the pid of the worker process that served it (server.workers), else None
     time: float = field(kw_only=True)  # when it happened: the transport's clock, never read here

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from hypothesis import settings
 
+from tests.addc import DomainController, running_addc
 from tests.peers import Smbd, running_smbd
 
 # No deadline: hypothesis' default 200 ms per example is a timing assertion, and fails on a loaded machine.
@@ -32,3 +33,29 @@ def smbd_factory() -> Iterator[Callable[[str], Smbd]]:
             return stack.enter_context(running_smbd(extra_global))
 
         yield start
+
+
+@pytest.fixture(scope="session")
+def addc() -> Iterator[DomainController]:
+    """One Samba AD DC for the whole session (provisioning takes 10-20 s): domain SMB2AUTH, user alice,
+    machine account HARNESS$ (tests/addc.py)."""
+    with running_addc() as dc:
+        yield dc
+
+
+@pytest.fixture(scope="session")
+def domain_accounts(addc: DomainController) -> dict[str, str]:
+    """More accounts on the DC: bob (disabled), carol (must change her password), dave (in no group of
+    ours), erin (account expired); the group engineers with alice in it. -> the SIDs of alice, dave,
+    engineers and Domain Users."""
+    addc.tool("user", "create", "bob", "B0b!Passw0rd")
+    addc.tool("user", "disable", "bob")
+    addc.tool("user", "create", "carol", "C4rol!Passw0rd", "--must-change-at-next-login")
+    addc.tool("user", "create", "dave", "D4ve!Passw0rd")
+    addc.tool("user", "create", "erin", "E4rin!Passw0rd")
+    addc.tool("user", "setexpiry", "erin", "--days=0")
+    addc.tool("group", "add", "engineers")
+    addc.tool("group", "addmembers", "engineers", addc.user)
+    sids = {name: addc.sid(name) for name in (addc.user, "dave")}
+    sids.update({name: addc.sid(name, group=True) for name in ("engineers", "Domain Users")})
+    return sids

@@ -22,7 +22,10 @@ from smb2auth.client.protocol import (
 )
 from smb2auth.errors import Smb2AuthError
 from smb2auth.ntlm.authority import ResponseKind
+from smb2auth.smb2.file import CloseResponse, CreateResponse, ReadResponse
 from smb2auth.smb2.framing import FrameReader
+from smb2auth.smb2.ioctl import IoctlResponse
+from smb2auth.smb2.simple import RawBody
 from smb2auth.status import NtStatus
 
 
@@ -102,6 +105,31 @@ class AsyncSession(SessionView):
 
     async def logoff(self) -> None:
         await self._transact(self._core.logoff())
+
+    async def _raw(self, request: bytes) -> bytes:
+        body = (await self._transact(request)).body
+        assert isinstance(body, RawBody)
+        return body.data
+
+    async def create(self, tree_id: int, name: str) -> CreateResponse:
+        return CreateResponse.unpack(await self._raw(self._core.create(tree_id, name)))
+
+    async def ioctl(self, tree_id: int, file_id: bytes, ctl_code: int, data: bytes,
+                    max_output: int) -> IoctlResponse:
+        body = (await self._transact(self._core.ioctl(tree_id, file_id, ctl_code, data, max_output))).body
+        assert isinstance(body, IoctlResponse)
+        return body
+
+    async def read(self, tree_id: int, file_id: bytes, length: int) -> ReadResponse:
+        return ReadResponse.unpack(await self._raw(self._core.read(tree_id, file_id, length)))
+
+    async def close_file(self, tree_id: int, file_id: bytes) -> CloseResponse:
+        return CloseResponse.unpack(await self._raw(self._core.close_file(tree_id, file_id)))
+
+    def abort(self) -> None:
+        """Drop the connection at once: no LOGOFF, no waiting."""
+        self._core.close()
+        self._writer.close()
 
     async def close(self) -> None:
         self._core.close()

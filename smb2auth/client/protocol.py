@@ -39,9 +39,10 @@ from smb2auth.ntlm.client import NtlmClient
 from smb2auth.smb2 import policy
 from smb2auth.smb2.body import Message, parse_body
 from smb2auth.smb2.crypto import SessionKeys
+from smb2auth.smb2.file import CloseRequest, CreateRequest, ReadRequest
 from smb2auth.smb2.framing import frame
 from smb2auth.smb2.header import HEADER_SIZE, TRANSFORM_PROTOCOL_ID, Command, Smb2Header
-from smb2auth.smb2.ioctl import ValidateNegotiateInfoRequest
+from smb2auth.smb2.ioctl import IoctlRequest, ValidateNegotiateInfoRequest
 from smb2auth.smb2.negotiate import (
     DIALECT_NAMES,
     SMB2_DIALECTS,
@@ -311,6 +312,28 @@ class ClientConnection:
         if tree_id not in self.trees:
             raise ProtocolStateError(f"SMB2 client in state {self._state.value}: no tree {tree_id}")
         return self._request(Command.TREE_DISCONNECT, TreeDisconnectRequest().pack(), tree_id)
+
+    def _tree(self, tree_id: int) -> int:
+        if tree_id not in self.trees:
+            raise ProtocolStateError(f"SMB2 client in state {self._state.value}: no tree {tree_id}")
+        return tree_id
+
+    def create(self, tree_id: int, name: str) -> bytes:
+        """MS-SMB2 3.2.4.3: CREATE `name` on a tree, opened as an RPC client opens a named pipe."""
+        return self._request(Command.CREATE, CreateRequest(name).pack(), self._tree(tree_id))
+
+    def ioctl(self, tree_id: int, file_id: bytes, ctl_code: int, data: bytes, max_output: int) -> bytes:
+        """MS-SMB2 3.2.4.20: an FSCTL on an open (FSCTL_PIPE_TRANSCEIVE for a pipe)."""
+        request = IoctlRequest(ctl_code, data, file_id, max_output_response=max_output)
+        return self._request(Command.IOCTL, request.pack(), self._tree(tree_id))
+
+    def read(self, tree_id: int, file_id: bytes, length: int) -> bytes:
+        """MS-SMB2 3.2.4.6: READ up to `length` bytes (a pipe's next message)."""
+        return self._request(Command.READ, ReadRequest(file_id, length).pack(), self._tree(tree_id))
+
+    def close_file(self, tree_id: int, file_id: bytes) -> bytes:
+        """MS-SMB2 3.2.4.5: CLOSE an open."""
+        return self._request(Command.CLOSE, CloseRequest(file_id).pack(), self._tree(tree_id))
 
     def logoff(self) -> bytes:
         """MS-SMB2 3.2.4.2.5: the LOGOFF request frame."""

@@ -15,8 +15,10 @@ from smb2auth.commands._args import (
     parse_listen,
 )
 from smb2auth.commands._args import positive_seconds as seconds
+from smb2auth.commands._netlogon import add_netlogon_arguments, build_netlogon, with_groups
 
 if TYPE_CHECKING:
+    from smb2auth.authority import AnyAuthority
     from smb2auth.http.auth import HttpAuthConfig, Role
 
 
@@ -39,15 +41,28 @@ def add_http_arguments(parser: argparse.ArgumentParser, port: int) -> None:
                         help="close a connection silent this long (default 60)")
     # Its own dest: `smb2auth -v` (a count, before the command) must survive the subparser's defaults.
     parser.add_argument("-v", "--verbose", dest="log_requests", action="store_true", help="log every request")
+    add_netlogon_arguments(parser)
 
 
-def build_http_config(args: argparse.Namespace, role: Role) -> HttpAuthConfig:
-    from smb2auth.http.mechanisms import ntlm_http_config
-    from smb2auth.ntlm.server import TargetInfo
-
+def http_authority(args: argparse.Namespace) -> AnyAuthority:
+    """The started Netlogon authority of --netlogon, or the local accounts of --users / --user."""
+    netlogon = build_netlogon(args)
+    if netlogon is not None:
+        return with_groups(args, netlogon)
     authority = build_authority(args, args.groups)
     if not len(authority):
         raise ValueError("no accounts: give --users FILE or --user NAME:PASSWORD")
+    return with_groups(args, authority)
+
+
+def build_http_config(
+    args: argparse.Namespace, role: Role, authority: AnyAuthority | None = None
+) -> HttpAuthConfig:
+    from smb2auth.http.mechanisms import ntlm_http_config
+    from smb2auth.ntlm.server import TargetInfo
+
+    if authority is None:
+        authority = http_authority(args)
     return ntlm_http_config(
         authority,
         role=role,

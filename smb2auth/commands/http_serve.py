@@ -7,7 +7,7 @@ import contextlib
 import sys
 
 from smb2auth.commands._args import at_least_one, warn_if_exposed
-from smb2auth.commands._http import add_http_arguments, build_http_config, http_logging
+from smb2auth.commands._http import add_http_arguments, build_http_config, http_authority, http_logging
 
 PORT = 8080
 
@@ -37,8 +37,15 @@ def run(args: argparse.Namespace) -> int:
 
     http_logging(args)
     host, port = args.listen
+    from smb2auth.authority import AnyAuthority, AsyncAuthority
+    from smb2auth.authority.threaded import LoopThreadAuthority
+
+    authority: AnyAuthority = http_authority(args)
+    if isinstance(authority, AsyncAuthority):
+        # a Netlogon authority does I/O: one event loop of its own serves every request thread
+        authority = LoopThreadAuthority(authority)
     app = NtlmAuthMiddleware(winrm_echo_app if args.winrm_echo else whoami_app,
-                             build_http_config(args, Role.ORIGIN))
+                             build_http_config(args, Role.ORIGIN, authority))
     warn_if_exposed("http-serve", [args.listen])
     with KeepAliveWSGIServer(
         (host, port), app, idle_timeout=args.idle_timeout, max_connections=args.max_connections

@@ -19,6 +19,7 @@ from smb2auth.commands._args import (
     positive_seconds,
     warn_if_exposed,
 )
+from smb2auth.commands._netlogon import add_netlogon_arguments, build_netlogon, with_groups
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -74,6 +75,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--workers", type=_workers, default="auto", metavar="N",
                    help="processes serving, each with its own limits and sessions (default auto: one per"
                    " core this process may run on; 1: no worker processes)")
+    add_netlogon_arguments(p)
     p.set_defaults(handler=run)
 
 
@@ -115,18 +117,22 @@ def server_config(args: argparse.Namespace, authority: AnyAuthority) -> ServerCo
 def run(args: argparse.Namespace) -> int:
     import secrets
 
-    authority = build_authority(args)
-    config = server_config(args, authority)
+    from smb2auth.authority.local import LocalAuthority
+
+    netlogon = build_netlogon(args)
+    authority: AnyAuthority = netlogon if netlogon is not None else build_authority(args)
+    config = server_config(args, with_groups(args, authority))
     login_log = logging.getLogger("smb2auth.login")  # each login is logged, once the server is sure to run
     if login_log.getEffectiveLevel() > logging.INFO:
         login_log.setLevel(logging.INFO)
     listen: list[tuple[str, int]] = args.listen or [(LOOPBACK, DEFAULT_PORT)]
     warn_if_exposed("serve", listen)
     password: str | None = None
-    if len(authority) == 0:
+    if isinstance(authority, LocalAuthority) and len(authority) == 0:
         password = secrets.token_urlsafe(16)
         authority.add_user(DEFAULT_USER, password)  # the config holds this same authority
-    if args.workers == 1:
+    if args.workers == 1 or netlogon is not None:
+        # A Netlogon secure channel belongs to one process: with --netlogon the server is one process.
         _serve_here(config, listen, password)
         return 0
 

@@ -347,6 +347,7 @@ class ConnectionAuth:
             ntlm_flags=flag_names(NegotiateFlags, who.flags),
             guest=who.guest,
             anonymous=who.anonymous,
+            sid=who.account.sid if who.account is not None and status == NtStatus.STATUS_SUCCESS else None,
             groups=who.account.groups if who.account is not None else (),
             time=self.config.clock(),
         )

@@ -175,7 +175,10 @@ def whoami_app(environ: dict[str, Any], start_response: StartResponse) -> Iterab
         answer = {
             "user": identity.user, "domain": identity.domain, "workstation": identity.workstation,
             "scheme": identity.scheme.value, "response_kind": identity.response_kind,
-            "guest": identity.guest, "anonymous": identity.anonymous, "groups": list(identity.groups),
+            "guest": identity.guest, "anonymous": identity.anonymous,
+            # the authority's account: a Netlogon DC names the user's SID and group SIDs
+            "sid": identity.account.sid if identity.account is not None else None,
+            "groups": list(identity.groups),
         }
     body = (json.dumps(answer) + "\n").encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])

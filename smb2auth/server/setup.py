@@ -275,6 +275,7 @@ def login_event(
     signed: bool = False,
 ) -> LoginEvent:
     kind = ntlm.response_kind if ntlm is not None else None
+    account = ntlm.account if ntlm is not None else None
     return LoginEvent(
         transport="smb2",
         client_address=host.peer,
@@ -291,6 +292,8 @@ def login_event(
         guest=bool(flags & SessionFlags.IS_GUEST),
         anonymous=bool(flags & SessionFlags.IS_NULL),
         signed=signed,
+        sid=account.sid if account is not None else None,
+        groups=account.groups if account is not None else (),
         time=host.ctx.clock(),
     )
 
