@@ -10,8 +10,9 @@ from smb2auth.ntlm.authority import ResponseKind
 from smb2auth.ntlm.client import NtlmClient
 from smb2auth.ntlm.server import TargetInfo
 from smb2auth.server.config import ServerConfig
+from smb2auth.server.connection import Connection
+from smb2auth.server.context import ServerContext
 from smb2auth.server.inline import answer_frame
-from smb2auth.server.protocol import Connection, ServerContext
 from smb2auth.smb2.body import Message
 from smb2auth.smb2.crypto import (
     PreauthIntegrity,

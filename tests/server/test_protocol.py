@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from smb2auth.ntlm.authority import ResponseKind
 from smb2auth.server._state import SessionState
+from smb2auth.server.connection import Connection
 from smb2auth.server.inline import answer_frame
-from smb2auth.server.protocol import Connection
 from smb2auth.smb2.crypto import PreauthIntegrity, decrypt, encrypt, sign, verify
 from smb2auth.smb2.framing import frame
 from smb2auth.smb2.header import Command, HeaderFlags, join_compound, split_compound
@@ -257,7 +257,7 @@ def test_validate_negotiate_info() -> None:
     good = d.send_raw(ioctl(0, b"G" * 16, SecurityMode.SIGNING_ENABLED, (Dialect.SMB3_0,)))[0]
     assert good.status == "STATUS_SUCCESS"
     caps, guid, mode, dialect = struct.unpack_from("<I16sHH", good.body, 48)
-    assert guid == d.ctx.config.server_guid and dialect == Dialect.SMB3_0 and mode == d.ctx.security_mode
+    assert guid == d.ctx.server_guid and dialect == Dialect.SMB3_0 and mode == d.ctx.security_mode
     # MS-SMB2 3.3.5.15.12: a mismatch means a downgrade: the connection is dropped.
     assert d.send_raw(ioctl(0, b"X" * 16, SecurityMode.SIGNING_ENABLED, (Dialect.SMB3_0,))) == []
     assert d.conn.closed
