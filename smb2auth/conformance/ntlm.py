@@ -85,7 +85,7 @@ def challenge_target_info(p: Probe) -> Outcome:
         # MS-NLMP 3.1.5.1.2: without the server's timestamp the client sends no MIC.
         return warned("no MsvAvTimestamp: the client cannot protect the exchange with a MIC")
     names = "NetBIOS and DNS names" if AvId.MsvAvDnsComputerName in ids else "NetBIOS names"
-    return passed(f"{names} and MsvAvTimestamp")
+    return passed(f"{names}, MsvAvTimestamp")
 
 
 _policy("ntlmv1", "MS-NLMP 3.3.1, 3.2.5.1.2", "NTLMv1 (no ESS): refused; WARN if accepted", "NTLMv1",
