@@ -3,6 +3,7 @@ chain they extend, and the session the final response establishes (keys, signing
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from smb2auth.client.errors import SigningError, Smb2ClientError
@@ -31,7 +32,14 @@ class Established:
 class SessionSetup:
     """One SESSION_SETUP exchange on a negotiated connection."""
 
-    def __init__(self, spnego: SpnegoClient, require_signing: bool, *, anonymous_logon: bool = False) -> None:
+    def __init__(
+        self,
+        spnego: SpnegoClient,
+        require_signing: bool,
+        *,
+        anonymous_logon: bool = False,
+        edit: Callable[[int, SessionSetupRequest], SessionSetupRequest] | None = None,
+    ) -> None:
         self.spnego = spnego
         self.require_signing = require_signing
         # MS-NLMP 3.1.5.1.2: an anonymous logon has no session key, whatever SessionFlags the server sets
@@ -39,6 +47,8 @@ class SessionSetup:
         self.anonymous_logon = anonymous_logon
         self.dialect: Dialect | None = None
         self._preauth = PreauthIntegrity()
+        self._edit = edit  # smb2auth.client.hooks: what to send instead
+        self._legs = 0
 
     def start(self, dialect: Dialect, negotiate_request: bytes, negotiate_response: bytes) -> None:
         self.dialect = dialect
@@ -56,6 +66,9 @@ class SessionSetup:
             capabilities=Capabilities.DFS,
             previous_session_id=previous_session_id,
         )
+        if self._edit is not None:
+            body = self._edit(self._legs, body)
+            self._legs += 1
         message = header + body.pack()
         if self.dialect == Dialect.SMB3_1_1:
             # MS-SMB2 3.2.4.2.3: the session's preauth hash covers every SESSION_SETUP request.

@@ -33,6 +33,7 @@ from smb2auth.client._negotiate import (
 from smb2auth.client._session_setup import SessionSetup
 from smb2auth.client._state import ClientEvent, ClientState, advance
 from smb2auth.client.errors import NegotiateDowngradeError, SigningError, Smb2ClientError
+from smb2auth.client.hooks import Hooks, raw_answer, raw_message
 from smb2auth.errors import MalformedMessage, ProtocolStateError, Smb2AuthError
 from smb2auth.ntlm.authority import ResponseKind
 from smb2auth.ntlm.client import NtlmClient
@@ -105,12 +106,14 @@ class _Outstanding:
     async_id: int = 0
     session_id: int = 0
     validate: bool = False
+    raw: bool = False
 
 
 class ClientConnection:
     """One SMB2 connection and its session, as the client. See the module docstring for the loop.
 
-    `mech` replaces the default SPNEGO-wrapped NtlmClient built from the credentials (tests use it).
+    `mech` replaces the default SPNEGO-wrapped NtlmClient built from the credentials (tests use it); `hooks`
+    make it misbehave on purpose (smb2auth.client.hooks, for conformance tests).
     """
 
     def __init__(
@@ -131,6 +134,7 @@ class ClientConnection:
         credit_request: int = 32,
         validate_negotiate: bool = True,
         mech: MechContext | None = None,
+        hooks: Hooks | None = None,
         rng: Callable[[int], bytes] = os.urandom,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -143,7 +147,10 @@ class ClientConnection:
                 "encryption is not available before SMB 3.0 (MS-SMB2 3.1.4.3)",
             )
         anonymous_logon = mech is None and ntlm_version == ResponseKind.ANONYMOUS
-        if mech is None:
+        spnego = hooks.spnego if hooks is not None else None
+        if spnego is not None:
+            mech = spnego.mech
+        elif mech is None:
             mech = NtlmClient(
                 username,
                 password,
@@ -160,9 +167,17 @@ class ClientConnection:
         self.validate_negotiate = validate_negotiate
         self._offer = offer
         self._rng = rng
-        self._spnego = SpnegoClient(mech)
-        self._setup = SessionSetup(self._spnego, require_signing, anonymous_logon=anonymous_logon)
+        self._hooks = hooks
+        self._spnego = spnego if spnego is not None else SpnegoClient(mech)
+        self._setup = SessionSetup(
+            self._spnego,
+            require_signing,
+            anonymous_logon=anonymous_logon,
+            edit=hooks.session_setup if hooks is not None else None,
+        )
         self._channel = Channel(rng, credit_request)
+        if hooks is not None:
+            self._channel.next_mid = hooks.first_message_id
         self._state = ClientState.IDLE
         self._outstanding: dict[int, _Outstanding] = {}
         self._out = b""
@@ -225,6 +240,11 @@ class ClientConnection:
     def spnego(self) -> SpnegoClient:
         return self._spnego
 
+    @property
+    def negotiate_info(self) -> ValidateNegotiateInfoRequest | None:
+        """What FSCTL_VALIDATE_NEGOTIATE_INFO repeats of our NEGOTIATE (MS-SMB2 2.2.31.4), once it is sent."""
+        return self._negotiate_info
+
     def _session_keys(self) -> SessionKeys:
         if self._keys is None:
             raise ProtocolStateError(f"SMB2 client in state {self._state.value}: no session keys yet")
@@ -265,7 +285,8 @@ class ClientConnection:
         self._state = advance(self._state, ClientEvent.SEND_NEGOTIATE)
         body, self._negotiate_info = negotiate_request(self._offer, self._rng)
         mid, header = self._channel.header(Command.NEGOTIATE, 0, self._state)
-        message = header + body.pack()
+        hook = self._hooks.negotiate if self._hooks is not None else None
+        message = header + (body.pack() if hook is None else hook(body))
         self._outstanding[mid] = _Outstanding(Command.NEGOTIATE)
         self._negotiate_request = message
         return frame(message)
@@ -341,6 +362,29 @@ class ClientConnection:
         self._state = advance(self._state, ClientEvent.SEND_LOGOFF)
         return out
 
+    def raw_request(
+        self,
+        command: Command,
+        body: bytes,
+        *,
+        tree_id: int = 0,
+        session_id: int | None = None,
+        sign: bool | None = None,
+        encrypt: bool | None = None,
+        edit: Callable[[bytes], bytes] | None = None,
+    ) -> bytes:
+        """A request the core sends without interpreting it, in any state (conformance tests; see
+        smb2auth.client.hooks.raw_message). Its response comes back from `receive`, an error status returned,
+        not raised."""
+        mid, header = self._channel.header(command, tree_id, self._state)
+        sid = self.session_id if session_id is None else session_id
+        encrypted = self.encrypt_data if encrypt is None else encrypt
+        signed = self.signing_required if sign is None else sign
+        message = raw_message(self._channel, header + body, sid, encrypted, signed, edit)
+        self._outstanding[mid] = _Outstanding(command, tree_id=tree_id, encrypted=encrypted, session_id=sid,
+                                              raw=True)
+        return frame(message)
+
     def close(self) -> None:
         """The transport went away; nothing more is sent or accepted."""
         self._state = advance(self._state, ClientEvent.CLOSE)
@@ -392,6 +436,8 @@ class ClientConnection:
             pending.async_id = header.async_id
             return None
         del self._outstanding[header.message_id]
+        if pending.raw:
+            return self._on_raw(header, raw, body, encrypted)
         if pending.encrypted and not encrypted:
             # MS-SMB2 3.2.5.1.1: an encrypted request gets an encrypted response.
             raise SigningError("unencrypted response to an encrypted request", command=header.command)
@@ -436,6 +482,11 @@ class ClientConnection:
             self._state = advance(self._state, ClientEvent.RECV_LOGOFF)
         return Response(header, parsed, signed, encrypted)
 
+    def _on_raw(self, header: Smb2Header, raw: bytes, body: bytes, encrypted: bool) -> Response:
+        parsed, signed = raw_answer(self._channel, header, raw, body, encrypted)
+        self._channel.grant(header)
+        return Response(header, parsed, signed, encrypted)
+
     def _error(self, header: Smb2Header, body: bytes) -> Smb2ClientError:
         reason = f"{header.command.name} failed"
         try:
@@ -463,7 +514,8 @@ class ClientConnection:
         self.server_signing_required = outcome.server_signing_required
         self._setup.start(negotiated.dialect, self._negotiate_request, raw)
         self._negotiate_request = b""
-        self._send_session_setup(self._spnego.step(response.security_buffer or None))
+        if self._hooks is None or not self._hooks.hold_session_setup:
+            self._send_session_setup(self._spnego.step(response.security_buffer or None))
         return Response(header, response)
 
     def _after_first_tree_connect(self, tree_id: int) -> None:

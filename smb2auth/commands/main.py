@@ -28,6 +28,7 @@ REGISTRARS: list[str] = [
     "smb2auth.commands.proxy:register",
     "smb2auth.commands.decode:register",
     "smb2auth.commands.connect:register",
+    "smb2auth.commands.conformance:register",
 ]
 
 

@@ -48,7 +48,10 @@ _CLIENT_SETS = frozenset((AvId.MsvAvChannelBindings, AvId.MsvAvTargetName))
 
 
 class NtlmClient(SecurityContext):
-    """One NTLM handshake as the client. `step(None)` gives NEGOTIATE, `step(challenge)` AUTHENTICATE."""
+    """One NTLM handshake as the client. `step(None)` gives NEGOTIATE, `step(challenge)` AUTHENTICATE.
+
+    `negotiate_128=False` asks for 56-bit keys only and accepts a CHALLENGE without NTLMSSP_NEGOTIATE_128 (the
+    downgrade a conformance test offers a server)."""
 
     def __init__(
         self,
@@ -65,6 +68,7 @@ class NtlmClient(SecurityContext):
         key_exchange: bool = True,
         oem: bool = False,
         anonymous: bool = False,
+        negotiate_128: bool = True,
         rng: Callable[[int], bytes] = os.urandom,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -97,10 +101,11 @@ class NtlmClient(SecurityContext):
             NTLMSSP_REQUEST_TARGET
             | NTLMSSP_NEGOTIATE_NTLM
             | NTLMSSP_NEGOTIATE_ALWAYS_SIGN
-            | NTLMSSP_NEGOTIATE_128
             | NTLMSSP_NEGOTIATE_56
             | NTLMSSP_NEGOTIATE_VERSION
         )
+        if negotiate_128:
+            flags |= NTLMSSP_NEGOTIATE_128
         flags |= NTLMSSP_NEGOTIATE_OEM if oem else NTLMSSP_NEGOTIATE_UNICODE
         if not anonymous:
             flags |= NTLMSSP_NEGOTIATE_SIGN | NTLMSSP_NEGOTIATE_SEAL
@@ -110,7 +115,7 @@ class NtlmClient(SecurityContext):
             flags |= NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
         self._requested = int(flags)
         # What we refuse to see dropped; MS-NLMP 3.1.5.1.2 lets the client require a minimum.
-        self._required = int(NTLMSSP_NEGOTIATE_128)
+        self._required = int(NTLMSSP_NEGOTIATE_128) if negotiate_128 else 0
         if self.response_kind in (ResponseKind.NTLMV2, ResponseKind.NTLMV1_ESS):
             self._required |= NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
 

@@ -328,7 +328,9 @@ class SpnegoClient:
 
     `mech_types` is the list offered, in preference order; the mechanism context implements
     `mech_oid`, which must be in it. Listing another mechanism first sends no optimistic token and
-    lets the server pick ours (a negotiated downgrade, protected by the mechListMIC).
+    lets the server pick ours (a negotiated downgrade, protected by the mechListMIC). `optimistic` is sent as
+    that first mechanism's token and the whole list offered whatever the server hints, as Windows clients
+    send their Kerberos AP-REQ (a conformance test's stand-in).
     """
 
     def __init__(
@@ -338,6 +340,7 @@ class SpnegoClient:
         mech_types: tuple[str, ...] = (NTLMSSP,),
         mech_oid: str = NTLMSSP,
         require_mic: bool = True,
+        optimistic: bytes | None = None,
     ) -> None:
         if mech_oid not in mech_types:
             raise ValueError(f"{mech_name(mech_oid)} is not in mech_types")
@@ -345,6 +348,7 @@ class SpnegoClient:
         self._offer = mech_types
         self._mech_oid = mech_oid
         self._require_mic = require_mic
+        self._optimistic = optimistic
         self._guest = False
         self._state = ClientState.START
         self._mech_types = b""
@@ -392,7 +396,7 @@ class SpnegoClient:
 
     def _initial(self, token: bytes | None) -> bytes:
         offer = self._offer
-        if token:
+        if token and self._optimistic is None:
             hint = decode(token)
             if not isinstance(hint, NegTokenInit):
                 raise ProtocolStateError(f"SPNEGO client in state {self._state.value}: got a NegTokenResp")
@@ -406,7 +410,7 @@ class SpnegoClient:
                     )
         self._sent_types = offer
         self._mech_types = mech_types_der(offer)
-        mech_token = None
+        mech_token = self._optimistic
         if offer[0] == self._mech_oid:
             # RFC 4178 3.1: the optimistic token of the preferred mechanism.
             mech_token = self._mech.step(None)

@@ -11,7 +11,7 @@ import pytest
 from smb2auth.commands.main import build_parser
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-COMMANDS = ["serve", "connect", "useradd", "http-serve", "proxy"]
+COMMANDS = ["serve", "connect", "useradd", "http-serve", "proxy", "conformance"]
 
 
 def subparser(name: str) -> argparse.ArgumentParser:

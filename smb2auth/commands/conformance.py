@@ -1,0 +1,91 @@
+"""`smb2auth conformance //HOST[:PORT] -U [DOMAIN/]USER[%PASSWORD]`: the SMB2 authentication conformance suite
+against any server, a table of verdicts (or JSON, or JUnit XML). The suite loads inside the handler."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from smb2auth.commands._args import PASSWORD_ENV, positive_seconds, read_secret
+from smb2auth.commands.connect import DEFAULT_PORT, parse_credentials, parse_target
+
+if TYPE_CHECKING:
+    from smb2auth.conformance import Result, Target
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "conformance",
+        help="run the SMB2 authentication conformance suite against a server",
+        description=(
+            "Run each case (negotiate, session, NTLM, SPNEGO, signing and encryption) on fresh connections"
+            " and print case, spec section, expectation, what was observed and the verdict: PASS, FAIL (the"
+            " spec is broken), WARN (allowed, but it weakens security), SKIP (does not apply, and why)."
+            " Exit 1 when a case FAILs (or WARNs, with --strict). The password comes from -U USER%PASSWORD,"
+            f" --stdin, ${PASSWORD_ENV}, or a prompt."
+        ),
+    )
+    p.add_argument("target", nargs="?", help="//HOST[:PORT] (port 445 by default)")
+    p.add_argument("-U", "--user", metavar="[DOMAIN/]USER[%PASSWORD]",
+                   help="the account the cases log in with, and its password after %%")
+    p.add_argument("--stdin", action="store_true", help="read the password from the first line of stdin")
+    p.add_argument("-k", dest="patterns", action="append", default=[], metavar="PATTERN",
+                   help="run only the cases whose id contains PATTERN (or matches it, with * ? [);"
+                   " repeatable")
+    p.add_argument("--list", action="store_true", help="list the cases (id, section, expectation) and exit")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    p.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML to FILE")
+    p.add_argument("--strict", action="store_true", help="exit 1 on a WARN as well as on a FAIL")
+    p.add_argument("--timeout", type=positive_seconds, default=10.0, metavar="SECONDS",
+                   help="the most one case may take (default 10)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from smb2auth.conformance import CASES, Target, select
+    from smb2auth.conformance import run as run_suite
+    from smb2auth.conformance.report import as_json, as_junit, as_table, failing, listing, progress_line
+
+    cases = select(CASES, args.patterns)
+    if args.patterns and not cases:
+        raise ValueError(f"-k {' -k '.join(args.patterns)}: no case matches")
+    if args.list:
+        sys.stdout.write(listing(cases))
+        return 0
+    if args.target is None:
+        raise ValueError("give the server as //HOST[:PORT]")
+    host, port, share = parse_target(args.target)
+    if share:
+        raise ValueError(f"target {args.target!r}: the suite takes //HOST[:PORT], no share")
+    if args.user is None:
+        raise ValueError("give the account with -U [DOMAIN/]USER[%PASSWORD]")
+    domain, user, password = parse_credentials(args.user)
+    if not user:
+        raise ValueError(f"-U {args.user!r}: no user name")
+    if password is not None and args.stdin:
+        raise ValueError("--stdin: the password is already given after % in -U")
+    if password is None:
+        password = read_secret(f"Password for [{domain}\\{user}]: " if domain else f"Password for [{user}]: ",
+                               from_stdin=args.stdin, also="after % in -U USER%PASSWORD, ")
+    target = Target(host, port or DEFAULT_PORT, user, password, domain)
+    where = f"[{host}]:{target.port}" if ":" in host else f"{host}:{target.port}"
+    _reachable(target)
+
+    def progress(i: int, n: int, result: Result) -> None:
+        print(progress_line(i, n, result), file=sys.stderr, flush=True)
+
+    results = run_suite(cases, target, timeout=args.timeout,
+                        progress=progress if sys.stderr.isatty() else None)
+    sys.stdout.write(as_json(results, where) + "\n" if args.json else as_table(results))
+    if args.junit:
+        Path(args.junit).write_text(as_junit(results, where, strict=args.strict))
+    return 1 if failing(results, strict=args.strict) else 0
+
+
+def _reachable(target: Target) -> None:
+    """OSError (exit 1, one line) when nothing listens at the target."""
+    with socket.create_connection((target.host, target.port), timeout=10):
+        pass
