@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import resource
 import sys
@@ -59,23 +60,24 @@ def smbprotocol_session(server: Smbd) -> Callable[[], None]:
 
 
 def core_only(n: int) -> float:
-    """CPU per session of the sans-IO core alone against the in-memory server of tests/client/fakes.py
-    (no sockets, warm caches): the floor the socket loop adds to."""
-    from smb2auth.client.protocol import ClientConnection
-    from tests.client.fakes import PASSWORD, USER, FakeServer
+    """CPU per session of the sans-IO core alone against our real server in memory (tests/helpers.py
+    ConnectionPair; only the client's part is counted; no sockets, warm caches): the floor the socket loop
+    adds to."""
+    from tests.helpers import ConnectionPair, server_context
 
+    ctx = server_context()
     spent = 0.0
     clock = time.process_time
     for _ in range(n):
-        server = FakeServer()
         t = clock()
-        core = ClientConnection(
-            username=USER, password=PASSWORD, server_name="127.0.0.1", dialects=(Dialect.SMB3_1_1,)
+        pair = ConnectionPair(
+            ctx, server_name="127.0.0.1", dialects=(Dialect.SMB3_1_1,), rng=os.urandom, clock=time.time
         )
+        core = pair.client
         out = core.negotiate()
         spent += clock() - t
         while out:
-            replies = server.handle(out)
+            replies = pair.answers(out)
             t = clock()
             for reply in replies:
                 core.receive(reply)
@@ -133,7 +135,7 @@ def main() -> int:
                 f"system {cost.system * 1e3:6.3f})   wall {cost.rate:7.1f} sessions/s"
             )
         floor = core_only(args.n)
-        print(f"smb2auth core alone (in-memory peer, no sockets) CPU {floor * 1e3:7.3f} ms/session")
+        print(f"smb2auth core alone (our server in memory, no sockets) CPU {floor * 1e3:7.3f} ms/session")
         print(
             f"ratio        smbprotocol/smb2auth CPU {theirs.total / mine.total:5.1f}x "
             f"(user CPU {theirs.user / mine.user:5.1f}x)   wall {mine.rate / theirs.rate:5.1f}x"

@@ -201,8 +201,9 @@ def pending_tracemalloc_per_handshake(count: int) -> float:
     """The sans-IO Connection's own state: Connection + Session + NTLM/SPNEGO contexts after leg 1."""
     from smb2auth.authority.local import LocalAuthority
     from smb2auth.server.config import ServerConfig
+    from smb2auth.server.connection import Connection
+    from smb2auth.server.context import ServerContext
     from smb2auth.server.inline import answer_frame
-    from smb2auth.server.protocol import Connection, ServerContext
 
     authority = LocalAuthority()
     authority.add_user(USER, PASSWORD)

@@ -45,7 +45,7 @@ from smb2auth.smb2.tree import (
 from smb2auth.spnego import tokens
 
 if TYPE_CHECKING:
-    from smb2auth.server.protocol import ServerContext
+    from smb2auth.server.context import ServerContext
 
 __all__ = ["TARGETS", "Finding", "ServerScript", "server_script"]
 
@@ -180,7 +180,7 @@ def new_context() -> ServerContext:
     from smb2auth.authority.local import LocalAuthority
     from smb2auth.ntlm.server import TargetInfo
     from smb2auth.server.config import ServerConfig
-    from smb2auth.server.protocol import ServerContext
+    from smb2auth.server.context import ServerContext
 
     authority = LocalAuthority(DOMAIN)
     authority.add_user(USER, PASSWORD)
@@ -200,8 +200,8 @@ def server_script(encrypted: bool = False) -> ServerScript:
     """Record NEGOTIATE (3.1.1, signing optional; AES-128-GCM offered if `encrypted`) and both SESSION_SETUP
     legs of a valid login."""
     from smb2auth.ntlm.client import NtlmClient
+    from smb2auth.server.connection import Connection
     from smb2auth.server.inline import answer_frame
-    from smb2auth.server.protocol import Connection
     from smb2auth.smb2.header import Command
     from smb2auth.smb2.negotiate import Capabilities, SecurityMode
     from smb2auth.smb2.negotiate_contexts import (
@@ -294,8 +294,8 @@ def server(data: bytes) -> None:
     bit 3: (payload) overwrite its MessageId with the next valid one (and, encrypted, its SessionId);
     bit 4 with prefix 2: the rest is the second SESSION_SETUP's security buffer (the AUTHENTICATE leg);
     bit 5 with prefix 3 and bit 0: encryption negotiated, the payload goes sealed with the session's key."""
+    from smb2auth.server.connection import Connection
     from smb2auth.server.inline import answer_frame
-    from smb2auth.server.protocol import Connection
 
     if not data:
         return

@@ -46,10 +46,16 @@ class SessionSetup:
             # MS-SMB2 3.2.5.2: PreauthIntegrityHashValue over the NEGOTIATE request and response.
             self._preauth = self._preauth.add(negotiate_request).add(negotiate_response)
 
-    def request(self, header: bytes, token: bytes | None) -> bytes:
-        """The SESSION_SETUP request after `header` (MS-SMB2 3.2.4.2.3)."""
+    def request(self, header: bytes, token: bytes | None, *, previous_session_id: int = 0) -> bytes:
+        """The SESSION_SETUP request after `header` (MS-SMB2 3.2.4.2.3); `previous_session_id` names the
+        session a reconnecting client replaces."""
         mode = SecurityMode.SIGNING_REQUIRED if self.require_signing else SecurityMode.SIGNING_ENABLED
-        body = SessionSetupRequest(token or b"", security_mode=mode, capabilities=Capabilities.DFS)
+        body = SessionSetupRequest(
+            token or b"",
+            security_mode=mode,
+            capabilities=Capabilities.DFS,
+            previous_session_id=previous_session_id,
+        )
         message = header + body.pack()
         if self.dialect == Dialect.SMB3_1_1:
             # MS-SMB2 3.2.4.2.3: the session's preauth hash covers every SESSION_SETUP request.

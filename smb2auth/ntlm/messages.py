@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar, Final
+from typing import ClassVar, Final, NamedTuple
 
 from smb2auth.errors import MalformedMessage
 
@@ -123,10 +124,16 @@ def _fail(message: str, offset: int | None = None) -> MalformedMessage:
     return MalformedMessage(message, offset=offset)
 
 
-def decode_unicode(data: bytes, what: str = "string") -> str:
-    """UTF-16LE as on the wire; odd lengths are malformed, unpaired surrogates survive."""
+def _inside(exc: MalformedMessage, start: int) -> MalformedMessage:
+    """`exc`, about a part that starts at `start`, with its offset counted from where the whole starts."""
+    return MalformedMessage(exc.reason, offset=start + (exc.offset or 0), status=exc.status)
+
+
+def decode_unicode(data: bytes, what: str = "string", *, offset: int | None = None) -> str:
+    """UTF-16LE as on the wire; odd lengths are malformed, unpaired surrogates survive. `offset` is where
+    `data` starts in the message, for the error."""
     if len(data) % 2:
-        raise _fail(f"odd-length UTF-16 {what}")
+        raise _fail(f"odd-length UTF-16 {what}", offset)
     return data.decode("utf-16-le", "surrogatepass")
 
 
@@ -150,16 +157,16 @@ def encode_string(text: str, flags: int) -> bytes:
     return encode_oem(text)
 
 
-def decode_string(data: bytes, flags: int, what: str = "string") -> str:
+def decode_string(data: bytes, flags: int, what: str = "string", *, offset: int | None = None) -> str:
     if flags & NTLMSSP_NEGOTIATE_UNICODE:
-        return decode_unicode(data, what)
+        return decode_unicode(data, what, offset=offset)
     return decode_oem(data)
 
 
 def message_type(data: bytes) -> int:
     """The MessageType of an NTLM message (MS-NLMP 2.2), after checking the signature."""
     if len(data) < _PREFIX.size:
-        raise _fail("NTLM message shorter than its 12-byte prefix", len(data))
+        raise _fail(f"message is {len(data)} bytes, shorter than the 12-byte NTLM prefix", len(data))
     signature, kind = _PREFIX.unpack_from(data)
     if signature != SIGNATURE:
         raise _fail("NTLM signature is not 'NTLMSSP\\0'", 0)
@@ -171,7 +178,8 @@ def _check_prefix(data: bytes, expected: MessageType, minimum: int) -> None:
     if kind != expected:
         raise _fail(f"expected {expected.name} (type {int(expected)}), got type {kind}", 8)
     if len(data) < minimum:
-        raise _fail(f"{expected.name} shorter than its {minimum}-byte header", len(data))
+        reason = f"message is {len(data)} bytes, shorter than the {minimum}-byte {expected.name} header"
+        raise _fail(reason, len(data))
 
 
 def _read_field(data: bytes, at: int, name: str) -> tuple[bytes, int]:
@@ -180,8 +188,24 @@ def _read_field(data: bytes, at: int, name: str) -> tuple[bytes, int]:
     if length == 0:
         return b"", 0
     if offset + length > len(data):
-        raise _fail(f"{name} field points past the end of the message", at)
+        reason = f"{name} runs past the end (len {length} at {offset}, message is {len(data)} bytes)"
+        raise _fail(reason, at)
     return bytes(data[offset : offset + length]), offset
+
+
+class PayloadField(NamedTuple):
+    """MS-NLMP 2.2.1: a (Len, MaxLen, BufferOffset) field as on the wire: the payload it names, where the
+    field sits in the message, and what it says."""
+
+    name: str
+    at: int
+    length: int
+    max_length: int
+    offset: int
+
+
+def _payload_fields(data: bytes, layout: tuple[tuple[str, int], ...]) -> tuple[PayloadField, ...]:
+    return tuple(PayloadField(name, at, *_FIELD.unpack_from(data, at)) for name, at in layout)
 
 
 @dataclass(frozen=True)
@@ -214,7 +238,8 @@ class AvPair:
             av_id, av_len = head.unpack_from(data, pos)
             pos += 4
             if pos + av_len > end:
-                raise _fail("AV_PAIR value runs past the end of the list", pos)
+                name = AvId(av_id).name if av_id in _AV_IDS else f"AvId {av_id}"
+                raise _fail(f"AV_PAIR {name} value runs past the end of the list (len {av_len})", pos)
             if av_id == AvId.MsvAvEOL:
                 if av_len:
                     raise _fail("MsvAvEOL with a non-zero length", pos - 4)
@@ -233,6 +258,30 @@ def av_get(pairs: tuple[AvPair, ...], av_id: AvId) -> bytes | None:
         if pair.id == av_id:
             return pair.value
     return None
+
+
+@dataclass(frozen=True)
+class SingleHostData:
+    """MS-NLMP 2.2.2.2: Single_Host_Data, the value of MsvAvSingleHost."""
+
+    custom_data: bytes
+    machine_id: bytes
+    size: int = 48
+    z4: int = 0
+
+    _S: ClassVar[struct.Struct] = struct.Struct("<II8s32s")
+    SIZE: ClassVar[int] = 48
+    OFFSETS: ClassVar[Mapping[str, int]] = {"Size": 0, "Z4": 4, "CustomData": 8, "MachineID": 16}
+
+    def pack(self) -> bytes:
+        return self._S.pack(self.size, self.z4, self.custom_data, self.machine_id)
+
+    @classmethod
+    def unpack(cls, data: bytes) -> SingleHostData:
+        if len(data) != cls.SIZE:
+            raise _fail(f"Single_Host_Data is {cls.SIZE} bytes, not {len(data)}", 0)
+        size, z4, custom, machine = cls._S.unpack(data)
+        return cls(custom, machine, size, z4)
 
 
 @dataclass(frozen=True)
@@ -280,6 +329,9 @@ class NegotiateMessage:
 
     _HEAD: ClassVar[struct.Struct] = struct.Struct("<8sII8s8s")
     HEADER_SIZE: ClassVar[int] = 32
+    # MS-NLMP 2.2.1.1: where the fixed fields sit; the 16-byte form ends after NegotiateFlags.
+    OFFSETS: ClassVar[Mapping[str, int]] = {"NegotiateFlags": 12, "Version": 32}
+    PAYLOAD_FIELDS: ClassVar[tuple[tuple[str, int], ...]] = (("DomainName", 16), ("Workstation", 24))
 
     def pack(self) -> bytes:
         offset = self.HEADER_SIZE + (Version.SIZE if self.version is not None else 0)
@@ -307,6 +359,11 @@ class NegotiateMessage:
             version = Version.unpack(data, 32)
         return cls(flags, decode_oem(domain), decode_oem(workstation), version)
 
+    @classmethod
+    def payload_fields(cls, data: bytes) -> tuple[PayloadField, ...]:
+        """The (Len, MaxLen, BufferOffset) fields of a message that unpacks; none in the 16-byte form."""
+        return _payload_fields(data, cls.PAYLOAD_FIELDS if len(data) >= cls.HEADER_SIZE else ())
+
 
 @dataclass(frozen=True)
 class ChallengeMessage:
@@ -321,6 +378,14 @@ class ChallengeMessage:
 
     _HEAD: ClassVar[struct.Struct] = struct.Struct("<8sI8sI8s8s8s")
     HEADER_SIZE: ClassVar[int] = 48
+    # MS-NLMP 2.2.1.2: where the fixed fields sit; the 32-byte form ends after ServerChallenge.
+    OFFSETS: ClassVar[Mapping[str, int]] = {
+        "NegotiateFlags": 20,
+        "ServerChallenge": 24,
+        "Reserved": 32,
+        "Version": 48,
+    }
+    PAYLOAD_FIELDS: ClassVar[tuple[tuple[str, int], ...]] = (("TargetName", 12), ("TargetInfo", 40))
 
     def pack(self) -> bytes:
         if len(self.server_challenge) != 8 or len(self.reserved) != 8:
@@ -351,17 +416,29 @@ class ChallengeMessage:
         _check_prefix(data, MessageType.NtLmChallenge, 32)
         (flags,) = _U32.unpack_from(data, 20)
         server_challenge = bytes(data[24:32])
-        name_raw, _ = _read_field(data, 12, "TargetName")
-        target_name = decode_string(name_raw, flags, "TargetName")
+        name_raw, name_at = _read_field(data, 12, "TargetName")
+        target_name = decode_string(name_raw, flags, "TargetName", offset=name_at)
         if len(data) < cls.HEADER_SIZE:
             return cls(flags, server_challenge, target_name)
         reserved = bytes(data[32:40])
-        info_raw, _ = _read_field(data, 40, "TargetInfo")
-        target_info = AvPair.unpack_all(info_raw) if info_raw else None
+        info_raw, info_at = _read_field(data, 40, "TargetInfo")
+        target_info = None
+        if info_raw:
+            try:
+                target_info = AvPair.unpack_all(info_raw)
+            except MalformedMessage as exc:
+                raise _inside(exc, info_at) from None
         version = None
         if flags & NTLMSSP_NEGOTIATE_VERSION and _lowest_offset(data, (12, 40)) >= 56:
             version = Version.unpack(data, 48)
         return cls(flags, server_challenge, target_name, target_info, version, reserved)
+
+    @classmethod
+    def payload_fields(cls, data: bytes) -> tuple[PayloadField, ...]:
+        """The (Len, MaxLen, BufferOffset) fields of a message that unpacks; TargetName only in the 32-byte
+        form."""
+        full = len(data) >= cls.HEADER_SIZE
+        return _payload_fields(data, cls.PAYLOAD_FIELDS if full else cls.PAYLOAD_FIELDS[:1])
 
 
 @dataclass(frozen=True)
@@ -381,7 +458,17 @@ class AuthenticateMessage:
     _HEAD: ClassVar[struct.Struct] = struct.Struct("<8sI8s8s8s8s8s8sI")
     HEADER_SIZE: ClassVar[int] = 64
     MIC_OFFSET: ClassVar[int] = 72
-    _FIELDS: ClassVar[tuple[int, ...]] = (12, 20, 28, 36, 44, 52)
+    # MS-NLMP 2.2.1.3: where the fixed fields sit.
+    OFFSETS: ClassVar[Mapping[str, int]] = {"NegotiateFlags": 60, "Version": 64, "MIC": MIC_OFFSET}
+    PAYLOAD_FIELDS: ClassVar[tuple[tuple[str, int], ...]] = (
+        ("LmChallengeResponse", 12),
+        ("NtChallengeResponse", 20),
+        ("DomainName", 28),
+        ("UserName", 36),
+        ("Workstation", 44),
+        ("EncryptedRandomSessionKey", 52),
+    )
+    _FIELDS: ClassVar[tuple[int, ...]] = tuple(at for _, at in PAYLOAD_FIELDS)
 
     def __post_init__(self) -> None:
         if self.mic is not None and (self.version is None or len(self.mic) != 16):
@@ -428,9 +515,9 @@ class AuthenticateMessage:
         _check_prefix(data, MessageType.NtLmAuthenticate, cls.HEADER_SIZE)
         lm, _ = _read_field(data, 12, "LmChallengeResponse")
         nt, _ = _read_field(data, 20, "NtChallengeResponse")
-        domain, _ = _read_field(data, 28, "DomainName")
-        user, _ = _read_field(data, 36, "UserName")
-        workstation, _ = _read_field(data, 44, "Workstation")
+        domain, domain_at = _read_field(data, 28, "DomainName")
+        user, user_at = _read_field(data, 36, "UserName")
+        workstation, workstation_at = _read_field(data, 44, "Workstation")
         key, _ = _read_field(data, 52, "EncryptedRandomSessionKey")
         (flags,) = _U32.unpack_from(data, 60)
         # MS-NLMP 2.2.1.3: VERSION and MIC are present when the payload leaves room for them.
@@ -441,13 +528,18 @@ class AuthenticateMessage:
             flags,
             lm,
             nt,
-            decode_string(domain, flags, "DomainName"),
-            decode_string(user, flags, "UserName"),
-            decode_string(workstation, flags, "Workstation"),
+            decode_string(domain, flags, "DomainName", offset=domain_at),
+            decode_string(user, flags, "UserName", offset=user_at),
+            decode_string(workstation, flags, "Workstation", offset=workstation_at),
             key,
             version,
             mic,
         )
+
+    @classmethod
+    def payload_fields(cls, data: bytes) -> tuple[PayloadField, ...]:
+        """The (Len, MaxLen, BufferOffset) fields of a message that unpacks."""
+        return _payload_fields(data, cls.PAYLOAD_FIELDS)
 
 
 def zero_mic(data: bytes) -> bytes:
@@ -474,6 +566,17 @@ class NtlmV2ClientChallenge:
 
     _HEAD: ClassVar[struct.Struct] = struct.Struct("<BBHIQ8sI")
     HEADER_SIZE: ClassVar[int] = 28
+    # MS-NLMP 2.2.2.7: where the fields sit.
+    OFFSETS: ClassVar[Mapping[str, int]] = {
+        "RespType": 0,
+        "HiRespType": 1,
+        "Reserved1": 2,
+        "Reserved2": 4,
+        "TimeStamp": 8,
+        "ChallengeFromClient": 16,
+        "Reserved3": 24,
+        "AvPairs": 28,
+    }
 
     def pack(self) -> bytes:
         return (
@@ -497,7 +600,10 @@ class NtlmV2ClientChallenge:
         resp, hi, r1, r2, timestamp, cc, r3 = cls._HEAD.unpack_from(data)
         if resp != 1 or hi != 1:
             raise _fail(f"NTLMv2_CLIENT_CHALLENGE RespType {resp}/{hi}, expected 1/1", 0)
-        pairs, end = AvPair.unpack_list(data[cls.HEADER_SIZE :])
+        try:
+            pairs, end = AvPair.unpack_list(data[cls.HEADER_SIZE :])
+        except MalformedMessage as exc:
+            raise _inside(exc, cls.HEADER_SIZE) from None
         return cls(timestamp, cc, pairs, resp, hi, r1, r2, r3, bytes(data[cls.HEADER_SIZE + end :]))
 
 
@@ -520,7 +626,10 @@ class NtlmV2Response:
         if len(data) < 16 + NtlmV2ClientChallenge.HEADER_SIZE + 4:
             raise _fail("NTLMv2_RESPONSE too short", len(data))
         response = cls(bytes(data[:16]), bytes(data[16:]))
-        response.client_challenge  # noqa: B018 -- MS-NLMP 3.3.2: the blob must parse
+        try:
+            response.client_challenge  # noqa: B018 -- MS-NLMP 3.3.2: the blob must parse
+        except MalformedMessage as exc:
+            raise _inside(exc, 16) from None
         return response
 
 

@@ -19,8 +19,9 @@ from smb2auth.authority.consult import consult
 from smb2auth.events import EventLog
 from smb2auth.ntlm.authority import AsyncAuthority
 from smb2auth.server.config import ServerConfig
+from smb2auth.server.connection import Connection
+from smb2auth.server.context import ServerContext
 from smb2auth.server.inline import answer_frame, carry_out
-from smb2auth.server.protocol import Connection, ServerContext
 from smb2auth.status import NtStatus
 
 __all__ = ["Smb2Server", "format_address"]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import socket
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from smb2auth.ntlm.authority import AnyAuthority
 from smb2auth.ntlm.server import NtlmPolicy, TargetInfo
@@ -42,8 +41,9 @@ class ServerConfig:
     a frame, `max_message_size` bytes per Direct TCP frame, `max_credits` a client may hold.
     `encrypt` is Samba's "smb encrypt = required": 3.x sessions must encrypt, others are refused; without it a
     client may still choose to encrypt with one of `ciphers` (in the server's order of preference).
-    A `target` without a DNS computer name gets this host's DNS names (host_dns_names), as smbd's CHALLENGE
-    carries them.
+    `server_guid` None lets the ServerContext draw one from its injected RNG (one per server: workers of one
+    server must be given the same). A `target` without a DNS computer name gets this host's DNS names
+    (host_dns_names), as smbd's CHALLENGE carries them.
     """
 
     authority: AnyAuthority
@@ -57,7 +57,7 @@ class ServerConfig:
     ciphers: tuple[Cipher, ...] = CIPHER_PREFERENCE
     min_dialect: Dialect = Dialect.SMB2_0_2
     max_dialect: Dialect = Dialect.SMB3_1_1
-    server_guid: bytes = field(default_factory=lambda: os.urandom(16))
+    server_guid: bytes | None = None  # MS-SMB2 3.3.1.5 ServerGuid; None: drawn from the server's RNG once
     max_connections: int = 1024
     max_pending_handshakes: int = 1024
     max_pending_handshakes_per_connection: int = 4
@@ -74,7 +74,7 @@ class ServerConfig:
             computer, domain = host_dns_names()
             target = replace(self.target, dns_computer=computer, dns_domain=self.target.dns_domain or domain)
             object.__setattr__(self, "target", target)
-        if len(self.server_guid) != 16:
+        if self.server_guid is not None and len(self.server_guid) != 16:
             raise ValueError("server_guid must be 16 bytes")
         if self.min_dialect > self.max_dialect:
             raise ValueError("min_dialect is above max_dialect")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from smb2auth.authority.consult import consult_sync
 from smb2auth.events import LoginEvent
 from smb2auth.ntlm.events import ValidationNeeded
-from smb2auth.server.protocol import Connection, ConnectionEvent
+from smb2auth.server.connection import Connection, ConnectionEvent
 
 __all__ = ["answer_frame", "carry_out"]
 

@@ -118,7 +118,7 @@ def _sign_mic(mech: _MechSecurity, mech_types: bytes) -> bytes:
 
 
 @dataclass
-class _Pending:
+class _Step:
     """What a server step decided before the mechanism runs; kept while the mechanism waits for its
     authority."""
 
@@ -156,7 +156,7 @@ class SpnegoServer:
         self._mech_types = b""
         self._downgraded = False
         self._replied = False
-        self._pending: _Pending | None = None
+        self._pending: _Step | None = None
         self.mic_exchanged = False
         self.raw = False
 
@@ -219,7 +219,7 @@ class SpnegoServer:
         assert not isinstance(event, ValidationNeeded)
         return event.token
 
-    def _after_mech(self, pending: _Pending, event: HandshakeEvent) -> HandshakeEvent:
+    def _after_mech(self, pending: _Step, event: HandshakeEvent) -> HandshakeEvent:
         if isinstance(event, ValidationNeeded):
             self._pending = pending
             return event
@@ -230,7 +230,7 @@ class SpnegoServer:
         except (AuthenticationError, MalformedMessage, ProtocolStateError) as exc:
             return self._failed(exc)
 
-    def _answer(self, pending: _Pending, out: bytes | None) -> Send | Complete:
+    def _answer(self, pending: _Step, out: bytes | None) -> Send | Complete:
         token = self._finish(pending, out)
         if self._state is ServerState.COMPLETE:
             return Complete(token)
@@ -242,7 +242,7 @@ class SpnegoServer:
         self._state = advance_server(self._state, Event.FAIL)
         return Failed(exc)
 
-    def _begin(self, token: bytes | None) -> _Pending:
+    def _begin(self, token: bytes | None) -> _Step:
         if self._state in (ServerState.COMPLETE, ServerState.FAILED) or self._pending is not None:
             raise ProtocolStateError(f"SPNEGO server in state {self._state.value}: no more tokens expected")
         if not token:
@@ -257,14 +257,14 @@ class SpnegoServer:
         if parsed is None:
             self._state = advance_server(self._state, Event.RECV_RAW)
             self.raw = True
-            return _Pending(feed=True, mech_token=token, raw=True)
+            return _Step(feed=True, mech_token=token, raw=True)
         if isinstance(parsed, NegTokenInit):
             self._state = advance_server(self._state, Event.RECV_INIT)
             return self._begin_init(parsed)
         self._state = advance_server(self._state, Event.RECV_RESP)
         return self._begin_resp(parsed)
 
-    def _begin_init(self, init: NegTokenInit) -> _Pending:
+    def _begin_init(self, init: NegTokenInit) -> _Step:
         if not init.mech_types:
             raise MalformedMessage("RFC 4178 4.2.1: NegTokenInit without mechTypes")
         if self._mech_oid not in init.mech_types:
@@ -276,19 +276,19 @@ class SpnegoServer:
             # RFC 4178 5: not the initiator's preferred mechanism -> ignore its optimistic token,
             # answer request-mic, and the mechListMIC exchange becomes mandatory.
             self._downgraded = True
-            return _Pending(feed=False)
+            return _Step(feed=False)
         if not init.mech_token:
-            return _Pending(feed=False)
-        return _Pending(feed=True, mech_token=init.mech_token)
+            return _Step(feed=False)
+        return _Step(feed=True, mech_token=init.mech_token)
 
-    def _begin_resp(self, resp: NegTokenResp) -> _Pending:
+    def _begin_resp(self, resp: NegTokenResp) -> _Step:
         if resp.neg_state is NegState.REJECT:
             raise AuthenticationError(NtStatus.STATUS_LOGON_FAILURE, "the client rejected the negotiation")
         if not resp.response_token:
             raise MalformedMessage("NegTokenResp without the mechanism's responseToken")
-        return _Pending(feed=True, mech_token=resp.response_token, client_mic=resp.mech_list_mic)
+        return _Step(feed=True, mech_token=resp.response_token, client_mic=resp.mech_list_mic)
 
-    def _finish(self, pending: _Pending, out: bytes | None) -> bytes | None:
+    def _finish(self, pending: _Step, out: bytes | None) -> bytes | None:
         mech = self._mech
         if pending.raw:
             self._state = advance_server(self._state, Event.DONE if mech.complete else Event.CONTINUE)

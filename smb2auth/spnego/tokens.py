@@ -10,8 +10,9 @@ from __future__ import annotations
 import enum
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+from pyasn1 import error as pyasn1_error  # type: ignore[import-untyped]
 from pyasn1.codec.ber import decoder as ber_decoder  # type: ignore[import-untyped]
 from pyasn1.codec.der import encoder as der_encoder  # type: ignore[import-untyped]
 
@@ -22,15 +23,19 @@ from smb2auth.spnego.asn1 import KRB5, KRB5_USER2USER, MS_KRB5, NEGOEX, NTLMSSP,
 __all__ = [
     "MAX_TOKEN_SIZE",
     "ContextFlags",
+    "GssFraming",
     "NegHints",
     "NegState",
     "NegTokenInit",
     "NegTokenResp",
     "NotSpnego",
+    "Span",
     "decode",
     "decode_reference",
     "encode_reference",
+    "gss_framing",
     "is_raw_ntlmssp",
+    "layout",
     "mech_types_der",
 ]
 
@@ -80,24 +85,35 @@ class NegTokenInit:
 
     def encode(self) -> bytes:
         """DER, inside the RFC 2743 3.1 InitialContextToken framing (it is always a first token)."""
-        # RFC 4178 4.2.1: mechTypes is mandatory; MS-SPNG 2.2.1 NegTokenInit2 makes it optional.
-        body = _TLV_MECH_TYPES(self.mech_types) if self.mech_types or self.neg_hints is None else b""
-        if self.req_flags is not None:
-            body += _tlv(0xA1, _bit_string(int(self.req_flags)))
-        if self.mech_token is not None:
-            body += _tlv(0xA2, _tlv(0x04, self.mech_token))
-        if self.neg_hints is not None:
-            hints = b""
-            if self.neg_hints.hint_name is not None:
-                hints += _tlv(0xA0, _tlv(0x1B, self.neg_hints.hint_name.encode("latin-1")))
-            if self.neg_hints.hint_address is not None:
-                hints += _tlv(0xA1, _tlv(0x04, self.neg_hints.hint_address))
-            body += _tlv(0xA3, _tlv(0x30, hints))
-            if self.mech_list_mic is not None:
-                body += _tlv(0xA4, _tlv(0x04, self.mech_list_mic))
-        elif self.mech_list_mic is not None:
-            body += _tlv(0xA3, _tlv(0x04, self.mech_list_mic))
+        body = b"".join(tlv for _, tlv in self._fields())
         return _tlv(0x60, _SPNEGO_OID_TLV + _tlv(0xA0, _tlv(0x30, body)))
+
+    def _fields(self) -> list[tuple[str, bytes]]:
+        """The fields present, in order: (ASN.1 name, DER of the explicitly tagged field)."""
+        fields: list[tuple[str, bytes]] = []
+        # RFC 4178 4.2.1: mechTypes is mandatory; MS-SPNG 2.2.1 NegTokenInit2 makes it optional.
+        if self.mech_types or self.neg_hints is None:
+            fields.append(("mechTypes", _TLV_MECH_TYPES(self.mech_types)))
+        if self.req_flags is not None:
+            fields.append(("reqFlags", _tlv(0xA1, _bit_string(int(self.req_flags)))))
+        if self.mech_token is not None:
+            fields.append(("mechToken", _tlv(0xA2, _tlv(0x04, self.mech_token))))
+        if self.neg_hints is not None:
+            fields.append(("negHints", _tlv(0xA3, _tlv(0x30, b"".join(t for _, t in self._hints())))))
+            if self.mech_list_mic is not None:
+                fields.append(("mechListMIC", _tlv(0xA4, _tlv(0x04, self.mech_list_mic))))
+        elif self.mech_list_mic is not None:
+            fields.append(("mechListMIC", _tlv(0xA3, _tlv(0x04, self.mech_list_mic))))
+        return fields
+
+    def _hints(self) -> list[tuple[str, bytes]]:
+        """MS-SPNG 2.2.1: the negHints fields present, in order."""
+        fields: list[tuple[str, bytes]] = []
+        if self.neg_hints is not None and self.neg_hints.hint_name is not None:
+            fields.append(("hintName", _tlv(0xA0, _tlv(0x1B, self.neg_hints.hint_name.encode("latin-1")))))
+        if self.neg_hints is not None and self.neg_hints.hint_address is not None:
+            fields.append(("hintAddress", _tlv(0xA1, _tlv(0x04, self.neg_hints.hint_address))))
+        return fields
 
 
 @dataclass(frozen=True)
@@ -111,16 +127,20 @@ class NegTokenResp:
 
     def encode(self) -> bytes:
         """DER; RFC 4178 4.2: only the initial token carries the GSS framing."""
-        body = b""
+        return _tlv(0xA1, _tlv(0x30, b"".join(tlv for _, tlv in self._fields())))
+
+    def _fields(self) -> list[tuple[str, bytes]]:
+        """The fields present, in order: (ASN.1 name, DER of the explicitly tagged field)."""
+        fields: list[tuple[str, bytes]] = []
         if self.neg_state is not None:
-            body += _NEG_STATE_TLV[self.neg_state]
+            fields.append(("negState", _NEG_STATE_TLV[self.neg_state]))
         if self.supported_mech is not None:
-            body += _tlv(0xA1, _oid_tlv(self.supported_mech))
+            fields.append(("supportedMech", _tlv(0xA1, _oid_tlv(self.supported_mech))))
         if self.response_token is not None:
-            body += _tlv(0xA2, _tlv(0x04, self.response_token))
+            fields.append(("responseToken", _tlv(0xA2, _tlv(0x04, self.response_token))))
         if self.mech_list_mic is not None:
-            body += _tlv(0xA3, _tlv(0x04, self.mech_list_mic))
-        return _tlv(0xA1, _tlv(0x30, body))
+            fields.append(("mechListMIC", _tlv(0xA3, _tlv(0x04, self.mech_list_mic))))
+        return fields
 
 
 Token = NegTokenInit | NegTokenResp
@@ -205,6 +225,62 @@ def _TLV_MECH_TYPES(mech_types: tuple[str, ...]) -> bytes:  # noqa: N802
 
 _SPNEGO_OID_TLV = _oid_tlv(SPNEGO)
 _NEG_STATE_TLV = {s: bytes((0xA0, 0x03, 0x0A, 0x01, s.value)) for s in NegState}
+
+
+class Span(NamedTuple):
+    """Where one part of an encoded token lies: its tag, and the contents of its innermost element (the
+    OID, the OCTET STRING, the first element of a SEQUENCE)."""
+
+    start: int
+    value: int
+
+
+def _header_size(tlv: bytes) -> int:
+    """The tag and length octets of a TLV this module wrote (X.690 8.1.3: short or long definite form)."""
+    return 2 if tlv[1] < 0x80 else 2 + (tlv[1] & 0x7F)
+
+
+def _field_span(start: int, tlv: bytes) -> Span:
+    """An explicitly tagged field: [n] { element }; the value is the element's contents."""
+    outer = _header_size(tlv)
+    return Span(start, start + outer + _header_size(tlv[outer:]))
+
+
+def layout(token: Token) -> dict[str, Span]:
+    """Where each part of `token.encode()` lies, by ASN.1 name: "thisMech" (NegTokenInit only),
+    "negTokenInit" or "negTokenResp", each field present, "mechTypes[i]", "hintName", "hintAddress".
+    A decoder shows these offsets for a token that arrived as exactly this DER."""
+    spans: dict[str, Span] = {}
+    fields = token._fields()
+    seq = _tlv(0x30, b"".join(tlv for _, tlv in fields))
+    if isinstance(token, NegTokenInit):
+        choice = _tlv(0xA0, seq)
+        # RFC 2743 3.1: [APPLICATION 0] { thisMech, innerContextToken }
+        pos = _header_size(_tlv(0x60, _SPNEGO_OID_TLV + choice))
+        spans["thisMech"] = Span(pos, pos + _header_size(_SPNEGO_OID_TLV))
+        pos += len(_SPNEGO_OID_TLV)
+        name = "negTokenInit"
+    else:
+        choice = _tlv(0xA1, seq)
+        pos = 0
+        name = "negTokenResp"
+    spans[name] = _field_span(pos, choice)
+    pos = spans[name].value
+    for field_name, tlv in fields:
+        span = spans[field_name] = _field_span(pos, tlv)
+        if field_name == "mechTypes":
+            at = span.value
+            for i, mech in enumerate(token.mech_types if isinstance(token, NegTokenInit) else ()):
+                oid = _oid_tlv(mech)
+                spans[f"mechTypes[{i}]"] = Span(at, at + _header_size(oid))
+                at += len(oid)
+        elif field_name == "negHints" and isinstance(token, NegTokenInit):
+            at = span.value
+            for hint_name, hint in token._hints():
+                spans[hint_name] = _field_span(at, hint)
+                at += len(hint)
+        pos += len(tlv)
+    return spans
 
 # --- fast DER reading --------------------------------------------------------------------------
 
@@ -490,20 +566,53 @@ def _pyasn1_token(data: bytes, *, framed: bool) -> Token:
     other = _framed_mech(data) if framed else None
     if other is not None and other != SPNEGO:
         raise NotSpnego(f"GSS-API token for {asn1.mech_name(other)}, not SPNEGO", raw_mech=other)
-    raise MalformedMessage(f"not a SPNEGO token: {type(errors[0]).__name__}: {errors[0]}", offset=0)
+    raise MalformedMessage(f"not a SPNEGO token: {_pyasn1_reason(errors[0])}", offset=0)
+
+
+def _pyasn1_reason(exc: Exception) -> str:
+    """pyasn1's complaint in words: its messages are empty on truncation and print schema objects on a
+    wrong tag."""
+    if isinstance(exc, pyasn1_error.SubstrateUnderrunError):
+        return f"truncated: an ASN.1 length runs past the end ({type(exc).__name__})"
+    text = str(exc)
+    if "not in asn1Spec" in text:
+        return f"an ASN.1 tag the SPNEGO schema does not allow there ({type(exc).__name__})"
+    return f"{type(exc).__name__}: {text}"
+
+
+class GssFraming(NamedTuple):
+    """RFC 2743 3.1: what an InitialContextToken's framing says: thisMech, where it and the
+    innerContextToken start, and where the [APPLICATION 0] element ends (None: indefinite length)."""
+
+    mech: str
+    mech_offset: int
+    inner_offset: int
+    end: int | None
+
+
+def gss_framing(data: bytes) -> GssFraming:
+    """The framing of a token that starts with [APPLICATION 0]; the innerContextToken is not decoded
+    (Kerberos puts a 2-byte TOK_ID before its ASN.1, RFC 4121 4.1)."""
+    if len(data) < 2 or data[0] != 0x60:
+        raise MalformedMessage("not a GSS-API InitialContextToken ([APPLICATION 0])", offset=0)
+    n = data[1]
+    start = 2 + (n & 0x7F if n & 0x80 else 0)
+    if start > len(data):
+        raise MalformedMessage("GSS-API InitialContextToken length runs past the end", offset=1)
+    end = None if n == 0x80 else start + (n if n < 0x80 else int.from_bytes(data[2:start], "big"))
+    try:
+        oid, rest = ber_decoder.decode(data[start:], asn1Spec=asn1.MechType())
+        mech = str(oid)
+    except Exception:  # pyasn1 on hostile input (an OID it cannot print, too)
+        raise MalformedMessage("GSS-API thisMech is not an OBJECT IDENTIFIER", offset=start) from None
+    return GssFraming(mech, start, len(data) - len(rest), end)
 
 
 def _framed_mech(data: bytes) -> str | None:
-    """RFC 2743 3.1: thisMech of a framed token whose innerContextToken is not SPNEGO (Kerberos puts a
-    2-byte TOK_ID before its ASN.1, RFC 4121 4.1), or None."""
-    if len(data) < 2:
-        return None
-    n = data[1]
-    pos = 2 + (n & 0x7F if n & 0x80 else 0)
+    """RFC 2743 3.1: thisMech of a framed token whose innerContextToken is not SPNEGO, or None."""
     try:
-        oid, _ = ber_decoder.decode(data[pos:], asn1Spec=asn1.MechType())
-        return str(oid)
-    except Exception:  # pyasn1 on hostile input
+        return gss_framing(data).mech
+    except MalformedMessage:
         return None
 
 

@@ -1,12 +1,13 @@
-"""The sans-IO client core against an in-memory server (tests/client/fakes.py): no network.
-
-The fake server derives its keys on its own (smb2auth.smb2.crypto from the bytes it saw), so equal keys on
-both sides check the client's preauth integrity chain (MS-SMB2 3.2.5.2) and key derivation (3.2.5.3.1)."""
+"""The sans-IO client core against our real server Connection, in memory (tests/helpers.py ConnectionPair):
+no network and no fake. Equal keys on both sides check the client's preauth integrity chain (MS-SMB2 3.2.5.2)
+and key derivation (3.2.5.3.1) against the server's (3.3.5.4, 3.3.5.5.3). Where a test needs a server that
+misbehaves, a hook changes what the real server sent on its way to the client."""
 
 from __future__ import annotations
 
-import itertools
 import struct
+from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
@@ -14,16 +15,22 @@ from smb2auth.client.protocol import (
     ALL_DIALECTS,
     ClientConnection,
     NegotiateDowngradeError,
-    Response,
     SigningError,
     Smb2ClientError,
     parse_dialect,
 )
 from smb2auth.commands.connect import parse_credentials, parse_target
 from smb2auth.errors import MalformedMessage, ProtocolStateError
-from smb2auth.smb2.crypto import decrypt, encrypt
-from smb2auth.smb2.header import Command, Smb2Header
-from smb2auth.smb2.negotiate import Capabilities, Dialect, NegotiateRequest, SecurityMode
+from smb2auth.smb2 import policy
+from smb2auth.smb2.crypto import decrypt, encrypt, nonce_size
+from smb2auth.smb2.header import HEADER_SIZE, Command, Smb2Header
+from smb2auth.smb2.ioctl import (
+    IoctlRequest,
+    IoctlResponse,
+    ValidateNegotiateInfoRequest,
+    ValidateNegotiateInfoResponse,
+)
+from smb2auth.smb2.negotiate import Capabilities, Dialect, NegotiateRequest, NegotiateResponse, SecurityMode
 from smb2auth.smb2.negotiate_contexts import (
     Cipher,
     EncryptionCapabilities,
@@ -34,51 +41,40 @@ from smb2auth.smb2.negotiate_contexts import (
     find_context,
 )
 from smb2auth.smb2.session import SessionFlags
+from smb2auth.smb2.simple import ErrorResponse
+from smb2auth.smb2.tree import ShareFlags, TreeConnectResponse
 from smb2auth.status import NtStatus
-from tests.client.fakes import PASSWORD, USER, FakeServer
-
-
-def counter_rng() -> object:
-    counter = itertools.count()
-
-    def rng(n: int) -> bytes:
-        return bytes((next(counter) + i) & 0xFF for i in range(n))
-
-    return rng
+from tests.helpers import (
+    CLOCK,
+    DOMAIN,
+    PASSWORD,
+    SERVER_NAME,
+    USER,
+    ConnectionPair,
+    break_signature,
+    counter_rng,
+    edit,
+    pending_first,
+    server_context,
+    strip_signature,
+    with_session_id,
+)
 
 
 def make(password: str = PASSWORD, **kw: object) -> ClientConnection:
     kw.setdefault("rng", counter_rng())
-    kw.setdefault("clock", lambda: 1_700_000_000.0)
-    return ClientConnection(username=USER, password=password, domain="TESTGRP", server_name="fake", **kw)  # type: ignore[arg-type]
+    kw.setdefault("clock", lambda: CLOCK)
+    return ClientConnection(username=USER, password=password, domain=DOMAIN, server_name=SERVER_NAME, **kw)  # type: ignore[arg-type]
 
 
-def setup(core: ClientConnection, server: FakeServer) -> None:
-    replies = server.handle(core.negotiate())
-    while not core.established:
-        assert replies, "the server has nothing to answer"
-        for reply in replies:
-            core.receive(reply)
-        out = core.data_to_send()
-        replies = server.handle(out) if out else []
+def pair_for(**config: object) -> Callable[..., ConnectionPair]:
+    """A ConnectionPair factory for a server with `config` (and the share "share")."""
+    config.setdefault("shares", ("share",))
 
+    def start(**client_options: object) -> ConnectionPair:
+        return ConnectionPair(server_context(**config), **client_options)
 
-def transact(core: ClientConnection, server: FakeServer, request: bytes) -> Response:
-    results = [core.receive(r) for r in server.handle(request)]
-    assert all(r is None for r in results[:-1])
-    final = results[-1]
-    assert final is not None
-    return final
-
-
-def tree_connect(core: ClientConnection, server: FakeServer, share: str = "share") -> Response:
-    """TREE_CONNECT, then the FSCTL_VALIDATE_NEGOTIATE_INFO the client queues after it (3.0, 3.0.2)."""
-    tree = transact(core, server, core.tree_connect(share))
-    out = core.data_to_send()
-    if out:
-        validate = transact(core, server, out)
-        assert validate.header.command is Command.IOCTL
-    return tree
+    return start
 
 
 SIGNING = {
@@ -91,36 +87,40 @@ SIGNING = {
 
 
 @pytest.mark.parametrize("dialect", ALL_DIALECTS, ids=lambda d: f"0x{d:04x}")
-def test_session_setup_each_dialect(dialect: Dialect) -> None:
-    server = FakeServer()
-    core = make(dialects=(dialect,))
-    setup(core, server)
+def test_session_setup_each_dialect(dialect: Dialect, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The harness announces no SMB2_GLOBAL_CAP_LARGE_MTU (smbd does from 2.1 on); given it, the server's
+    # NEGOTIATE, preauth hash and FSCTL_VALIDATE_NEGOTIATE_INFO all carry it and the client charges credits.
+    announced = policy.server_capabilities
+    monkeypatch.setattr(policy, "server_capabilities", lambda n: announced(n) | Capabilities.LARGE_MTU)
+    pair = ConnectionPair(dialects=(dialect,))
+    core = pair.client
+    pair.establish()
     assert core.dialect == dialect
     assert core.signing_algorithm == SIGNING[dialect]
     assert core.setup_response_signed and core.signed
-    assert server.keys is not None
+    session, keys = pair.session, pair.server_keys()
     # Same keys on both sides: preauth chain and KDF agree with the server's.
-    assert core.signing_key == server.keys.signing_key
-    assert core.application_key == server.keys.application_key
-    assert core.session_key == server.keys.session_key
+    assert core.signing_key == keys.signing_key == session.signing_key
+    assert core.application_key == keys.application_key
+    assert core.session_key == keys.session_key
     if dialect >= Dialect.SMB3_0:
-        assert core.encryption_key == server.keys.encryption_key
-        assert core.decryption_key == server.keys.decryption_key
-    tree = tree_connect(core, server)
-    assert tree.signed and core.trees[server.tree_id].path == "\\\\fake\\share"
-    assert transact(core, server, core.echo()).signed
-    transact(core, server, core.logoff())
+        assert core.encryption_key == keys.encryption_key == session.decryption_key
+        assert core.decryption_key == keys.decryption_key == session.encryption_key
+    tree = pair.tree_connect()
+    (tree_id,) = session.trees
+    assert tree.signed and core.trees[tree_id].path == "\\\\harness\\share"
+    assert pair.transact(core.echo()).signed
+    pair.transact(core.logoff())
     assert core.state.value == "CLOSED"
+    received = [r.header for r in pair.requests]
     # MS-SMB2 3.2.4.1.3/3.2.4.1.5: MessageIds 0.., CreditCharge 0 without multi-credit, CreditRequest 32.
-    assert [h.message_id for h in server.received] == list(range(len(server.received)))
+    assert [h.message_id for h in received] == list(range(len(received)))
     charge = 0 if dialect == Dialect.SMB2_0_2 else 1
-    assert [h.credit_charge for h in server.received] == [0] + [charge] * (len(server.received) - 1)
-    assert all(h.credit == 32 for h in server.received)
+    assert [h.credit_charge for h in received] == [0] + [charge] * (len(received) - 1)
+    assert all(h.credit == 32 for h in received)
     # Every request after SESSION_SETUP is signed (signing required by the client).
-    setup_count = sum(h.command in (Command.NEGOTIATE, Command.SESSION_SETUP) for h in server.received)
-    assert server.requests_signed == [False] * setup_count + [True] * (
-        len(server.received) - setup_count
-    )
+    setup_count = sum(h.command in (Command.NEGOTIATE, Command.SESSION_SETUP) for h in received)
+    assert [r.signed for r in pair.requests] == [False] * setup_count + [True] * (len(received) - setup_count)
 
 
 def test_negotiate_request_is_deterministic_and_carries_311_contexts() -> None:
@@ -145,7 +145,7 @@ def test_negotiate_request_is_deterministic_and_carries_311_contexts() -> None:
     assert isinstance(signing, SigningCapabilities)
     assert signing.signing_algorithms == (2, 1, 0)
     netname = find_context(request.negotiate_contexts, NetnameNegotiateContextId)
-    assert isinstance(netname, NetnameNegotiateContextId) and netname.net_name == "fake"
+    assert isinstance(netname, NetnameNegotiateContextId) and netname.net_name == SERVER_NAME
 
 
 def test_no_ciphers_and_no_signing_algorithms_leave_their_contexts_out() -> None:
@@ -167,63 +167,69 @@ def test_an_offer_no_server_could_accept_is_refused_before_sending(offer: dict[s
 
 
 def test_cmac_and_gmac_choices_follow_the_server() -> None:
-    server = FakeServer(signing=SigningAlgorithm.AES_CMAC, cipher=Cipher.AES_256_GCM)
-    core = make()
-    setup(core, server)
+    # MS-SMB2 3.3.5.4: the server's preference among the client's offer (SIGNING_PREFERENCE, its ciphers),
+    # not the client's order.
+    start = pair_for(ciphers=(Cipher.AES_256_GCM, Cipher.AES_128_GCM))
+    pair = start(signing_algorithms=(SigningAlgorithm.HMAC_SHA256, SigningAlgorithm.AES_CMAC))
+    core = pair.client
+    pair.establish()
     assert core.signing_algorithm == SigningAlgorithm.AES_CMAC
     assert core.cipher == Cipher.AES_256_GCM
-    assert server.keys is not None and len(core.encryption_key) == 32
-    assert core.encryption_key == server.keys.encryption_key
+    assert len(core.encryption_key) == 32
+    assert core.encryption_key == pair.server_keys().encryption_key == pair.session.decryption_key
 
 
 def test_unsigned_final_response_refused_for_311() -> None:
-    core = make()
+    pair = ConnectionPair(to_client=edit(strip_signature, Command.SESSION_SETUP))
     with pytest.raises(SigningError) as info:
-        setup(core, FakeServer(sign_final=False))
+        pair.establish()
     assert info.value.status == NtStatus.STATUS_ACCESS_DENIED
-    assert core.state.value == "FAILED"
+    assert pair.client.state.value == "FAILED"
 
 
 def test_unsigned_final_response_allowed_before_311() -> None:
-    core = make(dialects=(Dialect.SMB3_0,))
-    server = FakeServer(sign_final=False)
-    setup(core, server)
+    pair = ConnectionPair(to_client=edit(strip_signature, Command.SESSION_SETUP), dialects=(Dialect.SMB3_0,))
+    core = pair.client
+    pair.establish()
+    assert Smb2Header.unpack(pair.answered[-1]).is_signed  # the server signed it; the hook took it off
     assert not core.setup_response_signed and not core.signed
-    assert transact(core, server, core.echo()).signed
+    assert pair.transact(core.echo()).signed
     assert core.signed
 
 
 def test_bad_signature_refused() -> None:
-    core = make()
+    pair = ConnectionPair(to_client=edit(break_signature))
     with pytest.raises(SigningError) as info:
-        setup(core, FakeServer(corrupt_signatures=True))
+        pair.establish()
     assert info.value.status == NtStatus.STATUS_ACCESS_DENIED
 
 
 def test_unsigned_response_refused_when_signing_required() -> None:
-    server = FakeServer(unsigned_after_setup=True)
-    core = make()
-    setup(core, server)
+    pair = ConnectionPair()
+    core = pair.client
+    pair.establish()
+    pair.to_client = edit(strip_signature)
     with pytest.raises(SigningError) as info:
-        transact(core, server, core.echo())
+        pair.transact(core.echo())
     assert info.value.status == NtStatus.STATUS_ACCESS_DENIED
     assert info.value.command is Command.ECHO
 
 
 def test_no_signing_when_neither_side_requires_it() -> None:
-    server = FakeServer(unsigned_after_setup=True)
-    core = make(require_signing=False)
-    setup(core, server)
+    pair = pair_for(signing_required=False)(require_signing=False)
+    core = pair.client
+    pair.establish()
     assert not core.signing_required
-    assert not transact(core, server, core.echo()).signed
-    assert server.requests_signed[-1] is False
+    assert not pair.transact(core.echo()).signed
+    assert pair.requests[-1].signed is False
+    assert not Smb2Header.unpack(pair.answered[-1]).is_signed
 
 
 def test_interim_pending_then_final() -> None:
-    server = FakeServer(pending_for=(Command.ECHO, Command.SESSION_SETUP))
-    core = make()
-    setup(core, server)
-    replies = server.handle(core.echo())
+    pair = ConnectionPair(to_client=pending_first(Command.ECHO, Command.SESSION_SETUP))
+    core = pair.client
+    pair.establish()
+    replies = pair.answers(core.echo())
     assert len(replies) == 2
     assert core.receive(replies[0]) is None  # MS-SMB2 3.2.5.1.5: interim STATUS_PENDING
     final = core.receive(replies[1])
@@ -232,61 +238,77 @@ def test_interim_pending_then_final() -> None:
 
 @pytest.mark.parametrize("password,user", [("wrong", USER), (PASSWORD, "mallory")])
 def test_logon_failure(password: str, user: str) -> None:
-    core = ClientConnection(username=user, password=password, rng=counter_rng())  # type: ignore[arg-type]
+    pair = ConnectionPair(username=user, password=password, domain="", server_name="")
     with pytest.raises(Smb2ClientError) as info:
-        setup(core, FakeServer())
+        pair.establish()
     assert info.value.status == NtStatus.STATUS_LOGON_FAILURE
     assert info.value.command is Command.SESSION_SETUP
-    assert core.state.value == "FAILED"
+    assert pair.client.state.value == "FAILED"
 
 
 @pytest.mark.parametrize("dialect", [Dialect.SMB3_0, Dialect.SMB3_0_2, Dialect.SMB3_1_1])
 def test_session_encryption_demanded_by_server(dialect: Dialect) -> None:
-    server = FakeServer(encrypt_data=True)
-    core = make(dialects=(dialect,))
-    setup(core, server)
+    pair = pair_for(encrypt=True)(dialects=(dialect,))
+    core = pair.client
+    pair.establish()
     assert core.session_flags == SessionFlags.ENCRYPT_DATA and core.encrypt_data
-    assert tree_connect(core, server).encrypted
-    echo = transact(core, server, core.echo())
+    assert pair.tree_connect().encrypted
+    echo = pair.transact(core.echo())
     assert echo.encrypted and not echo.signed
-    assert server.requests_encrypted[-2:] == [True, True]
-    assert server.requests_signed[-2:] == [False, False]  # MS-SMB2 3.2.4.1.8: encrypted, not signed
+    assert [r.encrypted for r in pair.requests[-2:]] == [True, True]
+    # MS-SMB2 3.2.4.1.8: encrypted, not signed.
+    assert [r.signed for r in pair.requests[-2:]] == [False, False]
 
 
 def test_share_encryption() -> None:
-    server = FakeServer(encrypt_share=True)
-    core = make()
-    setup(core, server)
-    tree_connect(core, server)
-    assert core.trees[server.tree_id].encrypt
-    assert not transact(core, server, core.echo()).encrypted  # session-level: not on the tree
-    assert transact(core, server, core.tree_disconnect(server.tree_id)).encrypted
-    assert server.requests_encrypted[-1] is True
+    # The harness never sets SMB2_SHAREFLAG_ENCRYPT_DATA (smbd does for a share with "smb encrypt =
+    # required"): a hook sets it in the real TREE_CONNECT response and signs it again with the session's key.
+    pair = ConnectionPair()
+    core = pair.client
+
+    def encrypted_share(message: bytes) -> bytes:
+        body = TreeConnectResponse.unpack(message[HEADER_SIZE:])
+        flags = body.share_flags | ShareFlags.ENCRYPT_DATA
+        return pair.resign(message[:HEADER_SIZE] + replace(body, share_flags=flags).pack())
+
+    pair.to_client = edit(encrypted_share, Command.TREE_CONNECT)
+    pair.establish()
+    pair.tree_connect()
+    (tree_id,) = pair.session.trees
+    assert core.trees[tree_id].encrypt
+    assert not pair.transact(core.echo()).encrypted  # session-level: not on the tree
+    assert pair.transact(core.tree_disconnect(tree_id)).encrypted
+    assert pair.requests[-1].encrypted is True
+    assert pair.session.trees == {}
 
 
 def test_encryption_before_smb3_is_refused() -> None:
     with pytest.raises(Smb2ClientError) as info:
         make(dialects=(Dialect.SMB2_0_2, Dialect.SMB2_1), require_encryption=True)
     assert info.value.status == NtStatus.STATUS_NOT_SUPPORTED
-    core = make(require_encryption=True)
+    pair = pair_for(max_dialect=Dialect.SMB2_1)(require_encryption=True)
     with pytest.raises(Smb2ClientError) as info:
-        setup(core, FakeServer(dialects=(Dialect.SMB2_1,)))
+        pair.establish()
     assert "negotiated 2.1" in str(info.value)
 
 
 def test_dialect_not_offered_is_refused() -> None:
-    core = make(dialects=(Dialect.SMB3_0,))
+    def answer_21(message: bytes) -> bytes:
+        response = NegotiateResponse.unpack(message[HEADER_SIZE:])
+        return message[:HEADER_SIZE] + replace(response, dialect_revision=Dialect.SMB2_1).pack()
+
+    pair = ConnectionPair(to_client=edit(answer_21, Command.NEGOTIATE), dialects=(Dialect.SMB3_0,))
     with pytest.raises(Smb2ClientError) as info:
-        setup(core, FakeServer(dialect_override=Dialect.SMB2_1))
+        pair.establish()
     assert info.value.status == NtStatus.STATUS_NOT_SUPPORTED
 
 
 def test_bad_share_status() -> None:
-    server = FakeServer()
-    core = make()
-    setup(core, server)
+    pair = ConnectionPair()
+    core = pair.client
+    pair.establish()
     with pytest.raises(Smb2ClientError) as info:
-        transact(core, server, core.tree_connect("nope"))
+        pair.transact(core.tree_connect("nope"))
     assert info.value.status == NtStatus.STATUS_BAD_NETWORK_NAME
     assert core.established
 
@@ -295,8 +317,9 @@ def test_out_of_order() -> None:
     core = make()
     with pytest.raises(ProtocolStateError, match="IDLE"):
         core.echo()
-    server = FakeServer()
-    setup(core, server)
+    pair = ConnectionPair()
+    core = pair.client
+    pair.establish()
     stray = Smb2Header(Command.ECHO, message_id=77, credit=1).pack()
     response = stray[:16] + struct.pack("<I", 1) + stray[20:] + b"\x04\x00\x00\x00"
     with pytest.raises(ProtocolStateError, match="77"):
@@ -304,9 +327,9 @@ def test_out_of_order() -> None:
 
 
 def test_keys_not_in_repr() -> None:
-    server = FakeServer()
-    core = make()
-    setup(core, server)
+    pair = ConnectionPair()
+    core = pair.client
+    pair.establish()
     text = repr(core.__dict__)
     assert core.signing_key.hex() not in text and repr(core.signing_key) not in text
 
@@ -344,15 +367,14 @@ def test_parse_target_and_user() -> None:
 
 def test_decrypted_response_for_another_session_is_refused() -> None:
     # MS-SMB2 3.2.5.1.1.1: the inner SessionId must be the TRANSFORM_HEADER's.
-    server = FakeServer(encrypt_data=True)
-    core = make()
-    setup(core, server)
-    (reply,) = server.handle(core.echo())
-    assert server.keys is not None
-    _, inner = decrypt(reply, server.keys.decryption_key, core.cipher or 0)
-    forged = inner[:40] + (core.session_id ^ 1).to_bytes(8, "little") + inner[48:]
-    nonce = bytes(12 if core.cipher in (Cipher.AES_128_GCM, Cipher.AES_256_GCM) else 11)
-    resealed = encrypt(forged, server.keys.decryption_key, core.cipher or 0, core.session_id, nonce)
+    pair = pair_for(encrypt=True)()
+    core = pair.client
+    pair.establish()
+    (reply,) = pair.answers(core.echo())
+    key, cipher = pair.session.encryption_key, core.cipher or 0
+    _, inner = decrypt(reply, key, cipher)
+    forged = with_session_id(inner, core.session_id ^ 1)
+    resealed = encrypt(forged, key, cipher, core.session_id, bytes(nonce_size(cipher)))
     core.echo()
     with pytest.raises(MalformedMessage, match="another SessionId"):
         core.receive(resealed)
@@ -361,22 +383,34 @@ def test_decrypted_response_for_another_session_is_refused() -> None:
 # --- FSCTL_VALIDATE_NEGOTIATE_INFO (MS-SMB2 3.2.5.5, 3.2.5.14.12) -------------------------------------------
 
 
+def validate_answer(pair: ConnectionPair, **changes: object) -> Callable[[bytes], bytes]:
+    """A change to the server's FSCTL_VALIDATE_NEGOTIATE_INFO answer: `changes` to its fields, re-signed."""
+
+    def change(message: bytes) -> bytes:
+        ioctl = IoctlResponse.unpack(message[HEADER_SIZE:])
+        answer = replace(ValidateNegotiateInfoResponse.unpack(ioctl.output), **changes)  # type: ignore[arg-type]
+        return pair.resign(message[:HEADER_SIZE] + replace(ioctl, output=answer.pack()).pack())
+
+    return change
+
+
 @pytest.mark.parametrize("dialect", ALL_DIALECTS, ids=lambda d: f"0x{d:04x}")
 def test_validate_negotiate_after_first_tree_connect(dialect: Dialect) -> None:
-    server = FakeServer()
-    core = make(dialects=(Dialect.SMB2_0_2, dialect))
-    setup(core, server)
-    tree_connect(core, server)
-    tree_connect(core, server)  # only the first TREE_CONNECT is followed by the FSCTL
-    ioctls = [i for i, h in enumerate(server.received) if h.command is Command.IOCTL]
+    pair = ConnectionPair(dialects=(Dialect.SMB2_0_2, dialect))
+    core = pair.client
+    pair.establish()
+    first = pair.tree_connect()
+    pair.tree_connect()  # only the first TREE_CONNECT is followed by the FSCTL
+    ioctls = [r for r in pair.requests if r.header.command is Command.IOCTL]
     if dialect in (Dialect.SMB3_0, Dialect.SMB3_0_2):
         assert core.validated_negotiate is True
-        assert len(ioctls) == 1 and server.requests_signed[ioctls[0]]
-        assert server.received[ioctls[0]].tree_id == server.tree_id
+        assert len(ioctls) == 1 and ioctls[0].signed
+        assert ioctls[0].header.tree_id == first.header.tree_id and first.header.tree_id in pair.session.trees
         # MS-SMB2 2.2.31.4: the input repeats our NEGOTIATE request.
-        (sent,) = server.validate_requests
+        sent = ValidateNegotiateInfoRequest.unpack(IoctlRequest.unpack(ioctls[0].body).input)
         assert sent.dialects == (Dialect.SMB2_0_2, dialect)
         assert sent.security_mode == 3 and sent.client_guid == core._negotiate_info.client_guid  # type: ignore[union-attr]
+        assert sent.client_guid == pair.server.negotiated.client_guid
     else:
         assert core.validated_negotiate is None and not ioctls
 
@@ -392,12 +426,14 @@ def test_validate_negotiate_after_first_tree_connect(dialect: Dialect) -> None:
     ids=["dialect", "guid", "capabilities", "security-mode"],
 )
 def test_tampered_validate_answer_is_a_downgrade(tamper: dict[str, object]) -> None:
-    server = FakeServer(validate_tamper=tamper)
-    core = make(dialects=(Dialect.SMB3_0, Dialect.SMB3_0_2))
-    setup(core, server)
-    transact(core, server, core.tree_connect("share"))
+    # A server that does not require signing, so that "SIGNING_REQUIRED" in the answer is a change.
+    pair = pair_for(signing_required=False)(dialects=(Dialect.SMB3_0, Dialect.SMB3_0_2))
+    core = pair.client
+    pair.to_client = edit(validate_answer(pair, **tamper), Command.IOCTL)
+    pair.establish()
+    pair.transact(core.tree_connect("share"))
     with pytest.raises(NegotiateDowngradeError) as info:
-        core.receive(server.handle(core.data_to_send())[0])
+        core.receive(pair.answers(core.data_to_send())[0])
     assert info.value.status == NtStatus.STATUS_ACCESS_DENIED and "downgrade" in str(info.value)
     # MS-SMB2 3.2.5.14.12: the connection is terminated.
     assert core.state.value == "FAILED" and core.validated_negotiate is None
@@ -421,11 +457,19 @@ def test_tampered_validate_answer_is_a_downgrade(tamper: dict[str, object]) -> N
 def test_validate_answer_statuses(status: int, unsigned: bool, outcome: object) -> None:
     # MS-SMB2 3.2.5.14.12: unsigned (and unencrypted) or ACCESS_DENIED terminates; a signed "not supported"
     # (older Windows and Samba) leaves the negotiation unvalidated.
-    server = FakeServer(validate_status=status, validate_unsigned=unsigned)
-    core = make(dialects=(Dialect.SMB3_0_2,))
-    setup(core, server)
-    transact(core, server, core.tree_connect("share"))
-    reply = server.handle(core.data_to_send())[0]
+    pair = ConnectionPair(dialects=(Dialect.SMB3_0_2,))
+    core = pair.client
+
+    def answer(message: bytes) -> bytes:
+        if status:
+            header = replace(Smb2Header.unpack(message), status=status)
+            message = header.pack() + ErrorResponse().pack()
+        return strip_signature(message) if unsigned else pair.resign(message)
+
+    pair.to_client = edit(answer, Command.IOCTL)
+    pair.establish()
+    pair.transact(core.tree_connect("share"))
+    reply = pair.answers(core.data_to_send())[0]
     if outcome == "refused":
         with pytest.raises(NegotiateDowngradeError):
             core.receive(reply)
@@ -434,76 +478,94 @@ def test_validate_answer_statuses(status: int, unsigned: bool, outcome: object) 
         response = core.receive(reply)
         assert response is not None and response.signed and response.header.status == status
         assert core.validated_negotiate is outcome and core.established
-        assert transact(core, server, core.echo()).signed
+        assert pair.transact(core.echo()).signed
 
 
 def test_validate_negotiate_can_be_turned_off() -> None:
-    server = FakeServer(validate_tamper={"dialect": Dialect.SMB2_1})
-    core = make(dialects=(Dialect.SMB3_0,), validate_negotiate=False)
-    setup(core, server)
-    tree_connect(core, server)
+    pair = ConnectionPair(dialects=(Dialect.SMB3_0,), validate_negotiate=False)
+    core = pair.client
+    pair.to_client = edit(validate_answer(pair, dialect=Dialect.SMB2_1), Command.IOCTL)
+    pair.establish()
+    pair.tree_connect()
     assert core.validated_negotiate is False and core.data_to_send() == b""
-    assert not any(h.command is Command.IOCTL for h in server.received)
+    assert not any(r.header.command is Command.IOCTL for r in pair.requests)
 
 
 def test_validate_negotiate_signed_when_signing_is_optional() -> None:
     # Neither side requires signing, so requests go unsigned, but the FSCTL is signed (MS-SMB2 3.2.5.14.12).
-    server = FakeServer()
-    core = make(dialects=(Dialect.SMB3_0_2,), require_signing=False)
-    setup(core, server)
+    pair = pair_for(signing_required=False)(dialects=(Dialect.SMB3_0_2,), require_signing=False)
+    core = pair.client
+    pair.establish()
     assert not core.signing_required
-    tree_connect(core, server)
+    pair.tree_connect()
     assert core.validated_negotiate is True
-    ioctl = [i for i, h in enumerate(server.received) if h.command is Command.IOCTL]
-    tree = [i for i, h in enumerate(server.received) if h.command is Command.TREE_CONNECT]
-    assert [server.requests_signed[i] for i in ioctl + tree] == [True, False]
+    ioctl = [r for r in pair.requests if r.header.command is Command.IOCTL]
+    tree = [r for r in pair.requests if r.header.command is Command.TREE_CONNECT]
+    assert [r.signed for r in ioctl + tree] == [True, False]
 
 
 def test_validate_negotiate_over_an_encrypted_session() -> None:
-    server = FakeServer(encrypt_data=True)
-    core = make(dialects=(Dialect.SMB3_0,))
-    setup(core, server)
-    tree_connect(core, server)
+    pair = pair_for(encrypt=True)(dialects=(Dialect.SMB3_0,))
+    core = pair.client
+    pair.establish()
+    pair.tree_connect()
     assert core.validated_negotiate is True
-    assert server.requests_encrypted[-1] and server.received[-1].command is Command.IOCTL
+    assert pair.requests[-1].encrypted and pair.requests[-1].header.command is Command.IOCTL
+
+
+def test_a_negotiate_downgraded_in_transit_is_caught_by_the_server() -> None:
+    # A man in the middle takes 3.0.2 out of the client's NEGOTIATE; the signed FSCTL repeats the offer as
+    # sent, so the server sees the difference and drops the connection (MS-SMB2 3.3.5.15.12).
+    def only_30(message: bytes) -> bytes:
+        request = NegotiateRequest.unpack(message[HEADER_SIZE:])
+        return message[:HEADER_SIZE] + replace(request, dialects=(Dialect.SMB3_0,)).pack()
+
+    offer = (Dialect.SMB3_0, Dialect.SMB3_0_2)
+    pair = ConnectionPair(to_server=edit(only_30, Command.NEGOTIATE), dialects=offer)
+    core = pair.client
+    pair.establish()
+    assert core.dialect == Dialect.SMB3_0 and pair.server.dialect == Dialect.SMB3_0
+    pair.transact(core.tree_connect("share"))
+    assert pair.answers(core.data_to_send()) == []
+    assert pair.server.closed and "VALIDATE_NEGOTIATE_INFO" in pair.server.close_reason
 
 
 # --- signature checks before credits, and the session of the request (MS-SMB2 3.2.5.1.3, 3.2.5.1.4) ---------
 
 
 def test_credits_from_a_bad_signature_are_not_granted() -> None:
-    server = FakeServer(credit_grant=500)
-    core = make(dialects=(Dialect.SMB3_1_1,))
-    setup(core, server)
+    pair = pair_for(max_credits=10_000)(dialects=(Dialect.SMB3_1_1,), credit_request=500)
+    core = pair.client
+    pair.establish()
     before = core.credits
     echo = core.echo()
-    server.corrupt_signatures = True
+    pair.to_client = edit(break_signature)
     with pytest.raises(SigningError):
-        for reply in server.handle(echo):
-            core.receive(reply)
-    # The ECHO spent one credit; the forged CreditResponse of 500 was not counted.
+        pair.exchange(echo)
+    # The ECHO spent one credit; the CreditResponse of 500 under a broken signature was not counted.
+    assert Smb2Header.unpack(pair.received[-1]).credit == 500
     assert core.credits == before - 1
-    server.corrupt_signatures = False
-    transact(core, server, core.echo())
+    pair.to_client = None
+    pair.transact(core.echo())
     assert core.credits == before - 2 + 500
 
 
 def test_unsigned_response_with_session_id_zero_is_refused() -> None:
     # MS-SMB2 3.2.5.1.3: the session comes from the request, so zeroing the response's SessionId (and dropping
     # its signature) does not escape verification.
-    server = FakeServer()
-    core = make(dialects=(Dialect.SMB3_1_1,))
-    setup(core, server)
-    server.zero_session_id = True
+    pair = ConnectionPair(dialects=(Dialect.SMB3_1_1,))
+    core = pair.client
+    pair.establish()
+    pair.to_client = edit(lambda message: with_session_id(strip_signature(message), 0))
     with pytest.raises(SigningError) as info:
-        transact(core, server, core.echo())
+        pair.transact(core.echo())
     assert "unsigned ECHO" in str(info.value)
 
 
 def test_unsigned_response_with_session_id_zero_allowed_without_signing() -> None:
-    server = FakeServer()
-    core = make(dialects=(Dialect.SMB3_1_1,), require_signing=False)
-    setup(core, server)
+    pair = pair_for(signing_required=False)(dialects=(Dialect.SMB3_1_1,), require_signing=False)
+    core = pair.client
+    pair.establish()
     assert not core.signing_required
-    server.zero_session_id = True
-    assert not transact(core, server, core.echo()).signed
+    pair.to_client = edit(lambda message: with_session_id(strip_signature(message), 0))
+    assert not pair.transact(core.echo()).signed

@@ -47,7 +47,7 @@ def test_building_the_parser_imports_nothing_heavy() -> None:
     assert heavy(modules) == []
 
 
-@pytest.mark.parametrize("command", ["", "serve", "connect", "useradd", "http-serve", "proxy"])
+@pytest.mark.parametrize("command", ["", "serve", "connect", "useradd", "http-serve", "proxy", "decode"])
 def test_help_imports_nothing_heavy(command: str) -> None:
     argv = [*command.split(), "--help"]
     code = (

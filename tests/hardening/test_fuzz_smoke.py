@@ -48,8 +48,8 @@ def test_server_seeds_reach_authentication() -> None:
     """The replayed prefix works: a seed that carries the AUTHENTICATE logs in."""
     script = harnesses.server_script()
     ctx = harnesses.new_context()
+    from smb2auth.server.connection import Connection
     from smb2auth.server.inline import answer_frame
-    from smb2auth.server.protocol import Connection
 
     conn = Connection(ctx, "smoke")
     for step in (script.negotiate, script.setup1, script.setup2):
@@ -61,8 +61,8 @@ def test_server_seeds_reach_authentication() -> None:
 def test_server_sealed_mode_reaches_the_session() -> None:
     """Mode 0x2f: a login with AES-128-GCM replayed, then the payload sealed with the session's key; an ECHO
     comes back encrypted and decrypts to STATUS_SUCCESS."""
+    from smb2auth.server.connection import Connection
     from smb2auth.server.inline import answer_frame
-    from smb2auth.server.protocol import Connection
     from smb2auth.smb2.crypto import decrypt, encrypt
     from smb2auth.smb2.header import Command, HeaderFlags, Smb2Header
     from smb2auth.smb2.negotiate_contexts import Cipher

@@ -28,8 +28,9 @@ from smb2auth.events import EventLog
 from smb2auth.ntlm.server import TargetInfo
 from smb2auth.server.aio import Smb2Server
 from smb2auth.server.config import ServerConfig
+from smb2auth.server.connection import Connection
+from smb2auth.server.context import ServerContext
 from smb2auth.server.inline import answer_frame
-from smb2auth.server.protocol import Connection, ServerContext
 from smb2auth.status import NtStatus
 from tests.hardening.halfopen import one, opening
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,7 +18,9 @@ from smb2auth.ntlm.messages import (
     NegotiateMessage,
     NtlmV2ClientChallenge,
     NtlmV2Response,
+    SingleHostData,
     Version,
+    encode_string,
     message_type,
 )
 from smb2auth.ntlm.messages import NegotiateFlags as F
@@ -115,6 +118,7 @@ def test_arbitrary_bytes_raise_only_malformed(data: bytes) -> None:
         NtlmV2ClientChallenge.unpack,
         NtlmV2Response.unpack,
         AvPair.unpack_all,
+        SingleHostData.unpack,
     ):
         _only_malformed(parser, data)
 
@@ -136,3 +140,102 @@ def test_oem_strings_never_fail() -> None:
     raw += bytes(range(128, 256))
     raw[36:44] = (128).to_bytes(2, "little") * 2 + (64).to_bytes(4, "little")
     assert len(AuthenticateMessage.unpack(bytes(raw)).user) == 128
+
+
+# --- the layout a decoder shows: OFFSETS and payload_fields against what pack() wrote --------------------
+
+
+responses = st.binary(max_size=60)
+
+
+@given(u32, oem_text, oem_text, uni_text, responses, responses, st.none() | av_pairs)
+def test_offsets_and_payload_fields_match_pack(
+    flags: int, domain: str, ws: str, user: str, lm: bytes, nt: bytes, info: tuple[AvPair, ...] | None
+) -> None:
+    flags |= F.NTLMSSP_NEGOTIATE_VERSION | F.NTLMSSP_NEGOTIATE_UNICODE
+    info_bytes = AvPair.pack_all(info) if info is not None else b""
+    negotiate = NegotiateMessage(flags, domain, ws, Version())
+    challenge = ChallengeMessage(flags, b"c" * 8, user, info, Version())
+    authenticate = AuthenticateMessage(flags, lm, nt, domain, user, ws, b"k" * 16, Version(), b"m" * 16)
+    messages: list[tuple[NegotiateMessage | ChallengeMessage | AuthenticateMessage, dict[str, bytes]]] = [
+        (negotiate, {"DomainName": domain.encode("cp437"), "Workstation": ws.encode("cp437")}),
+        (challenge, {"TargetName": encode_string(user, flags), "TargetInfo": info_bytes}),
+        (
+            authenticate,
+            {
+                "LmChallengeResponse": lm,
+                "NtChallengeResponse": nt,
+                "DomainName": encode_string(domain, flags),
+                "UserName": encode_string(user, flags),
+                "Workstation": encode_string(ws, flags),
+                "EncryptedRandomSessionKey": b"k" * 16,
+            },
+        ),
+    ]
+    for msg, payloads in messages:
+        data = msg.pack()
+        assert int.from_bytes(data[msg.OFFSETS["NegotiateFlags"] :][:4], "little") == flags
+        assert Version.unpack(data, msg.OFFSETS["Version"]) == Version()
+        fields = type(msg).payload_fields(data)
+        assert [f.name for f in fields] == list(payloads)
+        for f in fields:
+            assert f.length == f.max_length == len(payloads[f.name])
+            assert data[f.at : f.at + 2] == f.length.to_bytes(2, "little")
+            if f.length:
+                assert data[f.offset : f.offset + f.length] == payloads[f.name]
+    packed = challenge.pack()
+    assert packed[ChallengeMessage.OFFSETS["ServerChallenge"] :][:8] == b"c" * 8
+    assert packed[ChallengeMessage.OFFSETS["Reserved"] :][:8] == bytes(8)
+    assert authenticate.pack()[AuthenticateMessage.OFFSETS["MIC"] :][:16] == b"m" * 16
+
+
+def test_short_forms_have_fewer_payload_fields() -> None:
+    # MS-NLMP 2.2.1.1 / 2.2.1.2: the 16-byte NEGOTIATE and the 32-byte CHALLENGE.
+    negotiate = SIGNATURE + (1).to_bytes(4, "little") + (0).to_bytes(4, "little")
+    assert NegotiateMessage.payload_fields(negotiate) == ()
+    challenge = ChallengeMessage(F.NTLMSSP_NEGOTIATE_UNICODE, b"c" * 8).pack()[:32]
+    assert [f.name for f in ChallengeMessage.payload_fields(challenge)] == ["TargetName"]
+
+
+@given(st.integers(0, 2**64 - 1), st.binary(min_size=8, max_size=8), av_pairs)
+def test_blob_offsets_match_pack(ts: int, cc: bytes, pairs: tuple[AvPair, ...]) -> None:
+    data = NtlmV2ClientChallenge(ts, cc, pairs, reserved3=7).pack()
+    at = NtlmV2ClientChallenge.OFFSETS
+    assert (data[at["RespType"]], data[at["HiRespType"]]) == (1, 1)
+    assert int.from_bytes(data[at["TimeStamp"] :][:8], "little") == ts
+    assert data[at["ChallengeFromClient"] :][:8] == cc
+    assert int.from_bytes(data[at["Reserved3"] :][:4], "little") == 7
+    assert AvPair.unpack_all(data[at["AvPairs"] :]) == pairs
+
+
+@given(st.binary(min_size=8, max_size=8), st.binary(min_size=32, max_size=32), u32)
+def test_single_host_data_round_trip(custom: bytes, machine: bytes, z4: int) -> None:
+    # MS-NLMP 2.2.2.2: Size, Z4, CustomData, MachineID.
+    value = SingleHostData(custom, machine, z4=z4)
+    data = value.pack()
+    assert len(data) == SingleHostData.SIZE and SingleHostData.unpack(data) == value
+    assert data[SingleHostData.OFFSETS["MachineID"] :] == machine
+    assert data[SingleHostData.OFFSETS["CustomData"] :][:8] == custom
+
+
+def test_errors_say_where_in_the_message() -> None:
+    flags = F.NTLMSSP_NEGOTIATE_UNICODE
+    pairs = (AvPair(AvId.MsvAvNbComputerName, b"H\x00"),)
+    bad_list = AvPair.pack_all(pairs)[:-4]  # no MsvAvEOL
+    challenge = bytearray(ChallengeMessage(flags, b"c" * 8, "T", pairs).pack())
+    info_at = int.from_bytes(challenge[44:48], "little")
+    challenge[40:44] = (len(bad_list)).to_bytes(2, "little") * 2
+    with pytest.raises(MalformedMessage) as err:
+        ChallengeMessage.unpack(bytes(challenge))
+    assert err.value.reason == "AV_PAIR list does not end with MsvAvEOL"
+    assert err.value.offset == info_at + len(bad_list)
+    authenticate = bytearray(AuthenticateMessage(flags, b"", b"", "D", "UU", "W").pack())
+    user_at = int.from_bytes(authenticate[40:44], "little")
+    authenticate[36:40] = (3).to_bytes(2, "little") * 2
+    with pytest.raises(MalformedMessage) as err:
+        AuthenticateMessage.unpack(bytes(authenticate))
+    assert (err.value.reason, err.value.offset) == ("odd-length UTF-16 UserName", user_at)
+    with pytest.raises(MalformedMessage) as err:
+        AuthenticateMessage.unpack(bytes(authenticate[:65]))
+    assert err.value.offset == 28
+    assert err.value.reason == "DomainName runs past the end (len 2 at 64, message is 65 bytes)"

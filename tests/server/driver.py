@@ -1,25 +1,21 @@
-"""A minimal in-process client for the sans-IO server Connection: builds requests from our codecs, runs
-NTLM/SPNEGO with our client contexts, and parses the answers. Lets the tests craft wrong input on purpose."""
+"""A raw driver for the sans-IO server Connection: it builds requests from our codecs one field at a time, so
+the tests can send wrong input on purpose, and parses the answers. Its logins are the real client's
+SESSION_SETUP core (smb2auth.client._session_setup: the SPNEGO/NTLM legs, the 3.1.1 preauth chain, the session
+keys and the final signature check), one new session per `login`, over whatever `negotiate` settled. Tests
+that need only a well-behaved client pair the real one with the server (tests/helpers.py ConnectionPair)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from smb2auth.authority.local import LocalAuthority
+from smb2auth.client._session_setup import SessionSetup
 from smb2auth.ntlm.authority import ResponseKind
 from smb2auth.ntlm.client import NtlmClient
-from smb2auth.ntlm.server import TargetInfo
-from smb2auth.server.config import ServerConfig
+from smb2auth.server import Connection, ServerContext
 from smb2auth.server.inline import answer_frame
-from smb2auth.server.protocol import Connection, ServerContext
+from smb2auth.smb2 import policy
 from smb2auth.smb2.body import Message
-from smb2auth.smb2.crypto import (
-    PreauthIntegrity,
-    SessionKeys,
-    derive_session_keys,
-    sign,
-    verify,
-)
+from smb2auth.smb2.crypto import SessionKeys, sign
 from smb2auth.smb2.header import Command, HeaderFlags, Smb2Header, split_compound
 from smb2auth.smb2.negotiate import Capabilities, Dialect, NegotiateRequest, NegotiateResponse, SecurityMode
 from smb2auth.smb2.negotiate_contexts import (
@@ -32,25 +28,16 @@ from smb2auth.smb2.negotiate_contexts import (
     SigningCapabilities,
     find_context,
 )
-from smb2auth.smb2.policy import signing_algorithm_for
-from smb2auth.smb2.session import SessionFlags, SessionSetupFlags, SessionSetupRequest, SessionSetupResponse
+from smb2auth.smb2.session import SessionFlags, SessionSetupResponse
 from smb2auth.spnego.context import SpnegoClient
 from smb2auth.status import NtStatus
+from tests.helpers import DOMAIN, PASSWORD, USER, server_context
 
-USER, PASSWORD, DOMAIN = "alice", "Passw0rd!", "TESTGRP"
+__all__ = ["DOMAIN", "PASSWORD", "USER", "Answer", "Driver", "Login", "make_context", "preauth_contexts"]
+
 NO_FLAGS = HeaderFlags(0)
-NO_SETUP_FLAGS = SessionSetupFlags(0)
-
-
-def make_context(**config: object) -> ServerContext:
-    authority = config.pop("authority", None)
-    if authority is None:
-        local = LocalAuthority(DOMAIN)
-        local.add_user(USER, PASSWORD)
-        authority = local
-    cfg = ServerConfig(authority=authority, target=TargetInfo(nb_domain=DOMAIN), **config)  # type: ignore[arg-type]
-    counter = iter(range(1, 1 << 30))
-    return ServerContext(cfg, rng=lambda n: next(counter).to_bytes(n, "little"))
+NO_CAPABILITIES = Capabilities(0)
+make_context = server_context
 
 
 def preauth_contexts(signing: tuple[int, ...] = (SigningAlgorithm.AES_CMAC,)) -> tuple[NegotiateContext, ...]:
@@ -87,8 +74,12 @@ class Driver:
         self.mid = 0
         self.dialect = 0
         self.algorithm: int = SigningAlgorithm.AES_CMAC
-        self.preauth = PreauthIntegrity()
         self.cipher = 0
+        self.server_signing_required = False
+        # The NEGOTIATE exchange as it crossed: the 3.1.1 preauth hash starts from it, SPNEGO from its hint.
+        self.negotiate_request = b""
+        self.negotiate_response = b""
+        self.negotiate_token = b""
         self.message_log: list[bytes] = []
 
     def send_raw(self, payload: bytes) -> list[Answer]:
@@ -105,6 +96,20 @@ class Driver:
             answers.extend(self.send_raw(payload))
         return answers
 
+    def header(
+        self,
+        command: Command,
+        *,
+        session_id: int = 0,
+        tree_id: int = 0,
+        flags: HeaderFlags = NO_FLAGS,
+        credit: int = 1,
+    ) -> bytes:
+        """The next request's header, taking the next MessageId."""
+        header = Smb2Header(command, flags, self.mid, session_id, tree_id, credit=credit, credit_charge=1)
+        self.mid += 1
+        return header.pack()
+
     def message(
         self,
         command: Command,
@@ -116,9 +121,8 @@ class Driver:
         credit: int = 1,
         key: bytes | None = None,
     ) -> bytes:
-        header = Smb2Header(command, flags, self.mid, session_id, tree_id, credit=credit, credit_charge=1)
-        self.mid += 1
-        data = header.pack() + (body if isinstance(body, bytes) else body.pack())
+        header = self.header(command, session_id=session_id, tree_id=tree_id, flags=flags, credit=credit)
+        data = header + (body if isinstance(body, bytes) else body.pack())
         data = sign(data, key, self.algorithm) if key is not None else data
         self.message_log.append(data)
         return data
@@ -139,26 +143,31 @@ class Driver:
         ),
         contexts: tuple[NegotiateContext, ...] | None = None,
         security_mode: SecurityMode = SecurityMode.SIGNING_ENABLED,
+        capabilities: Capabilities = NO_CAPABILITIES,
     ) -> NegotiateResponse:
         if contexts is None:
             contexts = preauth_contexts() if Dialect.SMB3_1_1 in dialects else ()
         request = self.message(
             Command.NEGOTIATE,
-            NegotiateRequest(dialects, security_mode, client_guid=b"G" * 16, negotiate_contexts=contexts),
+            NegotiateRequest(dialects, security_mode, capabilities, b"G" * 16, contexts),
         )
         answer = self.send_raw(request)[0]
         assert answer.status == "STATUS_SUCCESS", answer
         response = NegotiateResponse.unpack(answer.body)
-        self.dialect = response.dialect_revision
-        signing = find_context(response.negotiate_contexts, SigningCapabilities)
-        negotiated = signing.signing_algorithms[0] if isinstance(signing, SigningCapabilities) else None
-        self.algorithm = signing_algorithm_for(self.dialect, negotiated)
-        ciphers = find_context(response.negotiate_contexts, EncryptionCapabilities)
-        if isinstance(ciphers, EncryptionCapabilities):
-            self.cipher = ciphers.ciphers[0]
-        elif response.capabilities & Capabilities.ENCRYPTION:
-            self.cipher = Cipher.AES_128_CCM
-        self.preauth = PreauthIntegrity().add(request).add(answer.raw)
+        # The client's reading of the answer (smb2/policy.py): dialect, signing algorithm, cipher.
+        ciphers = find_context(contexts, EncryptionCapabilities)
+        signing = find_context(contexts, SigningCapabilities)
+        choice = policy.check_response(
+            response,
+            dialects,
+            ciphers.ciphers if isinstance(ciphers, EncryptionCapabilities) else (),
+            signing.signing_algorithms if isinstance(signing, SigningCapabilities) else (),
+        )
+        assert isinstance(choice, policy.Negotiated), choice
+        self.dialect, self.algorithm, self.cipher = choice.dialect, choice.signing_algorithm, choice.cipher
+        self.server_signing_required = bool(response.security_mode & SecurityMode.SIGNING_REQUIRED)
+        self.negotiate_request, self.negotiate_response = request, answer.raw
+        self.negotiate_token = response.security_buffer
         return response
 
     def login(
@@ -169,8 +178,8 @@ class Driver:
         version: ResponseKind = ResponseKind.NTLMV2,
         anonymous: bool = False,
         previous_session_id: int = 0,
-        flags: SessionSetupFlags = NO_SETUP_FLAGS,
     ) -> Login:
+        """A new session: the client's SESSION_SETUP legs to the end; the failing answer, or the session."""
         ntlm = NtlmClient(
             user,
             None if anonymous else password,
@@ -179,36 +188,33 @@ class Driver:
             version=version,
             anonymous=anonymous,
         )
-        spnego = SpnegoClient(ntlm)
-        token = spnego.step(None)
+        setup = SessionSetup(SpnegoClient(ntlm), require_signing=False, anonymous_logon=anonymous)
+        setup.start(Dialect(self.dialect), self.negotiate_request, self.negotiate_response)
+        token = setup.spnego.step(self.negotiate_token or None)
         session_id = 0
-        preauth = self.preauth
         while True:
-            body = SessionSetupRequest(token or b"", flags, previous_session_id=previous_session_id)
-            request = self.message(Command.SESSION_SETUP, body, session_id=session_id)
-            preauth = preauth.add(request)
+            header = self.header(Command.SESSION_SETUP, session_id=session_id)
+            request = setup.request(header, token, previous_session_id=previous_session_id)
+            self.message_log.append(request)
             answer = self.send_raw(request)[0]
             session_id = answer.header.session_id
             if answer.header.status != NtStatus.STATUS_MORE_PROCESSING_REQUIRED:
                 break
-            preauth = preauth.add(answer.raw)
-            token = spnego.step(SessionSetupResponse.unpack(answer.body).security_buffer)
+            token = setup.more_processing(answer.raw, SessionSetupResponse.unpack(answer.body))
         if answer.header.status != NtStatus.STATUS_SUCCESS:
             return Login(session_id, b"", self.algorithm, answer)
-        final = SessionSetupResponse.unpack(answer.body)
-        if final.security_buffer and not final.session_flags:
-            # A guest's server has no session key, so it sends no mechListMIC: only check ours.
-            spnego.step(final.security_buffer)
-        key = b""
-        keys = None
-        guest_or_null = final.session_flags & (SessionFlags.IS_GUEST | SessionFlags.IS_NULL)
-        if not guest_or_null and ntlm.session_key:
-            keys = derive_session_keys(
-                self.dialect,
-                ntlm.session_key,
-                preauth.value if self.dialect == Dialect.SMB3_1_1 else None,
-                self.cipher or Cipher.AES_128_CCM,
-            )
-            key = keys.signing_key
-            assert verify(answer.raw, key, self.algorithm), "final SESSION_SETUP response not signed"
-        return Login(session_id, key, self.algorithm, answer, keys)
+        session = setup.established(
+            answer.header,
+            answer.raw,
+            SessionSetupResponse.unpack(answer.body),
+            cipher=Cipher(self.cipher) if self.cipher else None,
+            signing_algorithm=SigningAlgorithm(self.algorithm),
+            server_signing_required=self.server_signing_required,
+            can_encrypt=self.dialect >= Dialect.SMB3_0 and bool(self.cipher),
+            require_encryption=False,
+        )
+        if anonymous or session.flags & (SessionFlags.IS_GUEST | SessionFlags.IS_NULL):
+            # A guest or null session has no key to sign with (MS-SMB2 3.3.5.5.3).
+            return Login(session_id, b"", self.algorithm, answer)
+        assert session.response_signed, "final SESSION_SETUP response not signed"
+        return Login(session_id, session.keys.signing_key, self.algorithm, answer, session.keys)

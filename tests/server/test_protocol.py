@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from smb2auth.ntlm.authority import ResponseKind
 from smb2auth.server._state import SessionState
+from smb2auth.server.connection import Connection
 from smb2auth.server.inline import answer_frame
-from smb2auth.server.protocol import Connection
-from smb2auth.smb2.crypto import PreauthIntegrity, decrypt, encrypt, sign, verify
+from smb2auth.smb2.crypto import decrypt, encrypt, sign, verify
 from smb2auth.smb2.framing import frame
 from smb2auth.smb2.header import Command, HeaderFlags, join_compound, split_compound
 from smb2auth.smb2.negotiate import (
@@ -257,7 +257,7 @@ def test_validate_negotiate_info() -> None:
     good = d.send_raw(ioctl(0, b"G" * 16, SecurityMode.SIGNING_ENABLED, (Dialect.SMB3_0,)))[0]
     assert good.status == "STATUS_SUCCESS"
     caps, guid, mode, dialect = struct.unpack_from("<I16sHH", good.body, 48)
-    assert guid == d.ctx.config.server_guid and dialect == Dialect.SMB3_0 and mode == d.ctx.security_mode
+    assert guid == d.ctx.server_guid and dialect == Dialect.SMB3_0 and mode == d.ctx.security_mode
     # MS-SMB2 3.3.5.15.12: a mismatch means a downgrade: the connection is dropped.
     assert d.send_raw(ioctl(0, b"X" * 16, SecurityMode.SIGNING_ENABLED, (Dialect.SMB3_0,))) == []
     assert d.conn.closed
@@ -549,18 +549,10 @@ def test_encryption(dialect: int, offer: tuple[int, ...], cipher: int, required:
             PreauthIntegrityCapabilities((HashAlgorithm.SHA_512,), b"s" * 32),
             EncryptionCapabilities(offer),
         )
-    capabilities = Capabilities.ENCRYPTION
-    answer = d.request(
-        Command.NEGOTIATE,
-        NegotiateRequest(
-            (dialect,), capabilities=capabilities, client_guid=b"G" * 16, negotiate_contexts=contexts or ()
-        ),
-    )
-    response = NegotiateResponse.unpack(answer.body)
-    d.dialect, d.algorithm = dialect, signing_algorithm_for(dialect)
-    d.preauth = PreauthIntegrity().add(d.message_log[-1]).add(answer.raw)
+    response = d.negotiate((dialect,), contexts or (), capabilities=Capabilities.ENCRYPTION)
+    assert d.dialect == dialect and d.algorithm == signing_algorithm_for(dialect)
     chosen = find_context(response.negotiate_contexts, EncryptionCapabilities)
-    d.cipher = chosen.ciphers[0] if isinstance(chosen, EncryptionCapabilities) else Cipher.AES_128_CCM
+    assert (chosen.ciphers[0] if isinstance(chosen, EncryptionCapabilities) else Cipher.AES_128_CCM) == cipher
     assert d.cipher == cipher
     login = d.login()
     assert login.keys is not None

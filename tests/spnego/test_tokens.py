@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from smb2auth.errors import MalformedMessage
 from smb2auth.ntlm import crypto
 from smb2auth.spnego import tokens
-from smb2auth.spnego.asn1 import IGNORE_PRINCIPAL, KRB5, KRB5_USER2USER, MS_KRB5, NEGOEX, NTLMSSP
+from smb2auth.spnego.asn1 import IGNORE_PRINCIPAL, KRB5, KRB5_USER2USER, MS_KRB5, NEGOEX, NTLMSSP, SPNEGO
 from smb2auth.spnego.tokens import (
     ContextFlags,
     NegHints,
@@ -25,6 +25,8 @@ from smb2auth.spnego.tokens import (
     decode,
     decode_reference,
     encode_reference,
+    gss_framing,
+    layout,
 )
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "spnego"
@@ -172,6 +174,17 @@ def test_framing_for_another_mechanism() -> None:
     with pytest.raises(NotSpnego) as info:
         decode(krb)
     assert info.value.raw_mech == KRB5
+    framing = gss_framing(krb)
+    assert (framing.mech, framing.mech_offset, framing.inner_offset, framing.end) == (KRB5, 2, 13, len(krb))
+    assert krb[framing.inner_offset :] == bytes.fromhex("01006e00")  # RFC 4121 4.1: TOK_ID, then KRB_AP_REQ
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"\x60", b"\xa0\x03\x06\x01\x00", b"\x60\x84\x00", b"\x60\x02\x04\x00", b"\x60\x80\x60\x80"]
+)
+def test_gss_framing_refuses_what_is_not_framing(data: bytes) -> None:
+    with pytest.raises(MalformedMessage):
+        gss_framing(data)
 
 
 @pytest.mark.parametrize(
@@ -384,3 +397,52 @@ def test_structured_garbage_raises_only_malformed(tree: tuple[int, object], data
     if fast is not None:
         assert fast == reference
     assert _outcome(decode, encoded) == reference
+
+
+
+def _expected_parts(token: Token) -> dict[str, tuple[int, bytes]]:
+    """Each part `layout` names, with the tag it starts with and the contents its value holds
+    (RFC 4178 4.2.1 / 4.2.2, MS-SPNG 2.2.1), from the dataclass."""
+    parts: dict[str, tuple[int, bytes]] = {}
+    if isinstance(token, NegTokenResp):
+        if token.neg_state is not None:
+            parts["negState"] = (0xA0, bytes((token.neg_state,)))
+        if token.supported_mech is not None:
+            parts["supportedMech"] = (0xA1, tokens._oid_tlv(token.supported_mech)[2:])
+        if token.response_token is not None:
+            parts["responseToken"] = (0xA2, token.response_token)
+        if token.mech_list_mic is not None:
+            parts["mechListMIC"] = (0xA3, token.mech_list_mic)
+        return parts
+    hinted = token.neg_hints is not None
+    parts["thisMech"] = (0x06, tokens._oid_tlv(SPNEGO)[2:])
+    if token.mech_types or not hinted:
+        parts["mechTypes"] = (0xA0, b"".join(tokens._oid_tlv(m) for m in token.mech_types))
+        for i, mech in enumerate(token.mech_types):
+            parts[f"mechTypes[{i}]"] = (0x06, tokens._oid_tlv(mech)[2:])
+    if token.req_flags is not None:
+        parts["reqFlags"] = (0xA1, tokens._bit_string(int(token.req_flags))[2:])
+    if token.mech_token is not None:
+        parts["mechToken"] = (0xA2, token.mech_token)
+    if token.neg_hints is not None:
+        parts["negHints"] = (0xA3, b"")
+        if token.neg_hints.hint_name is not None:
+            parts["hintName"] = (0xA0, token.neg_hints.hint_name.encode("latin-1"))
+        if token.neg_hints.hint_address is not None:
+            parts["hintAddress"] = (0xA1, token.neg_hints.hint_address)
+    if token.mech_list_mic is not None:
+        parts["mechListMIC"] = (0xA4 if hinted else 0xA3, token.mech_list_mic)
+    return parts
+
+
+@given(_tokens)
+def test_layout_points_at_each_part(token: Token) -> None:
+    data = token.encode()
+    spans = layout(token)
+    root = "negTokenInit" if isinstance(token, NegTokenInit) else "negTokenResp"
+    assert data[spans.pop(root).start] == (0xA0 if root == "negTokenInit" else 0xA1)
+    expected = _expected_parts(token)
+    assert set(spans) == set(expected)
+    for name, (tag, value) in expected.items():
+        assert data[spans[name].start] == tag, name
+        assert data[spans[name].value : spans[name].value + len(value)] == value, name
