@@ -173,6 +173,13 @@ def message_type(data: bytes) -> int:
     return int(kind)
 
 
+def negotiate_flags(data: bytes) -> int:
+    """The NegotiateFlags of a NEGOTIATE_MESSAGE, all an acceptor needs of it (MS-NLMP 2.2.1.1: the domain
+    and workstation are informational). Samba ntlmssp_server_negotiate reads no more than these 16 bytes."""
+    _check_prefix(data, MessageType.NtLmNegotiate, 16)
+    return int(_U32.unpack_from(data, 12)[0])
+
+
 def _check_prefix(data: bytes, expected: MessageType, minimum: int) -> None:
     kind = message_type(data)
     if kind != expected:
@@ -511,7 +518,9 @@ class AuthenticateMessage:
         return out + b"".join(parts)
 
     @classmethod
-    def unpack(cls, data: bytes) -> AuthenticateMessage:
+    def unpack(cls, data: bytes, *, charset: int | None = None) -> AuthenticateMessage:
+        """`charset`: the flags whose UNICODE bit says how the strings decode, the message's own by default
+        (an acceptor passes the CHALLENGE's: MS-NLMP 3.2.5.1.1, the server chose the character set)."""
         _check_prefix(data, MessageType.NtLmAuthenticate, cls.HEADER_SIZE)
         lm, _ = _read_field(data, 12, "LmChallengeResponse")
         nt, _ = _read_field(data, 20, "NtChallengeResponse")
@@ -524,13 +533,14 @@ class AuthenticateMessage:
         lowest = _lowest_offset(data, cls._FIELDS)
         version = Version.unpack(data, 64) if lowest >= 72 and len(data) >= 72 else None
         mic = bytes(data[72:88]) if lowest >= 88 and len(data) >= 88 else None
+        strings = flags if charset is None else charset
         return cls(
             flags,
             lm,
             nt,
-            decode_string(domain, flags, "DomainName", offset=domain_at),
-            decode_string(user, flags, "UserName", offset=user_at),
-            decode_string(workstation, flags, "Workstation", offset=workstation_at),
+            decode_string(domain, strings, "DomainName", offset=domain_at),
+            decode_string(user, strings, "UserName", offset=user_at),
+            decode_string(workstation, strings, "Workstation", offset=workstation_at),
             key,
             version,
             mic,
