@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     p.add_argument("--ours", choices=("inproc", "subprocess"), default="inproc",
                    help="our server in this process (default) or as `python -m smb2auth serve`")
+    p.add_argument("--only", action="append", default=[], metavar="PREFIX",
+                   help="only cases whose mutations' kinds start with PREFIX (repeatable), e.g. spnego.")
     p.add_argument("--brief", action="store_true", help="the tables only, no examples")
     args = p.parse_args(argv)
     logging.disable(logging.CRITICAL)  # our server logs every refused login
@@ -32,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with peers.smbd() as smbd_address, peers.ours(args.ours) as ours_address:
         campaign = run_campaign(args.seed, args.count, ours_address, smbd_address, account=peers.ACCOUNT,
-                                timeout=args.timeout, time_limit=args.time_limit, progress=progress)
+                                timeout=args.timeout, time_limit=args.time_limit, progress=progress,
+                                only=tuple(args.only))
     report = to_json(campaign, known.KNOWN)
     print(render(report, examples=not args.brief))
     if args.json:

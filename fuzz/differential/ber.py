@@ -17,7 +17,8 @@ INDEFINITE = -1
 
 
 def long_form(length_bytes: int) -> int:
-    """The form of a length written in the long form with `length_bytes` bytes (X.690 8.1.3.5)."""
+    """The form of a length written in the long form with `length_bytes` bytes (X.690 8.1.3.5), or as many
+    as the length needs when that is more."""
     return length_bytes
 
 
@@ -81,7 +82,8 @@ def _length(n: int, form: int) -> bytes:
         return bytes((0x80 | len(body),)) + body
     if form == INDEFINITE:
         return b"\x80"
-    return bytes((0x80 | form,)) + n.to_bytes(form, "big")
+    size = max(form, (n.bit_length() + 7) // 8)
+    return bytes((0x80 | size,)) + n.to_bytes(size, "big")
 
 
 def encode(node: Node) -> bytes:

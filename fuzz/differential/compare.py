@@ -115,8 +115,10 @@ def run_campaign(
     timeout: float = 1.0,
     time_limit: float | None = None,
     progress: Callable[[int], None] | None = None,
+    only: tuple[str, ...] = (),
 ) -> Campaign:
-    """Cases 0..count-1 of `seed` against both servers, within `time_limit` seconds if given."""
+    """Cases 0..count-1 of `seed` against both servers, within `time_limit` seconds if given; with `only`,
+    just the cases whose every edit's kind starts with one of those prefixes."""
     campaign = Campaign(seed)
     start = time.monotonic()
 
@@ -131,9 +133,11 @@ def run_campaign(
         if time_limit is not None and time.monotonic() - start > time_limit:
             break
         case = make_case(seed, index)
+        if only and not all(e.kind.startswith(only) for e in case.edits):
+            continue
         try:
             ours_outcome, smbd_outcome = both(case)
-        except (ValueError, IndexError, KeyError, TypeError, struct.error) as exc:
+        except (ValueError, IndexError, KeyError, TypeError, OverflowError, struct.error) as exc:
             campaign.errors.append(f"case {index} {case.name}: {type(exc).__name__}: {exc}")
             continue
         campaign.cases += 1
