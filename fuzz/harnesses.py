@@ -258,8 +258,11 @@ _RESPONSE_HEADER = struct.Struct("<4sH2xIH2xII")  # ProtocolId, StructureSize, S
 
 def _check_output(frames: list[bytes], s2c_key: bytes = b"") -> None:
     """Each frame: a Direct TCP frame holding SMB2 responses (unknown commands echoed, as Samba does);
-    encrypted ones must decrypt with the session's server->client key."""
+    encrypted ones must decrypt with the session's server->client key. Or, to a session request, an RFC 1002
+    4.3.3/4.3.4 session response."""
     for out in frames:
+        if out in (b"\x82\x00\x00\x00", b"\x83\x00\x00\x01\x82"):
+            continue
         if len(out) < 4 or out[0] != 0 or int.from_bytes(out[1:4], "big") != len(out) - 4:
             raise Finding(f"bad Direct TCP frame from the server: {out[:8].hex()}")
         payload = out[4:]

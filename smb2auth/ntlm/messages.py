@@ -174,6 +174,13 @@ def message_type(data: bytes) -> int:
     return int(kind)
 
 
+def negotiate_flags(data: bytes) -> int:
+    """The NegotiateFlags of a NEGOTIATE_MESSAGE, all an acceptor needs of it (MS-NLMP 2.2.1.1: the domain
+    and workstation are informational). Samba ntlmssp_server_negotiate reads no more than these 16 bytes."""
+    _check_prefix(data, MessageType.NtLmNegotiate, 16)
+    return int(_U32.unpack_from(data, 12)[0])
+
+
 def _check_prefix(data: bytes, expected: MessageType, minimum: int) -> None:
     kind = message_type(data)
     if kind != expected:

@@ -7,6 +7,7 @@ transport answers by calling the authority and handing the result to `validation
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import hmac
@@ -52,12 +53,12 @@ from smb2auth.ntlm.messages import (
     ChallengeMessage,
     MessageType,
     NegotiateFlags,
-    NegotiateMessage,
     NtlmV2Response,
     Version,
     av_get,
     encode_unicode,
     message_type,
+    negotiate_flags,
     pack_filetime,
     unix_to_filetime,
     unpack_u32,
@@ -106,6 +107,25 @@ def classify_response(user: str, lm: bytes, nt: bytes, flags: int) -> ResponseKi
     if len(lm) == 24:
         return ResponseKind.LM
     return None
+
+
+_AV_STRINGS = frozenset((AvId.MsvAvNbComputerName, AvId.MsvAvNbDomainName, AvId.MsvAvDnsComputerName,
+                         AvId.MsvAvDnsDomainName, AvId.MsvAvDnsTreeName, AvId.MsvAvTargetName))
+# MS-NLMP 2.2.2.1 / 2.2.2.2: the fixed part of the values that have one.
+_AV_MINIMUM: dict[int, int] = {AvId.MsvAvFlags: 4, AvId.MsvAvTimestamp: 8, AvId.MsvAvSingleHost: 48,
+               AvId.MsvAvChannelBindings: 16}
+
+
+def _check_av_value(pair: AvPair) -> None:
+    """Samba ndr_pull_AV_PAIR: a value that does not parse as its MS-NLMP 2.2.2.1 type is INVALID_PARAMETER
+    (a name must be UTF-16, a fixed-size value at least its size)."""
+    if pair.id in _AV_STRINGS:
+        try:
+            pair.value.decode("utf-16-le")
+        except UnicodeDecodeError:
+            raise MalformedMessage(f"{AvId(pair.id).name} is not UTF-16") from None
+    elif len(pair.value) < _AV_MINIMUM.get(pair.id, 0):
+        raise MalformedMessage(f"{AvId(pair.id).name} of {len(pair.value)} bytes is too short")
 
 
 class ChannelBindingPolicy(enum.Enum):
@@ -271,9 +291,8 @@ class NtlmServer(SecurityContext):
         return AuthenticationError(status, reason, cause=cause)
 
     def _on_negotiate(self, token: bytes) -> bytes:
-        negotiate = NegotiateMessage.unpack(token)
+        cflags = negotiate_flags(token)
         server_next(self._state, ServerEvent.RECEIVE_NEGOTIATE)
-        cflags = negotiate.flags
         missing = self.policy.must_keep & ~cflags
         if missing:
             raise AuthenticationError(
@@ -314,7 +333,11 @@ class NtlmServer(SecurityContext):
         if self._clock() - self._issued_at > policy.challenge_lifetime:
             # Samba ntlmssp_server_preauth: an expired challenge -> INVALID_PARAMETER.
             raise self._fail(NtStatus.STATUS_INVALID_PARAMETER, "server challenge expired")
-        self.user, self.domain, self.workstation = auth.user, auth.domain, auth.workstation
+        # Samba msrpc_parse reads each name as a C string: it ends at its first NUL.
+        names = (auth.user, auth.domain, auth.workstation)
+        user, domain, workstation = (name.partition("\0")[0] for name in names)
+        auth = dataclasses.replace(auth, user=user, domain=domain, workstation=workstation)
+        self.user, self.domain, self.workstation = user, domain, workstation
         missing = policy.must_keep & ~auth.flags
         if missing:
             raise self._fail(
@@ -363,6 +386,8 @@ class NtlmServer(SecurityContext):
 
     def _check_ntlmv2(self, auth: AuthenticateMessage, response: NtlmV2Response) -> None:
         blob = response.client_challenge
+        for pair in blob.av_pairs:
+            _check_av_value(pair)
         # Samba ntlmssp_server_preauth: every AV pair the server sent must come back unchanged, else
         # INVALID_PARAMETER (before the password is checked).
         sent = {p.id: p.value for p in reversed(blob.av_pairs)}  # the first of an id counts, as in av_get
@@ -388,6 +413,9 @@ class NtlmServer(SecurityContext):
         if unspecified:
             if mode == ChannelBindingPolicy.REQUIRED:
                 raise self._fail(NtStatus.STATUS_BAD_BINDINGS, "channel bindings required but not sent")
+            return
+        if self.policy.expected_channel_bindings is None and mode is ChannelBindingPolicy.IF_PRESENT:
+            # Samba 4.17 (smbd): a server without channel bindings of its own, as on SMB, checks nothing.
             return
         expected = crypto.channel_bindings_hash(self.policy.expected_channel_bindings)
         # MS-NLMP 3.2.5.1.2: a sent MsvAvChannelBindings must match the server's own.

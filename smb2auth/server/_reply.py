@@ -26,9 +26,11 @@ class Reply:
     message_id: int
     session_id: int
     tree_id: int
-    credit: int
+    credit_request: int
     credit_charge: int
     related: bool
+    credit: int = 0  # the CreditResponse, granted when the frame's responses are packed
+    async_request: bool = False  # the request was flagged SMB2_FLAGS_ASYNC_COMMAND
     status: int = NtStatus.STATUS_SUCCESS
     body: bytes = b""
     signer: Signer | None = None

@@ -23,6 +23,7 @@ from smb2auth.server.config import ServerConfig
 from smb2auth.server.connection import Connection
 from smb2auth.server.context import ServerContext
 from smb2auth.server.inline import answer_frame, carry_out
+from smb2auth.server.nbss import Incoming
 from smb2auth.status import NtStatus
 
 __all__ = ["Smb2Server", "format_address"]
@@ -64,7 +65,7 @@ class _Smb2Protocol(asyncio.Protocol):
         self.server = server
         self.conn: Connection | None = None
         self.transport: asyncio.Transport | None = None
-        self._queue: collections.deque[bytes] = collections.deque()
+        self._queue: collections.deque[Incoming] = collections.deque()
         self._worker: asyncio.Task[None] | None = None
         self._paused = False
 
@@ -128,7 +129,7 @@ class _Smb2Protocol(asyncio.Protocol):
             transport.close()
 
     @staticmethod
-    async def _answer(conn: Connection, payload: bytes) -> list[bytes]:
+    async def _answer(conn: Connection, payload: Incoming) -> list[bytes]:
         """As answer_frame, awaiting the (asynchronous) authority while other connections go on."""
         frames, pending = carry_out(conn, conn.receive_frame(payload))
         authority = conn.ctx.config.authority

@@ -21,11 +21,12 @@ from smb2auth.server import setup as session_setup
 from smb2auth.server._reply import Disconnect, Reply
 from smb2auth.server._state import ConnEvent, ConnState, SessionEvent, SessionState, conn_next
 from smb2auth.server.context import ServerContext
+from smb2auth.server.credits import CreditWindow
+from smb2auth.server.nbss import FramingError, Incoming, SessionReader, SessionRequest, session_response
 from smb2auth.server.negotiate import NegotiateState, negotiate, smb1_negotiate, validate_negotiate_info
 from smb2auth.server.sessions import ServerSession
 from smb2auth.server.trees import tree_connect, tree_disconnect
 from smb2auth.smb2.crypto import TransformHeader, decrypt, encrypt, nonce_size, sign, verify
-from smb2auth.smb2.framing import FrameReader
 from smb2auth.smb2.framing import frame as frame_payload
 from smb2auth.smb2.header import (
     HEADER_SIZE,
@@ -39,6 +40,7 @@ from smb2auth.smb2.header import (
     Smb2Header,
     split_compound,
 )
+from smb2auth.smb2.negotiate import Dialect
 from smb2auth.smb2.session import SessionFlags
 from smb2auth.smb2.simple import EchoRequest, EchoResponse, ErrorResponse
 from smb2auth.status import NtStatus
@@ -84,13 +86,10 @@ class Connection:
         self.ctx = ctx
         self.peer = peer
         self.state = ConnState.INITIAL
-        self.framer = FrameReader(ctx.config.max_message_size)
+        self.framer = SessionReader(ctx.config.max_message_size)
         self.negotiated = NegotiateState()
         self.sessions: dict[int, ServerSession] = {}  # MS-SMB2 3.3.1.7 Connection.SessionTable
-        # MS-SMB2 3.3.1.1: the CommandSequenceWindow, [low, high) minus the ids already used; starts as {0}.
-        self._seq_low = 0
-        self._seq_high = 1
-        self._seq_used: set[int] = set()
+        self.window = CreditWindow(ctx.config.max_credits)
         self.opened = ctx.monotonic()
         self.last_activity = self.opened
         self.close_reason = ""
@@ -116,15 +115,12 @@ class Connection:
 
     # -- transport side -------------------------------------------------------------------------------
 
-    def feed(self, data: bytes) -> list[bytes]:
-        """The complete frames in `data`; framing garbage closes the connection (MS-SMB2 2.1)."""
+    def feed(self, data: bytes) -> list[Incoming]:
+        """The complete packets in `data` (smbd's rules: server/nbss.py), each to be handed to
+        `receive_frame` in order; what does not frame ends the list and closes the connection there."""
         if self.closed:
             return []
-        try:
-            return self.framer.feed(data)
-        except MalformedMessage as exc:
-            self.close(f"framing: {exc}")
-            return []
+        return self.framer.feed(data)
 
     def timed_out(self, now: float) -> str | None:
         """Why the connection has outlived a limit at monotonic time `now`, or None."""
@@ -159,14 +155,20 @@ class Connection:
 
     # -- one frame ------------------------------------------------------------------------------------
 
-    def receive_frame(self, data: bytes) -> list[ConnectionEvent]:
-        """Answer one Direct TCP frame payload: frames to send, login events, or a ValidationNeeded last."""
+    def receive_frame(self, data: Incoming) -> list[ConnectionEvent]:
+        """Answer one Direct TCP frame payload (or what else `feed` handed on): frames to send, login events,
+        or a ValidationNeeded last."""
         if self.closed:
             return []
         if self._paused is not None:
             raise ProtocolStateError("SMB2 connection: a frame arrived while a validation is pending")
         self.last_activity = self.ctx.monotonic()
         self._events = []
+        if isinstance(data, FramingError):
+            # MS-SMB2 2.1: what is no session packet ends the connection.
+            return self._disconnected(f"framing: {data.reason}")
+        if isinstance(data, SessionRequest):
+            return [session_response(data)]  # RFC 1002 4.3.2, before the first SMB message
         try:
             if data[:4] == SMB1_PROTOCOL_ID:
                 return [frame_payload(self._smb1_negotiate(data))]
@@ -180,6 +182,11 @@ class Connection:
                 parts = split_compound(data)
             except MalformedMessage as exc:
                 return [frame_payload(self._raw_error(data, exc))]
+            for part in parts:
+                if part.header.command is not Command.CANCEL:
+                    # MS-SMB2 3.3.5.2.3 / Samba smbd_smb2_request_validate: every MessageId of the chain is
+                    # checked against the window before the first request runs.
+                    self.window.consume(part.header.message_id, part.header.credit_charge)
             return self._run(_Frame(parts, sealed))
         except Disconnect as exc:
             return self._disconnected(str(exc))
@@ -235,6 +242,9 @@ class Connection:
         if sealed is not None:
             for reply in replies:
                 reply.signer = None  # MS-SMB2 3.3.4.1.1: an encrypted response is not signed
+        for reply in replies:
+            reply.credit = self.window.grant(reply.command, reply.status, reply.credit_request,
+                                             reply.credit_charge, async_request=reply.async_request)
         packed = self._pack(replies)
         if sealed is not None:
             # MS-SMB2 3.3.4.1.4: the response to an encrypted request is encrypted.
@@ -273,8 +283,8 @@ class Connection:
             # MS-SMB2 3.3.5.2: a header that does not parse drops the connection.
             raise Disconnect(f"malformed SMB2 header: {exc}")
         message_id = fields[8]
-        self._consume(message_id, fields[2])
-        grant = self._grant(fields[5])
+        self.window.consume(message_id, fields[2])
+        grant = self.window.grant(fields[4], exc.status, fields[5], fields[2])
         # MS-SMB2 3.3.5.2: an unknown command is failed with STATUS_INVALID_PARAMETER.
         header = HEADER_STRUCT.pack(
             SMB2_PROTOCOL_ID, HEADER_SIZE, fields[2], exc.status, fields[4], grant,
@@ -282,36 +292,10 @@ class Connection:
         )
         return header + ErrorResponse().pack()
 
-    # -- credits (MS-SMB2 3.3.1.1, 3.3.1.2) -----------------------------------------------------------
-
     @property
     def credits(self) -> int:
         """Credits the client holds: message ids granted and not yet used."""
-        return self._seq_high - self._seq_low - len(self._seq_used)
-
-    def _consume(self, message_id: int, charge: int) -> None:
-        count = max(1, charge)
-        if message_id < self._seq_low or message_id + count > self._seq_high:
-            # MS-SMB2 3.3.5.2.3: a MessageId outside the CommandSequenceWindow drops the connection.
-            raise Disconnect(f"MessageId {message_id} outside [{self._seq_low}, {self._seq_high})")
-        ids = range(message_id, message_id + count)
-        if any(i in self._seq_used for i in ids):
-            # MS-SMB2 3.3.5.2.3: a MessageId used twice drops the connection.
-            raise Disconnect(f"MessageId {message_id} reused")
-        self._seq_used.update(ids)
-        while self._seq_low in self._seq_used:
-            self._seq_used.remove(self._seq_low)
-            self._seq_low += 1
-
-    def _grant(self, requested: int) -> int:
-        """MS-SMB2 3.3.1.2: grant what the request asks, up to max_credits held, and at least one when the
-        client would otherwise hold none."""
-        held = self.credits
-        grant = min(max(1, requested), max(0, self.ctx.config.max_credits - held))
-        if held + grant == 0:
-            grant = 1
-        self._seq_high += grant
-        return grant
+        return self.window.held
 
     def _pack(self, replies: list[Reply]) -> bytes:
         out = bytearray()
@@ -342,8 +326,7 @@ class Connection:
             raise Disconnect(f"SMB1 message in state {self.state.value}")
         response, chosen = smb1_negotiate(self.ctx, self.negotiated, data)
         self.state = conn_next(self.state, ConnEvent.SMB1_DIALECT if chosen else ConnEvent.SMB1_WILDCARD)
-        # MS-SMB2 3.3.5.3.1: the SMB1 NEGOTIATE used MessageId 0; the SMB2 one that follows uses 1.
-        self._seq_low, self._seq_high, self._seq_used = 1, 2, set()
+        self.window.restart_after_smb1()
         return response
 
     def _dispatch(
@@ -358,23 +341,25 @@ class Connection:
             session_id, tree_id = previous
         if h.command is Command.CANCEL:
             return None  # MS-SMB2 3.3.5.16: CANCEL takes no MessageId from the window and gets no response
-        self._consume(h.message_id, h.credit_charge)
-        reply = Reply(h.command, h.message_id, session_id, tree_id, self._grant(h.credit), h.credit_charge,
-                      related)
+        reply = Reply(h.command, h.message_id, session_id, tree_id, credit_request=h.credit,
+                      credit_charge=h.credit_charge, related=related, async_request=h.is_async)
         if h.command is Command.NEGOTIATE:
             if self.state is ConnState.NEGOTIATED:
                 # MS-SMB2 3.3.5.4: a second NEGOTIATE on a connection drops it.
                 raise Disconnect("NEGOTIATE on a negotiated connection")
-            if negotiate(self.ctx, self.negotiated, part, reply):
-                self.state = conn_next(self.state, ConnEvent.NEGOTIATE)
-            return reply
-        if self.state is not ConnState.NEGOTIATED:
+        elif self.state is not ConnState.NEGOTIATED:
             # MS-SMB2 3.3.5.2: any request before a NEGOTIATE completed drops the connection.
             raise Disconnect(f"{h.command.name} in state {self.state.value}")
-        self.state = conn_next(self.state, ConnEvent.REQUEST)
-        if h.is_response:
-            # Samba smbd_smb2_request_validate: SERVER_TO_REDIR in a request is invalid.
+        if int(h.flags) & ~int(self._allowed_flags(h.command)):
+            # Samba smbd_smb2_request_dispatch: a flag not defined for this request and dialect (MS-SMB2
+            # 2.2.1.2; SERVER_TO_REDIR in a request among them) -> STATUS_INVALID_PARAMETER.
             return reply.fail(NtStatus.STATUS_INVALID_PARAMETER)
+        if h.command is Command.NEGOTIATE:
+            if negotiate(self.ctx, self.negotiated, part, reply):
+                self.state = conn_next(self.state, ConnEvent.NEGOTIATE)
+                self.window.multi_credit = self.negotiated.dialect != Dialect.SMB2_0_2
+            return reply
+        self.state = conn_next(self.state, ConnEvent.REQUEST)
         if related and index == 0:
             # MS-SMB2 3.3.5.2.7.2: the first request of a chain cannot be related.
             return reply.fail(NtStatus.STATUS_INVALID_PARAMETER)
@@ -409,6 +394,19 @@ class Connection:
             # MS-SMB2 3.3.5.2.6: a malformed body is answered with the parser's status.
             return reply.fail(exc.status)
 
+    def _allowed_flags(self, command: Command) -> HeaderFlags:
+        """MS-SMB2 2.2.1.2, as Samba enforces it: PRIORITY on 3.1.1 (or on a NEGOTIATE that may reach it),
+        REPLAY_OPERATION from 3.0 on, ASYNC_COMMAND only on a CANCEL."""
+        allowed = HeaderFlags.RELATED_OPERATIONS | HeaderFlags.SIGNED | HeaderFlags.DFS_OPERATIONS
+        dialect = self.negotiated.dialect
+        if dialect == Dialect.SMB3_1_1 or (
+            command is Command.NEGOTIATE and self.ctx.config.max_dialect >= Dialect.SMB3_1_1
+        ):
+            allowed |= HeaderFlags.PRIORITY_MASK
+        if dialect >= Dialect.SMB3_0:
+            allowed |= HeaderFlags.REPLAY_OPERATION
+        return allowed
+
     @staticmethod
     def _check_signature(
         part: CompoundPart, reply: Reply, session: ServerSession | None, session_id: int, sealed: bool
@@ -427,6 +425,10 @@ class Connection:
                 if h.command is Command.SESSION_SETUP and session_id:
                     return None
                 return NtStatus.STATUS_USER_SESSION_DELETED
+            if session.state is SessionState.IN_PROGRESS:
+                # Samba smbd_smb2_request_dispatch: a signature on a session that has no key yet cannot be
+                # checked, nor the error answering it signed: smbd drops the connection.
+                raise Disconnect(f"signed {h.command.name} on session 0x{session.id:016x} still in progress")
             if signing_session:
                 reply.signer = session
                 if not verify(part.raw, session.signing_key, session.signing_algorithm):

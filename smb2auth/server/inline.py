@@ -8,6 +8,7 @@ from smb2auth.authority.consult import consult_sync
 from smb2auth.events import LoginEvent
 from smb2auth.ntlm.events import ValidationNeeded
 from smb2auth.server.connection import Connection, ConnectionEvent
+from smb2auth.server.nbss import Incoming
 
 __all__ = ["answer_frame", "carry_out"]
 
@@ -27,7 +28,7 @@ def carry_out(conn: Connection, events: list[ConnectionEvent]) -> tuple[list[byt
     return frames, pending
 
 
-def answer_frame(conn: Connection, payload: bytes) -> list[bytes]:
+def answer_frame(conn: Connection, payload: Incoming) -> list[bytes]:
     """Answer one frame to its end, validating with the synchronous authority; the frames to write."""
     frames, pending = carry_out(conn, conn.receive_frame(payload))
     authority = conn.ctx.config.authority

@@ -30,6 +30,14 @@ def check_structure_size(body: bytes, expected: int, name: str) -> None:
         raise bad(f"{name}: {len(body)} bytes, fixed part needs {expected & ~1}", HEADER_SIZE)
 
 
+def check_request_size(body: bytes, expected: int, name: str) -> None:
+    """check_structure_size for a request: an odd StructureSize counts the first byte of the variable part
+    (MS-SMB2 2.2.5, 2.2.9), which Samba smbd_smb2_request_verify_sizes requires to be there."""
+    check_structure_size(body, expected, name)
+    if len(body) < expected:
+        raise bad(f"{name}: {len(body)} bytes, StructureSize {expected} needs {expected}", HEADER_SIZE)
+
+
 def buffer_at(body: bytes, offset: int, length: int, fixed: int, name: str) -> bytes:
     """The buffer at header-relative `offset`; MS-SMB2 2.2: it lies after the fixed part, in the message."""
     if length == 0:

@@ -7,7 +7,7 @@ import struct
 from dataclasses import dataclass
 from typing import ClassVar
 
-from smb2auth.smb2._body import FourByteBody, buffer_at, check_structure_size
+from smb2auth.smb2._body import FourByteBody, buffer_at, check_request_size, check_structure_size
 from smb2auth.smb2.header import HEADER_SIZE
 from smb2auth.smb2.negotiate import Capabilities, SecurityMode
 
@@ -52,12 +52,13 @@ class SessionSetupRequest:
                 len(self.security_buffer),
                 self.previous_session_id,
             )
-            + self.security_buffer
+            # MS-SMB2 2.2.5: StructureSize 25 counts one byte of the buffer; an empty one goes as a zero byte.
+            + (self.security_buffer or b"\x00")
         )
 
     @classmethod
     def unpack(cls, body: bytes) -> SessionSetupRequest:
-        check_structure_size(body, cls.STRUCTURE_SIZE, "SESSION_SETUP request")
+        check_request_size(body, cls.STRUCTURE_SIZE, "SESSION_SETUP request")
         _, flags, security_mode, capabilities, channel, offset, length, previous = cls._FIXED.unpack_from(
             body
         )

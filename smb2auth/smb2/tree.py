@@ -7,7 +7,7 @@ import struct
 from dataclasses import dataclass
 from typing import ClassVar
 
-from smb2auth.smb2._body import FourByteBody, bad, buffer_at, check_structure_size, utf16
+from smb2auth.smb2._body import FourByteBody, bad, buffer_at, check_request_size, check_structure_size, utf16
 from smb2auth.smb2.header import HEADER_SIZE
 
 
@@ -82,11 +82,12 @@ class TreeConnectRequest:
                 self._FIXED.pack(self.STRUCTURE_SIZE, self.flags, offset, len(path)) + self.extension + path
             )
         offset = HEADER_SIZE + self._FIXED.size
-        return self._FIXED.pack(self.STRUCTURE_SIZE, self.flags, offset, len(path)) + path
+        # MS-SMB2 2.2.9: StructureSize 9 counts one byte of the buffer; an empty one goes as a zero byte.
+        return self._FIXED.pack(self.STRUCTURE_SIZE, self.flags, offset, len(path)) + (path or b"\x00")
 
     @classmethod
     def unpack(cls, body: bytes) -> TreeConnectRequest:
-        check_structure_size(body, cls.STRUCTURE_SIZE, "TREE_CONNECT request")
+        check_request_size(body, cls.STRUCTURE_SIZE, "TREE_CONNECT request")
         _, flags, offset, length = cls._FIXED.unpack_from(body)
         path_bytes = buffer_at(body, offset, length, cls._FIXED.size, "TREE_CONNECT request")
         path = utf16(path_bytes, "TREE_CONNECT request path")

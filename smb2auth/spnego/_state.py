@@ -12,6 +12,7 @@ class ServerState(enum.Enum):
     START = "START"  # waiting for the client's NegTokenInit (or a bare NTLM message)
     NEGOTIATING = "NEGOTIATING"  # mechanism chosen; waiting for NegTokenResp
     RAW = "RAW"  # the client spoke bare NTLMSSP: tokens pass through unwrapped
+    MIC_CHECK = "MIC_CHECK"  # mechanism complete, our mechListMIC sent; waiting for the client's
     COMPLETE = "COMPLETE"
     FAILED = "FAILED"
 
@@ -30,6 +31,7 @@ class Event(enum.Enum):
     RECV_RESP = "NegTokenResp received"
     SEND_INIT = "NegTokenInit sent"
     CONTINUE = "exchange continues"
+    MIC_OWED = "mechListMIC owed by the client"
     DONE = "exchange complete"
     FAIL = "failure"
 
@@ -40,6 +42,9 @@ SERVER_TRANSITIONS: dict[tuple[ServerState, Event], ServerState] = {
     (ServerState.NEGOTIATING, Event.RECV_RESP): ServerState.NEGOTIATING,
     (ServerState.NEGOTIATING, Event.CONTINUE): ServerState.NEGOTIATING,
     (ServerState.NEGOTIATING, Event.DONE): ServerState.COMPLETE,
+    (ServerState.NEGOTIATING, Event.MIC_OWED): ServerState.MIC_CHECK,
+    (ServerState.MIC_CHECK, Event.RECV_RESP): ServerState.MIC_CHECK,
+    (ServerState.MIC_CHECK, Event.DONE): ServerState.COMPLETE,
     (ServerState.RAW, Event.RECV_RAW): ServerState.RAW,
     (ServerState.RAW, Event.CONTINUE): ServerState.RAW,
     (ServerState.RAW, Event.DONE): ServerState.COMPLETE,

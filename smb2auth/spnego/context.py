@@ -15,13 +15,13 @@ from smb2auth.ntlm.authority import AnyAuthority, ValidationResult, validate_syn
 from smb2auth.ntlm.events import Complete, Failed, HandshakeError, HandshakeEvent, Send, ValidationNeeded
 from smb2auth.spnego._state import ClientState, Event, ServerState, advance_client, advance_server
 from smb2auth.spnego.asn1 import IGNORE_PRINCIPAL, NTLMSSP, mech_name
+from smb2auth.spnego.received import Reassembly, read
 from smb2auth.spnego.tokens import (
     NegHints,
     NegState,
     NegTokenInit,
     NegTokenResp,
     NotSpnego,
-    Token,
     decode,
     mech_types_der,
 )
@@ -126,6 +126,7 @@ class _Step:
     mech_token: bytes = b""
     client_mic: bytes | None = None
     raw: bool = False
+    fragment: bool = False
 
 
 class SpnegoServer:
@@ -157,6 +158,7 @@ class SpnegoServer:
         self._downgraded = False
         self._replied = False
         self._pending: _Step | None = None
+        self._reassembly = Reassembly()
         self.mic_exchanged = False
         self.raw = False
 
@@ -245,33 +247,32 @@ class SpnegoServer:
     def _begin(self, token: bytes | None) -> _Step:
         if self._state in (ServerState.COMPLETE, ServerState.FAILED) or self._pending is not None:
             raise ProtocolStateError(f"SPNEGO server in state {self._state.value}: no more tokens expected")
-        if not token:
+        if not token and not self._reassembly.pending:
             raise MalformedMessage(f"SPNEGO server in state {self._state.value}: empty security token")
-        parsed: Token | None
+        whole = self._reassembly.add(token or b"")
+        if whole is None:
+            return _Step(feed=False, fragment=True)
         try:
-            parsed = decode(token)
+            received = read(whole)
         except NotSpnego as exc:
             if not (self._allow_raw and exc.raw_mech == NTLMSSP):
                 raise
-            parsed = None
-        if parsed is None:
             self._state = advance_server(self._state, Event.RECV_RAW)
             self.raw = True
-            return _Step(feed=True, mech_token=token, raw=True)
+            return _Step(feed=True, mech_token=whole, raw=True)
+        parsed = received.token
         if isinstance(parsed, NegTokenInit):
             self._state = advance_server(self._state, Event.RECV_INIT)
-            return self._begin_init(parsed)
+            return self._begin_init(parsed, received.mech_list)
         self._state = advance_server(self._state, Event.RECV_RESP)
         return self._begin_resp(parsed)
 
-    def _begin_init(self, init: NegTokenInit) -> _Step:
-        if not init.mech_types:
-            raise MalformedMessage("RFC 4178 4.2.1: NegTokenInit without mechTypes")
+    def _begin_init(self, init: NegTokenInit, mech_list: bytes) -> _Step:
         if self._mech_oid not in init.mech_types:
             offered = ", ".join(mech_name(m) for m in init.mech_types)
             # Samba gensec_spnego_parse_negTokenInit: no suitable mechType -> NT_STATUS_INVALID_PARAMETER.
             raise AuthenticationError(_INVALID, f"no supported mechanism in [{offered}]")
-        self._mech_types = mech_types_der(init.mech_types)
+        self._mech_types = mech_list
         if init.mech_types[0] != self._mech_oid:
             # RFC 4178 5: not the initiator's preferred mechanism -> ignore its optimistic token,
             # answer request-mic, and the mechListMIC exchange becomes mandatory.
@@ -282,8 +283,12 @@ class SpnegoServer:
         return _Step(feed=True, mech_token=init.mech_token)
 
     def _begin_resp(self, resp: NegTokenResp) -> _Step:
-        if resp.neg_state is NegState.REJECT:
-            raise AuthenticationError(NtStatus.STATUS_LOGON_FAILURE, "the client rejected the negotiation")
+        # RFC 4178 4.2.2: negState is the acceptor's; Samba ignores the initiator's, whatever its value.
+        if self._state is ServerState.MIC_CHECK:
+            if resp.response_token:
+                # Samba gensec_spnego_server_negTokenTarg_start: only the mechListMIC is owed now.
+                raise MalformedMessage("a mechanism token after the mechanism completed")
+            return _Step(feed=False, client_mic=resp.mech_list_mic or b"")
         if not resp.response_token:
             raise MalformedMessage("NegTokenResp without the mechanism's responseToken")
         return _Step(feed=True, mech_token=resp.response_token, client_mic=resp.mech_list_mic)
@@ -293,6 +298,13 @@ class SpnegoServer:
         if pending.raw:
             self._state = advance_server(self._state, Event.DONE if mech.complete else Event.CONTINUE)
             return out
+        if pending.fragment:
+            return b""  # Samba gensec_spnego_update_in: MORE_PROCESSING_REQUIRED with nothing in it
+        if self._state is ServerState.MIC_CHECK:
+            _verify_mic(mech, self._mech_types, pending.client_mic or b"")
+            self.mic_exchanged = True
+            self._state = advance_server(self._state, Event.DONE)
+            return NegTokenResp(NegState.ACCEPT_COMPLETED).encode()
         first = not self._replied
         self._replied = True
         supported = self._mech_oid if first else None
@@ -309,13 +321,16 @@ class SpnegoServer:
             # Samba gensec_spnego "new_spnego": a mechListMIC is owed once the client sent the NTLM MIC
             # (MS-NLMP 3.1.5.1.2), or when the mechanism is not its first choice (RFC 4178 5).
             required = self._downgraded or (self._require_mic and mech.mic_present)
-            if client_mic is None:
+            if not client_mic:
                 if required:
-                    # Samba: the missing MIC fails ntlmssp_check_packet -> NT_STATUS_ACCESS_DENIED.
-                    raise AuthenticationError(_DENIED, "the client sent no mechListMIC")
+                    # RFC 4178 5 / Samba gensec_spnego_server_negTokenTarg_finish: without the client's
+                    # mechListMIC, send ours with accept-incomplete; the client's comes in the next token.
+                    self._state = advance_server(self._state, Event.MIC_OWED)
+                    state = NegState.ACCEPT_INCOMPLETE
+                    return NegTokenResp(state, supported, out, _sign_mic(mech, self._mech_types)).encode()
             else:
                 _verify_mic(mech, self._mech_types, client_mic)
-            if client_mic is not None or required:
+            if client_mic or required:
                 mic_out = _sign_mic(mech, self._mech_types)
                 self.mic_exchanged = True
         self._state = advance_server(self._state, Event.DONE)

@@ -29,7 +29,8 @@ class SocketDriver(Driver):
         super().__init__()
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.timeout = timeout
-        self.eof = False
+        self.eof = False  # the peer closed (or reset) the connection
+        self.silent = False  # a read timed out: the peer said nothing, and may still
 
     def close(self) -> None:
         self.sock.close()
@@ -39,7 +40,10 @@ class SocketDriver(Driver):
         while len(data) < n:
             try:
                 chunk = self.sock.recv(n - len(data))
-            except (ConnectionResetError, TimeoutError):
+            except TimeoutError:
+                self.silent = True
+                return None
+            except ConnectionResetError:
                 chunk = b""
             if not chunk:
                 self.eof = True

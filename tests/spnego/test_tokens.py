@@ -148,7 +148,8 @@ def test_resp_with_gss_framing_is_refused() -> None:
 
 
 def test_unframed_negtokeninit_accepted() -> None:
-    # Samba spnego_read_data accepts a negTokenInit without the RFC 2743 framing.
+    # The general decoder reads a negTokenInit without the RFC 2743 framing (the acceptor does not, as smbd
+    # does not: tests/spnego/test_received.py).
     framed = NegTokenInit((NTLMSSP,), mech_token=b"tok").encode()
     unframed = framed[10:]
     assert unframed[0] == 0xA0

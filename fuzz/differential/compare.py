@@ -1,0 +1,158 @@
+"""Running cases against both servers, classing each disagreement, minimizing havoc cases.
+
+A disagreement's category is decided at the first request the two servers answered differently (or, when
+every answer agrees, by the connections' fates), most severe first:
+
+* `ours completes a step smbd refuses`: we answered SUCCESS / MORE_PROCESSING_REQUIRED, smbd did not;
+* `we refuse what smbd accepts`: the reverse;
+* `connection fate differs`: one closed (or went silent) where the other answered or stayed;
+* `status differs`: both refused, with different statuses.
+
+Its class is the case's mutation (kind and label) and the category.
+"""
+
+from __future__ import annotations
+
+import itertools
+import struct
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from fuzz.differential.cases import Case, make_case
+from fuzz.differential.script import CLOSED, NBSS_POSITIVE, NO_ANSWER, SILENT, Account, Outcome, run
+
+__all__ = ["CATEGORIES", "Campaign", "Disagreement", "classify", "run_campaign"]
+
+OURS_ACCEPTS = "ours completes a step smbd refuses"
+OURS_REFUSES = "we refuse what smbd accepts"
+FATE = "connection fate differs"
+STATUS = "status differs"
+CATEGORIES = (OURS_ACCEPTS, OURS_REFUSES, FATE, STATUS)
+_GOING_ON = {"STATUS_SUCCESS", "STATUS_MORE_PROCESSING_REQUIRED", NBSS_POSITIVE}
+_GONE = {CLOSED, SILENT, NO_ANSWER}
+
+
+def _accepted(step: tuple[str, ...] | None) -> bool:
+    return step is not None and all(s in _GOING_ON for s in step)
+
+
+def classify(ours: Outcome, smbd: Outcome) -> str | None:
+    """The category of a disagreement, None when the servers agree."""
+    if ours == smbd:
+        return None
+    for a, b in itertools.zip_longest(ours.steps, smbd.steps):
+        if a == b:
+            continue
+        if _accepted(a) and (not _accepted(b) or len(a or ()) > len(b or ())):
+            return OURS_ACCEPTS
+        if _accepted(b) and not _accepted(a):
+            return OURS_REFUSES
+        gone_a = a is None or bool(set(a) & _GONE)
+        gone_b = b is None or bool(set(b) & _GONE)
+        if gone_a != gone_b or ours.fate != smbd.fate:
+            return FATE
+        return STATUS
+    return FATE
+
+
+@dataclass
+class Disagreement:
+    case: Case
+    category: str
+    ours: Outcome
+    smbd: Outcome
+    name: str = ""  # the class: the (minimized) case's name
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "case": self.case.index,
+            "family": self.case.family,
+            "edits": [str(e) for e in self.case.edits],
+            "ours": str(self.ours),
+            "smbd": str(self.smbd),
+        }
+
+
+@dataclass
+class Campaign:
+    seed: int
+    cases: int = 0
+    elapsed: float = 0.0
+    per_family: Counter[str] = field(default_factory=Counter)
+    disagreements: list[Disagreement] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def classes(self) -> dict[tuple[str, str], list[Disagreement]]:
+        out: dict[tuple[str, str], list[Disagreement]] = {}
+        for d in self.disagreements:
+            out.setdefault((d.name, d.category), []).append(d)
+        return out
+
+
+Runner = Callable[[Case], tuple[Outcome, Outcome]]
+
+
+def _minimize(case: Case, category: str, both: Runner) -> tuple[Case, Outcome, Outcome] | None:
+    """The smallest proper subset of a havoc case's edits that shows the same category, or None."""
+    for size in range(1, len(case.edits)):
+        for subset in itertools.combinations(case.edits, size):
+            smaller = Case(case.index, case.family, subset)
+            ours, smbd = both(smaller)
+            if classify(ours, smbd) == category:
+                return smaller, ours, smbd
+    return None
+
+
+def run_campaign(
+    seed: int,
+    count: int,
+    ours: tuple[str, int],
+    smbd: tuple[str, int],
+    *,
+    account: Account,
+    timeout: float = 1.0,
+    time_limit: float | None = None,
+    progress: Callable[[int], None] | None = None,
+    only: tuple[str, ...] = (),
+) -> Campaign:
+    """Cases 0..count-1 of `seed` against both servers, within `time_limit` seconds if given; with `only`,
+    just the cases whose every edit's kind starts with one of those prefixes."""
+    campaign = Campaign(seed)
+    start = time.monotonic()
+
+    def both(case: Case) -> tuple[Outcome, Outcome]:
+        return run(case.edits, ours, account, timeout), run(case.edits, smbd, account, timeout)
+
+    baseline = both(Case(-1, "baseline", ()))
+    for outcome, who in zip(baseline, ("ours", "smbd"), strict=True):
+        if outcome.steps[-1] != ("STATUS_SUCCESS",) or outcome.fate != "open":
+            raise RuntimeError(f"the unmutated login does not succeed on {who}: {outcome}")
+    for index in range(count):
+        if time_limit is not None and time.monotonic() - start > time_limit:
+            break
+        case = make_case(seed, index)
+        if only and not all(e.kind.startswith(only) for e in case.edits):
+            continue
+        try:
+            ours_outcome, smbd_outcome = both(case)
+        except (ValueError, IndexError, KeyError, TypeError, OverflowError, struct.error) as exc:
+            campaign.errors.append(f"case {index} {case.name}: {type(exc).__name__}: {exc}")
+            continue
+        campaign.cases += 1
+        campaign.per_family[case.family] += 1
+        category = classify(ours_outcome, smbd_outcome)
+        if category is not None:
+            shown = case
+            if len(case.edits) > 1:
+                smaller = _minimize(case, category, both)
+                if smaller is not None:
+                    shown, ours_outcome, smbd_outcome = smaller
+            found = Disagreement(shown, category, ours_outcome, smbd_outcome, shown.name)
+            campaign.disagreements.append(found)
+        if progress is not None:
+            progress(index)
+    campaign.elapsed = time.monotonic() - start
+    return campaign
+

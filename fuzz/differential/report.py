@@ -1,0 +1,63 @@
+"""The table a run prints and the JSON it writes: counts per category and per class, a few examples each."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from fuzz.differential.compare import CATEGORIES, Campaign
+
+__all__ = ["EXAMPLES", "render", "to_json"]
+
+EXAMPLES = 3
+
+
+def to_json(campaign: Campaign, known: dict[tuple[str, str], str] | None = None) -> dict[str, Any]:
+    classes = []
+    for (name, category), found in sorted(campaign.classes().items(), key=lambda kv: (
+            CATEGORIES.index(kv[0][1]), -len(kv[1]), kv[0][0])):
+        outcomes = Counter(f"ours {d.ours}  /  smbd {d.smbd}" for d in found)
+        classes.append({
+            "class": name,
+            "category": category,
+            "count": len(found),
+            "known": (known or {}).get((name, category)),
+            "outcomes": dict(outcomes.most_common()),
+            "examples": [d.to_json() for d in found[:EXAMPLES]],
+        })
+    return {
+        "seed": campaign.seed,
+        "cases": campaign.cases,
+        "elapsed_seconds": round(campaign.elapsed, 1),
+        "cases_per_family": dict(sorted(campaign.per_family.items())),
+        "disagreements": len(campaign.disagreements),
+        "per_category": {c: sum(1 for d in campaign.disagreements if d.category == c) for c in CATEGORIES},
+        "classes": classes,
+        "fuzzer_errors": campaign.errors,
+    }
+
+
+def render(report: dict[str, Any], *, examples: bool = True) -> str:
+    lines = [
+        f"seed {report['seed']}: {report['cases']} cases in {report['elapsed_seconds']} s "
+        f"({', '.join(f'{k} {v}' for k, v in report['cases_per_family'].items())}), "
+        f"{report['disagreements']} disagreements",
+        "",
+        "| category | cases |",
+        "|---|---:|",
+    ]
+    lines += [f"| {c} | {n} |" for c, n in report["per_category"].items()]
+    lines += ["", "| class | category | cases | known |", "|---|---|---:|---|"]
+    for cls in report["classes"]:
+        known = "yes" if cls["known"] else ""
+        lines.append(f"| {cls['class']} | {cls['category']} | {cls['count']} | {known} |")
+    if examples:
+        for cls in report["classes"]:
+            lines += ["", f"## {cls['class']} ({cls['category']}, {cls['count']})"]
+            for outcome, n in list(cls["outcomes"].items())[:4]:
+                lines.append(f"  {n:4} x {outcome}")
+            for ex in cls["examples"]:
+                lines.append(f"  case {ex['case']}: {' + '.join(ex['edits'])}")
+    for error in report["fuzzer_errors"]:
+        lines.append(f"fuzzer error: {error}")
+    return "\n".join(lines)
