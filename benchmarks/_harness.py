@@ -38,6 +38,17 @@ def versions(*packages: str) -> str:
     return ", ".join(found)
 
 
+def pyspnego_credentials(
+    user: str, domain: str, password: str, nt_hash: bytes, *, given_password: bool
+) -> tuple[object, str | None]:
+    """pyspnego's initiator credentials: the password, or the NT hash (spnego.NTLMHash: no MD4 each time)."""
+    import spnego
+
+    if given_password:
+        return f"{domain}\\{user}", password
+    return spnego.NTLMHash(f"{domain}\\{user}", nt_hash=nt_hash.hex()), None
+
+
 def machine() -> str:
     return f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores"
 

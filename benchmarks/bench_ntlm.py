@@ -18,7 +18,15 @@ from smb2auth.ntlm.messages import AuthenticateMessage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _floor  # noqa: E402
-from _harness import BENCH_HOST, BENCH_SPN, Contender, compare, smbpasswd_users, versions  # noqa: E402
+from _harness import (  # noqa: E402
+    BENCH_HOST,
+    BENCH_SPN,
+    Contender,
+    compare,
+    pyspnego_credentials,
+    smbpasswd_users,
+    versions,
+)
 
 USER, PASSWORD, DOMAIN = "alice", "Secret1", "DOM"
 TARGET = TargetInfo(nb_domain=DOMAIN, nb_computer="BENCH", dns_computer=BENCH_HOST)
@@ -58,11 +66,9 @@ def pyspnego(password: bool) -> Callable[[], Callable[[], None]]:
 
         user = authority().get_user(USER)
         assert user is not None
-        if password:
-            credential: object = f"{DOMAIN}\\{USER}"
-            secret: str | None = PASSWORD
-        else:
-            credential, secret = spnego.NTLMHash(f"{DOMAIN}\\{USER}", nt_hash=user.nt_hash.hex()), None
+        credential, secret = pyspnego_credentials(
+            USER, DOMAIN, PASSWORD, user.nt_hash, given_password=password
+        )
 
         def handshake() -> None:
             client = spnego.client(credential, secret, hostname=BENCH_HOST, service="cifs", protocol="ntlm")
