@@ -31,14 +31,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from smb2auth.authority import AnyAuthority, AsyncAuthority
+    from smb2auth.authority.threaded import LoopThreadAuthority
     from smb2auth.http.auth import Role
     from smb2auth.http.winrm import winrm_echo_app
     from smb2auth.http.wsgi import KeepAliveWSGIServer, NtlmAuthMiddleware, whoami_app
 
     http_logging(args)
     host, port = args.listen
-    from smb2auth.authority import AnyAuthority, AsyncAuthority
-    from smb2auth.authority.threaded import LoopThreadAuthority
 
     authority: AnyAuthority = http_authority(args)
     if isinstance(authority, AsyncAuthority):
