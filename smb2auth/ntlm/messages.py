@@ -5,6 +5,7 @@ Every parse failure raises `MalformedMessage`; every offset and length is checke
 
 from __future__ import annotations
 
+import codecs
 import enum
 import functools
 import struct
@@ -130,16 +131,22 @@ def _inside(exc: MalformedMessage, start: int) -> MalformedMessage:
     return MalformedMessage(exc.reason, offset=start + (exc.offset or 0), status=exc.status)
 
 
+# The codec functions themselves: str.encode / bytes.decode look "utf-16-le" up in the codec registry and
+# go through its Python wrapper on every call (they have a fast path for UTF-8, not for UTF-16-LE).
+_utf_16_le_decode = codecs.utf_16_le_decode
+_utf_16_le_encode = codecs.utf_16_le_encode
+
+
 def decode_unicode(data: bytes, what: str = "string", *, offset: int | None = None) -> str:
     """UTF-16LE as on the wire; odd lengths are malformed, unpaired surrogates survive. `offset` is where
     `data` starts in the message, for the error."""
     if len(data) % 2:
         raise _fail(f"odd-length UTF-16 {what}", offset)
-    return data.decode("utf-16-le", "surrogatepass")
+    return _utf_16_le_decode(data, "surrogatepass", True)[0]
 
 
 def encode_unicode(text: str) -> bytes:
-    return text.encode("utf-16-le", "surrogatepass")
+    return _utf_16_le_encode(text, "surrogatepass")[0]
 
 
 def decode_oem(data: bytes) -> str:
@@ -538,10 +545,12 @@ class AuthenticateMessage:
         _check_prefix(data, MessageType.NtLmAuthenticate, cls.HEADER_SIZE)
         data = bytes(data)
         fields = cls._BODY.unpack_from(data, 12)
-        lm, nt, domain, user, workstation, key = (
-            _payload(data, fields[3 * i], fields[3 * i + 2], name, at)
-            for i, (name, at) in enumerate(cls.PAYLOAD_FIELDS)
-        )
+        lm = _payload(data, fields[0], fields[2], "LmChallengeResponse", 12)
+        nt = _payload(data, fields[3], fields[5], "NtChallengeResponse", 20)
+        domain = _payload(data, fields[6], fields[8], "DomainName", 28)
+        user = _payload(data, fields[9], fields[11], "UserName", 36)
+        workstation = _payload(data, fields[12], fields[14], "Workstation", 44)
+        key = _payload(data, fields[15], fields[17], "EncryptedRandomSessionKey", 52)
         flags = fields[18]
         # MS-NLMP 2.2.1.3: VERSION and MIC are present when the payload leaves room for them.
         lowest = _lowest_offset(data, fields[:18])
