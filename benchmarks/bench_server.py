@@ -2,7 +2,8 @@
 
 1. Session setups per second: one session = TCP connect, NEGOTIATE 3.1.1, SESSION_SETUP (SPNEGO/NTLMv2,
    signed), LOGOFF, close, by smb2auth.client.aconnect with 1, 8 and 32 concurrent connections (each a loop
-   of sessions) spread over client processes; the same client program against `smb2auth serve --workers N` (its own processes), for each N
+   of sessions) spread over client processes; the same client program against `smb2auth serve --workers N`
+   (its own processes), for each N
    of --workers, and smbd (a process forked per connection). Rounds alternate between the servers, so load
    on this (shared) machine hits each alike; the figures are the medians of the rounds, the ratios the
    medians of each round's ratio to smbd's, and p50/p99 the latency of one whole session.
@@ -170,7 +171,12 @@ def throughput(
 
 
 def report(
-    concurrency: int, processes: int, seconds: float, rounds: int, names: list[str], results: list[list[Round]]
+    concurrency: int,
+    processes: int,
+    seconds: float,
+    rounds: int,
+    names: list[str],
+    results: list[list[Round]],
 ) -> None:
     theirs = results[0]
     print(f"session setups/s, {concurrency} concurrent connections from {processes} client processes,"

@@ -56,7 +56,6 @@ from smb2auth.ntlm.messages import (
     NegotiateFlags,
     NtlmV2Response,
     Version,
-    av_get,
     encode_unicode,
     message_type,
     negotiate_flags,
