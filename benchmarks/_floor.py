@@ -1,8 +1,9 @@
 """The primitives a handshake cannot avoid, each called directly on the library that provides it, with
 inputs of the sizes the real handshake hashes or encrypts. The benchmarks sum them into their floor.
 
-MD4, RC4 and AES come from pycryptodome (as smb2auth uses them; OpenSSL 3 has no MD4 by default), MD5,
-HMAC and SHA-512 from hashlib/hmac (OpenSSL). Where two ways to the same bytes exist, the cheaper one.
+MD4 and RC4 come from pycryptodome (as smb2auth uses them; OpenSSL 3 has no MD4 by default), AES from the
+backend smb2auth uses (smb2auth/smb2/crypto.py: cryptography when installed), MD5, HMAC and SHA-512 from
+hashlib/hmac (OpenSSL). Where two ways to the same bytes exist, the cheaper one.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import hmac
 import os
 
 from _harness import Primitive
-from Crypto.Cipher import AES, ARC4
-from Crypto.Hash import CMAC, MD4
+from Crypto.Cipher import ARC4
+from Crypto.Hash import MD4
+
+from smb2auth.smb2 import crypto as smb2_crypto
 
 KEY = bytes(range(16))
 NONCE = bytes(12)
@@ -72,19 +75,16 @@ def hmac_sha256(size: int) -> Primitive:
 
 
 def aes_gmac(size: int) -> Primitive:
+    """From the AES backend smb2auth uses (cryptography when installed: the cheaper of the two)."""
     data = _data(size)
-
-    def gmac() -> bytes:
-        mac = AES.new(KEY, AES.MODE_GCM, nonce=NONCE)
-        mac.update(data)
-        return mac.digest()
-
-    return Primitive("AES-GMAC", gmac)
+    backend = smb2_crypto.AES_BACKENDS[smb2_crypto.aes_backend()]
+    return Primitive("AES-GMAC", lambda: backend.gmac(KEY, NONCE, data))
 
 
 def aes_cmac(size: int) -> Primitive:
     data = _data(size)
-    return Primitive("AES-CMAC", lambda: CMAC.new(KEY, data, ciphermod=AES).digest())
+    backend = smb2_crypto.AES_BACKENDS[smb2_crypto.aes_backend()]
+    return Primitive("AES-CMAC", lambda: backend.cmac(KEY, data))
 
 
 def utf16_len(text: str) -> int:

@@ -5,6 +5,7 @@ Primitives come from hashlib (MD5, and HMAC-MD5 built on it) and pycryptodome (M
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import hmac
 import struct
@@ -32,6 +33,8 @@ _CLIENT_SEAL = b"session key to client-to-server sealing key magic constant\x00"
 _SERVER_SEAL = b"session key to server-to-client sealing key magic constant\x00"
 
 _MD5 = hashlib.md5
+# UNICODE() of MS-NLMP: the codec function itself (str.encode looks "utf-16-le" up on every call).
+_utf_16_le = codecs.utf_16_le_encode
 _IPAD = bytes(b ^ 0x36 for b in range(256))
 _OPAD = bytes(b ^ 0x5C for b in range(256))
 
@@ -84,7 +87,7 @@ def rc4_init(key: bytes) -> Rc4:
 
 def ntowfv1(password: str) -> bytes:
     """MS-NLMP 3.3.1: NTOWFv1 = MD4(UNICODE(Passwd)), the NT hash."""
-    return md4(password.encode("utf-16-le"))
+    return md4(_utf_16_le(password)[0])
 
 
 def lmowfv1(password: str) -> bytes:
@@ -95,7 +98,7 @@ def lmowfv1(password: str) -> bytes:
 
 def ntowfv2(nt_hash: bytes, user: str, domain: str) -> bytes:
     """MS-NLMP 3.3.2: NTOWFv2 = HMAC_MD5(MD4(UNICODE(Passwd)), UNICODE(Uppercase(User) || UserDom))."""
-    return hmac_md5(nt_hash, (user.upper() + domain).encode("utf-16-le"))
+    return hmac_md5(nt_hash, _utf_16_le(user.upper() + domain)[0])
 
 
 lmowfv2 = ntowfv2
@@ -235,7 +238,7 @@ def verify_ntlmv2(
     proof = nt_response[:16]
     message = server_challenge + nt_response[16:]
     for d in _domains(domain):
-        key = hmac_md5(nt_hash, (user.upper() + d).encode("utf-16-le"))
+        key = hmac_md5(nt_hash, _utf_16_le(user.upper() + d)[0])
         expected = hmac_md5(key, message)
         if hmac.compare_digest(expected, proof):
             return hmac_md5(key, expected)
@@ -249,7 +252,7 @@ def verify_lmv2(
     if len(lm_response) != 24:
         return None
     for d in _domains(domain):
-        key = hmac_md5(nt_hash, (user.upper() + d).encode("utf-16-le"))
+        key = hmac_md5(nt_hash, _utf_16_le(user.upper() + d)[0])
         expected = hmac_md5(key, server_challenge + lm_response[16:])
         if hmac.compare_digest(expected, lm_response[:16]):
             return hmac_md5(key, expected)

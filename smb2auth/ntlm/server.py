@@ -7,7 +7,7 @@ transport answers by calling the authority and handing the result to `validation
 
 from __future__ import annotations
 
-import dataclasses
+import codecs
 import enum
 import functools
 import hmac
@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
 from smb2auth.ntlm import crypto
@@ -55,7 +56,6 @@ from smb2auth.ntlm.messages import (
     NegotiateFlags,
     NtlmV2Response,
     Version,
-    av_get,
     encode_unicode,
     message_type,
     negotiate_flags,
@@ -116,12 +116,19 @@ _AV_MINIMUM: dict[int, int] = {AvId.MsvAvFlags: 4, AvId.MsvAvTimestamp: 8, AvId.
                AvId.MsvAvChannelBindings: 16}
 
 
+_MSV_AV_FLAGS: Final = int(AvId.MsvAvFlags)
+_MSV_AV_CHANNEL_BINDINGS: Final = int(AvId.MsvAvChannelBindings)
+_MIC_PRESENT: Final = int(AvFlags.MIC_PRESENT)
+_NO_MIC = bytes(16)
+_utf_16_le_decode = codecs.utf_16_le_decode
+
+
 def _check_av_value(pair: AvPair) -> None:
     """Samba ndr_pull_AV_PAIR: a value that does not parse as its MS-NLMP 2.2.2.1 type is INVALID_PARAMETER
     (a name must be UTF-16, a fixed-size value at least its size)."""
     if pair.id in _AV_STRINGS:
         try:
-            pair.value.decode("utf-16-le")
+            _utf_16_le_decode(pair.value, "strict", True)
         except UnicodeDecodeError:
             raise MalformedMessage(f"{AvId(pair.id).name} is not UTF-16") from None
     elif len(pair.value) < _AV_MINIMUM.get(pair.id, 0):
@@ -292,7 +299,7 @@ class NtlmServer(SecurityContext):
 
     def _on_negotiate(self, token: bytes) -> bytes:
         cflags = negotiate_flags(token)
-        server_next(self._state, ServerEvent.RECEIVE_NEGOTIATE)
+        after = server_next(self._state, ServerEvent.RECEIVE_NEGOTIATE)
         missing = self.policy.must_keep & ~cflags
         if missing:
             raise AuthenticationError(
@@ -325,7 +332,7 @@ class NtlmServer(SecurityContext):
         )
         self._negotiate = bytes(token)
         self._challenge = challenge.pack()
-        self._state = server_next(self._state, ServerEvent.RECEIVE_NEGOTIATE)
+        self._state = after
         return self._challenge
 
     def _begin(self, auth: AuthenticateMessage, token: bytes) -> ValidationRequest | None:
@@ -334,9 +341,9 @@ class NtlmServer(SecurityContext):
             # Samba ntlmssp_server_preauth: an expired challenge -> INVALID_PARAMETER.
             raise self._fail(NtStatus.STATUS_INVALID_PARAMETER, "server challenge expired")
         # Samba msrpc_parse reads each name as a C string: it ends at its first NUL.
-        names = (auth.user, auth.domain, auth.workstation)
-        user, domain, workstation = (name.partition("\0")[0] for name in names)
-        auth = dataclasses.replace(auth, user=user, domain=domain, workstation=workstation)
+        user = auth.user.partition("\0")[0]
+        domain = auth.domain.partition("\0")[0]
+        workstation = auth.workstation.partition("\0")[0]
         self.user, self.domain, self.workstation = user, domain, workstation
         missing = policy.must_keep & ~auth.flags
         if missing:
@@ -356,7 +363,7 @@ class NtlmServer(SecurityContext):
         nt, lm = auth.nt_response, auth.lm_response
         self._state = server_next(self._state, ServerEvent.RECEIVE_AUTHENTICATE)
 
-        kind = classify_response(auth.user, lm, nt, flags)
+        kind = classify_response(user, lm, nt, flags)
         self.response_kind = kind
         if kind is None:
             # Samba ntlm_password_check: no NT or LM response of a usable length is a wrong password, which
@@ -380,30 +387,30 @@ class NtlmServer(SecurityContext):
         elif kind is ResponseKind.LM and not policy.allow_lm:
             raise self._fail(NtStatus.STATUS_LOGON_FAILURE, "LM response not permitted by policy")
         self._request = ValidationRequest(
-            auth.user, auth.domain, auth.workstation, self._server_challenge, lm, nt, int(flags), kind
+            user, domain, workstation, self._server_challenge, lm, nt, int(flags), kind
         )
         return self._request
 
     def _check_ntlmv2(self, auth: AuthenticateMessage, response: NtlmV2Response) -> None:
-        blob = response.client_challenge
-        for pair in blob.av_pairs:
+        pairs = response.client_challenge.av_pairs
+        for pair in pairs:
             _check_av_value(pair)
         # Samba ntlmssp_server_preauth: every AV pair the server sent must come back unchanged, else
         # INVALID_PARAMETER (before the password is checked).
-        sent = {p.id: p.value for p in reversed(blob.av_pairs)}  # the first of an id counts, as in av_get
+        sent = {p.id: p.value for p in reversed(pairs)}  # the first of an id counts, as in av_get
         for pair in self._target_info:
             if sent.get(pair.id) != pair.value:
                 name = AvId(pair.id).name
                 raise self._fail(
                     NtStatus.STATUS_INVALID_PARAMETER, f"{name} changed or missing in the NTLMv2 blob"
                 )
-        av_flags = av_get(blob.av_pairs, AvId.MsvAvFlags)
+        av_flags = sent.get(_MSV_AV_FLAGS)
         flags_value = unpack_u32(av_flags, "MsvAvFlags") if av_flags is not None else 0
-        self.mic_present = bool(flags_value & AvFlags.MIC_PRESENT)
-        if self.mic_present and (auth.mic is None or auth.mic == b"\x00" * 16):
+        self.mic_present = bool(flags_value & _MIC_PRESENT)
+        if self.mic_present and (auth.mic is None or auth.mic == _NO_MIC):
             # MS-NLMP 3.2.5.1.2: MsvAvFlags 0x2 promises a MIC (Samba: INVALID_PARAMETER without one).
             raise self._fail(NtStatus.STATUS_INVALID_PARAMETER, "MIC promised by MsvAvFlags but missing")
-        self._check_channel_bindings(av_get(blob.av_pairs, AvId.MsvAvChannelBindings))
+        self._check_channel_bindings(sent.get(_MSV_AV_CHANNEL_BINDINGS))
 
     def _check_channel_bindings(self, sent: bytes | None) -> None:
         mode = self.policy.channel_bindings

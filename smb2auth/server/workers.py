@@ -70,6 +70,7 @@ _BACKLOG = 1024
 _RECORD_FIELDS = ("name", "levelno", "levelname", "pathname", "filename", "module", "lineno", "funcName",
                   "created", "msecs", "relativeCreated", "process", "processName", "thread", "threadName")
 _FORMATTER = logging.Formatter()
+_EVENT_FIELDS = tuple(f.name for f in dataclasses.fields(LoginEvent))
 
 
 class WorkerError(Smb2AuthError):
@@ -89,15 +90,29 @@ def usable_cores() -> int:
 
 
 class _Channel:
-    """The worker's end of its socketpair: one length-prefixed JSON message per send, in order."""
+    """The worker's end of its socketpair: one length-prefixed JSON message per send, in order. Inside the
+    event loop the messages of one loop iteration go out together, in one sendall when the loop next turns
+    (a worker under load logs several logins per iteration: one syscall, and one wake-up of the parent, for
+    all of them); outside it, and at `flush()`, at once."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        self._pending: list[bytes] = []
 
     def send(self, kind: str, body: dict[str, Any]) -> None:
         data = json.dumps([kind, body], default=str).encode()
+        self._pending.append(_LENGTH.pack(len(data)) + data)
+        if len(self._pending) > 1:
+            return  # a flush is already scheduled
+        try:
+            asyncio.get_running_loop().call_soon(self.flush)
+        except RuntimeError:  # no loop running in this thread
+            self.flush()
+
+    def flush(self) -> None:
+        data, self._pending = b"".join(self._pending), []
         with contextlib.suppress(OSError):  # the parent is gone: the lifeline stops this worker
-            self.sock.sendall(_LENGTH.pack(len(data)) + data)
+            self.sock.sendall(data)
 
 
 class _ForwardEvents(EventLog):
@@ -109,7 +124,10 @@ class _ForwardEvents(EventLog):
         self._pid = os.getpid()
 
     def emit(self, event: LoginEvent) -> None:
-        self._channel.send("event", dataclasses.asdict(replace(event, worker=self._pid)))
+        # The fields as they are (str, int, bool, None, tuples of str): asdict() would deep-copy each.
+        body = {name: getattr(event, name) for name in _EVENT_FIELDS}
+        body["worker"] = self._pid
+        self._channel.send("event", body)
 
 
 class _ForwardLogs(logging.Handler):
@@ -144,6 +162,7 @@ async def _serve(config: ServerConfig, sockets: list[socket.socket], channel: _C
     finally:
         loop.remove_reader(channel.sock.fileno())
         await server.close()
+        channel.flush()  # the events of the handshakes the close abandoned
 
 
 # --- the parent's side ---------------------------------------------------------------------------------

@@ -9,11 +9,9 @@ import hmac
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar, Final, Literal
+from typing import Any, ClassVar, Final, Literal
 
 from Crypto.Cipher import AES
-from Crypto.Cipher._mode_ccm import CcmMode
-from Crypto.Cipher._mode_gcm import GcmMode
 from Crypto.Hash import CMAC
 
 from smb2auth.errors import MalformedMessage
@@ -198,19 +196,124 @@ def gmac_nonce(message: bytes) -> bytes:
     return _GMAC_NONCE.pack(message_id, role)
 
 
+# --- the AES primitives: one key API over two libraries ---
+#
+# pycryptodome is required; cryptography (OpenSSL), when importable, is used instead for the same bytes
+# (tests/smb2/test_aes_backends.py checks each primitive both ways). pycryptodome sets up every new key in
+# Python (the GHASH table of GCM, the CMAC subkeys): benchmarks/bench_client.py measures ~100 µs per
+# AES-GMAC or AES-CMAC signature with it and ~5 µs with cryptography, and SMB3 signs each message under
+# its session's key.
+
+
+@dataclass(frozen=True)
+class AesBackend:
+    """AES-CMAC, AES-GMAC (MS-SMB2 3.1.4.1) and the AEAD of the transform header (3.1.4.3) from one library.
+    `seal` returns (ciphertext, 16-byte tag); `open` the plaintext, or raises ValueError if the tag fails."""
+
+    name: str
+    cmac: Callable[[bytes, bytes], bytes]  # (key, message) -> tag
+    gmac: Callable[[bytes, bytes, bytes], bytes]  # (key, nonce, message) -> tag
+    seal: Callable[[bool, bytes, bytes, bytes, bytes], tuple[bytes, bytes]]  # (ccm, key, nonce, aad, data)
+    open: Callable[[bool, bytes, bytes, bytes, bytes, bytes], bytes]  # (ccm, key, nonce, aad, data, tag)
+
+
+def _pycryptodome_cmac(key: bytes, message: bytes) -> bytes:
+    return CMAC.new(key, message, ciphermod=AES).digest()
+
+
+def _pycryptodome_gmac(key: bytes, nonce: bytes, message: bytes) -> bytes:
+    gmac = AES.new(key, AES.MODE_GCM, nonce=nonce)
+    gmac.update(message)
+    tag: bytes = gmac.digest()
+    return tag
+
+
+def _pycryptodome_aead(ccm: bool, key: bytes, nonce: bytes) -> Any:
+    return AES.new(key, AES.MODE_CCM if ccm else AES.MODE_GCM, nonce=nonce, mac_len=16)
+
+
+def _pycryptodome_seal(ccm: bool, key: bytes, nonce: bytes, aad: bytes, data: bytes) -> tuple[bytes, bytes]:
+    aes = _pycryptodome_aead(ccm, key, nonce)
+    aes.update(aad)
+    ciphertext, tag = aes.encrypt_and_digest(data)
+    return ciphertext, tag
+
+
+def _pycryptodome_open(ccm: bool, key: bytes, nonce: bytes, aad: bytes, data: bytes, tag: bytes) -> bytes:
+    aes = _pycryptodome_aead(ccm, key, nonce)
+    aes.update(aad)
+    plaintext: bytes = aes.decrypt_and_verify(data, tag)
+    return plaintext
+
+
+AES_BACKENDS: dict[str, AesBackend] = {
+    "pycryptodome": AesBackend(
+        "pycryptodome", _pycryptodome_cmac, _pycryptodome_gmac, _pycryptodome_seal, _pycryptodome_open
+    )
+}
+
+try:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM
+    from cryptography.hazmat.primitives.ciphers.algorithms import AES as OpenSslAes
+    from cryptography.hazmat.primitives.cmac import CMAC as OpenSslCmac
+except ImportError:  # the optional backend is not installed
+    pass
+else:
+
+    def _cryptography_cmac(key: bytes, message: bytes) -> bytes:
+        cmac = OpenSslCmac(OpenSslAes(key))
+        cmac.update(message)
+        return cmac.finalize()
+
+    def _cryptography_gmac(key: bytes, nonce: bytes, message: bytes) -> bytes:
+        # GMAC is GCM with the message as associated data and nothing to encrypt: the output is the tag.
+        return AESGCM(key).encrypt(nonce, b"", message)
+
+    def _cryptography_seal(
+        ccm: bool, key: bytes, nonce: bytes, aad: bytes, data: bytes
+    ) -> tuple[bytes, bytes]:
+        aead = AESCCM(key, tag_length=16) if ccm else AESGCM(key)
+        sealed = aead.encrypt(nonce, data, aad)
+        return sealed[:-16], sealed[-16:]
+
+    def _cryptography_open(ccm: bool, key: bytes, nonce: bytes, aad: bytes, data: bytes, tag: bytes) -> bytes:
+        aead = AESCCM(key, tag_length=16) if ccm else AESGCM(key)
+        try:
+            return aead.decrypt(nonce, data + tag, aad)
+        except InvalidTag:
+            raise ValueError("MAC check failed") from None
+
+    AES_BACKENDS["cryptography"] = AesBackend(
+        "cryptography", _cryptography_cmac, _cryptography_gmac, _cryptography_seal, _cryptography_open
+    )
+
+_aes_backend = AES_BACKENDS.get("cryptography", AES_BACKENDS["pycryptodome"])
+
+
+def aes_backend() -> str:
+    """The library the AES primitives come from: "cryptography" when it is importable, else "pycryptodome"."""
+    return _aes_backend.name
+
+
+def use_aes_backend(name: str) -> None:
+    """Take the AES primitives from `name` (a key of AES_BACKENDS) from now on, in this process."""
+    global _aes_backend
+    if name not in AES_BACKENDS:
+        raise ValueError(f"AES backend {name!r} is not available (have: {', '.join(AES_BACKENDS)})")
+    _aes_backend = AES_BACKENDS[name]
+
+
 def _hmac_sha256(message: bytes, key: bytes) -> bytes:
     return hmac.digest(key, message, "sha256")[:SIGNATURE_SIZE]
 
 
 def _aes_cmac(message: bytes, key: bytes) -> bytes:
-    return CMAC.new(key, message, ciphermod=AES).digest()
+    return _aes_backend.cmac(key, message)
 
 
 def _aes_gmac(message: bytes, key: bytes) -> bytes:
-    gmac = AES.new(key, AES.MODE_GCM, nonce=gmac_nonce(message))
-    gmac.update(message)
-    tag: bytes = gmac.digest()
-    return tag
+    return _aes_backend.gmac(key, gmac_nonce(message), message)
 
 
 _SIGNERS: dict[int, Callable[[bytes, bytes], bytes]] = {
@@ -321,14 +424,12 @@ class TransformHeader:
         return cls(nonce, size, session_id, signature, TransformFlags(flags))
 
 
-def _aes(key: bytes, cipher: int, nonce: bytes) -> CcmMode | GcmMode:
+def _aead(key: bytes, cipher: int, nonce: bytes) -> tuple[bool, bytes]:
+    """Whether `cipher` is AES-CCM, and the nonce it takes from the 16-byte Nonce field."""
     c = Cipher(cipher)
     if len(key) != _CIPHER_KEY_SIZE[c]:
         raise ValueError(f"{c.name} needs a {_CIPHER_KEY_SIZE[c]}-byte key")
-    short = nonce[: nonce_size(c)]
-    if c in (Cipher.AES_128_CCM, Cipher.AES_256_CCM):
-        return AES.new(key, AES.MODE_CCM, nonce=short, mac_len=16)
-    return AES.new(key, AES.MODE_GCM, nonce=short, mac_len=16)
+    return c in (Cipher.AES_128_CCM, Cipher.AES_256_CCM), nonce[: nonce_size(c)]
 
 
 def encrypt(message: bytes, key: bytes, cipher: int, session_id: int, nonce: bytes) -> bytes:
@@ -342,9 +443,8 @@ def encrypt(message: bytes, key: bytes, cipher: int, session_id: int, nonce: byt
     if len(nonce) not in (size, 16):
         raise ValueError(f"{Cipher(cipher).name} needs an {size}-byte nonce")
     header = TransformHeader(nonce.ljust(16, b"\x00"), len(message), session_id)
-    aes = _aes(key, cipher, header.nonce)
-    aes.update(header.aad)
-    ciphertext, tag = aes.encrypt_and_digest(message)
+    ccm, short = _aead(key, cipher, header.nonce)
+    ciphertext, tag = _aes_backend.seal(ccm, key, short, header.aad, message)
     return TransformHeader(header.nonce, len(message), session_id, tag).pack() + ciphertext
 
 
@@ -352,10 +452,11 @@ def decrypt(data: bytes, key: bytes, cipher: int) -> tuple[TransformHeader, byte
     """MS-SMB2 3.3.5.2.1.1: the TRANSFORM_HEADER and the message it protects; MalformedMessage if the tag
     does not verify (the server then disconnects)."""
     header = TransformHeader.unpack(data)
-    aes = _aes(key, cipher, header.nonce)
-    aes.update(header.aad)
+    ccm, short = _aead(key, cipher, header.nonce)
     try:
-        plaintext: bytes = aes.decrypt_and_verify(data[TransformHeader.SIZE :], header.signature)
+        plaintext = _aes_backend.open(
+            ccm, key, short, header.aad, data[TransformHeader.SIZE :], header.signature
+        )
     except ValueError:
         raise MalformedMessage("decryption failed", status=NtStatus.STATUS_ACCESS_DENIED) from None
     return header, plaintext

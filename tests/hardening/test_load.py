@@ -96,7 +96,8 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def _login(port: int, results: list[str]) -> None:
+async def _login(port: int, results: list[str], took: list[float] | None = None) -> None:
+    began = time.perf_counter()
     try:
         session = await aconnect(
             "127.0.0.1", port, username=USER, password=PASSWORD, domain=DOMAIN, timeout=60
@@ -105,12 +106,16 @@ async def _login(port: int, results: list[str]) -> None:
         await session.logoff()
         await session.close()
         results.append("ok")
+        if took is not None:
+            took.append(time.perf_counter() - began)
     except Exception as exc:  # counted, not raised: the test reports how many failed and why
         results.append(f"{type(exc).__name__}: {exc}")
 
 
 def test_1000_concurrent_logins() -> None:
     logins = _sized(CONCURRENT_LOGINS, 2, "concurrent logins")  # client and server ends in this process
+
+    took: list[float] = []
 
     async def main() -> tuple[list[str], float, Smb2Server]:
         limit = logins + 64
@@ -120,7 +125,7 @@ def test_1000_concurrent_logins() -> None:
         _, port = await server.start("127.0.0.1", 0)
         results: list[str] = []
         t0 = time.perf_counter()
-        await asyncio.gather(*(_login(port, results) for _ in range(logins)))
+        await asyncio.gather(*(_login(port, results, took) for _ in range(logins)))
         elapsed = time.perf_counter() - t0
         while server.connection_count:
             await asyncio.sleep(0.01)
@@ -133,6 +138,10 @@ def test_1000_concurrent_logins() -> None:
     print(f"\n{logins} concurrent logins in {elapsed:.2f}s "
           f"({logins / elapsed:.0f} setups/s, clients and server in one process), "
           f"peak RSS {_rss_mb():.0f} MB; {used}")
+    took.sort()
+    if took:  # each login's own time, all started at once: connect, NEGOTIATE, SESSION_SETUP, ECHO, LOGOFF
+        print(f"login latency p50 {took[len(took) // 2] * 1000:.0f} ms, "
+              f"p99 {took[min(len(took) - 1, len(took) * 99 // 100)] * 1000:.0f} ms")
     assert failures == [], (used, failures[:5])
     assert len(server.events.successes()) == logins and not server.events.failures(), used
     assert server.ctx.pending_handshakes == 0 and not server.ctx.sessions

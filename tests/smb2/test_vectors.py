@@ -8,6 +8,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
+
 from smb2auth.smb2 import (
     Cipher,
     Command,
@@ -33,6 +37,16 @@ from smb2auth.smb2 import (
     sign,
     verify,
 )
+from smb2auth.smb2 import crypto as smb2_crypto
+
+
+@pytest.fixture(autouse=True, params=sorted(smb2_crypto.AES_BACKENDS))
+def aes_backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every vector through each AES library installed (smb2auth/smb2/crypto.py AES_BACKENDS)."""
+    previous = smb2_crypto.aes_backend()
+    smb2_crypto.use_aes_backend(request.param)
+    yield request.param
+    smb2_crypto.use_aes_backend(previous)
 
 
 def h(text: str) -> bytes:
