@@ -23,7 +23,7 @@ from smb2auth.authority.netlogon import (
     SecureChannelError,
     ValidationLevel,
 )
-from smb2auth.authority.netlogon.credentials import NegotiateFlags
+from smb2auth.authority.netlogon.credentials import AuthenticatorChain, NegotiateFlags
 from smb2auth.authority.threaded import LoopThreadAuthority
 from smb2auth.errors import AuthenticationError
 from smb2auth.ntlm import NtlmClient, NtlmServer
@@ -179,6 +179,60 @@ def test_unreachable_dc(addc: DomainController) -> None:
     *_, result, done = handshake(auth, addc.user, addc.password, addc.domain)
     assert result.status == NtStatus.STATUS_NO_LOGON_SERVERS
     assert isinstance(done, Failed) and done.status == NtStatus.STATUS_NO_LOGON_SERVERS
+
+
+def test_with_flags_validates_the_logon_ex_validates(addc: DomainController, users: dict[str, str]) -> None:
+    # the same AUTHENTICATE validated by both calls: the same account, groups and SessionBaseKey
+    with_flags = NetlogonAuthority(config(addc, logon_call="with-flags"))
+    client, server, request, result, done = handshake(with_flags, addc.user, addc.password, addc.domain)
+    assert isinstance(done, Complete) and server.session_key == client.session_key
+    ex = NetlogonAuthority(config(addc, logon_call="ex"))
+    again = asyncio.run(ex.validate(request))
+    assert again.ok and again.account == result.account and again.session_base_key == result.session_base_key
+    assert result.account is not None and result.account.sid == users[addc.user]
+    assert with_flags.logons == {addc.host: 1} and ex.logons == {addc.host: 1}
+
+
+def test_with_flags_chain_over_many_logons(addc: DomainController) -> None:
+    # the chain steps once per call; concurrent logons take their turns on the one channel, refusals too
+    auth = NetlogonAuthority(config(addc, logon_call="with-flags", connections=4))
+    auth.start_sync()
+
+    async def one(i: int) -> NtStatus:
+        password = addc.password if i % 4 else "wrong"
+        client = NtlmClient(addc.user, password, domain=addc.domain)
+        server = NtlmServer(auth, target=auth.target_info())
+        sent = server.receive(client.step(None) or b"")
+        assert isinstance(sent, Send)
+        needed = server.receive(client.step(sent.token) or b"")
+        assert isinstance(needed, ValidationNeeded)
+        result = await consult(auth, needed.request)
+        if result.ok:
+            done = server.validation_done(needed.ticket, result)
+            assert isinstance(done, Complete) and server.session_key == client.session_key
+        return result.status
+
+    async def run() -> list[NtStatus]:
+        return list(await asyncio.gather(*(one(i) for i in range(16))))
+
+    statuses = asyncio.run(run())
+    assert statuses == [NtStatus.STATUS_WRONG_PASSWORD if i % 4 == 0 else NtStatus.STATUS_SUCCESS
+                        for i in range(16)]
+    assert auth.stats == {"channels": 1, "associations": auth.stats["associations"], "retries": 0}
+
+
+def test_with_flags_wrong_authenticator_is_refused(addc: DomainController) -> None:
+    auth = NetlogonAuthority(config(addc, logon_call="with-flags"))
+    channel = auth.start_sync()
+    *_, done = handshake(auth, addc.user, addc.password, addc.domain)
+    assert isinstance(done, Complete)
+    # a chain seeded wrong: the DC refuses the authenticator (ACCESS_DENIED), we set up a channel again
+    # and the logon goes through on it
+    auth._links[0].chain = AuthenticatorChain(channel.session_key, bytes(8))
+    *_, done = handshake(auth, addc.user, addc.password, addc.domain)
+    assert isinstance(done, Complete)
+    assert auth.stats["channels"] == 2 and auth.stats["retries"] == 1
+    assert auth.channel is not None and auth.channel is not channel
 
 
 @pytest.fixture
