@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import subprocess
 import threading
@@ -395,6 +396,61 @@ def test_smbclient_refusals(harness: RunningServer, users: dict[str, str], user:
     assert proc.returncode != 0 and wire in proc.stdout + proc.stderr
     (event,) = harness.events[before:]
     assert event.status == wire.removeprefix("NT_") and precise in event.reason
+
+
+def wire_status(proc: subprocess.CompletedProcess[str]) -> str:
+    """The NT_STATUS smbclient reports, or OK."""
+    if proc.returncode == 0:
+        return "OK"
+    found = re.search(r"NT_STATUS_[A-Z_]+", proc.stdout + proc.stderr)
+    assert found, proc.stdout + proc.stderr
+    return found.group(0)
+
+
+@pytest.fixture
+def lockout_threshold(addc: DomainController) -> Iterator[int]:
+    """The domain locks an account after 3 bad passwords for the test's length; then back to never."""
+    addc.tool("domain", "passwordsettings", "set", "--account-lockout-threshold=3")
+    try:
+        yield 3
+    finally:
+        addc.tool("domain", "passwordsettings", "set", "--account-lockout-threshold=0")
+
+
+def test_refusals_on_the_wire_as_the_dcs_smbd_gives_them(
+    harness: RunningServer, addc: DomainController, users: dict[str, str], lockout_threshold: int
+) -> None:
+    """Each refusal through our server, and the same logon at the DC's own smbd (its status squashed by
+    Samba's nt_status_squash: NO_SUCH_USER and WRONG_PASSWORD -> LOGON_FAILURE, the rest kept): the same
+    wire status; our login event keeps the DC's precise one. Lockout: `lockout_threshold` bad passwords,
+    then the right one (frank through us, grace at the DC, so that each is locked by its own tries)."""
+    program = require_program("smbclient", "/usr/bin/smbclient")
+    for name in ("frank", "grace"):
+        addc.tool("user", "create", name, "Fr4nk!Passw0rd")
+
+    def at_dc(user: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [program, f"//{addc.host}/IPC$", "-U", user, "-W", addc.domain, "--use-kerberos=off", "-s",
+             "/dev/null", "-m", "SMB3_11", "-c", "exit"], capture_output=True, text=True, timeout=60)
+
+    cases = [("alice%wrong", "alice%wrong", "STATUS_WRONG_PASSWORD"),
+             ("nosuchuser%x", "nosuchuser%x", "STATUS_NO_SUCH_USER"),
+             ("bob%B0b!Passw0rd", "bob%B0b!Passw0rd", "STATUS_ACCOUNT_DISABLED"),
+             ("carol%C4rol!Passw0rd", "carol%C4rol!Passw0rd", "STATUS_PASSWORD_MUST_CHANGE"),
+             ("erin%E4rin!Passw0rd", "erin%E4rin!Passw0rd", "STATUS_ACCOUNT_EXPIRED")]
+    cases += [("frank%wrong", "grace%wrong", "STATUS_WRONG_PASSWORD")] * lockout_threshold
+    cases += [("frank%Fr4nk!Passw0rd", "grace%Fr4nk!Passw0rd", "STATUS_ACCOUNT_LOCKED_OUT")]
+    seen = []
+    for ours, _, precise in cases:
+        before = len(harness.events)
+        wire = wire_status(smbclient(harness, ours, "-m", "SMB3_11"))
+        (event,) = harness.events[before:]
+        seen.append((ours, wire, event.status, precise in event.reason))
+    dc_wire = [wire_status(at_dc(theirs)) for _, theirs, _ in cases]
+    assert [w for _, w, _, _ in seen] == dc_wire
+    assert dc_wire[-1] == "NT_STATUS_ACCOUNT_LOCKED_OUT" and dc_wire[0] == "NT_STATUS_LOGON_FAILURE"
+    assert [s for _, _, s, _ in seen] == [w.removeprefix("NT_") for w in dc_wire]
+    assert all(precise for *_, precise in seen), seen
 
 
 def test_dc_stopped_then_restarted(authority: NetlogonAuthority, addc: DomainController,
