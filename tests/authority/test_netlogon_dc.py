@@ -236,6 +236,61 @@ def test_with_flags_wrong_authenticator_is_refused(addc: DomainController) -> No
     assert auth.channel is not None and auth.channel is not channel
 
 
+async def logged_in(auth: NetlogonAuthority, user: str, password: str, domain: str) -> bool:
+    client = NtlmClient(user, password, domain=domain)
+    server = NtlmServer(auth, target=auth.target_info())
+    sent = server.receive(client.step(None) or b"")
+    assert isinstance(sent, Send)
+    needed = server.receive(client.step(sent.token) or b"")
+    assert isinstance(needed, ValidationNeeded)
+    done = server.validation_done(needed.ticket, await consult(auth, needed.request))
+    return isinstance(done, Complete) and server.session_key == client.session_key
+
+
+@pytest.mark.parametrize("logon_call", ["ex", "with-flags"])
+def test_channels_spread_over_two_dcs(addc: DomainController, addc2: DomainController,
+                                      logon_call: str) -> None:
+    """One secure channel per DC (each DC keeps its own for HARNESS$), logons to the least busy channel,
+    round robin among equals; a DC stopped loses its share to the other without a refused logon, and gets
+    it back once it answers again (after retry_interval)."""
+    first, second = Endpoint(addc.host), Endpoint(addc2.host)
+    auth = NetlogonAuthority(config(addc, dcs=(first, second), connections=2, retry_interval=0.5,
+                                    logon_call=logon_call))
+
+    async def login() -> bool:
+        return await logged_in(auth, addc.user, addc.password, addc.domain)
+
+    async def run() -> None:
+        await auth.start()
+        assert [c.endpoint for c in auth.channels] == [first, second]
+        assert await asyncio.gather(*(login() for _ in range(8))) == [True] * 8
+        assert auth.logons == {addc.host: 4, addc2.host: 4}
+        for _ in range(4):
+            assert await login()
+        assert auth.logons == {addc.host: 6, addc2.host: 6}
+        addc.stop()
+        try:
+            for _ in range(4):
+                assert await login()
+            assert auth.logons == {addc.host: 6, addc2.host: 10}
+            assert [c.endpoint for c in auth.channels] == [second]
+        finally:
+            addc.start()
+        await asyncio.sleep(0.6)
+        deadline = time.monotonic() + 10
+        while len(auth.channels) < 2 and time.monotonic() < deadline:
+            assert await login()  # the first DC's channel is set up again in the background meanwhile
+            await asyncio.sleep(0.1)
+        assert [c.endpoint for c in auth.channels] == [first, second]
+        before = dict(auth.logons)
+        for _ in range(4):
+            assert await login()
+        assert auth.logons[addc.host] - before[addc.host] == 2
+        await auth.close()
+
+    asyncio.run(run())
+
+
 @pytest.fixture
 def silent_dc() -> Iterator[Endpoint]:
     """A listener that accepts connections and never answers: a hung DC."""
