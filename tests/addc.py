@@ -71,14 +71,9 @@ class DomainController:
         return next(line.split(": ", 1)[1].strip() for line in shown.splitlines()
                     if line.startswith("objectSid"))
 
-    def provision(self) -> None:
-        t0 = time.monotonic()
+    def _options(self) -> dict[str, str]:
         run = self.base / "run"
-        (self.base / "log").mkdir(parents=True, exist_ok=True)
-        run.mkdir(exist_ok=True)
-        empty = self.base / "empty.conf"
-        empty.write_text("")  # provision copies every non-default [global] of the base config otherwise
-        options = {
+        return {
             "interfaces": f"{self.host}/8",
             "bind interfaces only": "yes",
             "server services": "s3fs, rpc, ldap, cldap, kdc, winbindd",
@@ -98,11 +93,22 @@ class DomainController:
             # no on-demand samba-dcerpcd: it would outlive samba and log to /var/log/samba
             "rpc start on demand helpers": "no",
         }
+
+    def _empty_base(self) -> Path:
+        (self.base / "log").mkdir(parents=True, exist_ok=True)
+        (self.base / "run").mkdir(exist_ok=True)
+        empty = self.base / "empty.conf"
+        empty.write_text("")  # provision copies every non-default [global] of the base config otherwise
+        return empty
+
+    def provision(self) -> None:
+        t0 = time.monotonic()
+        empty = self._empty_base()
         argv = [
             "samba-tool", "domain", "provision", "-s", str(empty), f"--targetdir={self.base}",
             f"--realm={self.realm}", f"--domain={self.domain}", f"--host-name={self.dc_name.lower()}",
             "--server-role=dc", "--dns-backend=NONE", "--use-rfc2307", f"--adminpass={self.admin_password}",
-        ] + [f"--option={k} = {v}" for k, v in options.items()]
+        ] + [f"--option={k} = {v}" for k, v in self._options().items()]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
         if done.returncode != 0:
             raise RuntimeError(f"samba-tool domain provision failed:\n{(done.stdout + done.stderr)[-3000:]}")
@@ -112,6 +118,21 @@ class DomainController:
         self.tool("user", "setpassword", f"{self.machine}$", f"--newpassword={self.machine_password}")
         self.timings["provision_s"] = t1 - t0
         self.timings["accounts_s"] = time.monotonic() - t1
+
+    def join(self, first: DomainController) -> None:
+        """`samba-tool domain join ... DC`: a second DC of `first`'s domain, replicated from it (no
+        replication after that: the DC runs no drepl service, so later accounts stay on `first`)."""
+        t0 = time.monotonic()
+        empty = self._empty_base()
+        argv = [
+            "samba-tool", "domain", "join", first.realm, "DC", "-s", str(empty), f"--targetdir={self.base}",
+            f"--server={first.host}", f"-UAdministrator%{first.admin_password}", "--dns-backend=NONE",
+            "--use-kerberos=off", f"--option=netbios name = {self.dc_name}",
+        ] + [f"--option={k} = {v}" for k, v in self._options().items()]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            raise RuntimeError(f"samba-tool domain join failed:\n{(done.stdout + done.stderr)[-3000:]}")
+        self.timings["join_s"] = time.monotonic() - t0
 
     def start(self, timeout: float = 60.0) -> None:
         t0 = time.monotonic()
@@ -215,6 +236,22 @@ def free_loopback_address() -> str:
         if not taken:
             return host
     raise RuntimeError("no free loopback address for the DC")
+
+
+@contextlib.contextmanager
+def running_second_dc(first: DomainController) -> Iterator[DomainController]:
+    """DC2 of `first`'s domain on another loopback address, joined and started (~10 s + its start)."""
+    base = Path(tempfile.mkdtemp(prefix="smb2auth-addc2-"))
+    dc = DomainController(base=base, host=free_loopback_address(), realm=first.realm, domain=first.domain,
+                          dc_name="DC2", user=first.user, password=first.password, machine=first.machine,
+                          machine_password=first.machine_password, admin_password=first.admin_password)
+    try:
+        dc.join(first)
+        dc.start()
+        yield dc
+    finally:
+        dc.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def require_addc() -> None:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from hypothesis import settings
 
-from tests.addc import DomainController, running_addc
+from tests.addc import DomainController, running_addc, running_second_dc
 from tests.peers import Smbd, running_smbd
 
 # No deadline: hypothesis' default 200 ms per example is a timing assertion, and fails on a loaded machine.
@@ -40,6 +40,14 @@ def addc() -> Iterator[DomainController]:
     """One Samba AD DC for the whole session (provisioning takes 10-20 s): domain SMB2AUTH, user alice,
     machine account HARNESS$ (tests/addc.py)."""
     with running_addc() as dc:
+        yield dc
+
+
+@pytest.fixture(scope="session")
+def addc2(addc: DomainController) -> Iterator[DomainController]:
+    """A second DC of the same domain (samba-tool domain join, ~10 s), replicated once from the first: it
+    knows alice and HARNESS$, not the accounts made later."""
+    with running_second_dc(addc) as dc:
         yield dc
 
 

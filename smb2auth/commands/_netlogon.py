@@ -26,6 +26,10 @@ def add_netlogon_arguments(parser: argparse.ArgumentParser) -> None:
                        help="file holding the machine account's password (its first line)")
     group.add_argument("--transport", choices=("tcp", "np"), default="tcp",
                        help="ncacn_ip_tcp (default) or ncacn_np (\\PIPE\\netlogon over SMB2)")
+    group.add_argument("--logon-call", choices=("auto", "ex", "with-flags"), default="auto",
+                       help="NetrLogonSamLogonEx (ex), NetrLogonSamLogonWithFlags with its authenticator"
+                       " chain (with-flags, one call at a time per secure channel), or Ex falling back to"
+                       " WithFlags on a DC without Ex (auto, the default)")
     group.add_argument("--require-group", action="append", default=[], metavar="SID",
                        help="admit only accounts holding this SID, the user's or a group's (repeatable: any"
                        " of them); others get STATUS_LOGON_TYPE_NOT_GRANTED")
@@ -68,7 +72,8 @@ def build_netlogon(args: argparse.Namespace) -> NetlogonAuthority | None:
         raise ValueError(f"{where}: empty")
     try:
         authority = netlogon_authority(args.netlogon, machine, lines[0], args.domain.upper(),
-                                       (args.dns_domain or "").strip(".").lower(), args.transport)
+                                       (args.dns_domain or "").strip(".").lower(), args.transport,
+                                       logon_call=args.logon_call)
     except ValueError as exc:
         raise ValueError(f"--netlogon: {exc}") from None
     authority.start_sync()

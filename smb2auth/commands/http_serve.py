@@ -31,8 +31,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from smb2auth.authority import AnyAuthority, AsyncAuthority
-    from smb2auth.authority.threaded import LoopThreadAuthority
+    from smb2auth.authority import AnyAuthority
     from smb2auth.http.auth import Role
     from smb2auth.http.winrm import winrm_echo_app
     from smb2auth.http.wsgi import KeepAliveWSGIServer, NtlmAuthMiddleware, whoami_app
@@ -40,10 +39,9 @@ def run(args: argparse.Namespace) -> int:
     http_logging(args)
     host, port = args.listen
 
+    # a Netlogon authority (an AsyncAuthority) runs on the middleware's one private event loop, shared by
+    # every request thread
     authority: AnyAuthority = http_authority(args)
-    if isinstance(authority, AsyncAuthority):
-        # a Netlogon authority does I/O: one event loop of its own serves every request thread
-        authority = LoopThreadAuthority(authority)
     app = NtlmAuthMiddleware(winrm_echo_app if args.winrm_echo else whoami_app,
                              build_http_config(args, Role.ORIGIN, authority))
     warn_if_exposed("http-serve", [args.listen])
@@ -52,6 +50,9 @@ def run(args: argparse.Namespace) -> int:
     ) as server:
         print(f"http-serve: listening on http://{host}:{server.server_address[1]}/", file=sys.stderr,
               flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            server.serve_forever()
+        try:
+            with contextlib.suppress(KeyboardInterrupt):
+                server.serve_forever()
+        finally:
+            app.close()
     return 0

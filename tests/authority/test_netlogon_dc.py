@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import subprocess
 import threading
@@ -23,7 +24,7 @@ from smb2auth.authority.netlogon import (
     SecureChannelError,
     ValidationLevel,
 )
-from smb2auth.authority.netlogon.credentials import NegotiateFlags
+from smb2auth.authority.netlogon.credentials import AuthenticatorChain, NegotiateFlags
 from smb2auth.authority.threaded import LoopThreadAuthority
 from smb2auth.errors import AuthenticationError
 from smb2auth.ntlm import NtlmClient, NtlmServer
@@ -179,6 +180,115 @@ def test_unreachable_dc(addc: DomainController) -> None:
     *_, result, done = handshake(auth, addc.user, addc.password, addc.domain)
     assert result.status == NtStatus.STATUS_NO_LOGON_SERVERS
     assert isinstance(done, Failed) and done.status == NtStatus.STATUS_NO_LOGON_SERVERS
+
+
+def test_with_flags_validates_the_logon_ex_validates(addc: DomainController, users: dict[str, str]) -> None:
+    # the same AUTHENTICATE validated by both calls: the same account, groups and SessionBaseKey
+    with_flags = NetlogonAuthority(config(addc, logon_call="with-flags"))
+    client, server, request, result, done = handshake(with_flags, addc.user, addc.password, addc.domain)
+    assert isinstance(done, Complete) and server.session_key == client.session_key
+    ex = NetlogonAuthority(config(addc, logon_call="ex"))
+    again = asyncio.run(ex.validate(request))
+    assert again.ok and again.account == result.account and again.session_base_key == result.session_base_key
+    assert result.account is not None and result.account.sid == users[addc.user]
+    assert with_flags.logons == {addc.host: 1} and ex.logons == {addc.host: 1}
+
+
+def test_with_flags_chain_over_many_logons(addc: DomainController) -> None:
+    # the chain steps once per call; concurrent logons take their turns on the one channel, refusals too
+    auth = NetlogonAuthority(config(addc, logon_call="with-flags", connections=4))
+    auth.start_sync()
+
+    async def one(i: int) -> NtStatus:
+        password = addc.password if i % 4 else "wrong"
+        client = NtlmClient(addc.user, password, domain=addc.domain)
+        server = NtlmServer(auth, target=auth.target_info())
+        sent = server.receive(client.step(None) or b"")
+        assert isinstance(sent, Send)
+        needed = server.receive(client.step(sent.token) or b"")
+        assert isinstance(needed, ValidationNeeded)
+        result = await consult(auth, needed.request)
+        if result.ok:
+            done = server.validation_done(needed.ticket, result)
+            assert isinstance(done, Complete) and server.session_key == client.session_key
+        return result.status
+
+    async def run() -> list[NtStatus]:
+        return list(await asyncio.gather(*(one(i) for i in range(16))))
+
+    statuses = asyncio.run(run())
+    assert statuses == [NtStatus.STATUS_WRONG_PASSWORD if i % 4 == 0 else NtStatus.STATUS_SUCCESS
+                        for i in range(16)]
+    assert auth.stats == {"channels": 1, "associations": auth.stats["associations"], "retries": 0}
+
+
+def test_with_flags_wrong_authenticator_is_refused(addc: DomainController) -> None:
+    auth = NetlogonAuthority(config(addc, logon_call="with-flags"))
+    channel = auth.start_sync()
+    *_, done = handshake(auth, addc.user, addc.password, addc.domain)
+    assert isinstance(done, Complete)
+    # a chain seeded wrong: the DC refuses the authenticator (ACCESS_DENIED), we set up a channel again
+    # and the logon goes through on it
+    auth._links[0].chain = AuthenticatorChain(channel.session_key, bytes(8))
+    *_, done = handshake(auth, addc.user, addc.password, addc.domain)
+    assert isinstance(done, Complete)
+    assert auth.stats["channels"] == 2 and auth.stats["retries"] == 1
+    assert auth.channel is not None and auth.channel is not channel
+
+
+async def logged_in(auth: NetlogonAuthority, user: str, password: str, domain: str) -> bool:
+    client = NtlmClient(user, password, domain=domain)
+    server = NtlmServer(auth, target=auth.target_info())
+    sent = server.receive(client.step(None) or b"")
+    assert isinstance(sent, Send)
+    needed = server.receive(client.step(sent.token) or b"")
+    assert isinstance(needed, ValidationNeeded)
+    done = server.validation_done(needed.ticket, await consult(auth, needed.request))
+    return isinstance(done, Complete) and server.session_key == client.session_key
+
+
+@pytest.mark.parametrize("logon_call", ["ex", "with-flags"])
+def test_channels_spread_over_two_dcs(addc: DomainController, addc2: DomainController,
+                                      logon_call: str) -> None:
+    """One secure channel per DC (each DC keeps its own for HARNESS$), logons to the least busy channel,
+    round robin among equals; a DC stopped loses its share to the other without a refused logon, and gets
+    it back once it answers again (after retry_interval)."""
+    first, second = Endpoint(addc.host), Endpoint(addc2.host)
+    auth = NetlogonAuthority(config(addc, dcs=(first, second), connections=2, retry_interval=0.5,
+                                    logon_call=logon_call))
+
+    async def login() -> bool:
+        return await logged_in(auth, addc.user, addc.password, addc.domain)
+
+    async def run() -> None:
+        await auth.start()
+        assert [c.endpoint for c in auth.channels] == [first, second]
+        assert await asyncio.gather(*(login() for _ in range(8))) == [True] * 8
+        assert auth.logons == {addc.host: 4, addc2.host: 4}
+        for _ in range(4):
+            assert await login()
+        assert auth.logons == {addc.host: 6, addc2.host: 6}
+        addc.stop()
+        try:
+            for _ in range(4):
+                assert await login()
+            assert auth.logons == {addc.host: 6, addc2.host: 10}
+            assert [c.endpoint for c in auth.channels] == [second]
+        finally:
+            addc.start()
+        await asyncio.sleep(0.6)
+        deadline = time.monotonic() + 10
+        while len(auth.channels) < 2 and time.monotonic() < deadline:
+            assert await login()  # the first DC's channel is set up again in the background meanwhile
+            await asyncio.sleep(0.1)
+        assert [c.endpoint for c in auth.channels] == [first, second]
+        before = dict(auth.logons)
+        for _ in range(4):
+            assert await login()
+        assert auth.logons[addc.host] - before[addc.host] == 2
+        await auth.close()
+
+    asyncio.run(run())
 
 
 @pytest.fixture
@@ -341,6 +451,61 @@ def test_smbclient_refusals(harness: RunningServer, users: dict[str, str], user:
     assert proc.returncode != 0 and wire in proc.stdout + proc.stderr
     (event,) = harness.events[before:]
     assert event.status == wire.removeprefix("NT_") and precise in event.reason
+
+
+def wire_status(proc: subprocess.CompletedProcess[str]) -> str:
+    """The NT_STATUS smbclient reports, or OK."""
+    if proc.returncode == 0:
+        return "OK"
+    found = re.search(r"NT_STATUS_[A-Z_]+", proc.stdout + proc.stderr)
+    assert found, proc.stdout + proc.stderr
+    return found.group(0)
+
+
+@pytest.fixture
+def lockout_threshold(addc: DomainController) -> Iterator[int]:
+    """The domain locks an account after 3 bad passwords for the test's length; then back to never."""
+    addc.tool("domain", "passwordsettings", "set", "--account-lockout-threshold=3")
+    try:
+        yield 3
+    finally:
+        addc.tool("domain", "passwordsettings", "set", "--account-lockout-threshold=0")
+
+
+def test_refusals_on_the_wire_as_the_dcs_smbd_gives_them(
+    harness: RunningServer, addc: DomainController, users: dict[str, str], lockout_threshold: int
+) -> None:
+    """Each refusal through our server, and the same logon at the DC's own smbd (its status squashed by
+    Samba's nt_status_squash: NO_SUCH_USER and WRONG_PASSWORD -> LOGON_FAILURE, the rest kept): the same
+    wire status; our login event keeps the DC's precise one. Lockout: `lockout_threshold` bad passwords,
+    then the right one (frank through us, grace at the DC, so that each is locked by its own tries)."""
+    program = require_program("smbclient", "/usr/bin/smbclient")
+    for name in ("frank", "grace"):
+        addc.tool("user", "create", name, "Fr4nk!Passw0rd")
+
+    def at_dc(user: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [program, f"//{addc.host}/IPC$", "-U", user, "-W", addc.domain, "--use-kerberos=off", "-s",
+             "/dev/null", "-m", "SMB3_11", "-c", "exit"], capture_output=True, text=True, timeout=60)
+
+    cases = [("alice%wrong", "alice%wrong", "STATUS_WRONG_PASSWORD"),
+             ("nosuchuser%x", "nosuchuser%x", "STATUS_NO_SUCH_USER"),
+             ("bob%B0b!Passw0rd", "bob%B0b!Passw0rd", "STATUS_ACCOUNT_DISABLED"),
+             ("carol%C4rol!Passw0rd", "carol%C4rol!Passw0rd", "STATUS_PASSWORD_MUST_CHANGE"),
+             ("erin%E4rin!Passw0rd", "erin%E4rin!Passw0rd", "STATUS_ACCOUNT_EXPIRED")]
+    cases += [("frank%wrong", "grace%wrong", "STATUS_WRONG_PASSWORD")] * lockout_threshold
+    cases += [("frank%Fr4nk!Passw0rd", "grace%Fr4nk!Passw0rd", "STATUS_ACCOUNT_LOCKED_OUT")]
+    seen = []
+    for ours, _, precise in cases:
+        before = len(harness.events)
+        wire = wire_status(smbclient(harness, ours, "-m", "SMB3_11"))
+        (event,) = harness.events[before:]
+        seen.append((ours, wire, event.status, precise in event.reason))
+    dc_wire = [wire_status(at_dc(theirs)) for _, theirs, _ in cases]
+    assert [w for _, w, _, _ in seen] == dc_wire
+    assert dc_wire[-1] == "NT_STATUS_ACCOUNT_LOCKED_OUT" and dc_wire[0] == "NT_STATUS_LOGON_FAILURE"
+    assert [s for _, _, s, _ in seen] == [w.removeprefix("NT_") for w in dc_wire]
+    assert all(precise for *_, precise in seen), seen
 
 
 def test_dc_stopped_then_restarted(authority: NetlogonAuthority, addc: DomainController,

@@ -6,6 +6,7 @@ fixtures/netlogon/README.md for how each was captured."""
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ import pytest
 from smb2auth.authority.netlogon import epm, nrpc
 from smb2auth.authority.netlogon import pdu as P
 from smb2auth.authority.netlogon.credentials import (
+    AuthenticatorChain,
+    AuthenticatorChainError,
     aes_cfb8_decrypt,
     compute_netlogon_credential_aes,
     compute_session_key_aes,
@@ -98,31 +101,13 @@ def confounder(key: bytes, token: bytes, sequence: int, from_client: bool) -> by
 
 
 def test_schannel_both_directions_byte_for_byte() -> None:
-    """Our client context unseals the DC's responses and our server context Samba's requests; wrapping the
-    plaintexts again with the same confounders gives Samba's bytes exactly (MS-NRPC 3.3.4.2)."""
-    key = session_key()
-    calls = (P.PacketType.REQUEST, P.PacketType.RESPONSE)
-    pdus = [(who, p) for who, p in schannel_association() if p.ptype in calls]
-    client = SchannelContext(key, rng=lambda n: b"")
-    server = SchannelContext(key, rng=lambda n: b"", initiator=False)
+    """The unsealed calls (schannel_plaintexts) are pidl's marshalling of the logons, byte for byte, and
+    their answers decode to what Samba's client decoded."""
     inputs = CAPTURE["inputs"]["logons"]
     results = CAPTURE["results"]
+    key = session_key()
     logons = 0
-    for who, pdu in pdus:
-        assert pdu.auth is not None and pdu.auth.auth_level == P.AuthLevel.PKT_PRIVACY
-        sender, receiver = (client, server) if who == "client" else (server, client)
-        sealed = request_stub(pdu) if who == "client" else P.response_stub(pdu)
-        mixer = confounder(key, pdu.auth.value, sender.sequence, who == "client")
-        sender.rng = lambda n, mixer=mixer: mixer
-        # Samba's client asked for header signing (PFC_SUPPORT_HEADER_SIGN in its bind, echoed by the DC):
-        # the checksum covers the header, the request/response fields and the sec_trailer too
-        frame = pdu.pack()
-        head = frame[:P.HEADER_SIZE + 8]
-        end = len(frame) - len(pdu.auth.value)
-        trailer = frame[end - P.SEC_TRAILER.size:end]
-        plain = receiver.unwrap(sealed, pdu.auth.value, (head, trailer))
-        assert sender.wrap(plain, (head, trailer)) == (sealed, pdu.auth.value)
-        stub = plain[:len(plain) - pdu.auth.pad_length]
+    for who, pdu, stub in schannel_plaintexts():
         opnum = pdu.body[6] if who == "client" else None
         if who == "client" and opnum == nrpc.NETR_LOGON_SAM_LOGON_EX:
             given = inputs[logons]
@@ -151,6 +136,98 @@ def test_schannel_both_directions_byte_for_byte() -> None:
                 assert answer.validation is None
             logons += 1
     assert logons == 4
+
+
+def schannel_plaintexts() -> list[tuple[str, P.Pdu, bytes]]:
+    """Every call of the schannel association unsealed: our client context unseals the DC's responses and
+    our server context Samba's requests; wrapping the plaintexts again with the same confounders gives
+    Samba's bytes exactly (MS-NRPC 3.3.4.2)."""
+    key = session_key()
+    calls = (P.PacketType.REQUEST, P.PacketType.RESPONSE)
+    client = SchannelContext(key, rng=lambda n: b"")
+    server = SchannelContext(key, rng=lambda n: b"", initiator=False)
+    out = []
+    for who, pdu in schannel_association():
+        if pdu.ptype not in calls:
+            continue
+        assert pdu.auth is not None and pdu.auth.auth_level == P.AuthLevel.PKT_PRIVACY
+        sender, receiver = (client, server) if who == "client" else (server, client)
+        sealed = request_stub(pdu) if who == "client" else P.response_stub(pdu)
+        mixer = confounder(key, pdu.auth.value, sender.sequence, who == "client")
+        sender.rng = lambda n, mixer=mixer: mixer
+        # Samba's client asked for header signing (PFC_SUPPORT_HEADER_SIGN in its bind, echoed by the DC):
+        # the checksum covers the header, the request/response fields and the sec_trailer too
+        frame = pdu.pack()
+        head = frame[:P.HEADER_SIZE + 8]
+        end = len(frame) - len(pdu.auth.value)
+        trailer = frame[end - P.SEC_TRAILER.size:end]
+        plain = receiver.unwrap(sealed, pdu.auth.value, (head, trailer))
+        assert sender.wrap(plain, (head, trailer)) == (sealed, pdu.auth.value)
+        out.append((who, pdu, plain[:len(plain) - pdu.auth.pad_length]))
+    return out
+
+
+def test_authenticator_chain_against_samba() -> None:
+    """Samba's client follows the secure channel setup with NetrLogonGetCapabilities (opnum 21), which
+    carries an Authenticator: our chain, seeded with the credential Samba sent in ServerAuthenticate2, makes
+    the same one from the same timestamp and accepts the DC's ReturnAuthenticator (MS-NRPC 3.1.4.5)."""
+    pdus = connection(nrpc.NETR_SERVER_REQ_CHALLENGE)
+    requests = [p for who, p in pdus if p.ptype == P.PacketType.REQUEST]
+    client_credential = compute_netlogon_credential_aes(request_stub(requests[0])[-8:], session_key())
+    (_, request, sent), (_, _, answer) = schannel_plaintexts()[:2]
+    assert request.body[6] == 21
+    r = NdrReader(sent)
+    r.conformant_varying_string()  # server_name: a [ref] pointer, no referent
+    assert r.u32() != 0 and r.conformant_varying_string() == "HARNESS"
+    theirs = nrpc.Authenticator.read(r)
+    chain = AuthenticatorChain(session_key(), client_credential)
+    assert chain.next(theirs.timestamp) == theirs
+    returned = nrpc.Authenticator.read(NdrReader(answer))  # return_authenticator: [ref], first
+    chain.check(returned)
+    assert not chain.broken
+    # the next one steps on from the checked credential: a replay of Samba's is refused
+    again = AuthenticatorChain(session_key(), client_credential)
+    again.next(theirs.timestamp)
+    with pytest.raises(AuthenticatorChainError, match="does not verify"):
+        again.check(nrpc.Authenticator(bytes(8), 0))
+    assert again.broken
+    with pytest.raises(AuthenticatorChainError, match="broken"):
+        again.next(theirs.timestamp + 10)
+
+
+def test_authenticator_timestamps_increase() -> None:
+    """Two calls in the same second still step the chain forward (Samba's netlogon_creds_client_authenticator
+    does the same); the stored credential is the seed plus each timestamp plus 1 (MS-NRPC 3.1.4.5)."""
+    key, seed = bytes(range(16)), bytes.fromhex("f0debc9a78563412")
+
+    def plus(n: int) -> bytes:
+        return struct.pack("<I", (0x9ABCDEF0 + n) & 0xFFFFFFFF) + seed[4:]
+
+    chain = AuthenticatorChain(key, seed)
+    assert chain.next(1000) == nrpc.Authenticator(compute_netlogon_credential_aes(plus(1000), key), 1000)
+    with pytest.raises(AuthenticatorChainError, match="without its answer"):
+        chain.next(1000)
+    chain = AuthenticatorChain(key, seed)
+    chain.next(1000)
+    chain.check(nrpc.Authenticator(compute_netlogon_credential_aes(plus(1001), key), 0))
+    assert chain.next(1000) == nrpc.Authenticator(
+        compute_netlogon_credential_aes(plus(1001 + 1001), key), 1001)
+    chain.lost()
+    assert chain.broken and "f0de" not in repr(chain)
+
+
+@pytest.mark.parametrize("level", [3, 6])
+def test_sam_logon_with_flags_against_pidl(level: int) -> None:
+    logon = nrpc.NetworkLogon("SMB2AUTH", "alice", "CLIENTPC", bytes.fromhex("0123456789abcdef"),
+                              bytes(range(24)), bytes(24), 0x820)
+    authenticator = nrpc.Authenticator(bytes.fromhex("0102030405060708"), 0x5F5E1000)
+    ours = nrpc.logon_sam_logon_with_flags("\\\\DC1", "HARNESS", authenticator, logon,
+                                           nrpc.ValidationLevel(level))
+    assert ours.hex() == PIDL[f"sam_logon_with_flags_in_{level}"]
+    returned, answer = nrpc.logon_sam_logon_with_flags_response(
+        bytes.fromhex(PIDL[f"sam_logon_with_flags_out_{level}"]), level)
+    assert returned == nrpc.Authenticator(bytes.fromhex("a1a2a3a4a5a6a7a8"), 0)
+    assert answer == nrpc.logon_sam_logon_ex_response(bytes.fromhex(PIDL[f"sam_logon_ex_out_{level}"]), level)
 
 
 def schannel_association() -> list[tuple[str, P.Pdu]]:

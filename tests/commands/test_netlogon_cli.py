@@ -62,9 +62,11 @@ def running(command: str, *argv: str) -> Iterator[tuple[int, list[str]]]:
         output.append(rest)
 
 
-def test_serve_smbclient_domain_user(netlogon_args: list[str], addc: DomainController) -> None:
+@pytest.mark.parametrize("logon_call", ["auto", "with-flags"])
+def test_serve_smbclient_domain_user(netlogon_args: list[str], addc: DomainController,
+                                     logon_call: str) -> None:
     smbclient = require_program("smbclient", "/usr/bin/smbclient")
-    with running("serve", *netlogon_args) as (port, output):
+    with running("serve", *netlogon_args, "--logon-call", logon_call) as (port, output):
         proc = subprocess.run(
             [smbclient, "//127.0.0.1/IPC$", "-p", str(port), "-U", f"{addc.user}%{addc.password}", "-W",
              addc.domain, "--use-kerberos=off", "-s", "/dev/null", "-m", "SMB3_11",

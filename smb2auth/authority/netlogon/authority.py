@@ -1,11 +1,16 @@
 """NetlogonAuthority: NTLM network logons validated by an Active Directory DC (MS-APDS 3.1.5.1 through
-MS-NRPC NetrLogonSamLogonEx), the way a domain member's smbd passes them through.
+MS-NRPC NetrLogonSamLogonEx or NetrLogonSamLogonWithFlags), the way a domain member's smbd passes them
+through.
 
-One secure channel is shared by every logon (NetrLogonSamLogonEx needs no authenticator chain); it is
-carried by up to `connections` schannel-bound associations, one call at a time each. A dead association
-is replaced, a channel the DC no longer knows (ACCESS_DENIED) is established again, the next DC of the
-list is tried when one does not answer, and every logon is bounded by `call_timeout`: past it, or with no
-DC reachable, the logon fails with STATUS_NO_LOGON_SERVERS, as smbd's does.
+Each DC of the list that answers gets one secure channel (a DC keeps one per machine account, so a second
+channel to the same DC would replace the first: channels spread over distinct DCs only). A logon goes to the
+live channel with the fewest logons in flight, round robin among equals. A channel is shared by every logon
+sent through it: NetrLogonSamLogonEx needs no authenticator chain and runs on up to `connections`
+schannel-bound associations at once; NetrLogonSamLogonWithFlags steps the channel's authenticator chain, so
+its calls on one channel go one at a time. A dead association is replaced, a channel the DC no longer knows
+(ACCESS_DENIED, a broken chain) is established again, a DC that stops answering loses its channel and is
+tried again in the background after `retry_interval`, and every logon is bounded by `call_timeout`: past it,
+or with no DC reachable, the logon fails with STATUS_NO_LOGON_SERVERS, as smbd's does.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -26,7 +32,12 @@ from smb2auth.authority.netlogon.channel import (
     bind_schannel,
     establish,
 )
-from smb2auth.authority.netlogon.credentials import decrypt_user_session_key, machine_nt_hash
+from smb2auth.authority.netlogon.credentials import (
+    AuthenticatorChain,
+    AuthenticatorChainError,
+    decrypt_user_session_key,
+    machine_nt_hash,
+)
 from smb2auth.authority.netlogon.rpc import RpcConnection, RpcError
 from smb2auth.authority.netlogon.schannel import SchannelError
 from smb2auth.errors import MalformedMessage
@@ -40,6 +51,9 @@ _UNREACHABLE = (OSError, asyncio.IncompleteReadError, EOFError)
 _BROKEN = (*_UNREACHABLE, RpcError, SchannelError, MalformedMessage)
 # RPC faults that mean the DC no longer accepts our channel (MS-RPCE 2.2.2.11 / MS-NRPC 3.3.4.2.2)
 _CHANNEL_REFUSED = {NtStatus.STATUS_ACCESS_DENIED, 0x00000005, 0x00000721}
+# faults of a DC that does not implement the opnum (C706 nca_s_op_rng_error, MS-RPCE 2.2.2.11)
+_OPNUM_REFUSED = {0x1C010002, 0x000006D1, 0xC002002E}
+LOGON_CALLS = ("auto", "ex", "with-flags")
 
 
 def parse_endpoint(text: str, transport: str = "tcp") -> Endpoint:
@@ -69,6 +83,11 @@ class NetlogonConfig:
     call_timeout: float = 10.0
     connect_timeout: float = 3.0
     connections: int = 4
+    # "ex": NetrLogonSamLogonEx; "with-flags": NetrLogonSamLogonWithFlags and its authenticator chain;
+    # "auto": Ex, and WithFlags on a DC that does not implement Ex
+    logon_call: str = "auto"
+    # how long a DC that did not answer is left alone before a channel to it is tried again
+    retry_interval: float = 30.0
 
     def __post_init__(self) -> None:
         if not self.dcs:
@@ -77,6 +96,8 @@ class NetlogonConfig:
             raise ValueError("the machine account is named without its trailing $")
         if self.connections < 1:
             raise ValueError("at least one connection is needed")
+        if self.logon_call not in LOGON_CALLS:
+            raise ValueError(f"logon call {self.logon_call!r}: one of {', '.join(LOGON_CALLS)}")
 
 
 def netlogon_target_info(config: NetlogonConfig) -> TargetInfo:
@@ -91,20 +112,60 @@ class NoLogonServers(Exception):
     """No DC of the list could be reached or would give us a channel."""
 
 
+class _DcLink:
+    """One DC of the list: its secure channel when it has one, and what the logons through it share. The
+    channel outlives an event loop; the associations, locks and the semaphore belong to one."""
+
+    def __init__(self, index: int, endpoint: Endpoint, with_flags: bool) -> None:
+        self.index = index
+        self.endpoint = endpoint
+        self.channel: SecureChannel | None = None
+        self.chain: AuthenticatorChain | None = None
+        self.with_flags = with_flags
+        self.busy = 0
+        self.retry_at = 0.0
+        self.task: asyncio.Task[None] | None = None
+        self.idle: list[tuple[int, RpcConnection]] = []
+        self.slots = asyncio.Semaphore(1)
+        self.chain_lock = asyncio.Lock()
+        self.setup = asyncio.Lock()
+
+    def new_loop(self, connections: int) -> None:
+        self.close_idle()
+        self.task = None
+        self.slots = asyncio.Semaphore(connections)
+        self.chain_lock = asyncio.Lock()
+        self.setup = asyncio.Lock()
+
+    def close_idle(self) -> None:
+        for _, conn in self.idle:
+            with contextlib.suppress(RuntimeError):  # its loop may be closed already
+                conn.close()
+        self.idle = []
+
+    def take_idle(self, channel: SecureChannel) -> RpcConnection | None:
+        while self.idle:
+            generation, conn = self.idle.pop()
+            if generation == channel.generation and not conn.closed:
+                return conn
+            conn.close()
+        return None
+
+
 class NetlogonAuthority(AsyncAuthority):
     def __init__(self, config: NetlogonConfig, rng: Callable[[int], bytes] = os.urandom) -> None:
         self.config = config
         self._nt_hash = machine_nt_hash(config.machine_password)
         self._rng = rng
         self._login = SmbLogin(f"{config.machine.upper()}$", config.machine_password, config.domain.upper())
-        self._channel: SecureChannel | None = None
+        with_flags = config.logon_call == "with-flags"
+        self._links = [_DcLink(i, dc, with_flags) for i, dc in enumerate(config.dcs)]
         self._generation = 0
-        self._dc_index = 0
+        self._cursor = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._idle: list[tuple[int, RpcConnection]] = []
-        self._slots: asyncio.Semaphore | None = None
         self._setup: asyncio.Lock | None = None
         self.stats = {"channels": 0, "associations": 0, "retries": 0}
+        self.logons = {str(dc): 0 for dc in config.dcs}  # answered calls, per DC
 
     def __repr__(self) -> str:
         dcs = ",".join(map(str, self.config.dcs))
@@ -112,35 +173,53 @@ class NetlogonAuthority(AsyncAuthority):
 
     @property
     def channel(self) -> SecureChannel | None:
-        return self._channel
+        """The first DC's channel of those that have one."""
+        return next((link.channel for link in self._links if link.channel is not None), None)
+
+    @property
+    def channels(self) -> list[SecureChannel]:
+        return [link.channel for link in self._links if link.channel is not None]
 
     def target_info(self) -> TargetInfo:
         return netlogon_target_info(self.config)
 
     def _bind_loop(self) -> None:
-        """Associations and locks belong to one event loop; a new loop keeps the channel, not them."""
+        """Associations and locks belong to one event loop; a new loop keeps the channels, not them."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
-            for _, conn in self._idle:
-                with contextlib.suppress(RuntimeError):  # its loop may be closed already
-                    conn.close()
-            self._idle = []
+            for link in self._links:
+                link.new_loop(self.config.connections)
             self._loop = loop
-            self._slots = asyncio.Semaphore(self.config.connections)
             self._setup = asyncio.Lock()
 
     async def start(self) -> SecureChannel:
-        """Set up the secure channel now; a wrong machine password or a DC without AES raises
-        SecureChannelError, naming what the DC answered."""
+        """Set up a secure channel with every DC of the list now, at once; a wrong machine password or a
+        DC without AES raises SecureChannelError, naming what the DC answered, as does a list of DCs none of
+        which answers."""
         self._bind_loop()
-        channel = await asyncio.wait_for(self._establish(None, strict=True), self.config.call_timeout)
-        conn = await asyncio.wait_for(self._bind(channel), self.config.call_timeout)
-        self._idle.append((channel.generation, conn))
-        return channel
+        outcomes = await asyncio.gather(
+            *(asyncio.wait_for(self._establish(link), self.config.call_timeout) for link in self._links),
+            return_exceptions=True)
+        unreachable = []
+        for link, outcome in zip(self._links, outcomes, strict=True):
+            if isinstance(outcome, SecureChannelError):
+                raise outcome
+            if isinstance(outcome, (*_BROKEN, asyncio.TimeoutError)):
+                unreachable.append(f"{link.endpoint}: unreachable ({outcome!r})")
+            elif isinstance(outcome, BaseException):
+                raise outcome
+        live = [link for link in self._links if link.channel is not None]
+        if not live:
+            raise SecureChannelError("; ".join(unreachable))
+        link = live[0]
+        assert link.channel is not None
+        conn = await asyncio.wait_for(self._bind(link.channel), self.config.call_timeout)
+        link.idle.append((link.channel.generation, conn))
+        return link.channel
 
     def start_sync(self) -> SecureChannel:
-        """`start` from synchronous code, in an event loop of its own: the channel stays, its association
-        is closed (the logons' loop binds its own)."""
+        """`start` from synchronous code, in an event loop of its own: the channels stay, their
+        associations are closed (the logons' loop binds its own)."""
 
         async def run() -> SecureChannel:
             try:
@@ -151,44 +230,89 @@ class NetlogonAuthority(AsyncAuthority):
         return asyncio.run(run())
 
     async def close(self) -> None:
-        for _, conn in self._idle:
-            conn.close()
-        self._idle = []
+        for link in self._links:
+            if link.task is not None:
+                link.task.cancel()
+                link.task = None
+            link.close_idle()
 
-    async def _establish(self, stale: SecureChannel | None, strict: bool = False) -> SecureChannel:
+    async def _establish(self, link: _DcLink, stale: SecureChannel | None = None) -> SecureChannel:
+        """A new secure channel with this DC (MS-NRPC 3.1.4), unless another logon made one while we
+        waited. SecureChannelError when the DC refuses; the transport's errors when it does not answer,
+        after which the DC is left alone for `retry_interval`."""
+        async with link.setup:
+            if link.channel is not None and link.channel is not stale:
+                return link.channel
+            link.channel = None
+            link.chain = None
+            link.close_idle()
+            self._generation += 1
+            try:
+                channel = await asyncio.wait_for(
+                    establish(link.endpoint, f"\\\\{link.endpoint.host}", self.config.machine.upper(),
+                              self._nt_hash, self._generation, self._login, self._rng),
+                    self.config.connect_timeout * 2)
+            except BaseException:
+                link.retry_at = asyncio.get_running_loop().time() + self.config.retry_interval
+                raise
+            link.channel = channel
+            link.chain = AuthenticatorChain(channel.session_key, channel.client_credential)
+            self.stats["channels"] += 1
+            return channel
+
+    async def _establish_any(self) -> _DcLink:
+        """No DC has a channel: try each in turn, from the one after the last used, until one gives one."""
         assert self._setup is not None
         async with self._setup:
-            if self._channel is not None and self._channel is not stale:
-                return self._channel  # another logon re-established it while we waited
+            for link in self._links:
+                if link.channel is not None:
+                    return link  # another logon got one while we waited
             errors = []
-            dcs = self.config.dcs
-            for step in range(len(dcs)):
-                index = (self._dc_index + step) % len(dcs)
-                endpoint = dcs[index]
+            count = len(self._links)
+            for step in range(count):
+                link = self._links[(self._cursor + step) % count]
                 try:
-                    self._generation += 1
-                    channel = await asyncio.wait_for(
-                        establish(endpoint, f"\\\\{endpoint.host}", self.config.machine.upper(),
-                                  self._nt_hash, self._generation, self._login, self._rng),
-                        self.config.connect_timeout * 2)
+                    await self._establish(link)
                 except SecureChannelError as exc:
-                    if strict:
-                        raise
-                    errors.append(f"{endpoint}: {exc}")
-                    log.warning("no secure channel with %s: %s", endpoint, exc)
+                    errors.append(f"{link.endpoint}: {exc}")
+                    log.warning("no secure channel with %s: %s", link.endpoint, exc)
                     continue
                 except (*_BROKEN, asyncio.TimeoutError) as exc:
-                    if strict and len(dcs) == 1:
-                        raise SecureChannelError(f"{endpoint}: unreachable ({exc!r})") from exc
-                    errors.append(f"{endpoint}: {exc!r}")
-                    log.warning("DC %s unreachable: %r", endpoint, exc)
+                    errors.append(f"{link.endpoint}: {exc!r}")
+                    log.warning("DC %s unreachable: %r", link.endpoint, exc)
                     continue
-                self._dc_index = index
-                self._channel = channel
-                self.stats["channels"] += 1
-                return channel
-            self._channel = None
+                self._cursor = link.index
+                return link
             raise NoLogonServers("; ".join(errors))
+
+    def _spread(self, now: float) -> None:
+        """DCs without a channel whose rest is over get one in the background (MS-NRPC 3.1.4: each DC
+        keeps its own channel for our machine account)."""
+        for link in self._links:
+            if link.channel is None and link.task is None and link.retry_at <= now:
+                link.task = asyncio.create_task(self._establish_in_background(link))
+
+    async def _establish_in_background(self, link: _DcLink) -> None:
+        try:
+            await self._establish(link)
+            log.info("secure channel with %s: logons spread over %d DCs", link.endpoint, len(self.channels))
+        except (SecureChannelError, *_BROKEN, asyncio.TimeoutError) as exc:
+            log.info("DC %s still without a channel: %r", link.endpoint, exc)
+        finally:
+            link.task = None
+
+    async def _pick(self) -> _DcLink:
+        """The live channel with the fewest logons in flight, round robin among equals."""
+        live = [link for link in self._links if link.channel is not None]
+        if len(live) < len(self._links):
+            assert self._loop is not None
+            self._spread(self._loop.time())
+        if not live:
+            return await self._establish_any()
+        count = len(self._links)
+        link = min(live, key=lambda lk: (lk.busy, (lk.index - self._cursor) % count))
+        self._cursor = (link.index + 1) % count
+        return link
 
     async def _bind(self, channel: SecureChannel) -> RpcConnection:
         conn = await asyncio.wait_for(bind_schannel(channel, self.config.domain.upper(),
@@ -210,54 +334,124 @@ class NetlogonAuthority(AsyncAuthority):
             return ValidationResult.failure(NtStatus.STATUS_NO_LOGON_SERVERS, f"no DC reachable: {exc}")
 
     async def _validate(self, request: ValidationRequest) -> ValidationResult:
-        level = self.config.validation_level
         logon = nrpc.NetworkLogon(request.domain, request.username, request.workstation,
                                   request.server_challenge, request.nt_response, request.lm_response)
-        assert self._slots is not None
         last: Exception | None = None
-        async with self._slots:
-            for _attempt in range(3):
-                channel = self._channel or await self._establish(None)
-                conn = self._take_idle(channel)
-                try:
-                    if conn is None:
-                        conn = await self._bind(channel)
-                    stub = await conn.call(
-                        nrpc.NETR_LOGON_SAM_LOGON_EX,
-                        nrpc.logon_sam_logon_ex(f"\\\\{channel.endpoint.host}", self.config.machine.upper(),
-                                                logon, level))
-                    answer = nrpc.logon_sam_logon_ex_response(stub, level)
-                except _BROKEN as exc:
-                    if conn is not None:
-                        conn.close()
-                    for _, idle in self._idle:  # a DC that dropped one association dropped them all
-                        idle.close()
-                    self._idle = []
-                    last = exc
-                    self.stats["retries"] += 1
-                    refused = isinstance(exc, RpcError) and exc.status in _CHANNEL_REFUSED
-                    if refused or isinstance(exc, (SchannelError, RpcError)) or conn is None:
-                        # the DC refused the bind or the call, or is gone: a new channel (next DC if need be)
-                        log.info("secure channel with %s dropped: %r", channel.endpoint, exc)
-                        await self._establish(channel)
-                    continue
-                self._idle.append((channel.generation, conn))
-                if answer.status == NtStatus.STATUS_ACCESS_DENIED:
-                    # MS-NRPC 3.5.4.5.1: the DC no longer knows our channel (it was replaced): set it up again
-                    last = RpcError("NetrLogonSamLogonEx: STATUS_ACCESS_DENIED", answer.status)
-                    self.stats["retries"] += 1
-                    await self._establish(channel)
-                    continue
-                return self._result(request, answer, channel)
+        for _attempt in range(2 + len(self._links)):
+            link = await self._pick()
+            link.busy += 1
+            try:
+                async with link.slots:
+                    outcome = await self._call_once(link, logon)
+            finally:
+                link.busy -= 1
+            if isinstance(outcome, Exception):
+                last = outcome
+                self.stats["retries"] += 1
+                continue
+            answer, channel = outcome
+            self.logons[str(link.endpoint)] += 1
+            return self._result(request, answer, channel)
         raise NoLogonServers(f"logon failed after re-establishing the channel: {last!r}")
 
-    def _take_idle(self, channel: SecureChannel) -> RpcConnection | None:
-        while self._idle:
-            generation, conn = self._idle.pop()
-            if generation == channel.generation and not conn.closed:
-                return conn
-            conn.close()
-        return None
+    async def _call_once(self, link: _DcLink, logon: nrpc.NetworkLogon
+                         ) -> tuple[nrpc.SamLogonResult, SecureChannel] | Exception:
+        """One try on this DC: the answer, or what went wrong after the link was put right for the next
+        try (a new association, a new channel, or the DC marked down)."""
+        channel = link.channel
+        if channel is None:  # it lost its channel since it was picked
+            try:
+                channel = await self._establish(link)
+            except (SecureChannelError, *_BROKEN, asyncio.TimeoutError) as exc:
+                self._down(link, exc)
+                return exc
+        conn = link.take_idle(channel)
+        try:
+            if conn is None:
+                conn = await self._bind(channel)
+            if link.with_flags:
+                answer = await self._with_flags(link, channel, conn, logon)
+            else:
+                answer = await self._ex(link, channel, conn, logon)
+        except _OpnumRefused as exc:
+            assert conn is not None
+            link.idle.append((channel.generation, conn))
+            return exc
+        except (*_BROKEN, AuthenticatorChainError) as exc:
+            fresh = conn is None
+            if conn is not None:
+                conn.close()
+            link.close_idle()  # a DC that dropped one association dropped them all
+            refused = isinstance(exc, (SchannelError, RpcError, AuthenticatorChainError))
+            if refused:
+                # the DC refused the bind or the call, or our chain is out of step: a new channel with it
+                log.info("secure channel with %s dropped: %r", link.endpoint, exc)
+                try:
+                    await self._establish(link, channel)
+                except (SecureChannelError, *_BROKEN, asyncio.TimeoutError) as again:
+                    self._down(link, again)
+            elif fresh:
+                self._down(link, exc)  # a new association would not even open: the DC is gone
+            return exc
+        link.idle.append((channel.generation, conn))
+        if answer.status == NtStatus.STATUS_ACCESS_DENIED:
+            # MS-NRPC 3.5.4.5.1: the DC no longer knows our channel (it was replaced): set it up again
+            try:
+                await self._establish(link, channel)
+            except (SecureChannelError, *_BROKEN, asyncio.TimeoutError) as again:
+                self._down(link, again)
+            return RpcError("NetrLogonSamLogon: STATUS_ACCESS_DENIED", answer.status)
+        return answer, channel
+
+    def _down(self, link: _DcLink, exc: BaseException) -> None:
+        log.warning("DC %s lost: %r", link.endpoint, exc)
+        assert self._loop is not None
+        link.channel = None
+        link.chain = None
+        link.close_idle()
+        link.retry_at = self._loop.time() + self.config.retry_interval
+
+    async def _ex(self, link: _DcLink, channel: SecureChannel, conn: RpcConnection,
+                  logon: nrpc.NetworkLogon) -> nrpc.SamLogonResult:
+        level = self.config.validation_level
+        try:
+            stub = await conn.call(
+                nrpc.NETR_LOGON_SAM_LOGON_EX,
+                nrpc.logon_sam_logon_ex(f"\\\\{channel.endpoint.host}", self.config.machine.upper(), logon,
+                                        level))
+        except RpcError as exc:
+            if exc.status in _OPNUM_REFUSED and self.config.logon_call == "auto":
+                # MS-NRPC 3.5.4.5.1: a DC without Ex still takes WithFlags, with the authenticator chain
+                log.info("%s does not take NetrLogonSamLogonEx (%s): NetrLogonSamLogonWithFlags from now on",
+                         link.endpoint, exc)
+                link.with_flags = True
+                raise _OpnumRefused(str(exc)) from exc
+            raise
+        return nrpc.logon_sam_logon_ex_response(stub, level)
+
+    async def _with_flags(self, link: _DcLink, channel: SecureChannel, conn: RpcConnection,
+                          logon: nrpc.NetworkLogon) -> nrpc.SamLogonResult:
+        """MS-NRPC 3.5.4.5.2 with the authenticator of 3.1.4.5: one call at a time per channel."""
+        level = self.config.validation_level
+        async with link.chain_lock:
+            chain = link.chain
+            if chain is None or link.channel is not channel:
+                raise AuthenticatorChainError("the channel changed while the call waited for its turn")
+            authenticator = chain.next(int(time.time()))
+            try:
+                stub = await conn.call(
+                    nrpc.NETR_LOGON_SAM_LOGON_WITH_FLAGS,
+                    nrpc.logon_sam_logon_with_flags(f"\\\\{channel.endpoint.host}",
+                                                    self.config.machine.upper(), authenticator, logon, level))
+                returned, answer = nrpc.logon_sam_logon_with_flags_response(stub, level)
+            except BaseException:
+                chain.lost()  # the DC may have stepped its side: the chain can no longer be trusted
+                raise
+            if answer.status == NtStatus.STATUS_ACCESS_DENIED:
+                chain.lost()
+                return answer  # MS-NRPC 3.5.4.5.1: the DC refused our authenticator or no longer knows us
+            chain.check(returned)
+            return answer
 
     def _result(self, request: ValidationRequest, answer: nrpc.SamLogonResult,
                 channel: SecureChannel) -> ValidationResult:
@@ -287,6 +481,10 @@ class NetlogonAuthority(AsyncAuthority):
             groups=tuple(groups),
         )
         return ValidationResult.success(account, key)
+
+
+class _OpnumRefused(Exception):
+    """The DC does not implement the call we made: try again with the other one."""
 
 
 def netlogon_authority(

@@ -62,6 +62,8 @@ class SecureChannel:
     flags: NegotiateFlags = field(repr=False)
     account_rid: int
     generation: int
+    # MS-NRPC 3.1.4.5: the credential sent in NetrServerAuthenticate3 seeds the authenticator chain
+    client_credential: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,8 @@ async def establish(
         raise SecureChannelError(f"{endpoint}: the DC's server credential does not verify")
     log.info("secure channel to %s port %d as %s$: flags 0x%08X, account RID %d", endpoint, port, machine,
              answer.flags, answer.account_rid)
-    return SecureChannel(endpoint, port, session_key, login, flags, answer.account_rid, generation)
+    return SecureChannel(endpoint, port, session_key, login, flags, answer.account_rid, generation,
+                         credential)
 
 
 async def bind_schannel(

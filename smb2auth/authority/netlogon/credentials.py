@@ -1,15 +1,20 @@
 """The Netlogon secure channel's keys (MS-NRPC 3.1.4): the AES session key, the credential computation,
-the negotiate flags, and the AES-CFB8 encryption of the keys a DC returns."""
+the authenticator chain, the negotiate flags, and the AES-CFB8 encryption of the keys a DC returns."""
 
 from __future__ import annotations
 
 import enum
 import hashlib
 import hmac
+import struct
 
 from Crypto.Cipher import AES
 
+from smb2auth.authority.netlogon.nrpc import Authenticator
+from smb2auth.errors import Smb2AuthError
 from smb2auth.ntlm import crypto
+
+_LOW = struct.Struct("<I")
 
 
 class NegotiateFlags(enum.IntFlag):
@@ -78,3 +83,63 @@ def decrypt_user_session_key(session_key: bytes, encrypted: bytes) -> bytes:
     if not any(encrypted):
         return encrypted
     return aes_cfb8_decrypt(session_key, encrypted)
+
+
+class AuthenticatorChainError(Smb2AuthError):
+    """The chain is out of step: the DC's ReturnAuthenticator did not verify, or a call was lost midway."""
+
+
+def _add(credential: bytes, value: int) -> bytes:
+    # MS-NRPC 3.1.4.5: the stored credential plus a number, added to its first 32-bit little-endian word
+    # with wrap-around, as Samba's netlogon_creds_step does
+    return _LOW.pack((_LOW.unpack_from(credential)[0] + value) & 0xFFFFFFFF) + credential[4:]
+
+
+class AuthenticatorChain:
+    """The client side of MS-NRPC 3.1.4.5, for the calls that carry an Authenticator (SamLogonWithFlags):
+    ClientStoredCredential starts as the credential sent in NetrServerAuthenticate3; each call adds its
+    timestamp to it and sends its Netlogon credential, the DC answers with the credential of the stored one
+    plus 1, which becomes the stored one. The chain is sequential: one call at a time, each checked before
+    the next; a ReturnAuthenticator that does not verify, or a call that never got its answer, breaks it."""
+
+    def __init__(self, session_key: bytes, client_credential: bytes) -> None:
+        self._key = session_key
+        self._stored = client_credential
+        self._timestamp = 0
+        self._expected: bytes | None = None
+        self.broken = False
+
+    def __repr__(self) -> str:
+        state = "broken" if self.broken else "waiting" if self._expected is not None else "ready"
+        return f"AuthenticatorChain({state}, timestamp={self._timestamp})"
+
+    def next(self, now: int) -> Authenticator:
+        """The Authenticator for the next call, `now` the time in seconds since 1970 (TimeNow)."""
+        if self.broken:
+            raise AuthenticatorChainError("the authenticator chain is broken: a new secure channel is needed")
+        if self._expected is not None:
+            self.broken = True
+            raise AuthenticatorChainError("an authenticator was sent without its answer being checked")
+        # Samba's client keeps the timestamp increasing even within one second; the DC only adds it
+        self._timestamp = max(now & 0xFFFFFFFF, self._timestamp + 1) & 0xFFFFFFFF
+        self._stored = _add(self._stored, self._timestamp)
+        credential = compute_netlogon_credential_aes(self._stored, self._key)
+        self._stored = _add(self._stored, 1)
+        self._expected = compute_netlogon_credential_aes(self._stored, self._key)
+        return Authenticator(credential, self._timestamp)
+
+    def check(self, returned: Authenticator | None) -> None:
+        """MS-NRPC 3.1.4.5: the DC's ReturnAuthenticator is the credential of ClientStoredCredential + 1."""
+        expected, self._expected = self._expected, None
+        if expected is None:
+            self.broken = True
+            raise AuthenticatorChainError("a ReturnAuthenticator with no authenticator sent")
+        if returned is None or not hmac.compare_digest(returned.credential, expected):
+            self.broken = True
+            raise AuthenticatorChainError("the DC's ReturnAuthenticator does not verify")
+
+    def lost(self) -> None:
+        """The call's answer will never be checked (the association died, the call timed out)."""
+        if self._expected is not None:
+            self.broken = True
+            self._expected = None

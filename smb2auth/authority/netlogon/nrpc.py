@@ -1,5 +1,6 @@
 """The Netlogon calls a member server makes (MS-NRPC 3.5.4.4.1, 3.5.4.4.2, 3.5.4.5.1), marshalled in
-NDR: NetrServerReqChallenge, NetrServerAuthenticate3 and NetrLogonSamLogonEx with a network logon."""
+NDR: NetrServerReqChallenge, NetrServerAuthenticate3, and NetrLogonSamLogonEx or NetrLogonSamLogonWithFlags
+with a network logon."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ NETLOGON_INTERFACE = (uuid.UUID("12345678-1234-abcd-ef00-01234567cffb"), 1, 0)
 NETR_SERVER_REQ_CHALLENGE = 4
 NETR_SERVER_AUTHENTICATE3 = 26
 NETR_LOGON_SAM_LOGON_EX = 39
+NETR_LOGON_SAM_LOGON_WITH_FLAGS = 45
 WORKSTATION_SECURE_CHANNEL = 2  # MS-NRPC 2.2.1.3.13
 NETLOGON_NETWORK_TRANSITIVE_INFORMATION = 6  # MS-NRPC 2.2.1.4.16
 # MS-NRPC 2.2.1.4.15: the ParameterControl a member server sets for a pass-through network logon
@@ -94,6 +96,24 @@ class NetworkLogon:
     parameter_control: int = MSV1_0_ALLOW_SERVER_TRUST_ACCOUNT | MSV1_0_ALLOW_WORKSTATION_TRUST_ACCOUNT
 
 
+@dataclass(frozen=True)
+class Authenticator:
+    """NETLOGON_AUTHENTICATOR (MS-NRPC 2.2.1.1.5): a Netlogon credential and the timestamp it was made of."""
+
+    credential: bytes = field(repr=False)
+    timestamp: int
+
+    def write(self, w: NdrWriter) -> None:
+        w.align(4)
+        w.raw(self.credential)
+        w.u32(self.timestamp)
+
+    @classmethod
+    def read(cls, r: NdrReader) -> Authenticator:
+        r.align(4)
+        return cls(r.take(8), r.u32())
+
+
 def logon_sam_logon_ex(
     logon_server: str, computer: str, logon: NetworkLogon, level: ValidationLevel, extra_flags: int = 0
 ) -> bytes:
@@ -101,6 +121,28 @@ def logon_sam_logon_ex(
     w = NdrWriter()
     w.unique_string(logon_server)
     w.unique_string(computer)
+    _network_logon(w, logon, level, extra_flags)
+    return w.getvalue()
+
+
+def logon_sam_logon_with_flags(
+    logon_server: str, computer: str, authenticator: Authenticator, logon: NetworkLogon,
+    level: ValidationLevel, extra_flags: int = 0,
+) -> bytes:
+    """MS-NRPC 3.5.4.5.2: NetrLogonSamLogonWithFlags, the same logon after an Authenticator and an empty
+    ReturnAuthenticator (both unique pointers)."""
+    w = NdrWriter()
+    w.unique_string(logon_server)
+    w.unique_string(computer)
+    w.referent(True)
+    authenticator.write(w)
+    w.referent(True)
+    Authenticator(b"\x00" * 8, 0).write(w)
+    _network_logon(w, logon, level, extra_flags)
+    return w.getvalue()
+
+
+def _network_logon(w: NdrWriter, logon: NetworkLogon, level: ValidationLevel, extra_flags: int) -> None:
     w.u16(NETLOGON_NETWORK_TRANSITIVE_INFORMATION)
     w.u16(NETLOGON_NETWORK_TRANSITIVE_INFORMATION)  # NETLOGON_LEVEL's discriminant
     w.referent(True)
@@ -125,7 +167,6 @@ def logon_sam_logon_ex(
             w.counted_buffer(blob, 1)
     w.u16(level)
     w.u32(extra_flags)
-    return w.getvalue()
 
 
 @dataclass(frozen=True)
@@ -202,6 +243,19 @@ def _validation(r: NdrReader, level: int) -> Validation:
 def logon_sam_logon_ex_response(stub: bytes, level: int) -> SamLogonResult:
     """ValidationInformation (a NETLOGON_VALIDATION union), Authoritative, ExtraFlags, the status."""
     r = NdrReader(stub)
+    return _sam_logon_result(r, level)
+
+
+def logon_sam_logon_with_flags_response(
+    stub: bytes, level: int
+) -> tuple[Authenticator | None, SamLogonResult]:
+    """The ReturnAuthenticator (a unique pointer), then what NetrLogonSamLogonEx returns."""
+    r = NdrReader(stub)
+    returned = Authenticator.read(r) if r.u32() != 0 else None
+    return returned, _sam_logon_result(r, level)
+
+
+def _sam_logon_result(r: NdrReader, level: int) -> SamLogonResult:
     tag = r.u16()
     present = r.u32() != 0
     validation = None
