@@ -40,26 +40,38 @@ class BadRequest(Exception):
 
 @dataclass
 class Head:
-    """A parsed request or response head: the start line split in three, and the fields in order."""
+    """A parsed request or response head: the start line split in three, and the fields in order
+    (`get` and `tokens` look names up in an index by lower-cased name, built once)."""
 
     start: tuple[str, str, str]
     fields: list[tuple[str, str]] = field(default_factory=list)
+    _index: dict[str, list[str]] | None = field(default=None, repr=False, compare=False)
+
+    def _by_name(self) -> dict[str, list[str]]:
+        index = self._index
+        if index is None:
+            index = {}
+            for k, v in self.fields:
+                index.setdefault(k.lower(), []).append(v)
+            self._index = index
+        return index
 
     def get(self, name: str) -> str | None:
-        values = [v for k, v in self.fields if k.lower() == name.lower()]
-        return ", ".join(values) if values else None
+        values = self._by_name().get(name.lower())
+        if not values:
+            return None
+        return values[0] if len(values) == 1 else ", ".join(values)
 
     def tokens(self, name: str) -> set[str]:
-        return {t.strip().lower() for t in (self.get(name) or "").split(",") if t.strip()}
+        value = self.get(name)
+        if not value:
+            return set()
+        return {t for t in (t.strip().lower() for t in value.split(",")) if t}
 
 
 def parse_head(data: bytes) -> Head:
     """Parse a head ending in CRLFCRLF (RFC 9112 2-5); raises BadRequest(400)."""
-    try:
-        text = data.decode("latin-1")
-    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes everything
-        raise BadRequest(400, "undecodable head") from None
-    lines = text.split("\r\n")
+    lines = data.decode("latin-1").split("\r\n")
     while lines and lines[-1] == "":
         lines.pop()
     if not lines:
@@ -67,16 +79,23 @@ def parse_head(data: bytes) -> Head:
     parts = lines[0].split(" ", 2)
     if len(parts) != 3:
         raise BadRequest(400, "bad start line")
-    head = Head((parts[0], parts[1], parts[2]))
+    fields: list[tuple[str, str]] = []
+    index: dict[str, list[str]] = {}
     for line in lines[1:]:
-        # RFC 9112 5.2: obsolete line folding is rejected with 400
-        if line[:1] in (" ", "\t"):
-            raise BadRequest(400, "obsolete line folding")
         name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip() or any(c in name for c in " \t"):
-            raise BadRequest(400, "bad header field")
-        head.fields.append((name, value.strip(" \t")))
-    return head
+        # RFC 9112 5.2: obsolete line folding (a line starting with SP or HTAB) is rejected with 400;
+        # RFC 9112 5.1: no whitespace in or around a field name
+        if not sep or not name or name.strip() != name or " " in name or "\t" in name:
+            raise BadRequest(400, "obsolete line folding" if line[:1] in (" ", "\t") else "bad header field")
+        value = value.strip(" \t")
+        fields.append((name, value))
+        key = name.lower()
+        found = index.get(key)
+        if found is None:
+            index[key] = [value]
+        else:
+            found.append(value)
+    return Head((parts[0], parts[1], parts[2]), fields, index)
 
 
 async def read_head(reader: asyncio.StreamReader) -> bytes | None:
