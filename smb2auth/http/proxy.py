@@ -104,9 +104,12 @@ class NtlmProxy:
         except Exception:
             log.exception("proxy: connection from %s failed", auth.client)
         finally:
-            await pool.close()
+            # a shutdown may cancel this while it closes: the connection ends all the same, and the task
+            # ends without an exception (asyncio's streams on 3.11 log a cancelled handler as an error)
+            with contextlib.suppress(asyncio.CancelledError):
+                await pool.close()
             writer.close()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer.wait_closed()
             if task is not None:
                 self._tasks.discard(task)
