@@ -4,9 +4,13 @@ Proxy-Connection to a client that sent it)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import TypeVar
 
-from smb2auth.http.wire import Head
+from smb2auth.http.wire import Head, IdleTimer, within
+
+T = TypeVar("T")
 
 REASONS = {400: "Bad Request", 407: "Proxy Authentication Required", 401: "Unauthorized",
            403: "Forbidden", 411: "Length Required", 413: "Content Too Large", 431:
@@ -16,13 +20,21 @@ REASONS = {400: "Bad Request", 407: "Proxy Authentication Required", 401: "Unaut
 
 @dataclass
 class Exchange:
-    """The request being answered: its method and target, and whether its connection persists."""
+    """The request being answered: its method and target, and whether its connection persists; `timer`
+    bounds every read the connection's task makes (client and upstream) by the idle timeout."""
 
     method: str = ""
     target: str = ""
     close: bool = False
     http10: bool = False
     proxy_connection: bool = False
+    timer: IdleTimer | None = None
+
+    async def read(self, step: Awaitable[T], timeout: float) -> T:
+        """`await step` within the idle timeout: the connection's timer, or `timeout` without one."""
+        if self.timer is None:
+            return await within(timeout, step)
+        return await self.timer.run(step)
 
     def reset(self) -> None:
         self.method, self.target, self.close, self.http10, self.proxy_connection = "", "", False, False, False

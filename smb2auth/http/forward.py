@@ -27,7 +27,6 @@ from smb2auth.http.wire import (
     read_head,
     relay_chunked,
     relay_exactly,
-    within,
 )
 
 log = logging.getLogger("smb2auth.http.proxy")
@@ -171,12 +170,12 @@ class Forwarder:
         finally:
             pool.give_back(up, reusable)
 
-    async def _upstream_head(self, up: Upstream, retryable: bool) -> tuple[Head, int]:
+    async def _upstream_head(self, ex: Exchange, up: Upstream, retryable: bool) -> tuple[Head, int]:
         """The upstream's final response head (1xx skipped); BadRequest when it is not one."""
         first = True
         while True:
             try:
-                raw = await within(self.idle_timeout, read_head(up.reader))
+                raw = await ex.read(read_head(up.reader), self.idle_timeout)
             except ConnectionError:
                 if first and retryable:
                     raise StaleUpstream from None
@@ -200,7 +199,7 @@ class Forwarder:
     ) -> tuple[bool, bool]:
         """Relay one response; (the client connection goes on, the upstream one can carry another)."""
         try:
-            head, status = await self._upstream_head(up, retryable)
+            head, status = await self._upstream_head(ex, up, retryable)
             length_value = content_length(head)
         except (BadRequest, TimeoutError) as exc:
             # RFC 9110 15.6.3/15.6.5: a bad or missing upstream answer is the gateway's 502/504
@@ -240,7 +239,7 @@ class Forwarder:
             # a small body goes out with the head, in one segment; a stall or a break mid-body still sends
             # what arrived and ends both connections, as below
             try:
-                body = await within(timeout, up.reader.readexactly(length_value))
+                body = await ex.read(up.reader.readexactly(length_value), timeout)
             except asyncio.IncompleteReadError as exc:
                 writer.write(out + exc.partial)
                 raise ConnectionError("upstream closed mid-body") from None

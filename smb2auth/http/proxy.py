@@ -34,11 +34,11 @@ from smb2auth.http.wire import (
     Activity,
     BadRequest,
     Head,
+    IdleTimer,
     content_length,
     parse_head,
     pump,
     read_head,
-    within,
 )
 from smb2auth.http.wsgi import RunningServer
 from smb2auth.ntlm.events import ValidationNeeded
@@ -88,7 +88,7 @@ class NtlmProxy:
         peer = writer.get_extra_info("peername") or ("?", 0)
         auth = ConnectionAuth(self.config, f"{peer[0]}:{peer[1]}")
         pool = UpstreamPool(self._open, max_idle=self.max_idle_upstreams, idle_timeout=self.upstream_idle)
-        ex = Exchange()
+        ex = Exchange(timer=IdleTimer(self.idle_timeout))
         try:
             while await self._one_request(reader, writer, auth, pool, ex):
                 pass
@@ -111,6 +111,8 @@ class NtlmProxy:
             writer.close()
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer.wait_closed()
+            if ex.timer is not None:
+                ex.timer.close()
             if task is not None:
                 self._tasks.discard(task)
 
@@ -129,7 +131,7 @@ class NtlmProxy:
         pool: UpstreamPool, ex: Exchange,
     ) -> bool:
         ex.reset()
-        raw = await within(self.idle_timeout, read_head(reader))
+        raw = await ex.read(read_head(reader), self.idle_timeout)
         if raw is None:
             return False
         head = parse_head(raw)
@@ -152,7 +154,7 @@ class NtlmProxy:
             writer.write(response(ex, status, headers=decision.headers, close=close))
             await writer.drain()
             if not close and length:
-                await self._read_body(reader, length)
+                await self._read_body(ex, reader, length)
             return not close
         if length > MAX_BODY:
             raise BadRequest(413, "request body too large")
@@ -160,7 +162,7 @@ class NtlmProxy:
             # RFC 9110 10.1.1: the client waits for this before sending the body
             writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             await writer.drain()
-        body = await self._read_body(reader, length)
+        body = await self._read_body(ex, reader, length)
         if method == "CONNECT":
             if pool.pinned is not None:
                 raise BadRequest(400, "CONNECT on a connection pinned to an origin")
@@ -168,11 +170,11 @@ class NtlmProxy:
             return False
         return await self.forwarder.forward(ex, head, body, writer, pool, decision) and not client_close
 
-    async def _read_body(self, reader: asyncio.StreamReader, length: int) -> bytes:
+    async def _read_body(self, ex: Exchange, reader: asyncio.StreamReader, length: int) -> bytes:
         """`length` bytes of request body, each piece within the idle timeout."""
         parts: list[bytes] = []
         while length > 0:
-            part = await within(self.idle_timeout, reader.readexactly(min(length, CHUNK)))
+            part = await ex.read(reader.readexactly(min(length, CHUNK)), self.idle_timeout)
             parts.append(part)
             length -= len(part)
         return b"".join(parts)

@@ -56,6 +56,8 @@ class UpstreamPool:
         return asyncio.get_running_loop().time()
 
     def _prune(self) -> None:
+        if not self._idle:
+            return
         now = self._now()
         keep: list[Upstream] = []
         for up in self._idle:

@@ -31,6 +31,55 @@ else:
             raise TimeoutError from None
 
 
+class IdleTimer:
+    """The idle timeout of one task's reads on one timer: `await timer.run(step)` is `within(timeout, step)`
+    without a TimerHandle per read (asyncio.timeout's cost, paid on every request of a keep-alive
+    connection). A read only moves the deadline; the timer, when it fires early, re-arms itself at the
+    deadline, and one that fires past it cancels the task, which `run` turns into TimeoutError (as
+    asyncio.timeout does, a cancellation from elsewhere stays one). `close()` when the task is done."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._deadline: float | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._expired = False
+
+    async def run(self, step: Awaitable[T]) -> T:
+        if sys.version_info < (3, 11) or self._task is None:  # no Task.uncancel before 3.11
+            return await within(self.timeout, step)
+        self._deadline = deadline = self._loop.time() + self.timeout
+        if self._handle is None:
+            self._handle = self._loop.call_at(deadline, self._fire)
+        try:
+            return await step
+        except asyncio.CancelledError:
+            if self._expired:
+                self._expired = False
+                if self._task.uncancel() == 0:
+                    raise TimeoutError from None
+            raise
+        finally:
+            self._deadline = None
+
+    def _fire(self) -> None:
+        self._handle = None
+        deadline = self._deadline
+        if deadline is None or self._task is None:  # between reads: the next read arms it again
+            return
+        if self._loop.time() < deadline:
+            self._handle = self._loop.call_at(deadline, self._fire)
+            return
+        self._expired = True
+        self._task.cancel()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
 class BadRequest(Exception):
     def __init__(self, status: int, reason: str) -> None:
         self.status = status
