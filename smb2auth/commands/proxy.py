@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--workers", type=worker_count, default="auto", metavar="N",
                    help="processes serving, each client connection (and its pinned upstream) in one of"
                    " them (default auto: one per core this process may run on; 1: no worker processes)")
+    p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+                   help="the event loop: uvloop (pip install 'smb2auth[fast]'), asyncio's own, or auto:"
+                   " uvloop when it is installed (default)")
     p.set_defaults(handler=run)
 
 
@@ -53,14 +56,36 @@ def run(args: argparse.Namespace) -> int:
     from smb2auth.http.proxy import NtlmProxy
 
     http_logging(args)
+    loop = _use_loop(args.loop)
     proxy = NtlmProxy(build_http_config(args, Role.PROXY), idle_timeout=args.idle_timeout,
                       identity_header=args.identity_header)
     warn_if_exposed("proxy", [args.listen])
-    if args.workers == 1 or args.netlogon:
+    workers = 1 if args.netlogon else args.workers
+    print(f"proxy: {workers} process{'es' if workers > 1 else ''} on the {loop} event loop", file=sys.stderr,
+          flush=True)
+    if workers == 1:
         _serve_here(proxy, args.listen)
     else:
-        _serve_workers(proxy, args.workers, args.listen)
+        _serve_workers(proxy, workers, args.listen)
     return 0
+
+
+def _use_loop(choice: str) -> str:
+    """Make `choice` the event loop asyncio.run starts (here, and in every worker forked after this)."""
+    if choice == "asyncio":
+        return choice
+    import asyncio
+    import importlib
+
+    try:
+        uvloop = importlib.import_module("uvloop")
+    except ImportError:
+        if choice == "uvloop":
+            missing = "--loop uvloop: uvloop is not installed (pip install 'smb2auth[fast]')"
+            raise ValueError(missing) from None
+        return "asyncio"
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return "uvloop"
 
 
 def _started(host: str, port: int) -> None:
