@@ -193,6 +193,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="our proxy's processes (default 1)")
     parser.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"),
                         help="our proxy's event loop (default auto: uvloop when installed)")
+    parser.add_argument("--share-idle-upstreams", action="store_true",
+                        help="our proxy reuses a closed client connection's idle upstreams, as Squid does")
     parser.add_argument("--squid-workers", type=int, default=1,
                         help="Squid's SMP workers (default 1: squid -N, its least CPU per request)")
     parser.add_argument("--helpers", type=int, default=8, help="Squid's ntlm_auth children (default 8)")
@@ -205,7 +207,8 @@ def main() -> None:
     # the proxy process imports this checkout, as this process does
     os.environ.setdefault("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
     command = [sys.executable, "-m", "smb2auth", "proxy", "--listen", f"127.0.0.1:{ours}",
-               "--user", f"{USER}:{PASSWORD}", "--workers", str(args.workers), "--loop", args.loop]
+               "--user", f"{USER}:{PASSWORD}", "--workers", str(args.workers), "--loop", args.loop,
+               *(["--share-idle-upstreams"] if args.share_idle_upstreams else [])]
     with _process([sys.executable, __file__, "--origin", str(origin)], origin), \
             _process(command, ours) as our_pid, \
             running_squid(PASSWORD, workers=args.squid_workers, children=args.helpers) as squid:
@@ -213,8 +216,9 @@ def main() -> None:
         loop = args.loop
         if loop == "auto":
             loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
-        print(f"smb2auth: {' '.join(command[1:4])} --workers {args.workers} --loop {loop}, logging at INFO"
-              " (one line per login)")
+        shared = " --share-idle-upstreams" if args.share_idle_upstreams else ""
+        print(f"smb2auth: {' '.join(command[1:4])} --workers {args.workers} --loop {loop}{shared},"
+              " logging at INFO (one line per login)")
         print(f"squid: {_versions()}; workers {args.squid_workers}, ntlm_auth children {args.helpers}"
               " (keep_alive on), access_log none, cache deny all")
         print(f"{machine()}; load average {os.getloadavg()[0]:.1f} at the start (the machine is shared)")

@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--identity-header", metavar="NAME",
                    help="pass DOMAIN\\user to the origin in this request header (as WSA's"
                    " X-Authenticated-User); a client's own copy is dropped")
+    p.add_argument("--share-idle-upstreams", action="store_true",
+                   help="a closed client connection's idle upstream connections (never a pinned one) serve"
+                   " the next client connection to the same origin, as Squid reuses them")
     p.add_argument("--workers", type=worker_count, default="auto", metavar="N",
                    help="processes serving, each client connection (and its pinned upstream) in one of"
                    " them (default auto: one per core this process may run on; 1: no worker processes)")
@@ -58,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     http_logging(args)
     loop = _use_loop(args.loop)
     proxy = NtlmProxy(build_http_config(args, Role.PROXY), idle_timeout=args.idle_timeout,
-                      identity_header=args.identity_header)
+                      identity_header=args.identity_header, share_idle_upstreams=args.share_idle_upstreams)
     warn_if_exposed("proxy", [args.listen])
     workers = 1 if args.netlogon else args.workers
     print(f"proxy: {workers} process{'es' if workers > 1 else ''} on the {loop} event loop", file=sys.stderr,

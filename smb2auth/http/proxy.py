@@ -27,7 +27,7 @@ from smb2auth.http.auth import ConnectionAuth, Decision, HttpAuthConfig, Role
 from smb2auth.http.events import emit
 from smb2auth.http.exchange import Exchange, response
 from smb2auth.http.forward import Forwarder
-from smb2auth.http.upstream import UpstreamPool
+from smb2auth.http.upstream import IdleUpstreams, UpstreamPool
 from smb2auth.http.wire import (
     CHUNK,
     MAX_HEAD,
@@ -54,7 +54,9 @@ MAX_UNAUTHENTICATED_BODY = 64 * 1024
 class NtlmProxy:
     """The proxy's connection handler; `serve()` or `running_proxy()` put it on a socket.
     `upstream_idle` and `max_idle_upstreams` bound each client connection's pool of kept-alive upstream
-    connections; `opened_upstreams` counts the upstream connections opened so far. `identity_header`
+    connections; with `share_idle_upstreams` those left idle when a client connection closes (never a
+    pinned one) wait in `idle_upstreams` for the next client connection to the same origin (upstream.py).
+    `opened_upstreams` counts the upstream connections opened so far. `identity_header`
     (as WSA's X-Authenticated-User) names a request field the proxy sets to DOMAIN\\user for the origin;
     a client's own copy of it is never forwarded."""
 
@@ -68,6 +70,7 @@ class NtlmProxy:
         upstream_idle: float = 30.0,
         max_idle_upstreams: int = 4,
         identity_header: str | None = None,
+        share_idle_upstreams: bool = False,
     ) -> None:
         self.config = config
         self.allow_target = allow_target
@@ -77,6 +80,8 @@ class NtlmProxy:
         self.max_idle_upstreams = max_idle_upstreams
         self.identity_header = identity_header
         self.opened_upstreams = 0
+        self.idle_upstreams = (IdleUpstreams(max_idle=max(8, max_idle_upstreams), idle_timeout=upstream_idle)
+                               if share_idle_upstreams else None)
         self.forwarder = Forwarder(transparent=config.role is Role.ORIGIN, idle_timeout=idle_timeout,
                                    identity_header=identity_header, permitted=self._permitted)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -87,7 +92,8 @@ class NtlmProxy:
             self._tasks.add(task)
         peer = writer.get_extra_info("peername") or ("?", 0)
         auth = ConnectionAuth(self.config, f"{peer[0]}:{peer[1]}")
-        pool = UpstreamPool(self._open, max_idle=self.max_idle_upstreams, idle_timeout=self.upstream_idle)
+        pool = UpstreamPool(self._open, max_idle=self.max_idle_upstreams, idle_timeout=self.upstream_idle,
+                            parked=self.idle_upstreams)
         ex = Exchange(timer=IdleTimer(self.idle_timeout))
         try:
             while await self._one_request(reader, writer, auth, pool, ex):
@@ -233,6 +239,8 @@ class NtlmProxy:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.idle_upstreams is not None:
+            await self.idle_upstreams.close()
 
 
 async def serve_proxy(
@@ -261,12 +269,13 @@ def running_proxy(
     allow_target: Callable[[str, int], bool] | None = None,
     idle_timeout: float = 30.0,
     identity_header: str | None = None,
+    share_idle_upstreams: bool = False,
 ) -> Iterator[RunningServer]:
     """The proxy on its own event loop in a background thread; stopped when the block exits.
     `config.role` is Role.PROXY for an explicit proxy (407); Role.ORIGIN makes it a transparent
     (intercepting) one: 401 with WWW-Authenticate, origin-form requests forwarded to their Host."""
     proxy = NtlmProxy(config, allow_target=allow_target, idle_timeout=idle_timeout,
-                      identity_header=identity_header)
+                      identity_header=identity_header, share_idle_upstreams=share_idle_upstreams)
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     where: list[tuple[str, int]] = []

@@ -3,8 +3,11 @@ once an origin authenticates the connection itself.
 
 HTTP/1.1 keep-alive (RFC 9112 9.3): after a complete response that did not say "close", the upstream
 connection goes back to this client connection's pool, keyed by origin (host, port), at most `max_idle` of
-them and each for at most `idle_timeout` seconds. Pools are per client connection, never shared, so one
-client's requests never ride on a connection another client opened.
+them and each for at most `idle_timeout` seconds. While a client connection lives its pool is its own: no
+other client connection rides on its upstream connections. Optionally (`proxy --share-idle-upstreams`), when
+it closes its idle connections (never a pinned one, nor one that was ever pinned) are parked in the proxy's
+IdleUpstreams, from which a later client connection's pool takes one before it opens a new connection to
+that origin, as Squid reuses idle server connections (RFC 9112 9.3: persistence is per connection).
 
 Pinning (RFC 4559 6, as Squid pins): NTLM and Negotiate authenticate a TCP connection, so once an origin
 answers 401 with one of them, that upstream connection belongs to this client connection until either side
@@ -42,14 +45,62 @@ class Upstream:
         self.writer.close()
 
 
-class UpstreamPool:
-    """The upstream connections of one client connection: idle ones by origin, and the pinned one."""
+class IdleUpstreams:
+    """Idle upstream connections left by client connections that closed: at most `max_idle` per origin (the
+    oldest closed first), each for at most `idle_timeout` seconds."""
 
-    def __init__(self, opener: Opener, *, max_idle: int = 4, idle_timeout: float = 30.0) -> None:
+    def __init__(self, *, max_idle: int = 8, idle_timeout: float = 30.0) -> None:
+        self.max_idle = max_idle
+        self.idle_timeout = idle_timeout
+        self._by_origin: dict[Origin, list[Upstream]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(ups) for ups in self._by_origin.values())
+
+    def park(self, up: Upstream) -> None:
+        if not up.usable:
+            up.close()
+            return
+        up.idle_since = asyncio.get_running_loop().time()
+        parked = self._by_origin.setdefault(up.origin, [])
+        parked.append(up)
+        while len(parked) > self.max_idle:
+            parked.pop(0).close()
+
+    def take(self, origin: Origin) -> Upstream | None:
+        """The most recently parked usable connection to `origin`, or None; stale ones are closed."""
+        parked = self._by_origin.get(origin)
+        now = asyncio.get_running_loop().time()
+        while parked:
+            up = parked.pop()
+            if up.usable and now - up.idle_since < self.idle_timeout:
+                return up
+            up.close()
+        return None
+
+    async def close(self) -> None:
+        ups = [up for parked in self._by_origin.values() for up in parked]
+        self._by_origin.clear()
+        for up in ups:
+            up.close()
+        for up in ups:
+            with contextlib.suppress(Exception):
+                await up.writer.wait_closed()
+
+
+class UpstreamPool:
+    """The upstream connections of one client connection: idle ones by origin, and the pinned one; with
+    `parked`, idle ones come from and go back to the proxy's IdleUpstreams when none of its own fits and
+    when the client connection closes."""
+
+    def __init__(self, opener: Opener, *, max_idle: int = 4, idle_timeout: float = 30.0,
+                 parked: IdleUpstreams | None = None) -> None:
         self._open = opener
         self.max_idle = max_idle
         self.idle_timeout = idle_timeout
         self._idle: list[Upstream] = []
+        self._parked = parked
+        self._ever_pinned: set[Upstream] = set()
         self.pinned: Upstream | None = None
 
     def _now(self) -> float:
@@ -77,6 +128,10 @@ class UpstreamPool:
                     self._idle.remove(up)
                     up.reused = True
                     return up
+            parked = self._parked.take(origin) if self._parked is not None else None
+            if parked is not None:
+                parked.reused = True
+                return parked
         reader, writer = await self._open(*origin)
         return Upstream(origin, reader, writer)
 
@@ -99,10 +154,17 @@ class UpstreamPool:
 
     def pin(self, up: Upstream) -> None:
         self.pinned = up
+        self._ever_pinned.add(up)
 
     async def close(self) -> None:
-        ups = [*self._idle, *([self.pinned] if self.pinned is not None else [])]
-        self._idle, self.pinned = [], None
+        idle, self._idle = self._idle, []
+        ups = [*([self.pinned] if self.pinned is not None else [])]
+        self.pinned = None
+        for up in idle:
+            if self._parked is not None and up not in self._ever_pinned:
+                self._parked.park(up)
+            else:
+                ups.append(up)
         for up in ups:
             up.close()
         for up in ups:
