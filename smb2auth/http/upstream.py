@@ -46,16 +46,19 @@ class Upstream:
 
 
 class IdleUpstreams:
-    """Idle upstream connections left by client connections that closed: at most `max_idle` per origin (the
-    oldest closed first), each for at most `idle_timeout` seconds."""
+    """Idle upstream connections left by client connections that closed: at most `max_idle` per origin and
+    `max_total` in all (the oldest closed first, so clients naming many origins cannot hold many
+    connections open), each for at most `idle_timeout` seconds."""
 
-    def __init__(self, *, max_idle: int = 8, idle_timeout: float = 30.0) -> None:
+    def __init__(self, *, max_idle: int = 8, max_total: int = 64, idle_timeout: float = 30.0) -> None:
         self.max_idle = max_idle
+        self.max_total = max_total
         self.idle_timeout = idle_timeout
         self._by_origin: dict[Origin, list[Upstream]] = {}
+        self._total = 0
 
     def __len__(self) -> int:
-        return sum(len(ups) for ups in self._by_origin.values())
+        return self._total
 
     def park(self, up: Upstream) -> None:
         if not up.usable:
@@ -64,23 +67,40 @@ class IdleUpstreams:
         up.idle_since = asyncio.get_running_loop().time()
         parked = self._by_origin.setdefault(up.origin, [])
         parked.append(up)
-        while len(parked) > self.max_idle:
-            parked.pop(0).close()
+        self._total += 1
+        if len(parked) > self.max_idle:
+            self._drop(up.origin)
+        while self._total > self.max_total:
+            self._drop(min(self._by_origin, key=lambda origin: self._by_origin[origin][0].idle_since))
+
+    def _drop(self, origin: Origin) -> None:
+        """Close the oldest parked connection to `origin`."""
+        parked = self._by_origin[origin]
+        parked.pop(0).close()
+        self._total -= 1
+        if not parked:
+            del self._by_origin[origin]
 
     def take(self, origin: Origin) -> Upstream | None:
         """The most recently parked usable connection to `origin`, or None; stale ones are closed."""
         parked = self._by_origin.get(origin)
         now = asyncio.get_running_loop().time()
-        while parked:
+        found = None
+        while parked and found is None:
             up = parked.pop()
+            self._total -= 1
             if up.usable and now - up.idle_since < self.idle_timeout:
-                return up
-            up.close()
-        return None
+                found = up
+            else:
+                up.close()
+        if parked is not None and not parked:
+            del self._by_origin[origin]
+        return found
 
     async def close(self) -> None:
         ups = [up for parked in self._by_origin.values() for up in parked]
         self._by_origin.clear()
+        self._total = 0
         for up in ups:
             up.close()
         for up in ups:
