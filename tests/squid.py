@@ -81,7 +81,9 @@ shutdown_lifetime 0 seconds
 """)
     log = base / "logs" / "stdout"
     with log.open("ab") as out:
-        proc = subprocess.Popen([squid, "-N", "-f", str(conf)], stdin=subprocess.DEVNULL, stdout=out,
+        # -N is one process (no SMP workers); --foreground keeps the master in front of its workers
+        mode = "-N" if workers == 1 else "--foreground"
+        proc = subprocess.Popen([squid, mode, "-f", str(conf)], stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for_port(port, proc, 30.0, base / "logs" / "cache.log")

@@ -117,6 +117,15 @@ def at_least_one(text: str) -> int:
     return value
 
 
+def worker_count(text: str) -> int:
+    """--workers N or auto (the cores this process may run on)."""
+    if text == "auto":
+        from smb2auth.server.workers import usable_cores
+
+        return usable_cores()
+    return at_least_one(text)
+
+
 def parse_account(text: str) -> tuple[str, str]:
     """--user NAME:PASSWORD."""
     name, sep, password = text.partition(":")

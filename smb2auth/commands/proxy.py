@@ -1,13 +1,28 @@
-"""`smb2auth proxy`: a forward proxy demanding 407 NTLM authentication; plain HTTP and CONNECT tunnels."""
+"""`smb2auth proxy`: a forward proxy demanding 407 NTLM authentication; plain HTTP and CONNECT tunnels.
+
+With `--workers N` (default: the cores this process may run on) N forked processes serve one SO_REUSEPORT
+group, as `serve --workers` does (smb2auth.server.workers): each client connection lives in the one worker
+that accepted it, with its authentication, its upstream pool and its pinned upstream, so pinning holds per
+client connection as with one process. Each worker's login events and log records reach this process,
+which logs them. With --netlogon the proxy is one process (a secure channel belongs to one).
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import sys
+from typing import TYPE_CHECKING
 
-from smb2auth.commands._args import warn_if_exposed
+from smb2auth.commands._args import warn_if_exposed, worker_count
 from smb2auth.commands._http import add_http_arguments, build_http_config, http_logging
+
+if TYPE_CHECKING:
+    import socket
+
+    from smb2auth.events import EventLog
+    from smb2auth.http.proxy import NtlmProxy
+    from smb2auth.server.workers import Closer
 
 PORT = 3128
 
@@ -27,24 +42,101 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--identity-header", metavar="NAME",
                    help="pass DOMAIN\\user to the origin in this request header (as WSA's"
                    " X-Authenticated-User); a client's own copy is dropped")
+    p.add_argument("--share-idle-upstreams", action="store_true",
+                   help="a closed client connection's idle upstream connections (never a pinned one) serve"
+                   " the next client connection to the same origin, as Squid reuses them")
+    p.add_argument("--workers", type=worker_count, default="auto", metavar="N",
+                   help="processes serving, each client connection (and its pinned upstream) in one of"
+                   " them (default auto: one per core this process may run on; 1: no worker processes)")
+    p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+                   help="the event loop: uvloop (pip install 'smb2auth[fast]'), asyncio's own, or auto:"
+                   " uvloop when it is installed (default)")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
-
     from smb2auth.http.auth import Role
-    from smb2auth.http.proxy import NtlmProxy, serve_proxy
+    from smb2auth.http.proxy import NtlmProxy
 
     http_logging(args)
-    host, port = args.listen
+    loop = _use_loop(args.loop)
     proxy = NtlmProxy(build_http_config(args, Role.PROXY), idle_timeout=args.idle_timeout,
-                      identity_header=args.identity_header)
+                      identity_header=args.identity_header, share_idle_upstreams=args.share_idle_upstreams)
     warn_if_exposed("proxy", [args.listen])
+    workers = 1 if args.netlogon else args.workers
+    print(f"proxy: {workers} process{'es' if workers > 1 else ''} on the {loop} event loop", file=sys.stderr,
+          flush=True)
+    if workers == 1:
+        _serve_here(proxy, args.listen)
+    else:
+        _serve_workers(proxy, workers, args.listen)
+    return 0
 
-    def started(h: str, p: int) -> None:
-        print(f"proxy: listening on {h}:{p}", file=sys.stderr, flush=True)
+
+def _use_loop(choice: str) -> str:
+    """Make `choice` the event loop asyncio.run starts (here, and in every worker forked after this)."""
+    if choice == "asyncio":
+        return choice
+    import asyncio
+    import importlib
+
+    try:
+        uvloop = importlib.import_module("uvloop")
+    except ImportError:
+        if choice == "uvloop":
+            missing = "--loop uvloop: uvloop is not installed (pip install 'smb2auth[fast]')"
+            raise ValueError(missing) from None
+        return "asyncio"
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return "uvloop"
+
+
+def _started(host: str, port: int) -> None:
+    print(f"proxy: listening on {host}:{port}", file=sys.stderr, flush=True)
+
+
+def _serve_here(proxy: NtlmProxy, listen: tuple[str, int]) -> None:
+    import asyncio
+
+    from smb2auth.http.proxy import serve_proxy
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_proxy(proxy, host, port, started=started))
-    return 0
+        asyncio.run(serve_proxy(proxy, *listen, started=_started))
+
+
+def _serve_workers(proxy: NtlmProxy, workers: int, listen: tuple[str, int]) -> None:
+    import asyncio
+    import dataclasses
+    import signal
+
+    from smb2auth.http.wire import MAX_HEAD
+    from smb2auth.server.workers import ProcessPool
+
+    class ProxyWorkers(ProcessPool):
+        async def serve_worker(self, sockets: list[socket.socket], events: EventLog) -> Closer:
+            # forked: this worker's copy of the proxy, its logins sent to the parent
+            proxy.config = dataclasses.replace(proxy.config, on_login=events)
+            servers = [await asyncio.start_server(proxy.handle, sock=sock, limit=MAX_HEAD)
+                       for sock in sockets]
+
+            async def close() -> None:
+                for server in servers:
+                    server.close()
+                await proxy.close_connections()
+                for server in servers:
+                    await server.wait_closed()
+
+            return close
+
+    pool = ProxyWorkers(workers)
+    signals = (signal.SIGINT, signal.SIGTERM)
+    handlers = {signum: signal.signal(signum, lambda *_: pool.stop()) for signum in signals}
+    try:
+        host, port = pool.listen(*listen)
+        pool.start()
+        _started(host, port)
+        pool.serve_forever()
+    finally:
+        pool.close()
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)

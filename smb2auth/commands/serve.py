@@ -11,13 +11,13 @@ from smb2auth.commands._args import (
     LOOPBACK,
     add_account_arguments,
     add_ntlm_auth_argument,
-    at_least_one,
     build_authority,
     build_target,
     ntlm_policy,
     parse_listen,
     positive_seconds,
     warn_if_exposed,
+    worker_count,
 )
 from smb2auth.commands._netlogon import add_netlogon_arguments, build_netlogon, with_groups
 
@@ -72,20 +72,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="seconds to finish a SESSION_SETUP (default 30)")
     p.add_argument("--idle-timeout", type=positive_seconds, default=900.0, metavar="SECONDS",
                    help="seconds without a request (default 900)")
-    p.add_argument("--workers", type=_workers, default="auto", metavar="N",
+    p.add_argument("--workers", type=worker_count, default="auto", metavar="N",
                    help="processes serving, each with its own limits and sessions (default auto: one per"
                    " core this process may run on; 1: no worker processes)")
     add_netlogon_arguments(p)
     p.set_defaults(handler=run)
-
-
-def _workers(text: str) -> int:
-    """--workers N or auto (the cores this process may run on)."""
-    if text == "auto":
-        from smb2auth.server.workers import usable_cores
-
-        return usable_cores()
-    return at_least_one(text)
 
 
 def server_config(args: argparse.Namespace, authority: AnyAuthority) -> ServerConfig:

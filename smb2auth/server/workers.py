@@ -49,7 +49,7 @@ import signal
 import socket
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn
 
@@ -59,7 +59,7 @@ from smb2auth.ntlm.authority import AnyAuthority
 from smb2auth.server.aio import Smb2Server
 from smb2auth.server.config import ServerConfig
 
-__all__ = ["AuthorityFactory", "WorkerError", "WorkerPool", "usable_cores"]
+__all__ = ["AuthorityFactory", "Closer", "ProcessPool", "WorkerError", "WorkerPool", "usable_cores"]
 
 log = logging.getLogger(__name__)
 
@@ -148,20 +148,24 @@ class _ForwardLogs(logging.Handler):
             self.handleError(record)
 
 
-async def _serve(config: ServerConfig, sockets: list[socket.socket], channel: _Channel) -> None:
+Closer = Callable[[], Awaitable[None]]
+
+
+async def _serve(start: Callable[[list[socket.socket], EventLog], Awaitable[Closer]],
+                 sockets: list[socket.socket], channel: _Channel) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_reader(channel.sock.fileno(), stop.set)  # the parent never writes: readable means EOF
-    server = Smb2Server(config, events=_ForwardEvents(channel))
+    close: Closer | None = None
     try:
-        for sock in sockets:
-            await server.start(sock=sock)
+        close = await start(sockets, _ForwardEvents(channel))
         channel.send("ready", {})
         await stop.wait()
     finally:
         loop.remove_reader(channel.sock.fileno())
-        await server.close()
+        if close is not None:
+            await close()
         channel.flush()  # the events of the handshakes the close abandoned
 
 
@@ -194,26 +198,17 @@ def _event_from(body: dict[str, Any]) -> LoginEvent:
     return LoginEvent(**fields)
 
 
-class WorkerPool:
-    """`workers` processes serving `config`: `listen()` each address, `start()`, then `serve_forever()` until
-    `stop()`. Login events arrive on `events` (an EventLog: logged on `smb2auth.login`, then the callbacks).
-    `authority`, if given, is called in each worker for the authority it serves with."""
+class ProcessPool:
+    """`workers` forked processes, each serving its own listening socket of every address's SO_REUSEPORT
+    group: `listen()` each address, `start()`, then `serve_forever()` until `stop()`. What a worker serves
+    is `serve_worker`'s: a subclass starts its server there on the sockets, with the EventLog its login
+    events go to (they arrive on `events` in the parent: logged on `smb2auth.login`, then the callbacks)."""
 
-    def __init__(
-        self,
-        config: ServerConfig,
-        workers: int,
-        *,
-        authority: AuthorityFactory | None = None,
-        events: EventLog | None = None,
-        stop_timeout: float = 10.0,
-    ) -> None:
+    def __init__(self, workers: int, *, events: EventLog | None = None, stop_timeout: float = 10.0) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, not {workers}")
-        self.config = config
         self.workers = workers
         self.events = events if events is not None else EventLog()
-        self._authority = authority
         self._stop_timeout = stop_timeout
         self._groups: list[list[socket.socket]] = []  # per address, one listening socket per slot
         self._running: dict[int, _Worker] = {}  # by slot
@@ -347,14 +342,16 @@ class WorkerPool:
             asyncio.events._set_running_loop(None)  # forked inside a running loop: not ours (as 3.12 does)
             channel = _Channel(sock)
             logging.getLogger().handlers = [_ForwardLogs(channel)]
-            authority = self._authority() if self._authority is not None else self.config.authority
-            config = replace(self.config, authority=authority)
-            asyncio.run(_serve(config, [group[slot] for group in self._groups], channel))
+            asyncio.run(_serve(self.serve_worker, [group[slot] for group in self._groups], channel))
             code = 0
         except BaseException as exc:
             log.error("worker %d failed: %r", os.getpid(), exc, exc_info=log.isEnabledFor(logging.DEBUG))
         finally:
             os._exit(code)
+
+    async def serve_worker(self, sockets: list[socket.socket], events: EventLog) -> Closer:
+        """In a worker: start serving on `sockets`, login events to `events`; return what stops it."""
+        raise NotImplementedError
 
     def _poll(self, timeout: float | None) -> None:
         for key, _ in self._selector.select(timeout):
@@ -435,3 +432,28 @@ class WorkerPool:
         self._selector.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
+
+
+class WorkerPool(ProcessPool):
+    """`workers` processes serving `config`, each a whole Smb2Server. `authority`, if given, is called in
+    each worker for the authority it serves with."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        workers: int,
+        *,
+        authority: AuthorityFactory | None = None,
+        events: EventLog | None = None,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        super().__init__(workers, events=events, stop_timeout=stop_timeout)
+        self.config = config
+        self._authority = authority
+
+    async def serve_worker(self, sockets: list[socket.socket], events: EventLog) -> Closer:
+        authority = self._authority() if self._authority is not None else self.config.authority
+        server = Smb2Server(replace(self.config, authority=authority), events=events)
+        for sock in sockets:
+            await server.start(sock=sock)
+        return server.close

@@ -147,3 +147,39 @@ def test_http_serve_winrm_echo_with_pywinrm(tmp_path: Path) -> None:
                               password=PASSWORD, message_encryption="always")
         assert transport.send_message(b"<s:Envelope/>") == b"<s:Envelope/>"
         transport.close_session()
+
+
+def test_proxy_workers_pin_each_client_connection(tmp_path: Path) -> None:
+    """`proxy --workers 2` (on asyncio's own loop; the other proxy tests run on uvloop when installed):
+    every client connection is served whole by one worker, its origin NTLM handshake on the upstream
+    pinned to it (RFC 4559 6), and each worker's logins reach the parent's log stamped with that worker's
+    pid."""
+    from smb2auth.http.client import request_with_auth
+    from smb2auth.http.wsgi import running_http_server
+    from tests.http.pair import clients, config
+
+    port = free_port()
+    connections = 6
+    with running_http_server(config()) as origin, \
+            spawn("proxy", port, tmp_path, "--user", f"alice:{PASSWORD}", "--workers", "2",
+                  "--loop", "asyncio") as proc:
+        workers = {int(pid) for pid in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                                      text=True, timeout=10).stdout.split()}
+        assert len(workers) == 2
+        url = f"http://{origin.host}:{origin.port}/"
+        for _ in range(connections):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            resp = request_with_auth(conn, "GET", url, context_factory=clients(), proxy=True)
+            assert resp.status == 401 and resp.headers["Proxy-Support"] == "Session-Based-Authentication"
+            resp.read()
+            resp = request_with_auth(conn, "GET", url, context_factory=clients())
+            assert resp.status == 200 and json.loads(resp.read())["user"] == "alice"
+            conn.request("GET", url)  # no credentials: the pinned origin connection still knows alice
+            again = conn.getresponse()
+            assert again.status == 200 and json.loads(again.read())["user"] == "alice"
+            conn.close()
+    log = (tmp_path / "proxy.log").read_text()
+    assert "proxy: 2 processes on the asyncio event loop" in log
+    logins = [line for line in log.splitlines() if "http login ok" in line]
+    assert len(logins) == connections
+    assert {int(line.rsplit("worker=", 1)[1].split()[0]) for line in logins} <= workers

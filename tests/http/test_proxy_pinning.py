@@ -245,3 +245,37 @@ def test_a_kept_alive_upstream_the_origin_closed_is_replaced(proxy: RunningServe
         assert resp.status == 200 and resp.body == b"ok"
         thread.join(timeout=10)
         assert not thread.is_alive()
+
+
+def test_shared_idle_upstreams_serve_the_next_client_connection(
+    ntlm_origin: RunningServer, origin: tuple[str, int]
+) -> None:
+    """With share_idle_upstreams, a closed client connection's idle upstream serves the next client
+    connection to that origin; one that was pinned (the origin asked for NTLM) is closed, never handed on."""
+    base = f"http://{origin[0]}:{origin[1]}"
+    pinned_url = f"http://{ntlm_origin.host}:{ntlm_origin.port}/"
+    with running_proxy(config(role=Role.PROXY), share_idle_upstreams=True) as proxy:
+        seen = []
+        for _ in range(2):
+            conn = http.client.HTTPConnection(*proxy.address, timeout=10)
+            resp = request_with_auth(conn, "GET", f"{base}/", context_factory=clients(), proxy=True)
+            seen.append(json.loads(resp.read()))
+            conn.close()
+            time.sleep(0.1)  # the proxy sees the close and parks the upstream
+        assert seen[1]["connection"] == seen[0]["connection"]
+        assert [s["served"] for s in seen] == [1, 2]
+        conn = http.client.HTTPConnection(*proxy.address, timeout=10)
+        resp = request_with_auth(conn, "GET", pinned_url, context_factory=clients(), proxy=True)
+        assert resp.status == 401 and resp.headers["Proxy-Support"] == "Session-Based-Authentication"
+        resp.read()
+        resp = request_with_auth(conn, "GET", pinned_url, context_factory=clients())
+        assert resp.status == 200 and json.loads(resp.read())["user"] == "alice"
+        conn.close()
+        time.sleep(0.1)
+        # the origin connection alice logged in on was closed with its client connection: handed on, it
+        # would answer this one 200 as alice
+        conn = http.client.HTTPConnection(*proxy.address, timeout=10)
+        resp = request_with_auth(conn, "GET", pinned_url, context_factory=clients(), proxy=True)
+        assert resp.status == 401
+        resp.read()
+        conn.close()

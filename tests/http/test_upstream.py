@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
-from smb2auth.http.upstream import UpstreamPool
+from smb2auth.http.upstream import IdleUpstreams, UpstreamPool
 
 Origin = tuple[str, int]
 Body = Callable[[UpstreamPool, list[Origin], list[Origin]], Awaitable[None]]
@@ -77,3 +77,25 @@ def test_pinned_stays_until_it_cannot_carry_on() -> None:
         await pool.close()
 
     asyncio.run(_with_origins(1, body))
+
+
+def test_parked_upstreams_are_bounded_per_origin_and_in_all() -> None:
+    """IdleUpstreams keeps at most max_idle per origin and max_total in all, closing the oldest first;
+    take hands out the newest usable one and forgets an origin with none left."""
+    async def body(pool: UpstreamPool, origins: list[Origin], opened: list[Origin]) -> None:
+        parked = IdleUpstreams(max_idle=2, max_total=3, idle_timeout=30.0)
+        a, b, c = origins
+        ups = [await pool.take(origin, fresh=True) for origin in (a, a, a, b, c)]
+        for up in ups:
+            parked.park(up)
+            await asyncio.sleep(0.01)  # distinct idle_since, in this order
+        # a's first: over max_idle for a; a's second: the oldest when c's made four in all
+        assert [up.writer.is_closing() for up in ups] == [True, True, False, False, False]
+        assert len(parked) == 3
+        assert parked.take(a) is ups[2] and parked.take(a) is None
+        assert parked.take(c) is ups[4] and len(parked) == 1
+        await parked.close()
+        assert ups[3].writer.is_closing() and len(parked) == 0
+        await pool.close()
+
+    asyncio.run(_with_origins(3, body))
