@@ -21,6 +21,7 @@ import logging
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 from smb2auth.authority.consult import consult
 from smb2auth.http.auth import ConnectionAuth, Decision, HttpAuthConfig, Role
@@ -85,6 +86,11 @@ class NtlmProxy:
         self.forwarder = Forwarder(transparent=config.role is Role.ORIGIN, idle_timeout=idle_timeout,
                                    identity_header=identity_header, permitted=self._permitted)
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def active_connections(self) -> int:
+        """Client connections being served (each one's upstreams closed or parked once it leaves)."""
+        return len(self._tasks)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -260,6 +266,14 @@ async def serve_proxy(
         await proxy.close_connections()
 
 
+@dataclass
+class RunningProxy(RunningServer):
+    """A proxy started by `running_proxy`: where it listens, and the proxy itself (read it from the
+    test's thread only for counters such as `active_connections`)."""
+
+    proxy: NtlmProxy = field(repr=False, compare=False, kw_only=True)
+
+
 @contextlib.contextmanager
 def running_proxy(
     config: HttpAuthConfig,
@@ -270,7 +284,7 @@ def running_proxy(
     idle_timeout: float = 30.0,
     identity_header: str | None = None,
     share_idle_upstreams: bool = False,
-) -> Iterator[RunningServer]:
+) -> Iterator[RunningProxy]:
     """The proxy on its own event loop in a background thread; stopped when the block exits.
     `config.role` is Role.PROXY for an explicit proxy (407); Role.ORIGIN makes it a transparent
     (intercepting) one: 401 with WWW-Authenticate, origin-form requests forwarded to their Host."""
@@ -307,7 +321,7 @@ def running_proxy(
         thread.join(timeout=10)
         raise RuntimeError(f"proxy did not start: {failure[0] if failure else 'timeout'}")
     try:
-        yield RunningServer(*where[0])
+        yield RunningProxy(*where[0], proxy=proxy)
     finally:
         loop.call_soon_threadsafe(tasks[0].cancel)
         thread.join(timeout=10)

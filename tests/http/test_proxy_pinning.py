@@ -18,7 +18,7 @@ import pytest
 from smb2auth.http.auth import Role
 from smb2auth.http.client import request_with_auth
 from smb2auth.http.events import LoginEvent
-from smb2auth.http.proxy import running_proxy
+from smb2auth.http.proxy import RunningProxy, running_proxy
 from smb2auth.http.wsgi import RunningServer, running_http_server
 from tests.http.pair import PASSWORD, clients, config, raw_handshake
 from tests.http.raw import RawConnection
@@ -247,6 +247,13 @@ def test_a_kept_alive_upstream_the_origin_closed_is_replaced(proxy: RunningServe
         assert not thread.is_alive()
 
 
+def _until_closed(proxy: RunningProxy, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while proxy.proxy.active_connections and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proxy.proxy.active_connections == 0
+
+
 def test_shared_idle_upstreams_serve_the_next_client_connection(
     ntlm_origin: RunningServer, origin: tuple[str, int]
 ) -> None:
@@ -261,7 +268,7 @@ def test_shared_idle_upstreams_serve_the_next_client_connection(
             resp = request_with_auth(conn, "GET", f"{base}/", context_factory=clients(), proxy=True)
             seen.append(json.loads(resp.read()))
             conn.close()
-            time.sleep(0.1)  # the proxy sees the close and parks the upstream
+            _until_closed(proxy)  # the proxy sees the close and parks the upstream
         assert seen[1]["connection"] == seen[0]["connection"]
         assert [s["served"] for s in seen] == [1, 2]
         conn = http.client.HTTPConnection(*proxy.address, timeout=10)
@@ -271,7 +278,7 @@ def test_shared_idle_upstreams_serve_the_next_client_connection(
         resp = request_with_auth(conn, "GET", pinned_url, context_factory=clients())
         assert resp.status == 200 and json.loads(resp.read())["user"] == "alice"
         conn.close()
-        time.sleep(0.1)
+        _until_closed(proxy)
         # the origin connection alice logged in on was closed with its client connection: handed on, it
         # would answer this one 200 as alice
         conn = http.client.HTTPConnection(*proxy.address, timeout=10)
