@@ -128,6 +128,9 @@ def validate_negotiate_info(
     if request.ctl_code != FSCTL_VALIDATE_NEGOTIATE_INFO or request.flags != IoctlFlags.IS_FSCTL:
         # The harness has no files or pipes: other IOCTLs are not supported.
         return reply.fail(NtStatus.STATUS_NOT_SUPPORTED)
+    if negotiated.dialect == Dialect.SMB3_1_1:
+        # MS-SMB2 3.3.5.15.12: on 3.1.1 (preauth integrity instead) the server terminates the connection.
+        raise Disconnect("FSCTL_VALIDATE_NEGOTIATE_INFO on a 3.1.1 connection")
     info = ValidateNegotiateInfoRequest.unpack(request.input)
     if request.max_output_response < ValidateNegotiateInfoResponse.SIZE:
         # MS-SMB2 3.3.5.15.12: output buffer too small.
