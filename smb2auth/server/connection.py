@@ -235,7 +235,7 @@ class Connection:
             return self._disconnected(str(exc))
 
     def _disconnected(self, reason: str) -> list[ConnectionEvent]:
-        self.close(reason)
+        self._events += self.close(reason)  # a hostile verdict, when one was still due
         return self._events
 
     def _run(self, frame: _Frame) -> list[ConnectionEvent]:

@@ -105,7 +105,7 @@ class Hostile:
         self.other_session_id = 0
         self.downgraded: int = 0  # the dialect the NEGOTIATE was downgraded to
         self.honest: int = 0  # the dialect it should have been
-        self.validated = False
+        self.tree_connected = False
         self._held: LoginEvent | None = None
 
     # -- hooks of the connection core -----------------------------------------------------------------
@@ -128,7 +128,6 @@ class Hostile:
         which the NEGOTIATE response did not say), or None to validate as usual."""
         if not self.downgraded or self.decided:
             return None
-        self.validated = True
         self._stepped(now, f"FSCTL_VALIDATE_NEGOTIATE_INFO answered (signed) with dialect"
                       f" {dialect_name(self.honest)}, the NEGOTIATE said {dialect_name(self.downgraded)}")
         return self.honest
@@ -179,6 +178,9 @@ class Hostile:
         if name not in _FINAL_RESPONSE or self.stepped_at is not None or self.decided:
             return out
         session_id = reply.session_id
+        if name in ("mechlistmic-tampered", "negtokenresp-reject") and not out:
+            self.skip = "the client authenticates with raw NTLMSSP, not SPNEGO: no NegTokenResp to change"
+            return out
         if name in ("setup-unsigned", "setup-wrong-key", "setup-no-preauth") and not signing_key:
             self.skip = "the session has no signing key (guest or anonymous)"
             return out
@@ -209,7 +211,7 @@ class Hostile:
             except MalformedMessage:
                 resp = None
             if not isinstance(resp, tokens.NegTokenResp):
-                self.skip = "the final response carries no SPNEGO token"
+                self.skip = "the final response carries no NegTokenResp"
                 return out
             mic = resp.mech_list_mic or bytes(16)
             out = dataclasses.replace(resp, mech_list_mic=mic[:-1] + bytes([mic[-1] ^ 0xFF])).encode()
@@ -250,12 +252,14 @@ class Hostile:
         h = part.header
         command = h.command
         if self.downgraded and self.stepped_at is None:
-            if command in (Command.NEGOTIATE, Command.SESSION_SETUP, Command.TREE_CONNECT, Command.IOCTL):
+            # MS-SMB2 3.2.5.5: after the first TREE_CONNECT of a 3.0/3.0.2 session comes the validation.
+            if command is Command.TREE_CONNECT and not self.tree_connected:
+                self.tree_connected = True
                 return ""
-            if command in _WINDING_DOWN:
+            if not self.tree_connected or command is Command.IOCTL:
                 return ""
-            return (f"never sent FSCTL_VALIDATE_NEGOTIATE_INFO: sent {command.name} on the"
-                    f" {dialect_name(self.downgraded)} session")
+            return (f"never sent FSCTL_VALIDATE_NEGOTIATE_INFO: sent {command.name} after the TREE_CONNECT"
+                    f" on the {dialect_name(self.downgraded)} session")
         if self.stepped_at is None:
             return ""
         if self.name in _CHALLENGE:
@@ -303,10 +307,14 @@ class Hostile:
         if self.skip:
             return [*rest, self._verdict(None, self.skip, make, base)]
         if self.stepped_at is None:
-            if self.downgraded and not self.validated:
-                what = (f"stopped on the {dialect_name(self.downgraded)} session without sending"
-                        " FSCTL_VALIDATE_NEGOTIATE_INFO")
-                return [*rest, self._verdict(True, what, make, base)]
+            if self.downgraded and self.tree_connected:
+                what = (f"closed after a TREE_CONNECT on the {dialect_name(self.downgraded)} session, never"
+                        " sending FSCTL_VALIDATE_NEGOTIATE_INFO")
+                return [*rest, self._verdict(False, what, make, base)]
+            if self.downgraded:
+                what = f"stopped on the {dialect_name(self.downgraded)} session before any TREE_CONNECT"
+                return [*rest, self._verdict(None, f"the client never reached the hostile step: {what}", make,
+                                             base)]
             return [*rest, self._verdict(None, f"the client never reached the hostile step ({reason})", make,
                                          base)]
         if reason == "connection lost":
