@@ -186,7 +186,8 @@ def ntlm_policy(args: argparse.Namespace, *, require_128bit: bool = False) -> Nt
     allow_lm = bool(getattr(args, "lanman_auth", False))
     if allow_lm and not allow_ntlmv1:
         # smb.conf(5) "ntlm auth": with NTLMv1 refused, LanMan authentication is refused too.
-        raise ValueError("--lanman-auth needs --ntlm-auth ntlmv1-permitted or yes (as smb.conf's lanman auth)")
+        raise ValueError("--lanman-auth needs --ntlm-auth ntlmv1-permitted or yes (as smb.conf's lanman"
+                         " auth)")
     return NtlmPolicy(allow_ntlmv1=allow_ntlmv1, allow_lm=allow_lm, require_128bit=require_128bit)
 
 

@@ -1,7 +1,7 @@
 """`smb2auth conformance //HOST[:PORT] -U [DOMAIN/]USER[%PASSWORD]`: the SMB2 authentication conformance suite
-against any server, a table of verdicts (or JSON, or JUnit XML); `smb2auth conformance --client -- COMMAND...`:
-the client suite, the command run against the hostile harness once per scenario. The suites load inside the
-handler."""
+against any server, a table of verdicts (or JSON, or JUnit XML); `smb2auth conformance --client --
+COMMAND...`: the client suite, the command run against the hostile harness once per scenario. The suites load
+inside the handler."""
 
 from __future__ import annotations
 
@@ -35,10 +35,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="with --client, after --: the client command, run once per scenario; {host} {port}"
                    " {user} {password} {domain} {share} are replaced by the harness's")
     p.add_argument("--client", action="store_true",
-                   help="the client suite: start the hostile harness (smb2auth serve --hostile) on loopback for"
-                   " each scenario and run the command after -- against it")
+                   help="the client suite: start the hostile harness (smb2auth serve --hostile) on loopback"
+                   " for each scenario and run the command after -- against it")
     p.add_argument("--hostile-wait", type=positive_seconds, default=3.0, metavar="SECONDS",
-                   help="with --client: a client silent this long after the hostile step refused it (default 3)")
+                   help="with --client: a client silent this long after the hostile step refused it"
+                   " (default 3)")
     p.add_argument("-U", "--user", metavar="[DOMAIN/]USER[%PASSWORD]",
                    help="the account the cases log in with, and its password after %%")
     p.add_argument("--stdin", action="store_true", help="read the password from the first line of stdin")
@@ -100,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_client(args: argparse.Namespace) -> int:
+    import logging
+
     from smb2auth.conformance.clients import CLIENT_CASES, DEFAULT_TIMEOUT, run_clients
     from smb2auth.conformance.registry import select
     from smb2auth.conformance.report import as_json, as_junit, as_table, failing, listing, progress_line
@@ -127,6 +130,8 @@ def run_client(args: argparse.Namespace) -> int:
     def progress(i: int, n: int, result: Result) -> None:
         print(progress_line(i, n, result), file=sys.stderr, flush=True)
 
+    # The harness's login events are the verdicts the table reports; one line each on stderr is noise here.
+    logging.getLogger("smb2auth.login").setLevel(logging.ERROR)
     results = run_clients(command, args.patterns, user=user, password=password, domain=domain,
                           timeout=args.timeout or DEFAULT_TIMEOUT, wait=args.hostile_wait,
                           progress=progress if sys.stderr.isatty() else None)

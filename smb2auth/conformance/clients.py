@@ -2,9 +2,9 @@
 server/hostile.py, the harness on a free loopback port misbehaving so, the client command run once against it,
 and the verdict from what the harness recorded.
 
-PASS: the client refused where the cited section says it must (or, for a grant it must take, took it). FAIL: it
-carried on where it must refuse. WARN: it carried on where the spec allows it but security is weaker. SKIP: the
-scenario did not apply to this client (a dialect it never negotiated), with the reason.
+PASS: the client refused where the cited section says it must (or, for a grant it must take, took it).
+FAIL: it carried on where it must refuse. WARN: it carried on where the spec allows it but security is
+weaker. SKIP: the scenario did not apply to this client (a dialect it never negotiated), with the reason.
 
 The command's arguments may name {host} {port} {user} {password} {domain} and {share}; each is replaced by the
 harness's. The results are the server suite's (`runner.Result`), so `report` prints them the same way.

@@ -93,7 +93,8 @@ class ServerConfig:
         if not 256 <= self.max_message_size <= 0xFFFFFF:
             raise ValueError("max_message_size must be between 256 and 0xFFFFFF")
         if self.hostile is not None and self.hostile not in SCENARIO_NAMES:
-            raise ValueError(f"unknown hostile scenario {self.hostile!r} (one of {', '.join(SCENARIO_NAMES)})")
+            known = ", ".join(SCENARIO_NAMES)
+            raise ValueError(f"unknown hostile scenario {self.hostile!r} (one of {known})")
         for name in ("handshake_timeout", "idle_timeout", "hostile_wait"):
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:

@@ -46,7 +46,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("setup-wrong-key", "MS-SMB2 3.2.5.3.1",
              "final SESSION_SETUP response signed with a wrong key: refused"),
     Scenario("setup-no-preauth", "MS-SMB2 3.2.5.3.1, 3.1.4.2",
-             "3.1.1: final response signed with a key derived without the SESSION_SETUP preauth chain: refused"),
+             "3.1.1: final response signed with a key derived without the SESSION_SETUP preauth chain:"
+             " refused"),
     Scenario("validate-negotiate-downgrade", "MS-SMB2 3.2.5.5, 3.2.5.14.12",
              "NEGOTIATE downgraded to 3.0/3.0.2, FSCTL_VALIDATE_NEGOTIATE_INFO names the real dialect:"
              " refused"),
@@ -110,7 +111,9 @@ class Hostile:
 
     # -- hooks of the connection core -----------------------------------------------------------------
 
-    def dialects(self, offered: Sequence[int], served: tuple[Dialect, ...], honest: int) -> tuple[Dialect, ...]:
+    def dialects(
+        self, offered: Sequence[int], served: tuple[Dialect, ...], honest: int
+    ) -> tuple[Dialect, ...]:
         """NEGOTIATE: the dialects the server may pick from (the downgrade picks 3.0 or 3.0.2 below the
         best common one)."""
         if self.name != "validate-negotiate-downgrade" or self.decided or self.downgraded:
@@ -138,7 +141,9 @@ class Hostile:
             return token
         try:
             resp = None if tokens.is_raw_ntlmssp(token) else tokens.decode(token)
-            raw = token if resp is None else resp.response_token if isinstance(resp, tokens.NegTokenResp) else None
+            raw = token if resp is None else None
+            if isinstance(resp, tokens.NegTokenResp):
+                raw = resp.response_token
             if raw is None or message_type(raw) != MessageType.NtLmChallenge:
                 return token
             challenge = ChallengeMessage.unpack(raw)
@@ -286,7 +291,8 @@ class Hostile:
             return [event]
         if self.carried:
             kind = event.response_kind or "an"
-            return [self._verdict(False, f"sent an {kind} AUTHENTICATE (answered {event.status})", make, event)]
+            sent = f"sent an {kind} AUTHENTICATE (answered {event.status})"
+            return [self._verdict(False, sent, make, event)]
         if self.skip:
             return [self._verdict(None, self.skip, make, event)]
         earlier, self._held = self._held, event

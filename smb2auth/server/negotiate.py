@@ -76,7 +76,11 @@ def smb1_negotiate(ctx: ServerContext, negotiated: NegotiateState, data: bytes) 
 
 
 def negotiate(
-    ctx: ServerContext, negotiated: NegotiateState, part: CompoundPart, reply: Reply, hostile: Hostile | None = None
+    ctx: ServerContext,
+    negotiated: NegotiateState,
+    part: CompoundPart,
+    reply: Reply,
+    hostile: Hostile | None = None,
 ) -> bool:
     """MS-SMB2 3.3.5.4: answer an SMB2 NEGOTIATE into `reply`; True when a dialect was chosen."""
     if part.header.is_signed:
@@ -127,7 +131,11 @@ def negotiate(
 
 
 def validate_negotiate_info(
-    ctx: ServerContext, negotiated: NegotiateState, part: CompoundPart, reply: Reply, hostile: Hostile | None = None
+    ctx: ServerContext,
+    negotiated: NegotiateState,
+    part: CompoundPart,
+    reply: Reply,
+    hostile: Hostile | None = None,
 ) -> Reply:
     """MS-SMB2 3.3.5.15.12: FSCTL_VALIDATE_NEGOTIATE_INFO, the one IOCTL the harness serves."""
     # MS-SMB2 3.3.5.15: StructureSize and buffer bounds first (STATUS_INVALID_PARAMETER, via the caller).
@@ -144,11 +152,12 @@ def validate_negotiate_info(
         return reply.fail(NtStatus.STATUS_INVALID_PARAMETER)
     # server/hostile.py's downgrade: the answer names the dialect the NEGOTIATE should have chosen.
     answered = hostile.validate_negotiate(ctx.monotonic()) if hostile is not None else None
+    chosen = policy.choose_dialect(ctx.config.dialects, info.dialects)
     if (
         info.capabilities != negotiated.client_capabilities
         or info.client_guid != negotiated.client_guid
         or info.security_mode != negotiated.client_security_mode
-        or (answered is None and policy.choose_dialect(ctx.config.dialects, info.dialects) != negotiated.dialect)
+        or (answered is None and chosen != negotiated.dialect)
     ):
         # MS-SMB2 3.3.5.15.12: anything differing from the NEGOTIATE drops the connection.
         raise Disconnect("FSCTL_VALIDATE_NEGOTIATE_INFO does not match the NEGOTIATE")

@@ -1,5 +1,5 @@
-"""A small smbprotocol client for the client suite: NEGOTIATE, SESSION_SETUP (NTLM), TREE_CONNECT to the share,
-TREE_DISCONNECT, LOGOFF, as smbprotocol's own examples do it.
+"""A small smbprotocol client for the client suite: NEGOTIATE, SESSION_SETUP (SPNEGO, smbprotocol's default
+"negotiate", which falls back to NTLM), TREE_CONNECT to the share, TREE_DISCONNECT, LOGOFF.
 
     python tests/conformance/smbprotocol_client.py HOST PORT DOMAIN USER PASSWORD SHARE
 """
@@ -18,7 +18,8 @@ def main(host: str, port: str, domain: str, user: str, password: str, share: str
     conn = Connection(uuid.uuid4(), host, int(port), require_signing=True)
     conn.connect(timeout=10)
     try:
-        session = Session(conn, f"{domain}\\{user}", password, require_encryption=False, auth_protocol="negotiate")
+        session = Session(conn, f"{domain}\\{user}", password, require_encryption=False,
+                          auth_protocol="negotiate")
         session.connect()
         tree = TreeConnect(session, rf"\\{host}\{share}")
         tree.connect()
