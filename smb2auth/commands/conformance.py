@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
     )
     p.add_argument("target", nargs="?", help="//HOST[:PORT] (port 445 by default)")
-    p.add_argument("command", nargs=argparse.REMAINDER,
+    # Not dest="command": main's subparsers own that name. After --, the first word lands in target.
+    p.add_argument("client_command", nargs="*", metavar="COMMAND",
                    help="with --client, after --: the client command, run once per scenario; {host} {port}"
                    " {user} {password} {domain} {share} are replaced by the harness's")
     p.add_argument("--client", action="store_true",
@@ -58,8 +59,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.client:
         return run_client(args)
-    if args.command:
-        raise ValueError(f"unexpected arguments {' '.join(args.command)!r} (a client command needs --client)")
+    if args.client_command:
+        # After --, the command's first word took the target's place.
+        words = [args.target] if args.target and not args.target.startswith("//") else []
+        words += args.client_command
+        raise ValueError(f"unexpected arguments {' '.join(words)!r} (a client command needs --client)")
     from smb2auth.conformance import CASES, DEFAULT_TIMEOUT, Target, select
     from smb2auth.conformance import run as run_suite
     from smb2auth.conformance.report import as_json, as_junit, as_table, failing, listing, progress_line
@@ -113,7 +117,7 @@ def run_client(args: argparse.Namespace) -> int:
     if args.list:
         sys.stdout.write(listing(cases))
         return 0
-    command = ([args.target] if args.target else []) + list(args.command)
+    command = ([args.target] if args.target else []) + list(args.client_command)
     if command[:1] == ["--"]:
         command = command[1:]
     if not command:
