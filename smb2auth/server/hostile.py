@@ -308,6 +308,9 @@ class Hostile:
             return abandoned
         base = abandoned[-1] if abandoned else None
         rest = abandoned[:-1]
+        if base is not None and self._held is not None:
+            rest.insert(0, self._held)  # an earlier attempt's event, passed on as it was
+            self._held = None
         if self.carried:
             return [*rest, self._verdict(False, self.carried, make, base)]
         if self.skip:

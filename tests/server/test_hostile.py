@@ -3,6 +3,8 @@ a scenario that does not apply, and the configuration's checks."""
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from smb2auth.authority.local import LocalAuthority
@@ -22,7 +24,7 @@ DOWNGRADE = "validate-negotiate-downgrade"
 def login(server: RunningServer, dialects: tuple[Dialect, ...] = ALL_DIALECTS) -> str:
     """Connect and tree connect to "share"; the error's text when our client refused."""
     try:
-        with connect(server.host, server.port, username=server.username, password=PASSWORD,
+        with connect(server.host, server.port, username=server.username, password=server.password,
                      domain=server.domain, timeout=10, dialects=dialects) as session:
             session.tree_connect("share")
     except Smb2AuthError as exc:
@@ -80,3 +82,18 @@ def test_serve_takes_the_scenario() -> None:
     config = server_config(args, LocalAuthority())
     assert (config.hostile, config.hostile_wait) == ("credits-0", 1.5)
     assert server_config(build_parser().parse_args(["serve"]), LocalAuthority()).hostile is None
+
+
+def test_a_client_that_never_gets_there_is_not_applied() -> None:
+    with running_server(password=PASSWORD, hostile="setup-unsigned", shares=("share",)) as server:
+        socket.create_connection((server.host, server.port), timeout=5).close()
+        verdict = server.wait_for_verdict()
+    assert (verdict.refused, verdict.status) == (None, "STATUS_CANCELLED")
+    assert verdict.observed == "the client never reached the hostile step (connection lost)"
+
+
+@pytest.mark.parametrize("smb2_hostile_server", ["session-id-other"], indirect=True)
+def test_the_pytest_fixture(smb2_hostile_server: RunningServer) -> None:
+    assert login(smb2_hostile_server) != ""
+    verdict = smb2_hostile_server.wait_for_verdict()
+    assert (verdict.hostile, verdict.refused) == ("session-id-other", True)
