@@ -55,6 +55,11 @@ class LoginEvent:
     sid: str | None = None  # the authority's account: a Netlogon DC names the user's SID and group SIDs
     groups: tuple[str, ...] = ()  # the account's groups, as the authority answered them
     worker: int | None = None  # the pid of the worker process that served it (server.workers), else None
+    # A hostile harness's verdict (server/hostile.py): the scenario, whether the client refused it (None: the
+    # scenario did not apply), and what the client did.
+    hostile: str | None = None
+    refused: bool | None = None
+    observed: str = ""
     time: float = field(kw_only=True)  # when it happened: the transport's clock, never read here
 
     @property
@@ -86,6 +91,9 @@ class LoginEvent:
             parts.append(f"worker={self.worker}")
         if self.reason:
             parts.append(f"reason={self.reason!r}")
+        if self.hostile:
+            verdict = {True: "refused", False: "carried-on", None: "not-applied"}[self.refused]
+            parts += [f"hostile={self.hostile}", verdict, f"observed={self.observed!r}"]
         return " ".join(parts)
 
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from smb2auth.server.config import ServerConfig
     from smb2auth.server.workers import WorkerPool
 
-__all__ = ["RunningServer", "running_server", "smb2_server"]
+__all__ = ["RunningServer", "running_server", "smb2_hostile_server", "smb2_server"]
 
 DEFAULT_USER = "smb2auth"
 DEFAULT_DOMAIN = "TESTGRP"
@@ -83,6 +83,18 @@ class RunningServer:
             if not self._arrived.wait_for(lambda: len(self.events) >= count, timeout):
                 raise TimeoutError(f"{len(self.events)} login events after {timeout:g} s, not {count}")
             return list(self.events)
+
+    def verdicts(self) -> list[LoginEvent]:
+        """With `hostile=SCENARIO`: the login events that carry a verdict (server/hostile.py)."""
+        with self._arrived:
+            return [e for e in self.events if e.hostile is not None]
+
+    def wait_for_verdict(self, timeout: float = 10.0) -> LoginEvent:
+        """With `hostile=SCENARIO`: the first connection's verdict, once it is in (TimeoutError if not)."""
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: any(e.hostile for e in self.events), timeout):
+                raise TimeoutError(f"no hostile verdict after {timeout:g} s")
+            return next(e for e in self.events if e.hostile is not None)
 
     def _record(self, event: LoginEvent) -> None:
         with self._arrived:
@@ -198,4 +210,14 @@ else:
     def smb2_server() -> Iterator[RunningServer]:
         """The SMB2 harness on a free loopback port, one user with a random password, default config."""
         with running_server() as server:
+            yield server
+
+    @pytest.fixture
+    def smb2_hostile_server(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
+        """The harness misbehaving as the scenario the test is parametrized with (indirect=True) says, with a
+        share named "share"; `wait_for_verdict()` says whether the client refused.
+
+            @pytest.mark.parametrize("smb2_hostile_server", ["setup-wrong-key"], indirect=True)
+        """
+        with running_server(hostile=request.param, shares=("share",)) as server:
             yield server

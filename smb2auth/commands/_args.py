@@ -173,21 +173,30 @@ def build_authority(args: argparse.Namespace, groups_file: str | None = None) ->
     return authority
 
 
-# smb.conf "ntlm auth": the responses accepted besides NTLMv2, as (NTLMv1, LM).
-NTLM_AUTH = {"ntlmv2-only": (False, False), "ntlmv1-permitted": (True, False), "yes": (True, True)}
+# smb.conf "ntlm auth": whether NTLMv1 is accepted besides NTLMv2 ("yes" is "ntlmv1-permitted"); LM needs
+# "lanman auth = yes" as well (smb.conf(5): without ntlm auth, LanMan authentication is disabled too).
+NTLM_AUTH = {"ntlmv2-only": False, "ntlmv1-permitted": True, "yes": True}
 
 
 def add_ntlm_auth_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ntlm-auth", choices=tuple(NTLM_AUTH), default="ntlmv2-only",
-                        help='as smb.conf "ntlm auth": ntlmv2-only (default), ntlmv1-permitted also accepts'
-                        " NTLMv1, yes also NTLMv1 and LM")
+                        help='as smb.conf "ntlm auth": ntlmv2-only (default), ntlmv1-permitted (or yes) also'
+                        " accepts NTLMv1")
+    parser.add_argument("--lanman-auth", action="store_true",
+                        help='as smb.conf "lanman auth = yes": also accept LM responses (needs --ntlm-auth'
+                        " ntlmv1-permitted or yes; default off)")
 
 
 def ntlm_policy(args: argparse.Namespace, *, require_128bit: bool = False) -> NtlmPolicy:
-    """The NtlmPolicy of --ntlm-auth."""
+    """The NtlmPolicy of --ntlm-auth and --lanman-auth."""
     from smb2auth.ntlm.server import NtlmPolicy
 
-    allow_ntlmv1, allow_lm = NTLM_AUTH[args.ntlm_auth]
+    allow_ntlmv1 = NTLM_AUTH[args.ntlm_auth]
+    allow_lm = bool(getattr(args, "lanman_auth", False))
+    if allow_lm and not allow_ntlmv1:
+        # smb.conf(5) "ntlm auth": with NTLMv1 refused, LanMan authentication is refused too.
+        raise ValueError("--lanman-auth needs --ntlm-auth ntlmv1-permitted or yes (as smb.conf's lanman"
+                         " auth)")
     return NtlmPolicy(allow_ntlmv1=allow_ntlmv1, allow_lm=allow_lm, require_128bit=require_128bit)
 
 

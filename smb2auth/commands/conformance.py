@@ -1,5 +1,7 @@
 """`smb2auth conformance //HOST[:PORT] -U [DOMAIN/]USER[%PASSWORD]`: the SMB2 authentication conformance suite
-against any server, a table of verdicts (or JSON, or JUnit XML). The suite loads inside the handler."""
+against any server, a table of verdicts (or JSON, or JUnit XML); `smb2auth conformance --client --
+COMMAND...`: the client suite, the command run against the hostile harness once per scenario. The suites load
+inside the handler."""
 
 from __future__ import annotations
 
@@ -29,6 +31,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
     )
     p.add_argument("target", nargs="?", help="//HOST[:PORT] (port 445 by default)")
+    # Not dest="command": main's subparsers own that name. After --, the first word lands in target.
+    p.add_argument("client_command", nargs="*", metavar="COMMAND",
+                   help="with --client, after --: the client command, run once per scenario; {host} {port}"
+                   " {user} {password} {domain} {share} are replaced by the harness's")
+    p.add_argument("--client", action="store_true",
+                   help="the client suite: start the hostile harness (smb2auth serve --hostile) on loopback"
+                   " for each scenario and run the command after -- against it")
+    p.add_argument("--hostile-wait", type=positive_seconds, default=3.0, metavar="SECONDS",
+                   help="with --client: a client silent this long after the hostile step refused it"
+                   " (default 3)")
     p.add_argument("-U", "--user", metavar="[DOMAIN/]USER[%PASSWORD]",
                    help="the account the cases log in with, and its password after %%")
     p.add_argument("--stdin", action="store_true", help="read the password from the first line of stdin")
@@ -39,13 +51,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
     p.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML to FILE")
     p.add_argument("--strict", action="store_true", help="exit 1 on a WARN as well as on a FAIL")
-    p.add_argument("--timeout", type=positive_seconds, default=10.0, metavar="SECONDS",
-                   help="the most one case may take (default 10)")
+    p.add_argument("--timeout", type=positive_seconds, default=None, metavar="SECONDS",
+                   help="the most one case may take (default 10; 20 for a client scenario)")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from smb2auth.conformance import CASES, Target, select
+    if args.client:
+        return run_client(args)
+    if args.client_command:
+        # After --, the command's first word took the target's place.
+        words = [args.target] if args.target and not args.target.startswith("//") else []
+        words += args.client_command
+        raise ValueError(f"unexpected arguments {' '.join(words)!r} (a client command needs --client)")
+    from smb2auth.conformance import CASES, DEFAULT_TIMEOUT, Target, select
     from smb2auth.conformance import run as run_suite
     from smb2auth.conformance.report import as_json, as_junit, as_table, failing, listing, progress_line
 
@@ -77,8 +96,50 @@ def run(args: argparse.Namespace) -> int:
     def progress(i: int, n: int, result: Result) -> None:
         print(progress_line(i, n, result), file=sys.stderr, flush=True)
 
-    results = run_suite(cases, target, timeout=args.timeout,
+    results = run_suite(cases, target, timeout=args.timeout or DEFAULT_TIMEOUT,
                         progress=progress if sys.stderr.isatty() else None)
+    sys.stdout.write(as_json(results, where) + "\n" if args.json else as_table(results))
+    if args.junit:
+        Path(args.junit).write_text(as_junit(results, where, strict=args.strict))
+    return 1 if failing(results, strict=args.strict) else 0
+
+
+def run_client(args: argparse.Namespace) -> int:
+    import logging
+
+    from smb2auth.conformance.clients import CLIENT_CASES, DEFAULT_TIMEOUT, run_clients
+    from smb2auth.conformance.registry import select
+    from smb2auth.conformance.report import as_json, as_junit, as_table, failing, listing, progress_line
+
+    cases = select(CLIENT_CASES, args.patterns)
+    if args.patterns and not cases:
+        raise ValueError(f"-k {' -k '.join(args.patterns)}: no scenario matches")
+    if args.list:
+        sys.stdout.write(listing(cases))
+        return 0
+    command = ([args.target] if args.target else []) + list(args.client_command)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        raise ValueError("give the client command after --, e.g. -- smbclient //{host}/{share} -p {port} ...")
+    if args.stdin:
+        raise ValueError("--stdin: the client suite makes its own account (-U names it)")
+    domain, user, password = ("TESTGRP", "smb2auth", None)
+    if args.user is not None:
+        domain, user, password = parse_credentials(args.user)
+        if not user:
+            raise ValueError(f"-U {args.user!r}: no user name")
+        domain = domain or "TESTGRP"
+
+    def progress(i: int, n: int, result: Result) -> None:
+        print(progress_line(i, n, result), file=sys.stderr, flush=True)
+
+    # The harness's login events are the verdicts the table reports; one line each on stderr is noise here.
+    logging.getLogger("smb2auth.login").setLevel(logging.ERROR)
+    results = run_clients(command, args.patterns, user=user, password=password, domain=domain,
+                          timeout=args.timeout or DEFAULT_TIMEOUT, wait=args.hostile_wait,
+                          progress=progress if sys.stderr.isatty() else None)
+    where = " ".join(command)
     sys.stdout.write(as_json(results, where) + "\n" if args.json else as_table(results))
     if args.junit:
         Path(args.junit).write_text(as_junit(results, where, strict=args.strict))

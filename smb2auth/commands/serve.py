@@ -72,11 +72,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="seconds to finish a SESSION_SETUP (default 30)")
     p.add_argument("--idle-timeout", type=positive_seconds, default=900.0, metavar="SECONDS",
                    help="seconds without a request (default 900)")
+    p.add_argument("--hostile", metavar="SCENARIO", type=_scenario,
+                   help="misbehave on purpose, once per connection, and log whether the client refused"
+                   " (smb2auth conformance --client --list lists the scenarios; --client runs them all)")
+    p.add_argument("--hostile-wait", type=positive_seconds, default=3.0, metavar="SECONDS",
+                   help="with --hostile: a client silent this long after the hostile step refused it"
+                   " (default 3)")
     p.add_argument("--workers", type=worker_count, default="auto", metavar="N",
                    help="processes serving, each with its own limits and sessions (default auto: one per"
                    " core this process may run on; 1: no worker processes)")
     add_netlogon_arguments(p)
     p.set_defaults(handler=run)
+
+
+def _scenario(text: str) -> str:
+    """--hostile SCENARIO: one of server/hostile.py's, loaded only when the option is given (building the
+    parser stays light)."""
+    from smb2auth.server.hostile import SCENARIO_NAMES
+
+    if text not in SCENARIO_NAMES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a scenario: {', '.join(SCENARIO_NAMES)}")
+    return text
 
 
 def server_config(args: argparse.Namespace, authority: AnyAuthority) -> ServerConfig:
@@ -100,6 +116,8 @@ def server_config(args: argparse.Namespace, authority: AnyAuthority) -> ServerCo
         max_pending_handshakes=args.max_pending_handshakes,
         handshake_timeout=args.handshake_timeout,
         idle_timeout=args.idle_timeout,
+        hostile=args.hostile,
+        hostile_wait=args.hostile_wait,
     )
     # The library's default names, with what --domain, --computer and --dns-domain say instead.
     return replace(config, target=build_target(args, config.target))

@@ -170,6 +170,16 @@ class NtlmClient(SecurityContext):
             nt, lm, user, domain = b"", b"\x00", "", ""
             kx = b"\x00" * 16
         elif kind == ResponseKind.NTLMV2:
+            names = {p.id for p in challenge.target_info or ()}
+            if {AvId.MsvAvNbComputerName, AvId.MsvAvNbDomainName} - names and self._requested & (
+                NTLMSSP_NEGOTIATE_SIGN | NTLMSSP_NEGOTIATE_SEAL
+            ):
+                # MS-NLMP 3.1.5.1.2: NTLMv2 with integrity or confidentiality needs both NetBIOS names in
+                # the CHALLENGE's TargetInfo, else STATUS_LOGON_FAILURE.
+                raise AuthenticationError(
+                    NtStatus.STATUS_LOGON_FAILURE,
+                    "CHALLENGE without the server's NetBIOS names in TargetInfo",
+                )
             nt, lm, kx, mic_wanted = self._ntlmv2(challenge)
             user, domain = self.username, self.domain
         else:

@@ -35,6 +35,7 @@ class Reply:
     body: bytes = b""
     signer: Signer | None = None
     after: Callable[[bytes], None] | None = None
+    grant: int | None = None  # a CreditResponse forced by a hostile scenario (server/hostile.py)
 
     def fail(self, status: int) -> Reply:
         self.status = status

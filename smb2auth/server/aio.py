@@ -237,7 +237,10 @@ class Smb2Server:
 
     async def _sweep(self) -> None:
         cfg = self.config
-        interval = max(0.05, min(1.0, cfg.handshake_timeout / 4, cfg.idle_timeout / 4))
+        limits = [cfg.handshake_timeout, cfg.idle_timeout]
+        if cfg.hostile is not None:
+            limits.append(cfg.hostile_wait)  # server/hostile.py: a silent client's verdict is due then
+        interval = max(0.05, min(1.0, *(limit / 4 for limit in limits)))
         monotonic = self.ctx.monotonic
         while True:
             await asyncio.sleep(interval)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 
 from smb2auth.ntlm.authority import AnyAuthority
 from smb2auth.ntlm.server import NtlmPolicy, TargetInfo
+from smb2auth.server.hostile import SCENARIO_NAMES
 from smb2auth.smb2.negotiate import SMB2_DIALECTS, Dialect
 from smb2auth.smb2.negotiate_contexts import Cipher
 from smb2auth.smb2.policy import CIPHER_PREFERENCE
@@ -41,6 +42,8 @@ class ServerConfig:
     a frame, `max_message_size` bytes per Direct TCP frame, `max_credits` a client may hold.
     `encrypt` is Samba's "smb encrypt = required": 3.x sessions must encrypt, others are refused; without it a
     client may still choose to encrypt with one of `ciphers` (in the server's order of preference).
+    `hostile` names a scenario of server/hostile.py: each connection misbehaves once on purpose and the
+    login events say whether the client refused (a client silent for `hostile_wait` seconds did).
     `server_guid` None lets the ServerContext draw one from its injected RNG (one per server: workers of one
     server must be given the same). A `target` without a DNS computer name gets this host's DNS names
     (host_dns_names), as smbd's CHALLENGE carries them.
@@ -68,6 +71,8 @@ class ServerConfig:
     max_message_size: int = 1024 * 1024
     max_credits: int = 512
     max_transact_size: int = 65536
+    hostile: str | None = None  # a server/hostile.py scenario: every connection misbehaves so, once
+    hostile_wait: float = 3.0  # seconds after the hostile step a client that sends nothing has refused it
 
     def __post_init__(self) -> None:
         if not self.target.dns_computer:
@@ -87,7 +92,10 @@ class ServerConfig:
                 raise ValueError(f"{name} must be at least 1")
         if not 256 <= self.max_message_size <= 0xFFFFFF:
             raise ValueError("max_message_size must be between 256 and 0xFFFFFF")
-        for name in ("handshake_timeout", "idle_timeout"):
+        if self.hostile is not None and self.hostile not in SCENARIO_NAMES:
+            known = ", ".join(SCENARIO_NAMES)
+            raise ValueError(f"unknown hostile scenario {self.hostile!r} (one of {known})")
+        for name in ("handshake_timeout", "idle_timeout", "hostile_wait"):
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:
                 raise ValueError(f"{name} must be a positive finite number of seconds, not {value!r}")

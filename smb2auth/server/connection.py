@@ -22,6 +22,7 @@ from smb2auth.server._reply import Disconnect, Reply
 from smb2auth.server._state import ConnEvent, ConnState, SessionEvent, SessionState, conn_next
 from smb2auth.server.context import ServerContext
 from smb2auth.server.credits import CreditWindow
+from smb2auth.server.hostile import Hostile
 from smb2auth.server.nbss import FramingError, Incoming, SessionReader, SessionRequest, session_response
 from smb2auth.server.negotiate import NegotiateState, negotiate, smb1_negotiate, validate_negotiate_info
 from smb2auth.server.sessions import ServerSession
@@ -95,6 +96,9 @@ class Connection:
         self.close_reason = ""
         self._paused: _Paused | None = None
         self._events: list[ConnectionEvent] = []
+        cfg = ctx.config
+        # server/hostile.py: this connection misbehaves once, on purpose (never without a scenario).
+        self.hostile = Hostile(cfg.hostile, cfg.hostile_wait) if cfg.hostile is not None else None
 
     @property
     def closed(self) -> bool:
@@ -111,7 +115,16 @@ class Connection:
 
     def emit(self, event: LoginEvent) -> None:
         """A login event for the transport, returned with the frame that caused it."""
+        if self.hostile is not None:
+            self._events += self.hostile.emit(event, self._hostile_event)
+            return
         self._events.append(event)
+
+    def _hostile_event(self, status: str, reason: str) -> LoginEvent:
+        """A hostile verdict's login event where no attempt produced one."""
+        session_id = self.hostile.session_id if self.hostile is not None else 0
+        return session_setup.login_event(self, session_id or None, None, NtStatus[status], reason,
+                                         SessionFlags(0))
 
     # -- transport side -------------------------------------------------------------------------------
 
@@ -125,6 +138,8 @@ class Connection:
     def timed_out(self, now: float) -> str | None:
         """Why the connection has outlived a limit at monotonic time `now`, or None."""
         cfg = self.ctx.config
+        if self.hostile is not None and self.hostile.expired(now):
+            return "hostile: the client sent nothing after the hostile step"
         if now - self.last_activity > cfg.idle_timeout:
             return "idle timeout"
         if self.state is not ConnState.NEGOTIATED and now - self.opened > cfg.handshake_timeout:
@@ -151,6 +166,8 @@ class Connection:
                 event = session_setup.login_event(self, session.id, hs.ntlm, abandoned, text, SessionFlags(0))
                 events.append(event)
             session.end(SessionEvent.LOGOFF)
+        if self.hostile is not None:
+            events = self.hostile.close(reason, self._hostile_event, events)
         return events
 
     # -- one frame ------------------------------------------------------------------------------------
@@ -182,6 +199,8 @@ class Connection:
                 parts = split_compound(data)
             except MalformedMessage as exc:
                 return [frame_payload(self._raw_error(data, exc))]
+            if self.hostile is not None:
+                self._events += self.hostile.observe(parts, self._hostile_event)
             for part in parts:
                 if part.header.command is not Command.CANCEL:
                     # MS-SMB2 3.3.5.2.3 / Samba smbd_smb2_request_validate: every MessageId of the chain is
@@ -216,7 +235,7 @@ class Connection:
             return self._disconnected(str(exc))
 
     def _disconnected(self, reason: str) -> list[ConnectionEvent]:
-        self.close(reason)
+        self._events += self.close(reason)  # a hostile verdict, when one was still due
         return self._events
 
     def _run(self, frame: _Frame) -> list[ConnectionEvent]:
@@ -243,6 +262,9 @@ class Connection:
             for reply in replies:
                 reply.signer = None  # MS-SMB2 3.3.4.1.1: an encrypted response is not signed
         for reply in replies:
+            if reply.grant is not None:
+                reply.credit = self.window.grant_exactly(reply.grant)  # server/hostile.py
+                continue
             reply.credit = self.window.grant(reply.command, reply.status, reply.credit_request,
                                              reply.credit_charge, async_request=reply.async_request)
         packed = self._pack(replies)
@@ -355,7 +377,7 @@ class Connection:
             # 2.2.1.2; SERVER_TO_REDIR in a request among them) -> STATUS_INVALID_PARAMETER.
             return reply.fail(NtStatus.STATUS_INVALID_PARAMETER)
         if h.command is Command.NEGOTIATE:
-            if negotiate(self.ctx, self.negotiated, part, reply):
+            if negotiate(self.ctx, self.negotiated, part, reply, self.hostile):
                 self.state = conn_next(self.state, ConnEvent.NEGOTIATE)
                 self.window.multi_credit = self.negotiated.dialect != Dialect.SMB2_0_2
             return reply
@@ -387,7 +409,7 @@ class Connection:
             if h.command is Command.TREE_DISCONNECT:
                 return tree_disconnect(part, reply, session, tree_id)
             if h.command is Command.IOCTL:
-                return validate_negotiate_info(self.ctx, self.negotiated, part, reply)
+                return validate_negotiate_info(self.ctx, self.negotiated, part, reply, self.hostile)
             # The harness serves authentication only: every file operation is not supported.
             return reply.fail(NtStatus.STATUS_NOT_SUPPORTED)
         except MalformedMessage as exc:

@@ -9,6 +9,7 @@ from smb2auth.errors import MalformedMessage
 from smb2auth.ntlm.messages import unix_to_filetime
 from smb2auth.server._reply import Disconnect, Reply
 from smb2auth.server.context import ServerContext
+from smb2auth.server.hostile import Hostile
 from smb2auth.smb2 import policy
 from smb2auth.smb2.crypto import PreauthIntegrity
 from smb2auth.smb2.header import Command, CompoundPart, HeaderFlags, Smb2Header
@@ -74,7 +75,13 @@ def smb1_negotiate(ctx: ServerContext, negotiated: NegotiateState, data: bytes) 
     return header.pack() + body.pack(), chosen
 
 
-def negotiate(ctx: ServerContext, negotiated: NegotiateState, part: CompoundPart, reply: Reply) -> bool:
+def negotiate(
+    ctx: ServerContext,
+    negotiated: NegotiateState,
+    part: CompoundPart,
+    reply: Reply,
+    hostile: Hostile | None = None,
+) -> bool:
     """MS-SMB2 3.3.5.4: answer an SMB2 NEGOTIATE into `reply`; True when a dialect was chosen."""
     if part.header.is_signed:
         # MS-SMB2 3.3.5.2.4: a signed NEGOTIATE fails with STATUS_INVALID_PARAMETER.
@@ -86,7 +93,11 @@ def negotiate(ctx: ServerContext, negotiated: NegotiateState, part: CompoundPart
         reply.fail(exc.status)
         return False
     cfg = ctx.config
-    choice = policy.choose(request, cfg.dialects, cfg.ciphers)
+    dialects = cfg.dialects
+    if hostile is not None:
+        honest = policy.choose_dialect(dialects, request.dialects) or 0
+        dialects = hostile.dialects(request.dialects, dialects, honest)
+    choice = policy.choose(request, dialects, cfg.ciphers)
     if isinstance(choice, policy.Refusal):
         reply.fail(choice.status)
         return False
@@ -120,7 +131,11 @@ def negotiate(ctx: ServerContext, negotiated: NegotiateState, part: CompoundPart
 
 
 def validate_negotiate_info(
-    ctx: ServerContext, negotiated: NegotiateState, part: CompoundPart, reply: Reply
+    ctx: ServerContext,
+    negotiated: NegotiateState,
+    part: CompoundPart,
+    reply: Reply,
+    hostile: Hostile | None = None,
 ) -> Reply:
     """MS-SMB2 3.3.5.15.12: FSCTL_VALIDATE_NEGOTIATE_INFO, the one IOCTL the harness serves."""
     # MS-SMB2 3.3.5.15: StructureSize and buffer bounds first (STATUS_INVALID_PARAMETER, via the caller).
@@ -128,15 +143,21 @@ def validate_negotiate_info(
     if request.ctl_code != FSCTL_VALIDATE_NEGOTIATE_INFO or request.flags != IoctlFlags.IS_FSCTL:
         # The harness has no files or pipes: other IOCTLs are not supported.
         return reply.fail(NtStatus.STATUS_NOT_SUPPORTED)
+    if negotiated.dialect == Dialect.SMB3_1_1:
+        # MS-SMB2 3.3.5.15.12: on 3.1.1 (preauth integrity instead) the server terminates the connection.
+        raise Disconnect("FSCTL_VALIDATE_NEGOTIATE_INFO on a 3.1.1 connection")
     info = ValidateNegotiateInfoRequest.unpack(request.input)
     if request.max_output_response < ValidateNegotiateInfoResponse.SIZE:
         # MS-SMB2 3.3.5.15.12: output buffer too small.
         return reply.fail(NtStatus.STATUS_INVALID_PARAMETER)
+    # server/hostile.py's downgrade: the answer names the dialect the NEGOTIATE should have chosen.
+    answered = hostile.validate_negotiate(ctx.monotonic()) if hostile is not None else None
+    chosen = policy.choose_dialect(ctx.config.dialects, info.dialects)
     if (
         info.capabilities != negotiated.client_capabilities
         or info.client_guid != negotiated.client_guid
         or info.security_mode != negotiated.client_security_mode
-        or policy.choose_dialect(ctx.config.dialects, info.dialects) != negotiated.dialect
+        or (answered is None and chosen != negotiated.dialect)
     ):
         # MS-SMB2 3.3.5.15.12: anything differing from the NEGOTIATE drops the connection.
         raise Disconnect("FSCTL_VALIDATE_NEGOTIATE_INFO does not match the NEGOTIATE")
@@ -144,7 +165,7 @@ def validate_negotiate_info(
         Capabilities(negotiated.server_capabilities),
         ctx.server_guid,
         SecurityMode(ctx.security_mode),
-        negotiated.dialect,
+        negotiated.dialect if answered is None else answered,
     )
     reply.body = IoctlResponse(request.ctl_code, output.pack(), request.file_id).pack()
     return reply

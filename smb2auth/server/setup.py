@@ -18,6 +18,7 @@ from smb2auth.ntlm.server import NtlmServer
 from smb2auth.server._reply import Reply
 from smb2auth.server._state import SessionEvent, SessionState, session_next
 from smb2auth.server.context import ServerContext
+from smb2auth.server.hostile import Hostile
 from smb2auth.server.negotiate import NegotiateState
 from smb2auth.server.sessions import Handshake, ServerSession
 from smb2auth.smb2.crypto import derive_session_keys
@@ -45,6 +46,7 @@ class SetupHost(Protocol):
     peer: str
     negotiated: NegotiateState
     sessions: dict[int, ServerSession]
+    hostile: Hostile | None
 
     @property
     def closed(self) -> bool: ...
@@ -148,7 +150,10 @@ def resume(host: SetupHost, setup: Setup, event: HandshakeEvent) -> Reply | None
     if isinstance(event, Send):
         session.state = session_next(session.state, SessionEvent.CONTINUE)
         reply.status = NtStatus.STATUS_MORE_PROCESSING_REQUIRED
-        reply.body = SessionSetupResponse(event.token).pack()
+        token = event.token
+        if host.hostile is not None:
+            token = host.hostile.challenge(token, session.id, host.ctx.monotonic())
+        reply.body = SessionSetupResponse(token).pack()
         if setup.first_auth and session.preauth is not None:
 
             def chain(message: bytes) -> None:
@@ -189,6 +194,13 @@ def _login_done(host: SetupHost, setup: Setup, out: bytes | None) -> Reply:
         # Samba smbd_smb2_auth_generic_return: the final response is signed unless guest or anonymous.
         reply.signer = session
     reply.status = NtStatus.STATUS_SUCCESS
+    if host.hostile is not None and first_auth:
+        preauth = negotiated.preauth
+        out = host.hostile.final_response(
+            reply, out, signing_key=session.signing_key, signing_algorithm=session.signing_algorithm,
+            dialect=negotiated.dialect, gss_session_key=hs.spnego.session_key,
+            negotiate_preauth=preauth.value if preauth is not None else None, now=ctx.monotonic(),
+        )
     reply.body = SessionSetupResponse(out or b"", session.flags).pack()
     signed = session.signing_required and bool(session.signing_key)
     host.emit(login_event(host, session.id, ntlm, NtStatus.STATUS_SUCCESS, "", session.flags, signed=signed))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from smb2auth.commands._args import PASSWORD_ENV
 from smb2auth.conformance import CASES
+from smb2auth.conformance.clients import CLIENT_CASES
 from smb2auth.testing import running_server
 from tests.peers import free_port
 from tests.test_cli_errors import error_line, run_main
@@ -95,3 +97,52 @@ def test_nothing_listening_is_exit_1(capsys: pytest.CaptureFixture[str]) -> None
     code, out, err = run_main(capsys, "conformance", f"//127.0.0.1:{free_port()}", "-U", "a%b")
     assert (code, out) == (1, "")
     assert error_line(err).startswith("smb2auth conformance: ")
+
+
+# --- --client: the client suite through the command ---------------------------------------------------
+
+
+def test_client_list_needs_no_command(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_main(capsys, "conformance", "--client", "--list")
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()] == [c.id for c in CLIENT_CASES]
+
+
+def test_client_runs_the_command_after_the_dashes(capsys: pytest.CaptureFixture[str]) -> None:
+    # Our own client against two scenarios: the options before -- are the suite's, those after the client's.
+    command = [sys.executable, "-m", "smb2auth", "connect", "//{host}:{port}/{share}", "-U",
+               "{domain}/{user}%{password}"]
+    code, out, err = run_main(capsys, "conformance", "--client", "-k", "credits-65535", "-k",
+                              "setup-wrong-key", "--json", "--", *command)
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["target"] == " ".join(command)
+    assert [(c["id"], c["verdict"]) for c in document["cases"]] == [
+        ("client.setup-wrong-key", "PASS"), ("client.credits-65535", "PASS")]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--client", "-k", "nothing-like-this", "--", "true"], "-k nothing-like-this: no scenario matches"),
+        (["--client"], "give the client command after --, e.g. -- smbclient //{host}/{share} -p {port} ..."),
+        (["--client", "--stdin", "--", "true"],
+         "--stdin: the client suite makes its own account (-U names it)"),
+        (["--client", "-U", "%b", "--", "true"], "-U '%b': no user name"),
+        (["-U", "a%b", "--", "smbclient", "-L", "x"],
+         "unexpected arguments 'smbclient -L x' (a client command needs --client)"),
+    ],
+    ids=["no-match", "no-command", "stdin", "no-name", "command-without-client"],
+)
+def test_client_bad_input_is_exit_2(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code, out, err = run_main(capsys, "conformance", *args)
+    assert (code, out) == (2, "")
+    assert error_line(err) == f"smb2auth conformance: {message}"
+
+
+def test_serve_hostile_names_a_scenario(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_main(capsys, "serve", "--hostile", "nothing-like-this")
+    assert (code, out) == (2, "")
+    assert "'nothing-like-this' is not a scenario: setup-unsigned, " in err

@@ -37,12 +37,19 @@ def config_of(*argv: str) -> ServerConfig:
 @pytest.mark.parametrize(
     ("argv", "ntlmv1", "lm"),
     [((), False, False), (("--ntlm-auth", "ntlmv2-only"), False, False),
-     (("--ntlm-auth", "ntlmv1-permitted"), True, False), (("--ntlm-auth", "yes"), True, True)],
+     (("--ntlm-auth", "ntlmv1-permitted"), True, False), (("--ntlm-auth", "yes"), True, False),
+     (("--ntlm-auth", "yes", "--lanman-auth"), True, True),
+     (("--ntlm-auth", "ntlmv1-permitted", "--lanman-auth"), True, True)],
 )
 def test_ntlm_auth_is_the_policy(argv: tuple[str, ...], ntlmv1: bool, lm: bool) -> None:
     policy = config_of(*argv, "--allow-guest").ntlm_policy
     assert (policy.allow_ntlmv1, policy.allow_lm, policy.allow_guest) == (ntlmv1, lm, True)
     assert replace(policy, allow_ntlmv1=False, allow_lm=False, allow_guest=False) == NtlmPolicy()
+
+
+def test_lanman_auth_needs_ntlmv1(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_main(capsys, "serve", "--lanman-auth")
+    assert code != 0 and "--lanman-auth needs --ntlm-auth" in err and "Traceback" not in err
 
 
 def test_require_128bit() -> None:
@@ -113,10 +120,11 @@ def login(port: int, kind: ResponseKind) -> int:
     ("value", "ntlmv1", "lm"),
     [("ntlmv2-only", NtStatus.STATUS_LOGON_FAILURE, NtStatus.STATUS_LOGON_FAILURE),
      ("ntlmv1-permitted", NtStatus.STATUS_SUCCESS, NtStatus.STATUS_LOGON_FAILURE),
-     ("yes", NtStatus.STATUS_SUCCESS, NtStatus.STATUS_SUCCESS)],
+     ("yes", NtStatus.STATUS_SUCCESS, NtStatus.STATUS_LOGON_FAILURE),
+     ("yes --lanman-auth", NtStatus.STATUS_SUCCESS, NtStatus.STATUS_SUCCESS)],
 )
 def test_ntlm_auth_process(value: str, ntlmv1: int, lm: int) -> None:
-    with serving("--user", f"alice:{PASSWORD}", "--ntlm-auth", value) as (port, stderr):
+    with serving("--user", f"alice:{PASSWORD}", "--ntlm-auth", *value.split()) as (port, stderr):
         assert login(port, ResponseKind.NTLMV2) == NtStatus.STATUS_SUCCESS
         assert login(port, ResponseKind.NTLMV1) == ntlmv1
         assert login(port, ResponseKind.LM) == lm

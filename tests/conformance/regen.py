@@ -1,9 +1,13 @@
 """Rewrite fixtures/conformance/*.json from live runs against smbd and our harness, keeping the explanations
 of the differences, and print the differences that have none (add them by hand); with --readme, print the
-smbd-default table for README instead.
+smbd-default table for README instead. With --clients, rewrite the client suite's tables
+(fixtures/conformance/client-*.json) from live runs of each client of tests/conformance/clients.py; with
+--clients-readme, print README's client tables.
 
     python -m tests.conformance.regen [NAME ...]
     python -m tests.conformance.regen --readme
+    python -m tests.conformance.regen --clients [CLIENT ...]
+    python -m tests.conformance.regen --clients-readme
 """
 
 from __future__ import annotations
@@ -19,6 +23,17 @@ from tests.peers import running_smbd
 def main(names: list[str]) -> int:
     if names == ["--readme"]:
         sys.stdout.write(readme_table())
+        return 0
+    if names[:1] in (["--clients"], ["--clients-readme"]):
+        from tests.conformance.clients import CLIENTS, readme_tables, write_fixture
+
+        if names == ["--clients-readme"]:
+            sys.stdout.write(readme_tables())
+            return 0
+        for client in CLIENTS:
+            if names[1:] and client.name not in names[1:]:
+                continue
+            print(f"wrote {write_fixture(client)}")
         return 0
     unexplained = 0
     for config in CONFIGS:

@@ -291,6 +291,26 @@ def test_client_refuses_downgraded_challenge() -> None:
     assert err.value.status == NtStatus.STATUS_DOWNGRADE_DETECTED
 
 
+@pytest.mark.parametrize("dropped", [AvId.MsvAvNbComputerName, AvId.MsvAvNbDomainName])
+def test_client_refuses_challenge_without_netbios_names(authority: LocalAuthority, dropped: AvId) -> None:
+    # MS-NLMP 3.1.5.1.2: NTLMv2 with integrity or confidentiality needs both NetBIOS names.
+    client = NtlmClient("alice", PW)
+    server = NtlmServer(authority, target=TargetInfo(), policy=NtlmPolicy())
+    token = server.step(client.step(None))
+    assert token is not None
+    challenge = ChallengeMessage.unpack(token)
+    pairs = tuple(p for p in challenge.target_info or () if p.id != dropped)
+    edited = ChallengeMessage(
+        challenge.flags, challenge.server_challenge, challenge.target_name, pairs, challenge.version
+    ).pack()
+    with pytest.raises(AuthenticationError) as err:
+        client.step(edited)
+    assert err.value.status == NtStatus.STATUS_LOGON_FAILURE and "NetBIOS names" in err.value.reason
+    assert not client.complete
+    # The untouched CHALLENGE still completes for a fresh client.
+    assert handshake(authority, NtlmClient("alice", PW)).complete
+
+
 def test_out_of_order_messages(authority: LocalAuthority) -> None:
     client, server, _, auth = _begin(authority)
     fresh = NtlmServer(authority)
