@@ -1,4 +1,4 @@
-"""python -m fuzz.differential --seed N --count M [--time-limit S] [--json FILE] [--ours inproc|subprocess]"""
+"""python -m fuzz.differential --seed N --count M [--time-limit S] [--json FILE] [--ours inproc|subprocess] [--jobs N]"""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="our server in this process (default) or as `python -m smb2auth serve`")
     p.add_argument("--only", action="append", default=[], metavar="PREFIX",
                    help="only cases whose mutations' kinds start with PREFIX (repeatable), e.g. spnego.")
+    p.add_argument("--jobs", type=int, default=16, metavar="N",
+                   help="cases run at once, each on its own connections (default 16)")
     p.add_argument("--brief", action="store_true", help="the tables only, no examples")
     args = p.parse_args(argv)
     logging.disable(logging.CRITICAL)  # our server logs every refused login
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     with peers.smbd() as smbd_address, peers.ours(args.ours) as ours_address:
         campaign = run_campaign(args.seed, args.count, ours_address, smbd_address, account=peers.ACCOUNT,
                                 timeout=args.timeout, time_limit=args.time_limit, progress=progress,
-                                only=tuple(args.only))
+                                only=tuple(args.only), jobs=args.jobs)
     report = to_json(campaign, known.KNOWN)
     print(render(report, examples=not args.brief))
     if args.json:

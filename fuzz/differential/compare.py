@@ -16,8 +16,9 @@ from __future__ import annotations
 import itertools
 import struct
 import time
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from fuzz.differential.cases import Case, make_case
@@ -116,9 +117,12 @@ def run_campaign(
     time_limit: float | None = None,
     progress: Callable[[int], None] | None = None,
     only: tuple[str, ...] = (),
+    jobs: int = 1,
 ) -> Campaign:
     """Cases 0..count-1 of `seed` against both servers, within `time_limit` seconds if given; with `only`,
-    just the cases whose every edit's kind starts with one of those prefixes."""
+    just the cases whose every edit's kind starts with one of those prefixes. `jobs` cases run at once (each
+    on its own connections; most of a case's time is a server's silence waited out), recorded in index
+    order, so the report is the same for any `jobs`."""
     campaign = Campaign(seed)
     start = time.monotonic()
 
@@ -129,30 +133,49 @@ def run_campaign(
     for outcome, who in zip(baseline, ("ours", "smbd"), strict=True):
         if outcome.steps[-1] != ("STATUS_SUCCESS",) or outcome.fate != "open":
             raise RuntimeError(f"the unmutated login does not succeed on {who}: {outcome}")
-    for index in range(count):
-        if time_limit is not None and time.monotonic() - start > time_limit:
-            break
-        case = make_case(seed, index)
-        if only and not all(e.kind.startswith(only) for e in case.edits):
-            continue
+
+    def one(case: Case) -> Disagreement | None | str:
         try:
             ours_outcome, smbd_outcome = both(case)
         except (ValueError, IndexError, KeyError, TypeError, OverflowError, struct.error) as exc:
-            campaign.errors.append(f"case {index} {case.name}: {type(exc).__name__}: {exc}")
-            continue
+            return f"case {case.index} {case.name}: {type(exc).__name__}: {exc}"
+        category = classify(ours_outcome, smbd_outcome)
+        if category is None:
+            return None
+        shown = case
+        if len(case.edits) > 1:
+            smaller = _minimize(case, category, both)
+            if smaller is not None:
+                shown, ours_outcome, smbd_outcome = smaller
+        return Disagreement(shown, category, ours_outcome, smbd_outcome, shown.name)
+
+    def record(case: Case, result: Disagreement | None | str) -> None:
+        if isinstance(result, str):
+            campaign.errors.append(result)
+            return
         campaign.cases += 1
         campaign.per_family[case.family] += 1
-        category = classify(ours_outcome, smbd_outcome)
-        if category is not None:
-            shown = case
-            if len(case.edits) > 1:
-                smaller = _minimize(case, category, both)
-                if smaller is not None:
-                    shown, ours_outcome, smbd_outcome = smaller
-            found = Disagreement(shown, category, ours_outcome, smbd_outcome, shown.name)
-            campaign.disagreements.append(found)
+        if result is not None:
+            campaign.disagreements.append(result)
         if progress is not None:
-            progress(index)
+            progress(case.index)
+
+    def cases() -> Iterator[Case]:
+        for index in range(count):
+            if time_limit is not None and time.monotonic() - start > time_limit:
+                return
+            case = make_case(seed, index)
+            if not only or all(e.kind.startswith(only) for e in case.edits):
+                yield case
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        pending: deque[tuple[Case, Future[Disagreement | None | str]]] = deque()
+        for case in cases():
+            pending.append((case, pool.submit(one, case)))
+            while len(pending) >= 4 * max(1, jobs) or (pending and pending[0][1].done()):
+                done_case, future = pending.popleft()
+                record(done_case, future.result())
+        for done_case, future in pending:
+            record(done_case, future.result())
     campaign.elapsed = time.monotonic() - start
     return campaign
-
