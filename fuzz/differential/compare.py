@@ -8,7 +8,8 @@ every answer agrees, by the connections' fates), most severe first:
 * `connection fate differs`: one closed (or went silent) where the other answered or stayed;
 * `status differs`: both refused, with different statuses.
 
-Its class is the case's mutation (kind and label) and the category.
+Its class is the case's mutation (kind and label) and the category. A disagreement is run a second time;
+one that does not show again (a server slower than the timeout once) is counted as unstable, not classed.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from fuzz.differential.cases import Case, make_case
 from fuzz.differential.script import CLOSED, NBSS_POSITIVE, NO_ANSWER, SILENT, Account, Outcome, run
 
-__all__ = ["CATEGORIES", "Campaign", "Disagreement", "classify", "run_campaign"]
+__all__ = ["CATEGORIES", "Campaign", "Disagreement", "Unstable", "classify", "run_campaign"]
 
 OURS_ACCEPTS = "ours completes a step smbd refuses"
 OURS_REFUSES = "we refuse what smbd accepts"
@@ -77,6 +78,19 @@ class Disagreement:
 
 
 @dataclass
+class Unstable:
+    """A case whose second run did not show the category its first run did."""
+
+    case: Case
+    category: str
+    ours: Outcome
+    smbd: Outcome
+
+    def __str__(self) -> str:
+        return f"case {self.case.index} {self.case.name}: {self.category}: ours {self.ours} / smbd {self.smbd}"
+
+
+@dataclass
 class Campaign:
     seed: int
     cases: int = 0
@@ -84,6 +98,7 @@ class Campaign:
     per_family: Counter[str] = field(default_factory=Counter)
     disagreements: list[Disagreement] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    unstable: list[Unstable] = field(default_factory=list)
 
     def classes(self) -> dict[tuple[str, str], list[Disagreement]]:
         out: dict[tuple[str, str], list[Disagreement]] = {}
@@ -134,7 +149,7 @@ def run_campaign(
         if outcome.steps[-1] != ("STATUS_SUCCESS",) or outcome.fate != "open":
             raise RuntimeError(f"the unmutated login does not succeed on {who}: {outcome}")
 
-    def one(case: Case) -> Disagreement | None | str:
+    def one(case: Case) -> Disagreement | Unstable | None | str:
         try:
             ours_outcome, smbd_outcome = both(case)
         except (ValueError, IndexError, KeyError, TypeError, OverflowError, struct.error) as exc:
@@ -142,6 +157,9 @@ def run_campaign(
         category = classify(ours_outcome, smbd_outcome)
         if category is None:
             return None
+        if classify(*both(case)) != category:
+            # A server slower than `timeout` once (a loaded machine) is no behaviour: counted apart.
+            return Unstable(case, category, ours_outcome, smbd_outcome)
         shown = case
         if len(case.edits) > 1:
             smaller = _minimize(case, category, both)
@@ -149,13 +167,15 @@ def run_campaign(
                 shown, ours_outcome, smbd_outcome = smaller
         return Disagreement(shown, category, ours_outcome, smbd_outcome, shown.name)
 
-    def record(case: Case, result: Disagreement | None | str) -> None:
+    def record(case: Case, result: Disagreement | Unstable | None | str) -> None:
         if isinstance(result, str):
             campaign.errors.append(result)
             return
         campaign.cases += 1
         campaign.per_family[case.family] += 1
-        if result is not None:
+        if isinstance(result, Unstable):
+            campaign.unstable.append(result)
+        elif result is not None:
             campaign.disagreements.append(result)
         if progress is not None:
             progress(case.index)
@@ -169,7 +189,7 @@ def run_campaign(
                 yield case
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        pending: deque[tuple[Case, Future[Disagreement | None | str]]] = deque()
+        pending: deque[tuple[Case, Future[Disagreement | Unstable | None | str]]] = deque()
         for case in cases():
             pending.append((case, pool.submit(one, case)))
             while len(pending) >= 4 * max(1, jobs) or (pending and pending[0][1].done()):

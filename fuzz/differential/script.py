@@ -258,6 +258,7 @@ def login(conv: Conversation, account: Account, client_guid: bytes) -> None:
             spec = conv.at("auth", spec_for(challenge, account.user, account.password, account.domain))
             built = build(spec, ntlm_negotiate, ntlm)
             auth = conv.at("auth.bytes", built.message)
+            conv.stash["auth"] = auth
             if raw:
                 token = auth
             else:

@@ -11,6 +11,7 @@ signatures and sealing, and dispatch; NEGOTIATE, SESSION_SETUP/LOGOFF and TREE_C
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 
 from smb2auth.errors import MalformedMessage, ProtocolStateError
@@ -74,6 +75,31 @@ class _Paused:
 
     frame: _Frame
     setup: session_setup.Paused
+
+
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+
+
+def _check_chain(data: bytes) -> None:
+    """Samba smbd_smb2_inbuf_parse_compound and smbd_smb2_request_validate: a chain that does not split into
+    messages of a 64-byte header and a body of at least two bytes (StructureSize, its low bit dropped, and
+    NextCommand read so) drops the connection unanswered."""
+    offset = 0
+    while offset < len(data):
+        left = len(data) - offset
+        if left < HEADER_SIZE + 2:
+            raise Disconnect(f"message {offset}: {left} bytes, shorter than a header and a StructureSize")
+        (next_command,) = _U32.unpack_from(data, offset + 20)
+        size = left
+        if next_command:
+            if next_command < HEADER_SIZE + 2 or next_command > left:
+                raise Disconnect(f"message {offset}: NextCommand {next_command} outside the chain")
+            size = next_command
+        (structure_size,) = _U16.unpack_from(data, offset + HEADER_SIZE)
+        if min(structure_size & ~1, size - HEADER_SIZE) < 2:
+            raise Disconnect(f"message {offset}: body StructureSize {structure_size}")
+        offset += size
 
 
 class Connection:
@@ -178,6 +204,7 @@ class Connection:
             if data[:4] != SMB2_PROTOCOL_ID:
                 # MS-SMB2 3.3.5.2: not SMB2 (nor a transform we could decrypt): disconnect.
                 raise Disconnect(f"unsupported protocol id {data[:4].hex()}")
+            _check_chain(data)
             try:
                 parts = split_compound(data)
             except MalformedMessage as exc:
