@@ -29,7 +29,7 @@ from tests.peers import Smbd
 from tests.server.driver import NO_CAPABILITIES, Driver, preauth_contexts
 
 SEED = 17
-CASES = 900
+CASES = 600
 
 
 @pytest.fixture(scope="module")
@@ -48,17 +48,17 @@ def test_no_difference_outside_known(harness: tuple[str, int], smbd_factory: Cal
                                 timeout=2.0, jobs=24)
     finally:
         logging.disable(logging.NOTSET)
-    assert campaign.errors == []
-    assert campaign.cases == CASES
+    # Only havoc cases may fail to build (an edit that needs well-formed DER after another broke it).
+    assert [e for e in campaign.errors if " + " not in e.split(":")[0]] == []
+    assert campaign.cases + len(campaign.errors) == CASES
     kinds = {e.kind for i in range(CASES) for e in make_case(SEED, i).edits}
     assert kinds == set(REGISTRY), f"kinds never run: {sorted(set(REGISTRY) - kinds)}"
     assert {make_case(SEED, i).family for i in range(CASES)} == {*FAMILIES, "havoc"}
     accepted = [f"{d.name}: ours {d.ours} / smbd {d.smbd}" for d in campaign.disagreements
                 if d.category == OURS_ACCEPTS]
-    assert accepted == []
     unknown = [f"{d.name} ({d.category}): ours {d.ours} / smbd {d.smbd}" for d in campaign.disagreements
                if (d.name, d.category) not in known.KNOWN]
-    assert unknown == []
+    assert (accepted, unknown) == ([], [])
     # A second run that does not show a disagreement again is timing, not behaviour; a few at most.
     assert len(campaign.unstable) <= CASES // 20, [str(u) for u in campaign.unstable]
 
