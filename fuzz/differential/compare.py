@@ -87,7 +87,8 @@ class Unstable:
     smbd: Outcome
 
     def __str__(self) -> str:
-        return f"case {self.case.index} {self.case.name}: {self.category}: ours {self.ours} / smbd {self.smbd}"
+        shown = f"case {self.case.index} {self.case.name}: {self.category}"
+        return f"{shown}: ours {self.ours} / smbd {self.smbd}"
 
 
 @dataclass
@@ -133,11 +134,14 @@ def run_campaign(
     progress: Callable[[int], None] | None = None,
     only: tuple[str, ...] = (),
     jobs: int = 1,
+    checkpoint: Callable[[Campaign], None] | None = None,
+    checkpoint_every: int = 2000,
 ) -> Campaign:
     """Cases 0..count-1 of `seed` against both servers, within `time_limit` seconds if given; with `only`,
     just the cases whose every edit's kind starts with one of those prefixes. `jobs` cases run at once (each
     on its own connections; most of a case's time is a server's silence waited out), recorded in index
-    order, so the report is the same for any `jobs`."""
+    order, so the report is the same for any `jobs`. `checkpoint`, if given, sees the campaign so far every
+    `checkpoint_every` cases (a long run stopped early still leaves its figures)."""
     campaign = Campaign(seed)
     start = time.monotonic()
 
@@ -179,6 +183,9 @@ def run_campaign(
             campaign.disagreements.append(result)
         if progress is not None:
             progress(case.index)
+        if checkpoint is not None and campaign.cases % checkpoint_every == 0:
+            campaign.elapsed = time.monotonic() - start
+            checkpoint(campaign)
 
     def cases() -> Iterator[Case]:
         for index in range(count):

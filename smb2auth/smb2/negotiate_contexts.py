@@ -183,7 +183,9 @@ _CONTEXT_CLASSES: dict[
 }
 
 
-_ONCE = frozenset((NegotiateContextType.PREAUTH_INTEGRITY_CAPABILITIES, NegotiateContextType.ENCRYPTION_CAPABILITIES))
+_ONCE = frozenset(
+    (NegotiateContextType.PREAUTH_INTEGRITY_CAPABILITIES, NegotiateContextType.ENCRYPTION_CAPABILITIES)
+)
 
 
 def pack_contexts(contexts: tuple[NegotiateContext, ...], start: int) -> bytes:

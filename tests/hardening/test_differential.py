@@ -79,7 +79,7 @@ def test_known_duplicate_preauth_or_encryption_fails(twice: type) -> None:
 
 
 def test_a_later_signing_context_is_left_unread_as_smbd_does() -> None:
-    # Samba smb2_negotiate_context_find: the first SIGNING_CAPABILITIES counts; a second (even empty) is unread.
+    # Samba smb2_negotiate_context_find: the first SIGNING_CAPABILITIES counts, a second is left unread.
     contexts = preauth_contexts((SigningAlgorithm.AES_CMAC,))
     d = Driver()
     d.negotiate((Dialect.SMB3_1_1,), contexts=(*contexts, SigningCapabilities((SigningAlgorithm.AES_GMAC,))))
@@ -87,7 +87,7 @@ def test_a_later_signing_context_is_left_unread_as_smbd_does() -> None:
 
 
 def test_known_binding_flag_on_a_session_in_progress() -> None:
-    # known.py: MS-SMB2 3.3.5.5, binding without multichannel -> STATUS_REQUEST_NOT_ACCEPTED (smbd: NOT_SUPPORTED).
+    # known.py: MS-SMB2 3.3.5.5, binding without multichannel -> REQUEST_NOT_ACCEPTED (smbd: NOT_SUPPORTED).
     d2 = Driver()
     d2.negotiate((Dialect.SMB3_1_1,))
     login = d2.login()
