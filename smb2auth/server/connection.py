@@ -381,15 +381,15 @@ class Connection:
             # Samba smbd_smb2_request_dispatch: a flag not defined for this request and dialect (MS-SMB2
             # 2.2.1.2; SERVER_TO_REDIR in a request among them) -> STATUS_INVALID_PARAMETER.
             return reply.fail(NtStatus.STATUS_INVALID_PARAMETER)
+        if related and index == 0:
+            # MS-SMB2 3.3.5.2.7.2: the first request of a chain cannot be related (a NEGOTIATE included).
+            return reply.fail(NtStatus.STATUS_INVALID_PARAMETER)
         if h.command is Command.NEGOTIATE:
             if negotiate(self.ctx, self.negotiated, part, reply):
                 self.state = conn_next(self.state, ConnEvent.NEGOTIATE)
                 self.window.multi_credit = self.negotiated.dialect != Dialect.SMB2_0_2
             return reply
         self.state = conn_next(self.state, ConnEvent.REQUEST)
-        if related and index == 0:
-            # MS-SMB2 3.3.5.2.7.2: the first request of a chain cannot be related.
-            return reply.fail(NtStatus.STATUS_INVALID_PARAMETER)
         session = self.sessions.get(session_id) if session_id else None
         refused = self._check_signature(part, reply, session, session_id, sealed)
         if refused is not None:

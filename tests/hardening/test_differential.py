@@ -111,3 +111,12 @@ def test_a_next_command_past_the_chain_drops_the_connection() -> None:
     echo = bytearray(d.message(Command.ECHO, struct.pack("<HH", 4, 0)))
     struct.pack_into("<I", echo, 20, 72)
     assert d.send_raw(bytes(echo)) == [] and d.conn.closed
+
+
+def test_a_related_negotiate_is_refused() -> None:
+    # MS-SMB2 3.3.5.2.7.2: the first request of a chain cannot be related; smbd fails a NEGOTIATE so flagged.
+    d = Driver()
+    request = bytearray(d.message(Command.NEGOTIATE, NegotiateRequest(
+        (Dialect.SMB3_1_1,), SecurityMode.SIGNING_ENABLED, NO_CAPABILITIES, b"G" * 16, preauth_contexts())))
+    struct.pack_into("<I", request, 16, struct.unpack_from("<I", request, 16)[0] | 0x4)
+    assert [a.status for a in d.send_raw(bytes(request))] == ["STATUS_INVALID_PARAMETER"]
