@@ -9,7 +9,8 @@ every answer agrees, by the connections' fates), most severe first:
 * `status differs`: both refused, with different statuses.
 
 Its class is the case's mutation (kind and label) and the category. A disagreement is run a second time;
-one that does not show again (a server slower than the timeout once) is counted as unstable, not classed.
+one that does not show again (a server slower than the timeout once; the second run waits three times as
+long) is counted as unstable, not classed.
 """
 
 from __future__ import annotations
@@ -145,8 +146,8 @@ def run_campaign(
     campaign = Campaign(seed)
     start = time.monotonic()
 
-    def both(case: Case) -> tuple[Outcome, Outcome]:
-        return run(case.edits, ours, account, timeout), run(case.edits, smbd, account, timeout)
+    def both(case: Case, wait: float = timeout) -> tuple[Outcome, Outcome]:
+        return run(case.edits, ours, account, wait), run(case.edits, smbd, account, wait)
 
     baseline = both(Case(-1, "baseline", ()))
     for outcome, who in zip(baseline, ("ours", "smbd"), strict=True):
@@ -161,8 +162,9 @@ def run_campaign(
         category = classify(ours_outcome, smbd_outcome)
         if category is None:
             return None
-        if classify(*both(case)) != category:
-            # A server slower than `timeout` once (a loaded machine) is no behaviour: counted apart.
+        if classify(*both(case, 3 * timeout)) != category:
+            # A server slower than `timeout` once (a loaded machine) is no behaviour: counted apart. The
+            # second run waits three times as long, so a server that is merely slow answers this time.
             return Unstable(case, category, ours_outcome, smbd_outcome)
         shown = case
         if len(case.edits) > 1:
