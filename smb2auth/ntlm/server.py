@@ -399,10 +399,9 @@ class NtlmServer(SecurityContext):
                 )
         av_flags = av_get(blob.av_pairs, AvId.MsvAvFlags)
         flags_value = unpack_u32(av_flags, "MsvAvFlags") if av_flags is not None else 0
+        # MS-NLMP 3.2.5.1.2: MsvAvFlags 0x2 promises a MIC; a missing one fails once the password has been
+        # checked (Samba ntlmssp_server_postauth), so a wrong password still reads LOGON_FAILURE.
         self.mic_present = bool(flags_value & AvFlags.MIC_PRESENT)
-        if self.mic_present and (auth.mic is None or auth.mic == b"\x00" * 16):
-            # MS-NLMP 3.2.5.1.2: MsvAvFlags 0x2 promises a MIC (Samba: INVALID_PARAMETER without one).
-            raise self._fail(NtStatus.STATUS_INVALID_PARAMETER, "MIC promised by MsvAvFlags but missing")
         self._check_channel_bindings(av_get(blob.av_pairs, AvId.MsvAvChannelBindings))
 
     def _check_channel_bindings(self, sent: bytes | None) -> None:
@@ -428,6 +427,9 @@ class NtlmServer(SecurityContext):
         if not result.ok:
             status = result.status
             if status == NtStatus.STATUS_NO_SUCH_USER and self.policy.allow_guest:
+                if self.mic_present and not any(auth.mic or b""):
+                    missing = "MIC promised by MsvAvFlags but missing"
+                    raise self._fail(NtStatus.STATUS_INVALID_PARAMETER, missing)
                 guest = Account("Guest", self.target.nb_domain, guest=True)
                 self.is_guest = True
                 self._finish(guest, b"\x00" * 16, anonymous=False, verify_mic=False)
@@ -470,7 +472,9 @@ class NtlmServer(SecurityContext):
             expected = crypto.mic(exported, self._negotiate, self._challenge, zero_mic(self._auth_bytes))
             if not hmac.compare_digest(expected, auth.mic or b""):
                 # Samba ntlmssp_server_postauth: a MIC that does not verify -> INVALID_PARAMETER.
-                raise self._fail(NtStatus.STATUS_INVALID_PARAMETER, "MIC mismatch")
+                missing = not any(auth.mic or b"")
+                reason = "MIC promised by MsvAvFlags but missing" if missing else "MIC mismatch"
+                raise self._fail(NtStatus.STATUS_INVALID_PARAMETER, reason)
         self.account = account
         self.is_anonymous = anonymous
         self.session_key = exported

@@ -14,7 +14,7 @@ import pytest
 from fuzz.differential import known, peers
 from fuzz.differential.cases import FAMILIES, make_case
 from fuzz.differential.compare import OURS_ACCEPTS, run_campaign
-from fuzz.differential.script import REGISTRY
+from fuzz.differential.script import REGISTRY, Edit, run
 from smb2auth.smb2.header import Command
 from smb2auth.smb2.negotiate import Dialect, NegotiateRequest, SecurityMode
 from smb2auth.smb2.negotiate_contexts import (
@@ -120,3 +120,15 @@ def test_a_related_negotiate_is_refused() -> None:
         (Dialect.SMB3_1_1,), SecurityMode.SIGNING_ENABLED, NO_CAPABILITIES, b"G" * 16, preauth_contexts())))
     struct.pack_into("<I", request, 16, struct.unpack_from("<I", request, 16)[0] | 0x4)
     assert [a.status for a in d.send_raw(bytes(request))] == ["STATUS_INVALID_PARAMETER"]
+
+
+@pytest.mark.parametrize(("edit", "status"), [
+    # DomainName's offset moved into the header: the MIC seems absent, the domain is garbage; smbd reads
+    # LOGON_FAILURE, since Samba checks the MIC only after the password (ntlmssp_server_postauth).
+    (Edit("ntlm.raw-field", "auth.bytes", (28, "offset", 0)), "STATUS_LOGON_FAILURE"),
+    # The right password with a zeroed MIC: MS-NLMP 3.2.5.1.2 -> INVALID_PARAMETER, as smbd answers.
+    (Edit("ntlm.mic", "auth", ("zero",)), "STATUS_INVALID_PARAMETER"),
+])
+def test_a_missing_mic_fails_after_the_password(harness: tuple[str, int], edit: Edit, status: str) -> None:
+    outcome = run((edit,), harness, peers.ACCOUNT, 5.0)
+    assert outcome.steps[-1] == (status,)
