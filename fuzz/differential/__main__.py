@@ -1,4 +1,5 @@
-"""python -m fuzz.differential --seed N --count M [--time-limit S] [--json FILE] [--ours inproc|subprocess]"""
+"""python -m fuzz.differential --seed N --count M [--time-limit S] [--json FILE] [--jobs N]
+[--ours inproc|subprocess]"""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 import sys
 
 from fuzz.differential import known, peers
-from fuzz.differential.compare import run_campaign
+from fuzz.differential.compare import Campaign, run_campaign
 from fuzz.differential.report import render, to_json
 
 
@@ -19,11 +20,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS", help="stop after this long")
     p.add_argument("--timeout", type=float, default=1.0, metavar="SECONDS",
                    help="how long a server may stay silent before the step counts as unanswered (default 1)")
-    p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    p.add_argument("--json", metavar="FILE",
+                   help="also write the report as JSON (rewritten every 2000 cases while the run goes on)")
     p.add_argument("--ours", choices=("inproc", "subprocess"), default="inproc",
                    help="our server in this process (default) or as `python -m smb2auth serve`")
     p.add_argument("--only", action="append", default=[], metavar="PREFIX",
                    help="only cases whose mutations' kinds start with PREFIX (repeatable), e.g. spnego.")
+    p.add_argument("--jobs", type=int, default=16, metavar="N",
+                   help="cases run at once, each on its own connections (default 16)")
     p.add_argument("--brief", action="store_true", help="the tables only, no examples")
     args = p.parse_args(argv)
     logging.disable(logging.CRITICAL)  # our server logs every refused login
@@ -32,16 +36,19 @@ def main(argv: list[str] | None = None) -> int:
         if (index + 1) % 500 == 0:
             print(f"... {index + 1} cases", file=sys.stderr, flush=True)
 
+    def write_json(campaign: Campaign) -> None:
+        if args.json:
+            with open(args.json, "w") as out:
+                json.dump(to_json(campaign, known.KNOWN), out, indent=2)
+                out.write("\n")
+
     with peers.smbd() as smbd_address, peers.ours(args.ours) as ours_address:
         campaign = run_campaign(args.seed, args.count, ours_address, smbd_address, account=peers.ACCOUNT,
                                 timeout=args.timeout, time_limit=args.time_limit, progress=progress,
-                                only=tuple(args.only))
+                                only=tuple(args.only), jobs=args.jobs, checkpoint=write_json)
     report = to_json(campaign, known.KNOWN)
     print(render(report, examples=not args.brief))
-    if args.json:
-        with open(args.json, "w") as out:
-            json.dump(report, out, indent=2)
-            out.write("\n")
+    write_json(campaign)
     return 0
 
 

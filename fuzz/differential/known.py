@@ -5,4 +5,19 @@ from __future__ import annotations
 
 __all__ = ["KNOWN"]
 
-KNOWN: dict[tuple[str, str], str] = {}
+_DUPLICATE = ("MS-SMB2 3.3.5.4: a second SMB2_PREAUTH_INTEGRITY_CAPABILITIES or "
+              "SMB2_ENCRYPTION_CAPABILITIES context fails the NEGOTIATE with STATUS_INVALID_PARAMETER; "
+              "Samba 4.17 uses the first and never looks for a second (as the conformance suite's "
+              "311-duplicate-* cases record). Pinned by "
+              "tests/hardening/test_differential.py::test_known_duplicate_preauth_or_encryption_fails.")
+_BINDING = ("MS-SMB2 3.3.5.5: SMB2_SESSION_FLAG_BINDING on a server without multichannel fails with "
+            "STATUS_REQUEST_NOT_ACCEPTED (smbd, which binds, answers STATUS_NOT_SUPPORTED for this session). "
+            "Pinned by tests/hardening/test_differential.py::"
+            "test_known_binding_flag_on_a_session_in_progress.")
+
+KNOWN: dict[tuple[str, str], str] = {
+    ("smb2.context[duplicate preauth]", "we refuse what smbd accepts"): _DUPLICATE,
+    ("smb2.context[duplicate encryption]", "we refuse what smbd accepts"): _DUPLICATE,
+    ("smb2.setup-field[flags 1 @auth]", "status differs"): _BINDING,
+    ("smb2.setup-field[flags 255 @auth]", "status differs"): _BINDING,
+}

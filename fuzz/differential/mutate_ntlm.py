@@ -259,16 +259,40 @@ def _ntlm_no_version(spec: AuthSpec, args: tuple[()], conv: Conversation) -> Aut
     return spec
 
 
+FLIP_REGIONS = {
+    "the fixed part": None,
+    "LmChallengeResponse": 12,
+    "NtChallengeResponse": 20,
+    "DomainName": 28,
+    "UserName": 36,
+    "Workstation": 44,
+    "EncryptedRandomSessionKey": 52,
+}
+
+
 @generator("ntlm")
 def ntlm_raw_flip(rng: random.Random) -> Edit:
-    return Edit("ntlm.raw-flip", "auth.bytes", (rng.randrange(1 << 16), 1 << rng.randrange(8)),
-                "a bit of the AUTHENTICATE flipped")
+    # The payload's layout follows the server's CHALLENGE (its target info comes back in the NT response):
+    # a flip names a field and a byte in it, so both servers see the same byte of the same field flipped.
+    region = rng.choice(sorted(FLIP_REGIONS))
+    return Edit("ntlm.raw-flip", "auth.bytes", (region, rng.randrange(1 << 16), 1 << rng.randrange(8)),
+                f"a bit of {region} flipped")
 
 
 @applies("ntlm.raw-flip")
-def _ntlm_raw_flip(data: bytes, args: tuple[int, int], conv: Conversation) -> bytes:
+def _ntlm_raw_flip(data: bytes, args: tuple[str, int, int], conv: Conversation) -> bytes:
+    region, index, bit = args
     out = bytearray(data)
-    out[args[0] % len(out)] ^= args[1]
+    field_at = FLIP_REGIONS[region]
+    if field_at is None:
+        start, length = 0, min(len(out), 88)  # MS-NLMP 2.2.1.3: the fields before the payload
+    elif field_at + 8 <= len(out):
+        length, _, start = struct.unpack_from("<HHI", out, field_at)
+        length = max(0, min(length, len(out) - start))
+    else:
+        length = 0
+    if length:
+        out[start + index % length] ^= bit
     return bytes(out)
 
 

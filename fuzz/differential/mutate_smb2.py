@@ -94,18 +94,25 @@ def _header_protocol(header: Header, args: tuple[bytes], conv: Conversation) -> 
     return header
 
 
+# The last SESSION_SETUP's token follows the server's CHALLENGE, so there only the header and the fixed
+# body (the same bytes for both servers) are flipped; the token is the ntlm and spnego families' business.
+FLIP_END = {"negotiate": 1 << 16, "first": 1 << 16, "auth": 4 + 64 + 24}
+
+
 @generator("smb2")
 def raw_flip(rng: random.Random) -> Edit:
     target = rng.choice(TARGETS)
-    return Edit("smb2.flip", f"frame.{target}", (rng.randrange(4, 1 << 16), 1 << rng.randrange(8)),
-                f"a bit flipped @{target}")
+    where = "the header or fixed body" if target == "auth" else "the frame"
+    return Edit("smb2.flip", f"frame.{target}", (FLIP_END[target], rng.randrange(4, 1 << 16),
+                1 << rng.randrange(8)), f"a bit of {where} flipped @{target}")
 
 
 @applies("smb2.flip")
-def _raw_flip(data: bytes, args: tuple[int, int], conv: Conversation) -> bytes:
+def _raw_flip(data: bytes, args: tuple[int, int, int], conv: Conversation) -> bytes:
     out = bytearray(data)
-    at = 4 + (args[0] - 4) % (len(out) - 4)
-    out[at] ^= args[1]
+    end = min(len(out), args[0])
+    at = 4 + (args[1] - 4) % (end - 4)
+    out[at] ^= args[2]
     return bytes(out)
 
 

@@ -119,7 +119,13 @@ def token_flip(rng: random.Random) -> Edit:
 @applies("spnego.flip")
 def _token_flip(data: bytes, args: tuple[int, int], conv: Conversation) -> bytes:
     out = bytearray(data)
-    out[args[0] % len(out)] ^= args[1]
+    positions = range(len(out))
+    auth = conv.stash.get("auth", b"")
+    start = data.find(auth) if auth else -1
+    if start >= 0:
+        # The AUTHENTICATE differs per server (mutate_ntlm flips it): flip the wrapper around it.
+        positions = [*range(start), *range(start + len(auth), len(out))]
+    out[positions[args[0] % len(positions)]] ^= args[1]
     return bytes(out)
 
 

@@ -31,9 +31,11 @@ def to_json(campaign: Campaign, known: dict[tuple[str, str], str] | None = None)
         "elapsed_seconds": round(campaign.elapsed, 1),
         "cases_per_family": dict(sorted(campaign.per_family.items())),
         "disagreements": len(campaign.disagreements),
+        "outside_known": sum(1 for d in campaign.disagreements if (d.name, d.category) not in (known or {})),
         "per_category": {c: sum(1 for d in campaign.disagreements if d.category == c) for c in CATEGORIES},
         "classes": classes,
         "fuzzer_errors": campaign.errors,
+        "unstable": [str(u) for u in campaign.unstable],
     }
 
 
@@ -41,7 +43,8 @@ def render(report: dict[str, Any], *, examples: bool = True) -> str:
     lines = [
         f"seed {report['seed']}: {report['cases']} cases in {report['elapsed_seconds']} s "
         f"({', '.join(f'{k} {v}' for k, v in report['cases_per_family'].items())}), "
-        f"{report['disagreements']} disagreements",
+        f"{report['disagreements']} disagreements ({report['outside_known']} outside known.py), "
+        f"{len(report['unstable'])} unstable",
         "",
         "| category | cases |",
         "|---|---:|",
@@ -58,6 +61,9 @@ def render(report: dict[str, Any], *, examples: bool = True) -> str:
                 lines.append(f"  {n:4} x {outcome}")
             for ex in cls["examples"]:
                 lines.append(f"  case {ex['case']}: {' + '.join(ex['edits'])}")
+    if report["unstable"]:
+        lines += ["", f"{len(report['unstable'])} unstable (not shown again on a second run):"]
+        lines += [f"  {u}" for u in report["unstable"][:10]]
     for error in report["fuzzer_errors"]:
         lines.append(f"fuzzer error: {error}")
     return "\n".join(lines)

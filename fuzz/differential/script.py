@@ -8,6 +8,7 @@ case's edits for that stage rewrite what is about to go out. Every request's ans
 
 from __future__ import annotations
 
+import itertools
 import socket
 import struct
 from collections.abc import Callable
@@ -31,6 +32,7 @@ NO_ANSWER = "no answer"
 NBSS_POSITIVE = "NBSS positive response"
 STATUS_PENDING = 0x00000103
 T = TypeVar("T")
+_CLIENT_GUIDS = itertools.count(0x4747_4747_4747_4747_4747_4747_4747_0000)
 
 
 @dataclass(frozen=True)
@@ -230,8 +232,8 @@ def _server_ntlm(token: bytes) -> bytes | None:
     return resp.response_token if isinstance(resp, tokens.NegTokenResp) else None
 
 
-def login(conv: Conversation, account: Account) -> None:
-    negotiate = conv.at("negotiate", NegotiateSpec())
+def login(conv: Conversation, account: Account, client_guid: bytes) -> None:
+    negotiate = conv.at("negotiate", NegotiateSpec(client_guid=client_guid))
     answers = conv.request("negotiate", Command.NEGOTIATE, conv.at("negotiate.bytes", negotiate.pack()))
     if not answers or answers[0].status != NtStatus.STATUS_SUCCESS:
         return
@@ -256,6 +258,7 @@ def login(conv: Conversation, account: Account) -> None:
             spec = conv.at("auth", spec_for(challenge, account.user, account.password, account.domain))
             built = build(spec, ntlm_negotiate, ntlm)
             auth = conv.at("auth.bytes", built.message)
+            conv.stash["auth"] = auth
             if raw:
                 token = auth
             else:
@@ -279,6 +282,8 @@ def run(edits: tuple[Edit, ...], address: tuple[str, int], account: Account, tim
     with socket.create_connection(address, timeout=timeout) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conv = Conversation(sock, edits)
-        login(conv, account)
+        # smbd 4.15+ hands a connection whose ClientGUID another live connection holds to that connection's
+        # process (smbXsrv_client_connection_pass): concurrent cases must not share one.
+        login(conv, account, next(_CLIENT_GUIDS).to_bytes(16, "little"))
         fate = conv.fate()
         return Outcome(tuple(conv.steps), fate)

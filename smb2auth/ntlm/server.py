@@ -119,7 +119,6 @@ _AV_MINIMUM: dict[int, int] = {AvId.MsvAvFlags: 4, AvId.MsvAvTimestamp: 8, AvId.
 _MSV_AV_FLAGS: Final = int(AvId.MsvAvFlags)
 _MSV_AV_CHANNEL_BINDINGS: Final = int(AvId.MsvAvChannelBindings)
 _MIC_PRESENT: Final = int(AvFlags.MIC_PRESENT)
-_NO_MIC = bytes(16)
 _utf_16_le_decode = codecs.utf_16_le_decode
 
 
@@ -406,10 +405,9 @@ class NtlmServer(SecurityContext):
                 )
         av_flags = sent.get(_MSV_AV_FLAGS)
         flags_value = unpack_u32(av_flags, "MsvAvFlags") if av_flags is not None else 0
+        # MS-NLMP 3.2.5.1.2: MsvAvFlags 0x2 promises a MIC; a missing one fails once the password has been
+        # checked (Samba ntlmssp_server_postauth), so a wrong password still reads LOGON_FAILURE.
         self.mic_present = bool(flags_value & _MIC_PRESENT)
-        if self.mic_present and (auth.mic is None or auth.mic == _NO_MIC):
-            # MS-NLMP 3.2.5.1.2: MsvAvFlags 0x2 promises a MIC (Samba: INVALID_PARAMETER without one).
-            raise self._fail(NtStatus.STATUS_INVALID_PARAMETER, "MIC promised by MsvAvFlags but missing")
         self._check_channel_bindings(sent.get(_MSV_AV_CHANNEL_BINDINGS))
 
     def _check_channel_bindings(self, sent: bytes | None) -> None:
@@ -435,6 +433,9 @@ class NtlmServer(SecurityContext):
         if not result.ok:
             status = result.status
             if status == NtStatus.STATUS_NO_SUCH_USER and self.policy.allow_guest:
+                if self.mic_present and not any(auth.mic or b""):
+                    missing = "MIC promised by MsvAvFlags but missing"
+                    raise self._fail(NtStatus.STATUS_INVALID_PARAMETER, missing)
                 guest = Account("Guest", self.target.nb_domain, guest=True)
                 self.is_guest = True
                 self._finish(guest, b"\x00" * 16, anonymous=False, verify_mic=False)
@@ -477,7 +478,9 @@ class NtlmServer(SecurityContext):
             expected = crypto.mic(exported, self._negotiate, self._challenge, zero_mic(self._auth_bytes))
             if not hmac.compare_digest(expected, auth.mic or b""):
                 # Samba ntlmssp_server_postauth: a MIC that does not verify -> INVALID_PARAMETER.
-                raise self._fail(NtStatus.STATUS_INVALID_PARAMETER, "MIC mismatch")
+                missing = not any(auth.mic or b"")
+                reason = "MIC promised by MsvAvFlags but missing" if missing else "MIC mismatch"
+                raise self._fail(NtStatus.STATUS_INVALID_PARAMETER, reason)
         self.account = account
         self.is_anonymous = anonymous
         self.session_key = exported

@@ -11,6 +11,7 @@ signatures and sealing, and dispatch; NEGOTIATE, SESSION_SETUP/LOGOFF and TREE_C
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 
 from smb2auth.errors import MalformedMessage, ProtocolStateError
@@ -75,6 +76,31 @@ class _Paused:
 
     frame: _Frame
     setup: session_setup.Paused
+
+
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+
+
+def _check_chain(data: bytes) -> None:
+    """Samba smbd_smb2_inbuf_parse_compound and smbd_smb2_request_validate: a chain that does not split into
+    messages of a 64-byte header and a body of at least two bytes (StructureSize, its low bit dropped, and
+    NextCommand read so) drops the connection unanswered."""
+    offset = 0
+    while offset < len(data):
+        left = len(data) - offset
+        if left < HEADER_SIZE + 2:
+            raise Disconnect(f"message {offset}: {left} bytes, shorter than a header and a StructureSize")
+        (next_command,) = _U32.unpack_from(data, offset + 20)
+        size = left
+        if next_command:
+            if next_command < HEADER_SIZE + 2 or next_command > left:
+                raise Disconnect(f"message {offset}: NextCommand {next_command} outside the chain")
+            size = next_command
+        (structure_size,) = _U16.unpack_from(data, offset + HEADER_SIZE)
+        if min(structure_size & ~1, size - HEADER_SIZE) < 2:
+            raise Disconnect(f"message {offset}: body StructureSize {structure_size}")
+        offset += size
 
 
 class Connection:
@@ -195,6 +221,7 @@ class Connection:
             if data[:4] != SMB2_PROTOCOL_ID:
                 # MS-SMB2 3.3.5.2: not SMB2 (nor a transform we could decrypt): disconnect.
                 raise Disconnect(f"unsupported protocol id {data[:4].hex()}")
+            _check_chain(data)
             try:
                 parts = split_compound(data)
             except MalformedMessage as exc:
@@ -376,15 +403,15 @@ class Connection:
             # Samba smbd_smb2_request_dispatch: a flag not defined for this request and dialect (MS-SMB2
             # 2.2.1.2; SERVER_TO_REDIR in a request among them) -> STATUS_INVALID_PARAMETER.
             return reply.fail(NtStatus.STATUS_INVALID_PARAMETER)
+        if related and index == 0:
+            # MS-SMB2 3.3.5.2.7.2: the first request of a chain cannot be related (a NEGOTIATE included).
+            return reply.fail(NtStatus.STATUS_INVALID_PARAMETER)
         if h.command is Command.NEGOTIATE:
             if negotiate(self.ctx, self.negotiated, part, reply, self.hostile):
                 self.state = conn_next(self.state, ConnEvent.NEGOTIATE)
                 self.window.multi_credit = self.negotiated.dialect != Dialect.SMB2_0_2
             return reply
         self.state = conn_next(self.state, ConnEvent.REQUEST)
-        if related and index == 0:
-            # MS-SMB2 3.3.5.2.7.2: the first request of a chain cannot be related.
-            return reply.fail(NtStatus.STATUS_INVALID_PARAMETER)
         session = self.sessions.get(session_id) if session_id else None
         refused = self._check_signature(part, reply, session, session_id, sealed)
         if refused is not None:

@@ -183,6 +183,11 @@ _CONTEXT_CLASSES: dict[
 }
 
 
+_ONCE = frozenset(
+    (NegotiateContextType.PREAUTH_INTEGRITY_CAPABILITIES, NegotiateContextType.ENCRYPTION_CAPABILITIES)
+)
+
+
 def pack_contexts(contexts: tuple[NegotiateContext, ...], start: int) -> bytes:
     """Contexts laid out from header offset `start` (already 8-aligned), each 8-byte aligned."""
     out = bytearray()
@@ -212,10 +217,13 @@ def unpack_contexts(body: bytes, offset: int, count: int, fixed: int) -> tuple[N
             raise bad(f"negotiate context {i} data outside the message", HEADER_SIZE + pos)
         data = body[data_start : data_start + length]
         known = _CONTEXT_CLASSES.get(context_type)
-        if known is not None:
-            if context_type in seen:
-                # MS-SMB2 3.3.5.4: a context type given twice fails with STATUS_INVALID_PARAMETER.
+        if known is not None and context_type in seen:
+            if context_type in _ONCE:
+                # MS-SMB2 3.3.5.4: a second PREAUTH_INTEGRITY or ENCRYPTION context fails the request.
                 raise bad(f"negotiate context type {context_type} given twice", HEADER_SIZE + pos)
+            # Samba smb2_negotiate_context_find: the first of a type counts, a later one is left unread.
+            contexts.append(UnknownNegotiateContext(context_type, data))
+        elif known is not None:
             seen.add(context_type)
             try:
                 contexts.append(known.unpack_data(data))
