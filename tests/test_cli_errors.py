@@ -231,3 +231,18 @@ def test_serve_refused_config_leaves_logging_alone(capsys: pytest.CaptureFixture
     before = login_log.level
     code, _, _ = run_main(capsys, "serve", "--listen", "127.0.0.1:0", "--max-connections", "0")
     assert code == 2 and login_log.level == before
+
+
+def test_proxy_leaves_the_callers_event_loop_policy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`proxy --loop auto` picks uvloop for itself only: a caller in the same process (here, the rest of the
+    test session's harnesses) keeps the event loop policy it had, even when the command fails."""
+    import asyncio
+
+    before = asyncio.get_event_loop_policy()
+    users = tmp_path / "smbpasswd"
+    users.write_text(BAD_SMBPASSWD)
+    code, _, _ = run_main(capsys, "proxy", "--loop", "auto", "--users", str(users), "--listen", "127.0.0.1:0")
+    assert code == 2
+    assert asyncio.get_event_loop_policy() is before

@@ -55,6 +55,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    previous = asyncio.get_event_loop_policy()
+    try:
+        return _run(args)
+    finally:
+        # the loop choice is this command's: a caller in the same process (a test, an embedding program)
+        # gets its own event loop policy back
+        asyncio.set_event_loop_policy(previous)
+
+
+def _run(args: argparse.Namespace) -> int:
     from smb2auth.http.auth import Role
     from smb2auth.http.proxy import NtlmProxy
 
