@@ -14,7 +14,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from smb2auth.authority.consult import consult
 from smb2auth.events import EventLog
@@ -70,8 +70,8 @@ class _Smb2Protocol(asyncio.Protocol):
         self._paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # a stream transport, though not always an asyncio.Transport subclass (uvloop's TCPTransport is not)
+        self.transport = transport = cast(asyncio.Transport, transport)
         server = self.server
         peer = format_address(transport.get_extra_info("peername"))
         if len(server._connections) >= server.config.max_connections:
