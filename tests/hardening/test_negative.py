@@ -119,7 +119,7 @@ def _edit_blob(keep: Callable[[AvId], bool], rename: bool) -> Callable[[Authenti
         response = NtlmV2Response.unpack(auth.nt_response)
         blob = response.client_challenge
         pairs = tuple(
-            dataclasses.replace(p, value="EVIL".encode("utf-16-le"))
+            p._replace(value="EVIL".encode("utf-16-le"))
             if rename and p.id == AvId.MsvAvNbComputerName
             else p
             for p in blob.av_pairs
