@@ -6,6 +6,9 @@ base config into a temp dir, the test user and the member-server machine account
 finds winbindd only there), leading its own session so that SIGTERM to its PID stops all of it. The DC
 binds one address of 127.0.0.0/8 that nothing else listens on (it needs the fixed ports 445 and 135),
 and stops itself after `max_runtime` seconds should the test run die without tearing it down.
+`running_second_dc` joins a second DC to that domain on another loopback address (`samba-tool domain
+join ... DC`, no replication service: it holds what the join copied), for the tests that spread secure
+channels over several DCs and fail over between them.
 """
 
 from __future__ import annotations
