@@ -15,7 +15,10 @@ from smb2auth.commands._args import PASSWORD_ENV, positive_seconds, read_secret
 from smb2auth.commands.connect import DEFAULT_PORT, parse_credentials, parse_target
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from smb2auth.conformance import Result, Target
+    from smb2auth.conformance.registry import Case
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -64,15 +67,11 @@ def run(args: argparse.Namespace) -> int:
         words = [args.target] if args.target and not args.target.startswith("//") else []
         words += args.client_command
         raise ValueError(f"unexpected arguments {' '.join(words)!r} (a client command needs --client)")
-    from smb2auth.conformance import CASES, DEFAULT_TIMEOUT, Target, select
+    from smb2auth.conformance import CASES, DEFAULT_TIMEOUT, Target
     from smb2auth.conformance import run as run_suite
-    from smb2auth.conformance.report import as_json, as_junit, as_table, failing, listing, progress_line
 
-    cases = select(CASES, args.patterns)
-    if args.patterns and not cases:
-        raise ValueError(f"-k {' -k '.join(args.patterns)}: no case matches")
+    cases = _selected(CASES, args, "case")
     if args.list:
-        sys.stdout.write(listing(cases))
         return 0
     if args.target is None:
         raise ValueError("give the server as //HOST[:PORT]")
@@ -92,30 +91,17 @@ def run(args: argparse.Namespace) -> int:
     target = Target(host, port or DEFAULT_PORT, user, password, domain)
     where = f"[{host}]:{target.port}" if ":" in host else f"{host}:{target.port}"
     _reachable(target)
-
-    def progress(i: int, n: int, result: Result) -> None:
-        print(progress_line(i, n, result), file=sys.stderr, flush=True)
-
-    results = run_suite(cases, target, timeout=args.timeout or DEFAULT_TIMEOUT,
-                        progress=progress if sys.stderr.isatty() else None)
-    sys.stdout.write(as_json(results, where) + "\n" if args.json else as_table(results))
-    if args.junit:
-        Path(args.junit).write_text(as_junit(results, where, strict=args.strict))
-    return 1 if failing(results, strict=args.strict) else 0
+    results = run_suite(cases, target, timeout=args.timeout or DEFAULT_TIMEOUT, progress=_progress())
+    return _report(results, where, args)
 
 
 def run_client(args: argparse.Namespace) -> int:
     import logging
 
     from smb2auth.conformance.clients import CLIENT_CASES, DEFAULT_TIMEOUT, run_clients
-    from smb2auth.conformance.registry import select
-    from smb2auth.conformance.report import as_json, as_junit, as_table, failing, listing, progress_line
 
-    cases = select(CLIENT_CASES, args.patterns)
-    if args.patterns and not cases:
-        raise ValueError(f"-k {' -k '.join(args.patterns)}: no scenario matches")
+    _selected(CLIENT_CASES, args, "scenario")
     if args.list:
-        sys.stdout.write(listing(cases))
         return 0
     command = ([args.target] if args.target else []) + list(args.client_command)
     if command[:1] == ["--"]:
@@ -130,16 +116,43 @@ def run_client(args: argparse.Namespace) -> int:
         if not user:
             raise ValueError(f"-U {args.user!r}: no user name")
         domain = domain or "TESTGRP"
-
-    def progress(i: int, n: int, result: Result) -> None:
-        print(progress_line(i, n, result), file=sys.stderr, flush=True)
-
     # The harness's login events are the verdicts the table reports; one line each on stderr is noise here.
     logging.getLogger("smb2auth.login").setLevel(logging.ERROR)
     results = run_clients(command, args.patterns, user=user, password=password, domain=domain,
                           timeout=args.timeout or DEFAULT_TIMEOUT, wait=args.hostile_wait,
-                          progress=progress if sys.stderr.isatty() else None)
-    where = " ".join(command)
+                          progress=_progress())
+    return _report(results, " ".join(command), args)
+
+
+def _selected(cases: Sequence[Case], args: argparse.Namespace, noun: str) -> list[Case]:
+    """The cases -k picks (ValueError when it picks none); with --list, their listing is printed."""
+    from smb2auth.conformance.registry import select
+    from smb2auth.conformance.report import listing
+
+    picked = select(cases, args.patterns)
+    if args.patterns and not picked:
+        raise ValueError(f"-k {' -k '.join(args.patterns)}: no {noun} matches")
+    if args.list:
+        sys.stdout.write(listing(picked))
+    return picked
+
+
+def _progress() -> Callable[[int, int, Result], None] | None:
+    """A progress line per case on stderr, when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    from smb2auth.conformance.report import progress_line
+
+    def progress(i: int, n: int, result: Result) -> None:
+        print(progress_line(i, n, result), file=sys.stderr, flush=True)
+
+    return progress
+
+
+def _report(results: list[Result], where: str, args: argparse.Namespace) -> int:
+    """The table or JSON on stdout, JUnit XML to --junit; exit 1 on a FAIL (or a WARN with --strict)."""
+    from smb2auth.conformance.report import as_json, as_junit, as_table, failing
+
     sys.stdout.write(as_json(results, where) + "\n" if args.json else as_table(results))
     if args.junit:
         Path(args.junit).write_text(as_junit(results, where, strict=args.strict))
