@@ -119,7 +119,6 @@ def _serve_here(proxy: NtlmProxy, listen: tuple[str, int]) -> None:
 def _serve_workers(proxy: NtlmProxy, workers: int, listen: tuple[str, int]) -> None:
     import asyncio
     import dataclasses
-    import signal
 
     from smb2auth.http.wire import MAX_HEAD
     from smb2auth.server.workers import ProcessPool
@@ -141,14 +140,4 @@ def _serve_workers(proxy: NtlmProxy, workers: int, listen: tuple[str, int]) -> N
             return close
 
     pool = ProxyWorkers(workers)
-    signals = (signal.SIGINT, signal.SIGTERM)
-    handlers = {signum: signal.signal(signum, lambda *_: pool.stop()) for signum in signals}
-    try:
-        host, port = pool.listen(*listen)
-        pool.start()
-        _started(host, port)
-        pool.serve_forever()
-    finally:
-        pool.close()
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
+    pool.run_until_signalled(lambda: pool.listen(*listen), lambda bound: _started(*bound))

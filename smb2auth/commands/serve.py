@@ -196,19 +196,9 @@ def _serve_workers(
     password: str | None,
 ) -> None:
     """`workers` processes on one SO_REUSEPORT group per address; this one logs their logins."""
-    import signal
 
     from smb2auth.server.workers import WorkerPool
 
     pool = WorkerPool(config, workers, authority=authority)
-    signals = (signal.SIGINT, signal.SIGTERM)
-    handlers = {signum: signal.signal(signum, lambda *_: pool.stop()) for signum in signals}
-    try:
-        bound = [pool.listen(host, port) for host, port in listen]
-        pool.start()
-        _announce(password, bound)
-        pool.serve_forever()
-    finally:
-        pool.close()
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
+    pool.run_until_signalled(lambda: [pool.listen(host, port) for host, port in listen],
+                             lambda bound: _announce(password, bound))

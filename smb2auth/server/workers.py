@@ -51,13 +51,15 @@ import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from smb2auth.errors import Smb2AuthError
 from smb2auth.events import EventLog, LoginEvent
 from smb2auth.ntlm.authority import AnyAuthority
 from smb2auth.server.aio import Smb2Server
 from smb2auth.server.config import ServerConfig
+
+T = TypeVar("T")
 
 __all__ = ["AuthorityFactory", "Closer", "ProcessPool", "WorkerError", "WorkerPool", "usable_cores"]
 
@@ -299,6 +301,22 @@ class ProcessPool:
             self._shutdown()
         if self._failure is not None:
             raise self._failure
+
+    def run_until_signalled(self, listen: Callable[[], T], started: Callable[[T], None]) -> None:
+        """A command's whole run: SIGINT/SIGTERM stop the pool; `listen()` binds, the workers start,
+        `started(what listen returned)` announces them, then serve_forever; closed and the signal handlers
+        put back however it ends."""
+        signals = (signal.SIGINT, signal.SIGTERM)
+        handlers = {signum: signal.signal(signum, lambda *_: self.stop()) for signum in signals}
+        try:
+            bound = listen()
+            self.start()
+            started(bound)
+            self.serve_forever()
+        finally:
+            self.close()
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
 
     def stop(self) -> None:
         """Make serve_forever (or start) stop every worker; safe from a signal handler or another thread."""
