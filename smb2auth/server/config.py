@@ -69,7 +69,7 @@ class ServerConfig:
     handshake_timeout: float = 30.0
     idle_timeout: float = 900.0
     max_message_size: int = 1024 * 1024
-    max_credits: int = 512
+    max_credits: int = 8192  # smb.conf "smb2 max credits" default
     max_transact_size: int = 65536
     hostile: str | None = None  # a server/hostile.py scenario: every connection misbehaves so, once
     hostile_wait: float = 3.0  # seconds after the hostile step a client that sends nothing has refused it

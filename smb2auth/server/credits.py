@@ -61,6 +61,11 @@ class CreditWindow:
         if async_request:
             return 0
         charge = self.charge(credit_charge)
+        if charge > self.max_credits:
+            # Samba smb2_set_operation_credit ("credit charge > max credits"): a charge above what the server
+            # could ever grant drops the connection unanswered; it shows on a NEGOTIATE that just chose a
+            # multi-credit dialect (MS-SMB2 3.3.5.4), every later request is bounded by the window.
+            raise Disconnect(f"CreditCharge {charge} above the {self.max_credits} credits a client may hold")
         extra = max(1, requested) - 1
         if command == Command.NEGOTIATE or (
             command == Command.SESSION_SETUP and status != NtStatus.STATUS_SUCCESS

@@ -23,8 +23,8 @@ from smb2auth.ntlm.client import NtlmClient
 from smb2auth.ntlm.messages import AuthenticateMessage, AvId, NtlmV2Response
 from smb2auth.ntlm.server import ChannelBindingPolicy, NtlmPolicy
 from smb2auth.smb2.framing import frame
-from smb2auth.smb2.header import Command
-from smb2auth.smb2.negotiate import Dialect
+from smb2auth.smb2.header import Command, HeaderFlags, Smb2Header
+from smb2auth.smb2.negotiate import Capabilities, Dialect, NegotiateRequest, SecurityMode
 from smb2auth.smb2.session import SessionSetupFlags, SessionSetupRequest, SessionSetupResponse
 from smb2auth.smb2.simple import EchoRequest
 from smb2auth.smb2.tree import TreeConnectRequest
@@ -32,7 +32,7 @@ from smb2auth.spnego import tokens
 from smb2auth.spnego.context import SpnegoClient
 from tests.hardening.raw import SocketDriver, login_answers, serving
 from tests.peers import Smbd, require_program
-from tests.server.driver import DOMAIN, PASSWORD, USER, Driver, make_context
+from tests.server.driver import DOMAIN, PASSWORD, USER, Driver, make_context, preauth_contexts
 
 Peer = Callable[[], Driver]
 DISABLED_USER = "bob"
@@ -305,6 +305,31 @@ def test_truncated_bodies_and_headers(peer: Peer) -> None:
     echo = driver.message(Command.ECHO, EchoRequest())
     assert driver.send_raw(echo[:40]) == []
     assert not serving(driver)
+
+
+@pytest.mark.parametrize(
+    ("dialects", "charge", "answered"),
+    [
+        ((Dialect.SMB2_1, Dialect.SMB2_0_2), 8192, True),
+        ((Dialect.SMB2_1, Dialect.SMB2_0_2), 8193, False),
+        ((Dialect.SMB3_1_1, Dialect.SMB2_1), 65535, False),
+        ((Dialect.SMB2_0_2,), 65535, True),
+    ],
+    ids=["2.1-8192", "2.1-8193", "3.1.1-65535", "2.0.2-65535"],
+)
+def test_negotiate_credit_charge(
+    peer: Peer, dialects: tuple[Dialect, ...], charge: int, answered: bool
+) -> None:
+    """A NEGOTIATE's CreditCharge counts once it chose a multi-credit dialect (MS-SMB2 3.3.5.4): above the
+    8192 credits smbd ("smb2 max credits") or we would ever grant, the connection drops unanswered."""
+    driver = peer()
+    contexts = preauth_contexts() if Dialect.SMB3_1_1 in dialects else ()
+    header = Smb2Header(Command.NEGOTIATE, HeaderFlags(0), 0, 0, 0, credit=1, credit_charge=charge).pack()
+    body = NegotiateRequest(dialects, SecurityMode.SIGNING_ENABLED, Capabilities(0), b"G" * 16, contexts)
+    answers = driver.send_raw(header + body.pack())
+    assert [a.status for a in answers] == (["STATUS_SUCCESS"] if answered else [])
+    driver.mid = 1 if dialects == (Dialect.SMB2_0_2,) else charge  # the MessageIds the NEGOTIATE used
+    assert serving(driver) is answered
 
 
 def test_oversized_frame_gets_no_answer(peer: Peer) -> None:
