@@ -132,12 +132,17 @@ def _token_flip(data: bytes, args: tuple[int, int], conv: Conversation) -> bytes
 @generator("spnego")
 def token_cut(rng: random.Random) -> Edit:
     leg = _leg(rng)
-    return Edit("spnego.cut", f"spnego.{leg}.bytes", (rng.randrange(1, 1 << 16),), f"token cut @{leg}")
+    return Edit("spnego.cut", f"spnego.{leg}.bytes", (rng.choice(("head", "tail")), rng.randrange(1, 128)),
+                f"token cut @{leg}")
 
 
 @applies("spnego.cut")
-def _token_cut(data: bytes, args: tuple[int], conv: Conversation) -> bytes:
-    return data[: args[0] % len(data)]
+def _token_cut(data: bytes, args: tuple[str, int], conv: Conversation) -> bytes:
+    # Counted from the start or the end, not as a share of the length: the two servers' CHALLENGEs differ,
+    # so do the lengths of the tokens answering them, and the same cut must land in the same field of both.
+    end, count = args
+    kept = count if end == "head" else len(data) - count
+    return data[: max(1, min(kept, len(data) - 1))]
 
 
 # -- the NegTokenInit's fields -------------------------------------------------------------------------

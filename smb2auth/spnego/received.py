@@ -262,7 +262,7 @@ def read(data: bytes) -> Received:
 def _outer_size(data: bytes) -> int | None:
     """Samba asn1_peek_full_tag: the size a token says it has (its header and content), for a framed
     NegTokenInit or a NegTokenResp whose length takes at most four octets; None for anything else."""
-    if len(data) < 3 or data[0] not in (0x60, 0xA1):
+    if len(data) < 2 or data[0] not in (0x60, 0xA1):
         return None
     first = data[1]
     if first < 0x80:

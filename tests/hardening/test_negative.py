@@ -255,6 +255,41 @@ def test_authenticate_sent_on_a_different_connection(peer: Peer) -> None:
 # -- SESSION_SETUP framing -------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("kept", "status"), [
+    (1, "STATUS_INVALID_PARAMETER"),  # no length yet
+    (2, "STATUS_MORE_PROCESSING_REQUIRED"),  # tag and length: a fragment, even with no content
+    (3, "STATUS_MORE_PROCESSING_REQUIRED"),
+    (40, "STATUS_MORE_PROCESSING_REQUIRED"),
+])
+def test_first_token_in_fragments(peer: Peer, kept: int, status: str) -> None:
+    """Samba gensec_spnego_update_in (asn1_peek_full_tag): a buffer shorter than the length its token
+    header declares is a fragment, answered with an empty MORE_PROCESSING_REQUIRED; the rest completes it."""
+    driver = _negotiated(peer)
+    token = SpnegoClient(NtlmClient(USER, PASSWORD, domain=DOMAIN, workstation="WS1")).step(None) or b""
+    first = driver.request(Command.SESSION_SETUP, SessionSetupRequest(token[:kept]))
+    assert first.status == status
+    if status != "STATUS_MORE_PROCESSING_REQUIRED":
+        return
+    assert SessionSetupResponse.unpack(first.body).security_buffer == b""
+    rest = driver.request(Command.SESSION_SETUP, SessionSetupRequest(token[kept:]),
+                          session_id=first.header.session_id)
+    assert rest.status == "STATUS_MORE_PROCESSING_REQUIRED"
+    assert SessionSetupResponse.unpack(rest.body).security_buffer.startswith(b"\xa1")  # the CHALLENGE
+
+
+@pytest.mark.parametrize(("left", "status"), [
+    (1, "STATUS_INVALID_PARAMETER"),
+    (3, "STATUS_INVALID_PARAMETER"),  # a1 82 01: the length's second octet missing
+    (4, "STATUS_MORE_PROCESSING_REQUIRED"),
+])
+def test_last_token_cut(peer: Peer, left: int, status: str) -> None:
+    """The NegTokenResp cut to its first `left` octets: refused until its whole length is there, then a
+    fragment (Samba asn1_peek_tag_needed_size)."""
+    driver = _negotiated(peer)
+    answers = login_answers(driver, tamper=lambda token: token[:left])
+    assert [a.status for a in answers] == ["STATUS_MORE_PROCESSING_REQUIRED", status]
+
+
 def test_unknown_session_id(peer: Peer) -> None:
     driver = _negotiated(peer, Dialect.SMB2_1)
     answer = driver.request(Command.SESSION_SETUP, SessionSetupRequest(b"x"), session_id=0x1234)
