@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 
 from fuzz.differential import known, peers
@@ -42,10 +43,17 @@ def main(argv: list[str] | None = None) -> int:
                 json.dump(to_json(campaign, known.KNOWN), out, indent=2)
                 out.write("\n")
 
-    with peers.smbd() as smbd_address, peers.ours(args.ours) as ours_address:
-        campaign = run_campaign(args.seed, args.count, ours_address, smbd_address, account=peers.ACCOUNT,
-                                timeout=args.timeout, time_limit=args.time_limit, progress=progress,
-                                only=tuple(args.only), jobs=args.jobs, checkpoint=write_json)
+    # A stopped run still stops its smbd (the with blocks below unwind): SIGTERM ends it as Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        with peers.smbd() as smbd_address, peers.ours(args.ours) as ours_address:
+            campaign = run_campaign(args.seed, args.count, ours_address, smbd_address, account=peers.ACCOUNT,
+                                    timeout=args.timeout, time_limit=args.time_limit, progress=progress,
+                                    only=tuple(args.only), jobs=args.jobs, checkpoint=write_json)
+    except KeyboardInterrupt:
+        where = f"; {args.json} holds the last checkpoint" if args.json else ""
+        print(f"stopped{where}", file=sys.stderr)
+        return 130
     report = to_json(campaign, known.KNOWN)
     print(render(report, examples=not args.brief))
     write_json(campaign)
