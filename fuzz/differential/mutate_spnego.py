@@ -109,6 +109,27 @@ def _token_trailing(data: bytes, args: tuple[bytes], conv: Conversation) -> byte
     return data + args[0]
 
 
+def _enclosing_length_octets(data: bytes, start: int, end: int) -> set[int]:
+    """The offsets of the length octets of every TLV whose content holds data[start:end]."""
+    found: set[int] = set()
+    pos, stop = 0, len(data)
+    while pos + 2 <= stop:
+        first = data[pos + 1]
+        count = first & 0x7F if first & 0x80 else 0
+        content = pos + 2 + count
+        length = int.from_bytes(data[pos + 2 : content], "big") if count else first
+        if content > stop or not (content <= start and end <= content + length):
+            pos += 2 + count + length  # a sibling before the one that holds the range
+            if pos >= stop or pos > start:
+                break
+            continue
+        found.update(range(pos + 1, content))
+        if content == start:
+            break
+        pos, stop = content, content + length
+    return found
+
+
 @generator("spnego")
 def token_flip(rng: random.Random) -> Edit:
     leg = _leg(rng)
@@ -123,8 +144,11 @@ def _token_flip(data: bytes, args: tuple[int, int], conv: Conversation) -> bytes
     auth = conv.stash.get("auth", b"")
     start = data.find(auth) if auth else -1
     if start >= 0:
-        # The AUTHENTICATE differs per server (mutate_ntlm flips it): flip the wrapper around it.
-        positions = [*range(start), *range(start + len(auth), len(out))]
+        # The AUTHENTICATE differs per server (mutate_ntlm flips it): flip the wrapper around it, but not the
+        # lengths of the TLVs that hold it: their values differ with the AUTHENTICATE, so one flip would
+        # lengthen one server's token and shorten the other's (spnego.long-length and spnego.cut edit them).
+        skip = _enclosing_length_octets(data, start, start + len(auth))
+        positions = [i for i in [*range(start), *range(start + len(auth), len(out))] if i not in skip]
     out[positions[args[0] % len(positions)]] ^= args[1]
     return bytes(out)
 

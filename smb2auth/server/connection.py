@@ -331,6 +331,10 @@ class Connection:
         if fields[1] != HEADER_SIZE or fields[7] % 8 or (fields[7] and fields[7] < HEADER_SIZE):
             # MS-SMB2 3.3.5.2: a header that does not parse drops the connection.
             raise Disconnect(f"malformed SMB2 header: {exc}")
+        if self.state is not ConnState.NEGOTIATED:
+            # MS-SMB2 3.3.5.2: before a NEGOTIATE completed, only a NEGOTIATE may come; smbd drops the
+            # connection unanswered for an unknown command too.
+            raise Disconnect(f"command 0x{fields[4]:04x} in state {self.state.value}")
         message_id = fields[8]
         self.window.consume(message_id, fields[2])
         grant = self.window.grant(fields[4], exc.status, fields[5], fields[2])

@@ -22,6 +22,7 @@ from smb2auth.ntlm.authority import ResponseKind
 from smb2auth.ntlm.client import NtlmClient
 from smb2auth.ntlm.messages import AuthenticateMessage, AvId, NtlmV2Response
 from smb2auth.ntlm.server import ChannelBindingPolicy, NtlmPolicy
+from smb2auth.server.inline import answer_frame
 from smb2auth.smb2.framing import frame
 from smb2auth.smb2.header import Command, HeaderFlags, Smb2Header
 from smb2auth.smb2.negotiate import Capabilities, Dialect, NegotiateRequest, SecurityMode
@@ -365,6 +366,31 @@ def test_negotiate_credit_charge(
     assert [a.status for a in answers] == (["STATUS_SUCCESS"] if answered else [])
     driver.mid = 1 if dialects == (Dialect.SMB2_0_2,) else charge  # the MessageIds the NEGOTIATE used
     assert serving(driver) is answered
+
+
+@pytest.mark.parametrize("negotiated", [False, True], ids=["first", "after-negotiate"])
+def test_unknown_command(peer: Peer, negotiated: bool) -> None:
+    """An unknown command (0x0020): before a NEGOTIATE the connection drops unanswered; after it, an ERROR
+    with STATUS_INVALID_PARAMETER and the connection stays (MS-SMB2 3.3.5.2)."""
+    driver = peer()
+    if negotiated:
+        driver = _negotiated(peer, Dialect.SMB2_1)
+    request = bytearray(driver.message(Command.ECHO, EchoRequest()))
+    struct.pack_into("<H", request, 12, 0x0020)
+    if isinstance(driver, SocketDriver):
+        driver.send_bytes(frame(bytes(request)))
+        head = driver._read_exact(4)
+        reply = driver._read_exact(int.from_bytes(head[1:4], "big")) if head else None
+    else:
+        out = answer_frame(driver.conn, bytes(request))
+        reply = out[0][4:] if out else None
+    if not negotiated:
+        assert reply is None
+        assert not serving(driver)
+        return
+    assert reply is not None
+    assert struct.unpack_from("<IH", reply, 8) == (0xC000000D, 0x0020)  # STATUS_INVALID_PARAMETER, echoed
+    assert serving(driver)
 
 
 def test_oversized_frame_gets_no_answer(peer: Peer) -> None:
