@@ -11,10 +11,16 @@ import sys
 from collections.abc import Iterator
 
 from fuzz.differential.script import Account
+from smb2auth.ntlm.server import TargetInfo
 
-__all__ = ["ACCOUNT", "SMBD_GLOBAL", "ours", "smbd"]
+__all__ = ["ACCOUNT", "SMBD_GLOBAL", "TARGET", "ours", "smbd"]
 
 ACCOUNT = Account()
+# The names our CHALLENGE announces have the lengths of smbd's (a standalone smbd names its NetBIOS name,
+# PEERSMBD, as both domain and computer), so a flip at one byte index of the NT response lands on the same
+# field of the blob for both servers.
+OURS_NB_NAME = "SMB2AUTH"
+TARGET = TargetInfo(nb_domain=OURS_NB_NAME, nb_computer=OURS_NB_NAME)
 SMBD_GLOBAL = "  server signing = mandatory\n"
 
 
@@ -25,13 +31,14 @@ def ours(mode: str = "inproc") -> Iterator[tuple[str, int]]:
     if mode == "inproc":
         from smb2auth.testing import running_server
 
-        with running_server(username=ACCOUNT.user, password=ACCOUNT.password, domain=ACCOUNT.domain) as srv:
+        with running_server(username=ACCOUNT.user, password=ACCOUNT.password, domain=ACCOUNT.domain,
+                            target=TARGET) as srv:
             yield srv.host, srv.port
         return
     from tests.peers import free_port, wait_for_port
 
     port = free_port()
-    cmd = [sys.executable, "-m", "smb2auth", "serve", "--listen", str(port), "--domain", ACCOUNT.domain,
+    cmd = [sys.executable, "-m", "smb2auth", "serve", "--listen", str(port), "--domain", OURS_NB_NAME,
            "--user", f"{ACCOUNT.user}:{ACCOUNT.password}"]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=dict(os.environ), start_new_session=True)

@@ -208,6 +208,16 @@ def _payload(data: bytes, length: int, offset: int, name: str, at: int) -> bytes
     return data[offset : offset + length]
 
 
+def _check_max_lengths(fields: tuple[int, ...]) -> None:
+    """MS-NLMP 2.2.1.3 has MaxLen equal Len and ignored on receipt; smbd (Samba msrpc_parse) refuses a field
+    that is not empty whose MaxLen differs, and so do we, as Samba does. The session key field (the sixth)
+    is not refused: Samba then reads the message without it."""
+    for i in range(0, 15, 3):
+        if fields[i] != fields[i + 1]:
+            name, at = AuthenticateMessage.PAYLOAD_FIELDS[i // 3]
+            raise _fail(f"{name} Len {fields[i]} and MaxLen {fields[i + 1]} differ", at)
+
+
 class PayloadField(NamedTuple):
     """MS-NLMP 2.2.1: a (Len, MaxLen, BufferOffset) field as on the wire: the payload it names, where the
     field sits in the message, and what it says."""
@@ -263,9 +273,9 @@ class AvPair(NamedTuple):
                 name = AvId(av_id).name if av_id in _AV_IDS else f"AvId {av_id}"
                 raise _fail(f"AV_PAIR {name} value runs past the end of the list (len {av_len})", pos)
             if av_id == _AV_EOL:
-                if av_len:
-                    raise _fail("MsvAvEOL with a non-zero length", pos - 4)
-                return tuple(pairs), pos
+                # MS-NLMP 2.2.2.1 has MsvAvEOL's AvLen 0; a value that fits is skipped, as Samba does
+                # (ndr_pull_AV_PAIR_LIST), and the list ends there.
+                return tuple(pairs), stop
             pairs.append(new(cls, (known(av_id, av_id), data[pos:stop])))
             pos = stop
         raise _fail("AV_PAIR list does not end with MsvAvEOL", pos)
@@ -542,22 +552,39 @@ class AuthenticateMessage:
         return b"".join((self._PREFIX, body, version, mic, domain, user, workstation, lm, nt, key))
 
     @classmethod
-    def unpack(cls, data: bytes, negotiated: int | None = None) -> AuthenticateMessage:
-        """`negotiated`: the flags the CHALLENGE settled on, when known (a server knows them)."""
+    def unpack(
+        cls, data: bytes, negotiated: int | None = None, *, strict: bool = False
+    ) -> AuthenticateMessage:
+        """`negotiated`: the flags the CHALLENGE settled on, when known (a server knows them). `strict`: read
+        the message as an acceptor does, as smbd does (Samba ntlmssp_server_preauth's msrpc_parse)."""
         _check_prefix(data, MessageType.NtLmAuthenticate, cls.HEADER_SIZE)
         data = bytes(data)
         fields = cls._BODY.unpack_from(data, 12)
+        if strict:
+            _check_max_lengths(fields)
         lm = _payload(data, fields[0], fields[2], "LmChallengeResponse", 12)
         nt = _payload(data, fields[3], fields[5], "NtChallengeResponse", 20)
         domain = _payload(data, fields[6], fields[8], "DomainName", 28)
         user = _payload(data, fields[9], fields[11], "UserName", 36)
         workstation = _payload(data, fields[12], fields[14], "Workstation", 44)
-        key = _payload(data, fields[15], fields[17], "EncryptedRandomSessionKey", 52)
         flags = fields[18]
-        # MS-NLMP 2.2.1.3: VERSION and MIC are present when the payload leaves room for them.
-        lowest = _lowest_offset(data, fields[:18])
-        version = Version.unpack(data, 64) if lowest >= 72 and len(data) >= 72 else None
-        mic = bytes(data[72:88]) if lowest >= 88 and len(data) >= 88 else None
+        if strict:
+            # Samba msrpc_parse: a session key field that does not parse is read as no key, and then (its
+            # shorter format "CdBBUUU") as no VERSION and no MIC; else both sit at their fixed offsets, even
+            # where a payload overlaps them (MS-NLMP 2.2.1.3 puts them there).
+            key_len, key_max, key_at = fields[15:18]
+            if key_len != key_max or (key_len and key_at + key_len > len(data)):
+                key, version, mic = b"", None, None
+            else:
+                key = data[key_at : key_at + key_len] if key_len else b""
+                version = Version.unpack(data, 64) if len(data) >= 88 else None
+                mic = bytes(data[72:88]) if len(data) >= 88 else None
+        else:
+            key = _payload(data, fields[15], fields[17], "EncryptedRandomSessionKey", 52)
+            # MS-NLMP 2.2.1.3: VERSION and MIC are present when the payload leaves room for them.
+            lowest = _lowest_offset(data, fields[:18])
+            version = Version.unpack(data, 64) if lowest >= 72 and len(data) >= 72 else None
+            mic = bytes(data[72:88]) if lowest >= 88 and len(data) >= 88 else None
         # MS-NLMP 3.2.5.1.2: the strings are in the character set the CHALLENGE negotiated, not the one
         # these flags claim (wget claims UNICODE after OEM was agreed, and sends OEM)
         charset = flags if negotiated is None else negotiated
@@ -634,9 +661,9 @@ class NtlmV2ClientChallenge:
     def unpack(cls, data: bytes) -> NtlmV2ClientChallenge:
         if len(data) < cls.HEADER_SIZE + 4:
             raise _fail("NTLMv2_CLIENT_CHALLENGE too short", len(data))
+        # MS-NLMP 2.2.2.7 has RespType and HiRespType 1; they are read unchecked, as Samba does: the
+        # NTProofStr covers them (MS-NLMP 3.3.2), so a changed one is a response that does not verify.
         resp, hi, r1, r2, timestamp, cc, r3 = cls._HEAD.unpack_from(data)
-        if resp != 1 or hi != 1:
-            raise _fail(f"NTLMv2_CLIENT_CHALLENGE RespType {resp}/{hi}, expected 1/1", 0)
         try:
             pairs, end = AvPair.unpack_list(data[cls.HEADER_SIZE :])
         except MalformedMessage as exc:

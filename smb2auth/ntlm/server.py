@@ -259,7 +259,7 @@ class NtlmServer(SecurityContext):
                     )
                 return Send(self._on_negotiate(token))
             server_next(state, ServerEvent.RECEIVE_AUTHENTICATE)
-            request = self._begin(AuthenticateMessage.unpack(token, self._offered), bytes(token))
+            request = self._begin(AuthenticateMessage.unpack(token, self._offered, strict=True), bytes(token))
         except (MalformedMessage, AuthenticationError, ProtocolStateError) as exc:
             return self._failed(exc)
         if request is None:
@@ -369,9 +369,6 @@ class NtlmServer(SecurityContext):
             # smbd answers LOGON_FAILURE (before its KEY_EXCH check in ntlmssp_server_postauth).
             reason = f"no usable response: NT {len(nt)} bytes, LM {len(lm)} bytes"
             raise self._fail(NtStatus.STATUS_LOGON_FAILURE, reason)
-        if bad_key_exch and kind is not ResponseKind.ANONYMOUS:
-            # Samba ntlmssp_server_postauth: "Client-supplied KEY_EXCH session key was of invalid length".
-            raise self._fail(NtStatus.STATUS_INVALID_PARAMETER, "KEY_EXCH without a 16-byte session key")
         if kind is ResponseKind.ANONYMOUS:
             if not policy.allow_anonymous:
                 raise self._fail(NtStatus.STATUS_LOGON_FAILURE, "anonymous logon not permitted by policy")
@@ -405,9 +402,13 @@ class NtlmServer(SecurityContext):
                 )
         av_flags = sent.get(_MSV_AV_FLAGS)
         flags_value = unpack_u32(av_flags, "MsvAvFlags") if av_flags is not None else 0
-        # MS-NLMP 3.2.5.1.2: MsvAvFlags 0x2 promises a MIC; a missing one fails once the password has been
-        # checked (Samba ntlmssp_server_postauth), so a wrong password still reads LOGON_FAILURE.
+        # MS-NLMP 3.2.5.1.2: MsvAvFlags 0x2 promises a MIC; a zero or wrong one fails once the password has
+        # been checked (Samba ntlmssp_server_postauth), so a wrong password still reads LOGON_FAILURE.
         self.mic_present = bool(flags_value & _MIC_PRESENT)
+        if self.mic_present and auth.mic is None:
+            # Samba ntlmssp_server_preauth: a MIC promised where the message has no MIC field (shorter than
+            # 88 bytes, or a session key field that does not parse) fails before the password check.
+            raise self._fail(NtStatus.STATUS_INVALID_PARAMETER, "MIC promised by MsvAvFlags but no MIC field")
         self._check_channel_bindings(sent.get(_MSV_AV_CHANNEL_BINDINGS))
 
     def _check_channel_bindings(self, sent: bytes | None) -> None:
@@ -433,6 +434,7 @@ class NtlmServer(SecurityContext):
         if not result.ok:
             status = result.status
             if status == NtStatus.STATUS_NO_SUCH_USER and self.policy.allow_guest:
+                self._check_key_exch(auth)
                 if self.mic_present and not any(auth.mic or b""):
                     missing = "MIC promised by MsvAvFlags but missing"
                     raise self._fail(NtStatus.STATUS_INVALID_PARAMETER, missing)
@@ -449,6 +451,7 @@ class NtlmServer(SecurityContext):
             raise self._fail(wire, reason, cause=status)
         if result.account is None or result.session_base_key is None or len(result.session_base_key) != 16:
             raise self._fail(NtStatus.STATUS_INTERNAL_ERROR, "authority succeeded without account or key")
+        self._check_key_exch(auth)
         sbk = result.session_base_key
         flags = self.negotiated_flags
         if request.kind == ResponseKind.NTLMV1_ESS:
@@ -456,6 +459,13 @@ class NtlmServer(SecurityContext):
         else:
             kx = sbk
         self._finish(result.account, kx, anonymous=False, flags=flags)
+
+    def _check_key_exch(self, auth: AuthenticateMessage) -> None:
+        """Samba ntlmssp_server_postauth (after the password check, so a wrong password reads LOGON_FAILURE):
+        "Client-supplied KEY_EXCH session key was of invalid length" -> INVALID_PARAMETER."""
+        key_exch = auth.flags & self._offered & NTLMSSP_NEGOTIATE_KEY_EXCH
+        if key_exch and len(auth.encrypted_random_session_key) != 16:
+            raise self._fail(NtStatus.STATUS_INVALID_PARAMETER, "KEY_EXCH without a 16-byte session key")
 
     def _finish(
         self,

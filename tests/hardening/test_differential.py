@@ -35,7 +35,7 @@ CASES = 600
 @pytest.fixture(scope="module")
 def harness() -> Iterator[tuple[str, int]]:
     with running_server(username=peers.ACCOUNT.user, password=peers.ACCOUNT.password,
-                        domain=peers.ACCOUNT.domain) as server:
+                        domain=peers.ACCOUNT.domain, target=peers.TARGET) as server:
         yield server.host, server.port
 
 

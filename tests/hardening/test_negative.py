@@ -20,7 +20,7 @@ import pytest
 from smb2auth.authority.local import LocalAuthority
 from smb2auth.ntlm.authority import ResponseKind
 from smb2auth.ntlm.client import NtlmClient
-from smb2auth.ntlm.messages import AuthenticateMessage, AvId, NtlmV2Response
+from smb2auth.ntlm.messages import AuthenticateMessage, AvId, AvPair, NtlmV2ClientChallenge, NtlmV2Response
 from smb2auth.ntlm.server import ChannelBindingPolicy, NtlmPolicy
 from smb2auth.server.inline import answer_frame
 from smb2auth.smb2.framing import frame
@@ -36,6 +36,7 @@ from tests.peers import Smbd, require_program
 from tests.server.driver import DOMAIN, PASSWORD, USER, Driver, make_context, preauth_contexts
 
 Peer = Callable[[], Driver]
+NtlmEdit = Callable[[AuthenticateMessage, bytes], bytes]
 DISABLED_USER = "bob"
 SIGNING_DIALECTS = (Dialect.SMB2_1, Dialect.SMB3_0, Dialect.SMB3_1_1)
 
@@ -214,6 +215,84 @@ def test_response_lengths(peer: Peer, case: str, user: str) -> None:
     driver = _negotiated(peer)
     answers = login_answers(driver, user, tamper=tamper)
     assert [a.status for a in answers] == ["STATUS_MORE_PROCESSING_REQUIRED", status]
+    assert serving(driver)
+
+
+def _field(at: int, part: str, value: int) -> NtlmEdit:
+    """The AUTHENTICATE with the Len, MaxLen or BufferOffset of the payload field at `at` set to `value`
+    (MS-NLMP 2.2.1.3), the payload itself unmoved."""
+
+    def edit(auth: AuthenticateMessage, raw: bytes) -> bytes:
+        out = bytearray(raw)
+        if part == "offset":
+            struct.pack_into("<I", out, at + 4, value)
+        else:
+            struct.pack_into("<H", out, at + (0 if part == "len" else 2), value)
+        return bytes(out)
+
+    return edit
+
+
+def _both(first: NtlmEdit, second: NtlmEdit) -> NtlmEdit:
+    return lambda auth, raw: second(auth, first(auth, raw))
+
+
+def _nt_byte(where: Callable[[NtlmV2Response], int], value: int) -> NtlmEdit:
+    """The AUTHENTICATE with one byte of its NTLMv2 response, at `where(response)`, set to `value` in place
+    (so the NTProofStr no longer covers the blob)."""
+
+    def edit(auth: AuthenticateMessage, raw: bytes) -> bytes:
+        _, _, nt_at = struct.unpack_from("<HHI", raw, 20)
+        out = bytearray(raw)
+        out[nt_at + where(NtlmV2Response.unpack(auth.nt_response))] = value
+        return bytes(out)
+
+    return edit
+
+
+def _eol_at(response: NtlmV2Response) -> int:
+    """Where the MsvAvEOL's AvLen sits in the NT response (MS-NLMP 2.2.2.8, 2.2.2.7, 2.2.2.1)."""
+    pairs = AvPair.pack_all(response.client_challenge.av_pairs)
+    return 16 + NtlmV2ClientChallenge.HEADER_SIZE + len(pairs) - 2
+
+
+# Samba msrpc_parse (ntlmssp_server_preauth): a payload field that is not empty must have MaxLen == Len, else
+# INVALID_PARAMETER before the password check; a session key field that does not parse is read as none, and
+# the message then as one without VERSION and MIC, which a MIC promised by MsvAvFlags fails. Samba
+# ntlmssp_server_postauth: KEY_EXCH without a 16-byte key is INVALID_PARAMETER after the password check.
+# Samba ndr_pull_NTLMv2_RESPONSE reads RespType, TimeStamp and an MsvAvEOL's value unchecked: the NTProofStr
+# over them no longer verifies (LOGON_FAILURE). Each case: the status with the right and a wrong password.
+PAYLOAD_FIELDS = {
+    "domain-len-0": (_field(28, "len", 0), "STATUS_INVALID_PARAMETER", "STATUS_INVALID_PARAMETER"),
+    "nt-maxlen-0": (_field(20, "maxlen", 0), "STATUS_INVALID_PARAMETER", "STATUS_INVALID_PARAMETER"),
+    "nt-len-1": (_field(20, "len", 1), "STATUS_INVALID_PARAMETER", "STATUS_INVALID_PARAMETER"),
+    "user-len-2": (_field(36, "len", 2), "STATUS_INVALID_PARAMETER", "STATUS_INVALID_PARAMETER"),
+    "workstation-maxlen-0": (_field(44, "maxlen", 0), "STATUS_INVALID_PARAMETER", "STATUS_INVALID_PARAMETER"),
+    "key-maxlen-0": (_field(52, "maxlen", 0), "STATUS_INVALID_PARAMETER", "STATUS_INVALID_PARAMETER"),
+    "key-len-past-end": (_field(52, "len", 0x7FFE), "STATUS_INVALID_PARAMETER", "STATUS_INVALID_PARAMETER"),
+    "key-len-0": (_field(52, "len", 0), "STATUS_INVALID_PARAMETER", "STATUS_INVALID_PARAMETER"),
+    "key-empty": (_both(_field(52, "len", 0), _field(52, "maxlen", 0)), "STATUS_INVALID_PARAMETER",
+                  "STATUS_LOGON_FAILURE"),
+    "domain-offset-0": (_field(28, "offset", 0), "STATUS_LOGON_FAILURE", "STATUS_LOGON_FAILURE"),
+    "resp-type-2": (_nt_byte(lambda _: 16, 2), "STATUS_LOGON_FAILURE", "STATUS_LOGON_FAILURE"),
+    "hi-resp-type-0": (_nt_byte(lambda _: 17, 0), "STATUS_LOGON_FAILURE", "STATUS_LOGON_FAILURE"),
+    "blob-timestamp": (_nt_byte(lambda _: 16 + 8, 0xAA), "STATUS_LOGON_FAILURE", "STATUS_LOGON_FAILURE"),
+    "eol-len-4": (_nt_byte(_eol_at, 4), "STATUS_LOGON_FAILURE", "STATUS_LOGON_FAILURE"),
+    "eol-len-5": (_nt_byte(_eol_at, 5), "STATUS_INVALID_PARAMETER", "STATUS_INVALID_PARAMETER"),
+    "first-av-len-past-the-list": (_nt_byte(lambda _: 16 + 28 + 3, 0x7F), "STATUS_INVALID_PARAMETER",
+                                   "STATUS_INVALID_PARAMETER"),
+}
+
+
+@pytest.mark.parametrize("wrong_password", [False, True], ids=["password", "wrong-password"])
+@pytest.mark.parametrize("case", sorted(PAYLOAD_FIELDS))
+def test_payload_fields_and_blob(peer: Peer, case: str, wrong_password: bool) -> None:
+    edit, right, wrong = PAYLOAD_FIELDS[case]
+    driver = _negotiated(peer)
+    password = PASSWORD + ("x" if wrong_password else "")
+    answers = login_answers(driver, password=password, tamper=_edit_ntlm(edit))
+    expected = wrong if wrong_password else right
+    assert [a.status for a in answers] == ["STATUS_MORE_PROCESSING_REQUIRED", expected]
     assert serving(driver)
 
 

@@ -383,6 +383,40 @@ def test_reset_crypto_state(authority: LocalAuthority) -> None:
     assert server.unwrap(client.wrap(b"after reset")) == b"after reset"
 
 
+def test_key_exch_without_a_key_fails_after_the_password(authority: LocalAuthority) -> None:
+    # Samba ntlmssp_server_postauth checks the KEY_EXCH key once the password has been: a wrong password with
+    # an empty EncryptedRandomSessionKey reads LOGON_FAILURE (smbd: tests/hardening/test_negative.py).
+    client = NtlmClient("alice", PW + "x", key_exchange=True)
+    server = NtlmServer(authority, target=TargetInfo())
+    challenge = server.step(client.step(None))  # type: ignore[arg-type]
+    token = bytearray(client.step(challenge))  # type: ignore[arg-type]
+    token[52:56] = bytes(4)  # EncryptedRandomSessionKeyFields: Len = MaxLen = 0
+    event = server.receive(bytes(token))
+    assert isinstance(event, ValidationNeeded)
+    failed = server.validation_done(event.ticket, authority.validate(event.request))
+    assert isinstance(failed, Failed) and failed.error.status == NtStatus.STATUS_LOGON_FAILURE
+
+
+@pytest.mark.parametrize(
+    ("at", "length", "max_length"),
+    [(28, 0, 2), (20, 1, 0xFFFF), (44, 8, 0), (52, 16, 0)],
+    ids=["domain-len-0", "nt-len-1", "workstation-maxlen-0", "key-maxlen-0"],
+)
+def test_payload_field_len_and_maxlen_differ(
+    authority: LocalAuthority, at: int, length: int, max_length: int
+) -> None:
+    # Samba msrpc_parse: Len and MaxLen differ -> INVALID_PARAMETER before the password check; for the
+    # session key field, Samba reads the message without key, VERSION and MIC, and the MIC MsvAvFlags
+    # promised is missing (ntlmssp_server_preauth). MS-NLMP 2.2.1.3 would have MaxLen ignored.
+    client = NtlmClient("alice", PW, domain="DOM", workstation="WS")
+    server = NtlmServer(authority, target=TargetInfo())
+    challenge = server.step(client.step(None))  # type: ignore[arg-type]
+    token = bytearray(client.step(challenge))  # type: ignore[arg-type]
+    token[at : at + 4] = length.to_bytes(2, "little") + max_length.to_bytes(2, "little")
+    event = server.receive(bytes(token))
+    assert isinstance(event, Failed) and event.error.status == NtStatus.STATUS_INVALID_PARAMETER
+
+
 def test_negotiate_message_round_trip_in_handshake() -> None:
     token = NtlmClient("alice", PW).step(None)
     assert token is not None

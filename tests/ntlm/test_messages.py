@@ -82,6 +82,8 @@ def test_authenticate_round_trip(
     mic = b"m" * 16 if extra == "mic" else None
     msg = AuthenticateMessage(flags, lm, nt, dom, user, ws, key, version, mic)
     assert AuthenticateMessage.unpack(msg.pack()) == msg
+    if mic is not None:
+        assert AuthenticateMessage.unpack(msg.pack(), strict=True) == msg
 
 
 @given(st.integers(0, 2**64 - 1), st.binary(min_size=8, max_size=8), av_pairs, st.binary(max_size=8))
@@ -116,6 +118,7 @@ def test_arbitrary_bytes_raise_only_malformed(data: bytes) -> None:
         NegotiateMessage.unpack,
         ChallengeMessage.unpack,
         AuthenticateMessage.unpack,
+        lambda d: AuthenticateMessage.unpack(d, strict=True),
         NtlmV2ClientChallenge.unpack,
         NtlmV2Response.unpack,
         AvPair.unpack_all,
@@ -254,3 +257,52 @@ def test_errors_say_where_in_the_message() -> None:
         AuthenticateMessage.unpack(bytes(authenticate[:65]))
     assert err.value.offset == 28
     assert err.value.reason == "DomainName runs past the end (len 2 at 64, message is 65 bytes)"
+
+
+def _with_field(data: bytes, at: int, length: int, max_length: int, offset: int | None = None) -> bytes:
+    out = bytearray(data)
+    struct.pack_into("<HH", out, at, length, max_length)
+    if offset is not None:
+        struct.pack_into("<I", out, at + 4, offset)
+    return bytes(out)
+
+
+def test_strict_reading_is_smbds() -> None:
+    # Samba msrpc_parse (ntlmssp_server_preauth), what smbd answers in tests/hardening/test_negative.py.
+    flags = F.NTLMSSP_NEGOTIATE_UNICODE
+    msg = AuthenticateMessage(flags, b"\x00" * 24, b"n" * 60, "D", "U", "W", b"k" * 16, Version(), b"M" * 16)
+    raw = msg.pack()
+    empty_domain = _with_field(raw, 28, 0, 2)  # Len 0, MaxLen 2: not empty to Samba
+    assert AuthenticateMessage.unpack(empty_domain).domain == ""
+    with pytest.raises(MalformedMessage) as err:
+        AuthenticateMessage.unpack(empty_domain, strict=True)
+    assert (err.value.reason, err.value.offset) == ("DomainName Len 0 and MaxLen 2 differ", 28)
+    # A session key field that does not parse: no key, and (Samba's shortest format) no VERSION, no MIC.
+    empty_key = AuthenticateMessage.unpack(_with_field(raw, 52, 0, 0, 0xFFFFFFFF), strict=True)
+    assert (empty_key.encrypted_random_session_key, empty_key.mic) == (b"", b"M" * 16)
+    for length, max_length in ((16, 0), (0, 16), (0x7FFE, 0x7FFE)):
+        loose = AuthenticateMessage.unpack(_with_field(raw, 52, length, max_length), strict=True)
+        assert (loose.encrypted_random_session_key, loose.version, loose.mic) == (b"", None, None)
+        assert loose.nt_response == msg.nt_response
+    # VERSION and MIC are read at their fixed offsets even where a payload starts inside them.
+    overlapping = bytearray(raw)
+    struct.pack_into("<I", overlapping, 28 + 4, 80)  # DomainName now at 80
+    read = AuthenticateMessage.unpack(bytes(overlapping), strict=True)
+    assert (read.mic, read.version) == (b"M" * 16, Version())
+    assert AuthenticateMessage.unpack(bytes(overlapping)).mic is None
+
+
+def test_blob_fields_read_unchecked_as_samba() -> None:
+    # Samba ndr_pull_NTLMv2_CLIENT_CHALLENGE / ndr_pull_AV_PAIR_LIST: RespType and HiRespType are not checked,
+    # an MsvAvEOL's value that fits is skipped; the NTProofStr over them refuses a changed one.
+    pairs = (AvPair(AvId.MsvAvNbComputerName, b"H\x00"),)
+    blob = bytearray(NtlmV2ClientChallenge(1, b"c" * 8, pairs, trailer=b"\x00" * 4).pack())
+    blob[0], blob[1] = 2, 0
+    eol = NtlmV2ClientChallenge.HEADER_SIZE + 6
+    struct.pack_into("<H", blob, eol + 2, 4)  # MsvAvEOL with AvLen 4, over the 4-byte trailer
+    read = NtlmV2ClientChallenge.unpack(bytes(blob))
+    assert (read.resp_type, read.hi_resp_type, read.av_pairs, read.trailer) == (2, 0, pairs, b"")
+    struct.pack_into("<H", blob, eol + 2, 5)  # one byte past the list
+    with pytest.raises(MalformedMessage) as err:
+        NtlmV2ClientChallenge.unpack(bytes(blob))
+    assert err.value.reason == "AV_PAIR MsvAvEOL value runs past the end of the list (len 5)"
