@@ -427,6 +427,10 @@ class Connection:
                 EchoRequest.unpack(part.body)
                 reply.body = EchoResponse().pack()
                 return reply
+            if session is not None and session.state is SessionState.IN_PROGRESS:
+                # MS-SMB2 3.3.5.2.9 leaves a session still being set up unnamed; smbd answers a command that
+                # needs a session with STATUS_INVALID_HANDLE there (smb2srv_session_lookup).
+                return reply.fail(NtStatus.STATUS_INVALID_HANDLE)
             if session is None or session.state is not SessionState.VALID:
                 # MS-SMB2 3.3.5.2.9: a command that needs a session, with none valid.
                 return reply.fail(NtStatus.STATUS_USER_SESSION_DELETED)

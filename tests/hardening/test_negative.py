@@ -38,6 +38,7 @@ from tests.server.driver import DOMAIN, PASSWORD, USER, Driver, make_context, pr
 Peer = Callable[[], Driver]
 NtlmEdit = Callable[[AuthenticateMessage, bytes], bytes]
 DISABLED_USER = "bob"
+LOGOFF_BODY = b"\x04\x00\x00\x00"  # MS-SMB2 2.2.7: StructureSize 4, Reserved
 SIGNING_DIALECTS = (Dialect.SMB2_1, Dialect.SMB3_0, Dialect.SMB3_1_1)
 
 
@@ -374,6 +375,19 @@ def test_unknown_session_id(peer: Peer) -> None:
     driver = _negotiated(peer, Dialect.SMB2_1)
     answer = driver.request(Command.SESSION_SETUP, SessionSetupRequest(b"x"), session_id=0x1234)
     assert answer.status == "STATUS_USER_SESSION_DELETED"
+    assert serving(driver)
+
+
+@pytest.mark.parametrize("command", [Command.LOGOFF, Command.TREE_CONNECT])
+def test_command_on_a_session_in_progress(peer: Peer, command: Command) -> None:
+    """A request on a session whose SESSION_SETUP is still going on: STATUS_INVALID_HANDLE, as smbd."""
+    driver = _negotiated(peer, Dialect.SMB2_1)
+    token = SpnegoClient(NtlmClient(USER, PASSWORD, domain=DOMAIN, workstation="WS1")).step(None) or b""
+    first = driver.request(Command.SESSION_SETUP, SessionSetupRequest(token))
+    assert first.status == "STATUS_MORE_PROCESSING_REQUIRED"
+    body = TreeConnectRequest("\\\\127.0.0.1\\IPC$") if command is Command.TREE_CONNECT else LOGOFF_BODY
+    answer = driver.request(command, body, session_id=first.header.session_id)
+    assert answer.status == "STATUS_INVALID_HANDLE"
     assert serving(driver)
 
 
