@@ -29,7 +29,7 @@ from tests.peers import Smbd
 from tests.server.driver import NO_CAPABILITIES, Driver, preauth_contexts
 
 SEED = 17
-CASES = 600
+CASES = 3000
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_no_difference_outside_known(harness: tuple[str, int], smbd_factory: Cal
     logging.disable(logging.CRITICAL)  # our server logs every refused login
     try:
         campaign = run_campaign(SEED, CASES, harness, ("127.0.0.1", smbd.port), account=peers.ACCOUNT,
-                                timeout=2.0, jobs=24)
+                                timeout=2.0, jobs=48)
     finally:
         logging.disable(logging.NOTSET)
     # Only havoc cases may fail to build (an edit that needs well-formed DER after another broke it).
