@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="how long a server may stay silent before the step counts as unanswered (default 1)")
     p.add_argument("--json", metavar="FILE",
                    help="also write the report as JSON (rewritten every 2000 cases while the run goes on)")
+    p.add_argument("--oracle", choices=("smbd", "addc"), default="smbd",
+                   help="the reference: a standalone smbd (default) or the smbd of a throw-away Samba AD DC")
     p.add_argument("--ours", choices=("inproc", "subprocess"), default="inproc",
                    help="our server in this process (default) or as `python -m smb2auth serve`")
     p.add_argument("--only", action="append", default=[], metavar="PREFIX",
@@ -46,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     # A stopped run still stops its smbd (the with blocks below unwind): SIGTERM ends it as Ctrl-C does.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        with peers.smbd() as smbd_address, peers.ours(args.ours) as ours_address:
-            campaign = run_campaign(args.seed, args.count, ours_address, smbd_address, account=peers.ACCOUNT,
+        with peers.oracle(args.oracle) as ref, peers.ours(args.ours, ref.account, ref.target) as ours_address:
+            campaign = run_campaign(args.seed, args.count, ours_address, ref.address, account=ref.account,
                                     timeout=args.timeout, time_limit=args.time_limit, progress=progress,
                                     only=tuple(args.only), jobs=args.jobs, checkpoint=write_json)
     except KeyboardInterrupt:

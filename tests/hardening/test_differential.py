@@ -96,6 +96,13 @@ def test_known_binding_flag_on_a_session_in_progress() -> None:
     assert bind.status == "STATUS_REQUEST_NOT_ACCEPTED"
 
 
+def test_known_kerberos_only_offer_is_refused(harness: tuple[str, int]) -> None:
+    # known.py: no Kerberos here; a NegTokenInit offering only krb5 fails at once (a standalone smbd agrees).
+    make_case(SEED, 0)  # the mutation modules register their kinds on first use
+    outcome = run((Edit("spnego.mech-list", "spnego.init", ("krb5 only",)),), harness, peers.ACCOUNT, 5.0)
+    assert outcome.steps == (("STATUS_SUCCESS",), ("STATUS_INVALID_PARAMETER",))
+
+
 @pytest.mark.parametrize("structure_size", [0, 1])
 def test_a_body_without_a_structure_size_drops_the_connection(structure_size: int) -> None:
     # Samba smbd_smb2_request_validate: a body shorter than two bytes (StructureSize & ~1) drops unanswered.
