@@ -40,6 +40,18 @@ def require_program(name: str, *candidates: str) -> str:
     return path
 
 
+def program_with(name: str, feature: str, package: str) -> str:
+    """`name` on PATH whose `--version` lists `feature` (curl's NTLM, wget's +ntlm), else a missing peer."""
+    path = shutil.which(name)
+    if path is None:
+        missing_peer(f"{name} (apt-get install {package})")
+        raise AssertionError("unreachable")
+    features = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
+    if feature not in features:
+        missing_peer(f"{name} with {feature}")
+    return path
+
+
 def nss_wrapper() -> str:
     hits = glob.glob("/usr/lib/*/libnss_wrapper.so") + glob.glob("/usr/lib/libnss_wrapper.so")
     if not hits:

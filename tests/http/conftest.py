@@ -1,4 +1,5 @@
-"""HTTP fixtures: a tiny loopback origin server (no authentication) that reports what it received."""
+"""HTTP fixtures: a tiny loopback origin server (no authentication) that reports what it received; our proxy
+and the login events it reports; the peers several modules drive (curl, Squid)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,14 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+from smb2auth.http.auth import Role
+from smb2auth.http.events import LoginEvent
+from smb2auth.http.proxy import running_proxy
+from smb2auth.http.wsgi import RunningServer
+from tests.http.pair import PASSWORD, config
+from tests.peers import program_with
+from tests.squid import Squid, running_squid
 
 
 class _Origin(BaseHTTPRequestHandler):
@@ -68,3 +77,26 @@ def origin() -> Iterator[tuple[str, int]]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def events() -> list[LoginEvent]:
+    return []
+
+
+@pytest.fixture
+def proxy(events: list[LoginEvent]) -> Iterator[RunningServer]:
+    """`smb2auth proxy`'s server on loopback, alice / PASSWORD, every login appended to `events`."""
+    with running_proxy(config(role=Role.PROXY, on_login=events.append)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def curl() -> str:
+    return program_with("curl", "NTLM", "curl")
+
+
+@pytest.fixture(scope="module")
+def squid() -> Iterator[Squid]:
+    with running_squid(PASSWORD) as running:
+        yield running

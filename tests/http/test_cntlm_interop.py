@@ -25,7 +25,7 @@ from smb2auth.ntlm.server import NtlmPolicy
 from tests.http.pair import PASSWORD, config
 from tests.http.test_curl_interop import run_curl
 from tests.peers import free_port, missing_peer, wait_for_port
-from tests.squid import Squid, running_squid
+from tests.squid import Squid
 
 pytestmark = pytest.mark.interop
 
@@ -37,32 +37,6 @@ def cntlm() -> str:
         missing_peer("cntlm (apt-get install cntlm)")
         raise AssertionError("unreachable")
     return path
-
-
-@pytest.fixture(scope="module")
-def curl() -> str:
-    path = shutil.which("curl")
-    if path is None:
-        missing_peer("curl (apt-get install curl)")
-        raise AssertionError("unreachable")
-    return path
-
-
-@pytest.fixture(scope="module")
-def squid() -> Iterator[Squid]:
-    with running_squid(PASSWORD) as running:
-        yield running
-
-
-@pytest.fixture
-def events() -> list[LoginEvent]:
-    return []
-
-
-@pytest.fixture
-def proxy(events: list[LoginEvent]) -> Iterator[RunningServer]:
-    with running_proxy(config(role=Role.PROXY, on_login=events.append)) as running:
-        yield running
 
 
 @contextlib.contextmanager

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 
@@ -21,24 +20,11 @@ from smb2auth.http.mechanisms import ntlm_http_config
 from smb2auth.http.proxy import running_proxy
 from smb2auth.http.wsgi import RunningServer, running_http_server
 from smb2auth.ntlm import TargetInfo
-from tests.peers import missing_peer
 
 pytestmark = pytest.mark.interop
 
 PASSWORD = "Passw0rd!"
 TARGET = TargetInfo(nb_domain="TESTGRP", nb_computer="HARNESS")
-
-
-@pytest.fixture(scope="module")
-def curl() -> str:
-    path = shutil.which("curl")
-    if path is None:
-        missing_peer("curl (apt-get install curl)")
-        raise AssertionError("unreachable")
-    features = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
-    if "NTLM" not in features:
-        missing_peer("curl with NTLM support")
-    return path
 
 
 def run_curl(curl: str, *args: str) -> tuple[int, str, str]:
@@ -59,20 +45,8 @@ def authority() -> LocalAuthority:
 
 
 @pytest.fixture
-def events() -> list[LoginEvent]:
-    return []
-
-
-@pytest.fixture
 def server(events: list[LoginEvent]) -> Iterator[RunningServer]:
     with running_http_server(ntlm_http_config(authority(), target=TARGET, on_login=events.append)) as running:
-        yield running
-
-
-@pytest.fixture
-def proxy(events: list[LoginEvent]) -> Iterator[RunningServer]:
-    config = ntlm_http_config(authority(), role=Role.PROXY, target=TARGET, on_login=events.append)
-    with running_proxy(config) as running:
         yield running
 
 

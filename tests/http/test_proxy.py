@@ -9,7 +9,6 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import given
@@ -22,17 +21,6 @@ from smb2auth.http.proxy import BadRequest, parse_head, running_proxy
 from smb2auth.http.wsgi import RunningServer
 from tests.http.pair import clients, config, raw_handshake
 from tests.http.raw import RawConnection, RawResponse
-
-
-@pytest.fixture
-def events() -> list[LoginEvent]:
-    return []
-
-
-@pytest.fixture
-def proxy(events: list[LoginEvent]) -> Iterator[RunningServer]:
-    with running_proxy(config(role=Role.PROXY, on_login=events.append)) as running:
-        yield running
 
 
 def test_no_credentials_is_407(proxy: RunningServer, origin: tuple[str, int]) -> None:

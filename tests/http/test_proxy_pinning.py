@@ -6,9 +6,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import shutil
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -24,38 +22,9 @@ from tests.http.pair import PASSWORD, clients, config, raw_handshake
 from tests.http.raw import RawConnection
 from tests.http.test_curl_interop import run_curl
 from tests.peers import missing_peer
-from tests.squid import Squid, running_squid
+from tests.squid import Squid
 
 pytestmark = pytest.mark.interop
-
-
-@pytest.fixture(scope="module")
-def curl() -> str:
-    path = shutil.which("curl")
-    if path is None:
-        missing_peer("curl (apt-get install curl)")
-        raise AssertionError("unreachable")
-    features = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
-    if "NTLM" not in features:
-        missing_peer("curl with NTLM support")
-    return path
-
-
-@pytest.fixture(scope="module")
-def squid() -> Iterator[Squid]:
-    with running_squid(PASSWORD) as running:
-        yield running
-
-
-@pytest.fixture
-def events() -> list[LoginEvent]:
-    return []
-
-
-@pytest.fixture
-def proxy(events: list[LoginEvent]) -> Iterator[RunningServer]:
-    with running_proxy(config(role=Role.PROXY, on_login=events.append)) as running:
-        yield running
 
 
 @pytest.fixture

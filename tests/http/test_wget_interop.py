@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,21 +15,14 @@ from smb2auth.http.events import LoginEvent
 from smb2auth.http.wsgi import RunningServer, running_http_server
 from smb2auth.ntlm import NtlmPolicy
 from tests.http.pair import PASSWORD, config
-from tests.peers import missing_peer
+from tests.peers import program_with
 
 pytestmark = pytest.mark.interop
 
 
 @pytest.fixture(scope="module")
 def wget() -> str:
-    path = shutil.which("wget")
-    if path is None:
-        missing_peer("wget (apt-get install wget)")
-        raise AssertionError("unreachable")
-    features = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
-    if "+ntlm" not in features:
-        missing_peer("wget built with NTLM")
-    return path
+    return program_with("wget", "+ntlm", "wget")
 
 
 def run_wget(wget: str, url: str, user: str = "alice") -> tuple[int, str]:
