@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     def write_json(campaign: Campaign) -> None:
         if args.json:
             with open(args.json, "w") as out:
-                json.dump(to_json(campaign, known.KNOWN), out, indent=2)
+                json.dump(to_json(campaign, known.explain), out, indent=2)
                 out.write("\n")
 
     # A stopped run still stops its smbd (the with blocks below unwind): SIGTERM ends it as Ctrl-C does.
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         where = f"; {args.json} holds the last checkpoint" if args.json else ""
         print(f"stopped{where}", file=sys.stderr)
         return 130
-    report = to_json(campaign, known.KNOWN)
+    report = to_json(campaign, known.explain)
     print(render(report, examples=not args.brief))
     write_json(campaign)
     return 0

@@ -3,7 +3,12 @@ test that pins it. A class not listed here is a new one: tests/hardening/test_di
 
 from __future__ import annotations
 
-__all__ = ["KNOWN"]
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fuzz.differential.compare import Disagreement
+
+__all__ = ["KNOWN", "KNOWN_ANSWERS", "explain"]
 
 _DUPLICATE = ("MS-SMB2 3.3.5.4: a second SMB2_PREAUTH_INTEGRITY_CAPABILITIES or "
               "SMB2_ENCRYPTION_CAPABILITIES context fails the NEGOTIATE with STATUS_INVALID_PARAMETER; "
@@ -28,3 +33,15 @@ KNOWN: dict[tuple[str, str], str] = {
     ("smb2.setup-field[flags 1 @auth]", "status differs"): _BINDING,
     ("smb2.setup-field[flags 255 @auth]", "status differs"): _BINDING,
 }
+
+# Last answers that only one kept behaviour gives, whichever mutation led there (a flipped bit of the
+# SESSION_SETUP Flags is the binding flag too): (category, ours, smbd).
+KNOWN_ANSWERS: dict[tuple[str, str, str], str] = {
+    ("status differs", "STATUS_REQUEST_NOT_ACCEPTED", "STATUS_NOT_SUPPORTED"): _BINDING,
+}
+
+
+def explain(d: Disagreement) -> str | None:
+    """Why `d` is kept (the section and the pinning test), None for a new disagreement."""
+    ours, smbd = (o.steps[-1][-1] if o.steps and o.steps[-1] else "" for o in (d.ours, d.smbd))
+    return KNOWN.get((d.name, d.category)) or KNOWN_ANSWERS.get((d.category, ours, smbd))

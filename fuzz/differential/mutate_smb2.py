@@ -222,7 +222,7 @@ def _compound(data: bytes, args: tuple[bool], conv: Conversation) -> bytes:
 
 # -- NEGOTIATE body -------------------------------------------------------------------------------
 
-DIALECT_LISTS = {
+DIALECT_LISTS: dict[str, list[int]] = {
     "2.0.2 only": [Dialect.SMB2_0_2],
     "3.1.1 only": [Dialect.SMB3_1_1],
     "wildcard": [Dialect.SMB2_WILDCARD],

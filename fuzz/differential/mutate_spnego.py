@@ -140,7 +140,7 @@ def token_flip(rng: random.Random) -> Edit:
 @applies("spnego.flip")
 def _token_flip(data: bytes, args: tuple[int, int], conv: Conversation) -> bytes:
     out = bytearray(data)
-    positions = range(len(out))
+    positions: range | list[int] = range(len(out))
     auth = conv.stash.get("auth", b"")
     start = data.find(auth) if auth else -1
     if start >= 0:

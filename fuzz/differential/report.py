@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
-from fuzz.differential.compare import CATEGORIES, Campaign
+from fuzz.differential.compare import CATEGORIES, Campaign, Disagreement
 
 __all__ = ["EXAMPLES", "render", "to_json"]
 
 EXAMPLES = 3
 
 
-def to_json(campaign: Campaign, known: dict[tuple[str, str], str] | None = None) -> dict[str, Any]:
+def to_json(campaign: Campaign, known: Callable[[Disagreement], str | None] | None = None) -> dict[str, Any]:
+    """`known` says why a disagreement is kept (known.explain); a class is known when all its cases are."""
+    def why(d: Disagreement) -> str | None:
+        return known(d) if known is not None else None
+
     classes = []
     for (name, category), found in sorted(campaign.classes().items(), key=lambda kv: (
             CATEGORIES.index(kv[0][1]), -len(kv[1]), kv[0][0])):
@@ -21,7 +26,7 @@ def to_json(campaign: Campaign, known: dict[tuple[str, str], str] | None = None)
             "class": name,
             "category": category,
             "count": len(found),
-            "known": (known or {}).get((name, category)),
+            "known": why(found[0]) if all(why(d) for d in found) else None,
             "outcomes": dict(outcomes.most_common()),
             "examples": [d.to_json() for d in found[:EXAMPLES]],
         })
@@ -31,7 +36,7 @@ def to_json(campaign: Campaign, known: dict[tuple[str, str], str] | None = None)
         "elapsed_seconds": round(campaign.elapsed, 1),
         "cases_per_family": dict(sorted(campaign.per_family.items())),
         "disagreements": len(campaign.disagreements),
-        "outside_known": sum(1 for d in campaign.disagreements if (d.name, d.category) not in (known or {})),
+        "outside_known": sum(1 for d in campaign.disagreements if why(d) is None),
         "per_category": {c: sum(1 for d in campaign.disagreements if d.category == c) for c in CATEGORIES},
         "classes": classes,
         "fuzzer_errors": campaign.errors,
