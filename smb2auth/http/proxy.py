@@ -55,8 +55,9 @@ MAX_UNAUTHENTICATED_BODY = 64 * 1024
 class NtlmProxy:
     """The proxy's connection handler; `serve()` or `running_proxy()` put it on a socket.
     `upstream_idle` and `max_idle_upstreams` bound each client connection's pool of kept-alive upstream
-    connections; with `share_idle_upstreams` those left idle when a client connection closes (never a
-    pinned one) wait in `idle_upstreams` for the next client connection to the same origin (upstream.py).
+    connections; with `share_idle_upstreams` (the default, as Squid's server_persistent_connections) those
+    left idle when a client connection closes (never one that was pinned) wait in `idle_upstreams` for the
+    next client connection to the same origin (upstream.py).
     `opened_upstreams` counts the upstream connections opened so far. `identity_header`
     (as WSA's X-Authenticated-User) names a request field the proxy sets to DOMAIN\\user for the origin;
     a client's own copy of it is never forwarded."""
@@ -71,7 +72,7 @@ class NtlmProxy:
         upstream_idle: float = 30.0,
         max_idle_upstreams: int = 4,
         identity_header: str | None = None,
-        share_idle_upstreams: bool = False,
+        share_idle_upstreams: bool = True,
     ) -> None:
         self.config = config
         self.allow_target = allow_target
@@ -283,7 +284,7 @@ def running_proxy(
     allow_target: Callable[[str, int], bool] | None = None,
     idle_timeout: float = 30.0,
     identity_header: str | None = None,
-    share_idle_upstreams: bool = False,
+    share_idle_upstreams: bool = True,
 ) -> Iterator[RunningProxy]:
     """The proxy on its own event loop in a background thread; stopped when the block exits.
     `config.role` is Role.PROXY for an explicit proxy (407); Role.ORIGIN makes it a transparent

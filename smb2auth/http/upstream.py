@@ -4,10 +4,11 @@ once an origin authenticates the connection itself.
 HTTP/1.1 keep-alive (RFC 9112 9.3): after a complete response that did not say "close", the upstream
 connection goes back to this client connection's pool, keyed by origin (host, port), at most `max_idle` of
 them and each for at most `idle_timeout` seconds. While a client connection lives its pool is its own: no
-other client connection rides on its upstream connections. Optionally (`proxy --share-idle-upstreams`), when
-it closes its idle connections (never a pinned one, nor one that was ever pinned) are parked in the proxy's
-IdleUpstreams, from which a later client connection's pool takes one before it opens a new connection to
-that origin, as Squid reuses idle server connections (RFC 9112 9.3: persistence is per connection).
+other client connection rides on its upstream connections. When it closes, its idle connections (never a
+pinned one, nor one that was ever pinned) are parked in the proxy's IdleUpstreams, from which a later client
+connection's pool takes one before it opens a new connection to that origin, as Squid reuses idle server
+connections by default (RFC 9112 9.3: persistence is per connection); `proxy --no-share-idle-upstreams`
+closes them instead.
 
 Pinning (RFC 4559 6, as Squid pins): NTLM and Negotiate authenticate a TCP connection, so once an origin
 answers 401 with one of them, that upstream connection belongs to this client connection until either side
