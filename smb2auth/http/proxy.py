@@ -175,7 +175,7 @@ class NtlmProxy:
             # RFC 9110 10.1.1: the client waits for this before sending the body
             writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             await writer.drain()
-        body = await self._read_body(ex, reader, length)
+        body = await self._read_body(ex, reader, length) if length else b""
         if method == "CONNECT":
             if pool.pinned is not None:
                 raise BadRequest(400, "CONNECT on a connection pinned to an origin")

@@ -110,13 +110,14 @@ class IdleUpstreams:
 
 
 class UpstreamPool:
-    """The upstream connections of one client connection: idle ones by origin, and the pinned one; with
-    `parked`, idle ones come from and go back to the proxy's IdleUpstreams when none of its own fits and
-    when the client connection closes."""
+    """The upstream connections of one client connection (made on the event loop that serves it): idle ones
+    by origin, and the pinned one; with `parked`, idle ones come from and go back to the proxy's
+    IdleUpstreams when none of its own fits and when the client connection closes."""
 
     def __init__(self, opener: Opener, *, max_idle: int = 4, idle_timeout: float = 30.0,
                  parked: IdleUpstreams | None = None) -> None:
         self._open = opener
+        self._loop = asyncio.get_running_loop()
         self.max_idle = max_idle
         self.idle_timeout = idle_timeout
         self._idle: list[Upstream] = []
@@ -125,7 +126,7 @@ class UpstreamPool:
         self.pinned: Upstream | None = None
 
     def _now(self) -> float:
-        return asyncio.get_running_loop().time()
+        return self._loop.time()
 
     def _prune(self) -> None:
         if not self._idle:
