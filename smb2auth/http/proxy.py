@@ -1,8 +1,9 @@
 """An asyncio forward proxy that demands NTLM/Negotiate (407) before forwarding or tunnelling.
 
 Plain HTTP requests in absolute-URI form (RFC 9112 3.2.2) are forwarded to the origin over HTTP/1.1
-upstream connections kept alive per client connection, and pinned to it once the origin authenticates
-with NTLM or Negotiate (upstream.py; the proxy then says `Proxy-Support: Session-Based-Authentication`).
+upstream connections kept alive per client connection (idle ones shared once it closes), and pinned to
+it once the origin authenticates with NTLM or Negotiate or the client sends its own NTLM, Negotiate or
+Kerberos Authorization (upstream.py; the proxy then says `Proxy-Support: Session-Based-Authentication`).
 CONNECT (RFC 9110 9.3.6) opens a tunnel after authentication and pumps bytes both ways. The authenticated
 identity stays bound to the client connection (as WSA/FortiGate do), so later requests on it need no new
 handshake until `auth_timeout` passes.

@@ -11,7 +11,8 @@ connections by default (RFC 9112 9.3: persistence is per connection); `proxy --n
 closes them instead.
 
 Pinning (RFC 4559 6, as Squid pins): NTLM and Negotiate authenticate a TCP connection, so once an origin
-answers 401 with one of them, that upstream connection belongs to this client connection until either side
+answers 401 with one of them, or a request carries the client's own NTLM, Negotiate or Kerberos
+Authorization (forward.py), that upstream connection belongs to this client connection until either side
 closes: every later request of the client goes on it, it is never pooled, and the client connection is
 never handed another upstream. When the pinned upstream closes, the client connection closes too.
 """

@@ -300,6 +300,30 @@ def test_shared_idle_upstreams_serve_the_next_client_connection(
         conn.close()
 
 
+@pytest.mark.parametrize("credential", ["Negotiate YIIBkw==", "NTLM TlRMTVNTUAABAAAA", "kerberos YIIBkw=="])
+def test_a_connection_login_the_client_sends_pins_its_upstream(
+    origin: tuple[str, int], credential: str
+) -> None:
+    """As Squid's clientCheckPinning: a request whose Authorization is NTLM, Negotiate or Kerberos pins the
+    upstream it goes on whatever the origin answers (a one-leg Kerberos login needs no 401 first), so that
+    connection is never handed to another client connection; a Basic one pins nothing."""
+    url = f"http://{origin[0]}:{origin[1]}/".encode()
+    with running_proxy(config(role=Role.PROXY)) as proxy:
+        seen = []
+        for authorization in (credential, None, "Basic YWxpY2U6eA==", None):
+            extra = b"Authorization: " + authorization.encode() + b"\r\n" if authorization else b""
+            with RawConnection(proxy.address) as conn:
+                resp = raw_handshake(conn, b"GET " + url + b" HTTP/1.1\r\nHost: x\r\n" + extra)
+                assert resp.status == 200
+                seen.append((resp.get("Proxy-Support"), json.loads(resp.body)))
+            _until_closed(proxy)
+    (support, login), (_, after_login), (basic_support, basic), (_, after_basic) = seen
+    assert login["headers"]["authorization"] == credential
+    assert support == "Session-Based-Authentication" and basic_support is None
+    assert after_login["connection"] != login["connection"]
+    assert basic["connection"] == after_login["connection"] == after_basic["connection"]
+
+
 def test_without_sharing_each_client_connection_opens_its_own(origin: tuple[str, int]) -> None:
     """`proxy --no-share-idle-upstreams`: a closed client connection's idle upstreams are closed with it,
     so the next client connection to the same origin opens a new one."""
