@@ -193,8 +193,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="our proxy's processes (default 1)")
     parser.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"),
                         help="our proxy's event loop (default auto: uvloop when installed)")
-    parser.add_argument("--share-idle-upstreams", action="store_true",
-                        help="our proxy reuses a closed client connection's idle upstreams, as Squid does")
+    parser.add_argument("--share-idle-upstreams", action=argparse.BooleanOptionalAction, default=True,
+                        help="our proxy reuses a closed client connection's idle upstreams, as Squid does"
+                        " (its default, and ours)")
     parser.add_argument("--squid-workers", type=int, default=1,
                         help="Squid's SMP workers (default 1: squid -N, its least CPU per request)")
     parser.add_argument("--helpers", type=int, default=8, help="Squid's ntlm_auth children (default 8)")
@@ -208,7 +209,7 @@ def main() -> None:
     os.environ.setdefault("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
     command = [sys.executable, "-m", "smb2auth", "proxy", "--listen", f"127.0.0.1:{ours}",
                "--user", f"{USER}:{PASSWORD}", "--workers", str(args.workers), "--loop", args.loop,
-               *(["--share-idle-upstreams"] if args.share_idle_upstreams else [])]
+               "--share-idle-upstreams" if args.share_idle_upstreams else "--no-share-idle-upstreams"]
     with _process([sys.executable, __file__, "--origin", str(origin)], origin), \
             _process(command, ours) as our_pid, \
             running_squid(PASSWORD, workers=args.squid_workers, children=args.helpers) as squid:
@@ -216,8 +217,7 @@ def main() -> None:
         loop = args.loop
         if loop == "auto":
             loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
-        shared = " --share-idle-upstreams" if args.share_idle_upstreams else ""
-        print(f"smb2auth: {' '.join(command[1:4])} --workers {args.workers} --loop {loop}{shared},"
+        print(f"smb2auth: {' '.join(command[1:4])} --workers {args.workers} --loop {loop} {command[-1]},"
               " logging at INFO (one line per login)")
         print(f"squid: {_versions()}; workers {args.squid_workers}, ntlm_auth children {args.helpers}"
               " (keep_alive on), access_log none, cache deny all")

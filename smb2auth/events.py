@@ -26,8 +26,10 @@ def _single_bits(flags_type: type[enum.IntFlag]) -> tuple[tuple[int, str], ...]:
     return tuple(seen.items())
 
 
+@functools.lru_cache(maxsize=256)
 def flag_names(flags_type: type[enum.IntFlag], value: int) -> tuple[str, ...]:
-    """The names of the single-bit members of `flags_type` set in `value` (3.10 and 3.11 alike)."""
+    """The names of the single-bit members of `flags_type` set in `value` (3.10 and 3.11 alike); remembered,
+    as one kind of client sends the same flags on every login."""
     return tuple(name for bit, name in _single_bits(flags_type) if value & bit)
 
 

@@ -42,9 +42,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--identity-header", metavar="NAME",
                    help="pass DOMAIN\\user to the origin in this request header (as WSA's"
                    " X-Authenticated-User); a client's own copy is dropped")
-    p.add_argument("--share-idle-upstreams", action="store_true",
-                   help="a closed client connection's idle upstream connections (never a pinned one) serve"
-                   " the next client connection to the same origin, as Squid reuses them")
+    p.add_argument("--share-idle-upstreams", action=argparse.BooleanOptionalAction, default=True,
+                   help="a closed client connection's idle upstream connections (never one that was pinned)"
+                   " serve the next client connection to the same origin, as Squid reuses them (default: on)")
     p.add_argument("--workers", type=worker_count, default="auto", metavar="N",
                    help="processes serving, each client connection (and its pinned upstream) in one of"
                    " them (default auto: one per core this process may run on; 1: no worker processes)")

@@ -402,11 +402,11 @@ class ConnectionAuth:
 
     def _after(self, handshake: ServerHandshake, scheme: AuthScheme, event: HandshakeEvent) -> Decision:
         cfg = self.config
-        who = handshake.identity()
         if isinstance(event, Failed):
             status, reason = _failure(event.error)
-            return self._refused(status, reason, scheme.value, who)
+            return self._refused(status, reason, scheme.value, handshake.identity())
         if isinstance(event, Complete):
+            who = handshake.identity()
             identity = self._identity(who, scheme)
             login = self._login(NtStatus.STATUS_SUCCESS, "", scheme.value, who)
             self._to(ConnEvent.COMPLETE)
@@ -419,7 +419,7 @@ class ConnectionAuth:
         assert isinstance(event, Send)
         if not event.token:
             return self._refused(NtStatus.STATUS_INTERNAL_ERROR, "mechanism produced no token", scheme.value,
-                                 who)
+                                 handshake.identity())
         self._to(ConnEvent.CONTINUE)
         return Decision(cfg.role.status, ((cfg.role.challenge_header, challenge_value(scheme, event.token)),),
                         reason="challenge")

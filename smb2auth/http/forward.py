@@ -37,6 +37,7 @@ HOP_BY_HOP = frozenset({
     "trailer", "transfer-encoding", "upgrade",
 })
 _CONNECTION_AUTH = ("ntlm", "negotiate")
+_CONNECTION_AUTH_CREDENTIALS = frozenset({"ntlm", "negotiate", "kerberos"})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 _KNOWN_TARGETS = 256
@@ -50,6 +51,14 @@ def connection_auth(head: Head) -> bool:
     """An origin's 401 that asks for NTLM or Negotiate, which authenticate the connection (RFC 4559)."""
     offers = [v.strip().split(" ", 1)[0].lower() for k, v in head.fields if k.lower() == "www-authenticate"]
     return any(scheme in _CONNECTION_AUTH for value in offers for scheme in value.split(","))
+
+
+def authenticates_connection(head: Head) -> bool:
+    """A request whose Authorization authenticates the connection it goes on (NTLM, Negotiate, Kerberos:
+    RFC 4559; an origin may take a one-leg Kerberos login without a 401 first), as Squid's
+    clientCheckPinning marks such a request for pinning."""
+    value = head.get("Authorization")
+    return value is not None and value.strip().split(" ", 1)[0].lower() in _CONNECTION_AUTH_CREDENTIALS
 
 
 class Forwarder:
@@ -133,10 +142,12 @@ class Forwarder:
                 # the pinned upstream closed: so does the client connection (upstream.py)
                 pool.give_back(pinned, False)
                 return False
-            return await self._exchange(ex, pinned, request, writer, pool, decision)
+            return await self._exchange(ex, pinned, request, writer, pool, decision, False)
         # RFC 9110 9.2.2: only an idempotent request may be retried when a kept-alive connection turns out
         # closed; any other goes on a new connection (RFC 9112 9.3.1)
         idempotent = method in _IDEMPOTENT
+        # an upstream that carried the client's own connection login is the client's alone from then on
+        pin = not self.transparent and authenticates_connection(head)
         for attempt in range(2 if idempotent else 1):
             try:
                 up = await pool.take(origin, fresh=attempt > 0 or not idempotent)
@@ -146,15 +157,16 @@ class Forwarder:
                 await writer.drain()
                 return True
             with contextlib.suppress(StaleUpstream):
-                return await self._exchange(ex, up, request, writer, pool, decision)
+                return await self._exchange(ex, up, request, writer, pool, decision, pin)
         raise BadRequest(502, "upstream closed without a response")
 
     async def _exchange(
         self, ex: Exchange, up: Upstream, request: bytes, writer: asyncio.StreamWriter, pool: UpstreamPool,
-        decision: Decision,
+        decision: Decision, pin: bool,
     ) -> bool:
-        """Send `request` on `up` and relay the response; `up` goes back to the pool, stays pinned, or is
-        closed. A reused, unpinned `up` that turns out closed raises StaleUpstream."""
+        """Send `request` on `up` and relay the response; `up` goes back to the pool, stays pinned (`pin`:
+        whatever the origin answers), or is closed. A reused, unpinned `up` that turns out closed raises
+        StaleUpstream."""
         retryable = up.reused and up is not pool.pinned
         reusable = False
         try:
@@ -165,7 +177,7 @@ class Forwarder:
                 if retryable:
                     raise StaleUpstream from None
                 raise
-            keep, reusable = await self._relay_response(ex, up, writer, pool, decision, retryable)
+            keep, reusable = await self._relay_response(ex, up, writer, pool, decision, retryable, pin)
             return keep
         finally:
             pool.give_back(up, reusable)
@@ -195,7 +207,7 @@ class Forwarder:
 
     async def _relay_response(
         self, ex: Exchange, up: Upstream, writer: asyncio.StreamWriter, pool: UpstreamPool,
-        decision: Decision, retryable: bool,
+        decision: Decision, retryable: bool, pin: bool,
     ) -> tuple[bool, bool]:
         """Relay one response; (the client connection goes on, the upstream one can carry another)."""
         try:
@@ -216,7 +228,7 @@ class Forwarder:
         up_tokens = head.tokens("Connection")
         upstream_close = (not chunked and length is None and not bodyless) or status == 101 or (
             "close" in up_tokens or (head.start[0] == "HTTP/1.0" and "keep-alive" not in up_tokens))
-        if status == 401 and connection_auth(head):
+        if pin or (status == 401 and connection_auth(head)):
             pool.pin(up)
         pinned = up is pool.pinned
         # RFC 9112 7.1: no chunked coding to an HTTP/1.0 client: the bare body, ended by close

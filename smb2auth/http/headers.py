@@ -50,6 +50,10 @@ class TokenKind(enum.Enum):
         return self in (TokenKind.SPNEGO_INIT, TokenKind.SPNEGO_RESPONSE)
 
 
+# RFC 9110 11.1: auth-scheme is case-insensitive
+_SCHEMES = {s.value.lower(): s for s in AuthScheme}
+
+
 @dataclass(frozen=True)
 class Credentials:
     """One parsed Authorization value. `token` for NTLM/Negotiate; `username`/`password` for Basic."""
@@ -96,11 +100,10 @@ def parse_authorization(value: str) -> Credentials:
     text = value.strip(" \t")
     scheme_text, _, rest = text.partition(" ")
     rest = rest.strip(" \t")
-    if not _SCHEME.fullmatch(scheme_text):
-        raise MalformedMessage("bad auth-scheme")
-    # RFC 9110 11.1: auth-scheme is case-insensitive
-    scheme = {s.value.lower(): s for s in AuthScheme}.get(scheme_text.lower())
+    scheme = _SCHEMES.get(scheme_text.lower())
     if scheme is None:
+        if not _SCHEME.fullmatch(scheme_text):
+            raise MalformedMessage("bad auth-scheme")
         raise UnsupportedScheme(f"unsupported auth-scheme {scheme_text[:32]!r}")
     if not rest:
         raise MalformedMessage(f"{scheme.value} credential without a token")

@@ -1,8 +1,9 @@
 """An asyncio forward proxy that demands NTLM/Negotiate (407) before forwarding or tunnelling.
 
 Plain HTTP requests in absolute-URI form (RFC 9112 3.2.2) are forwarded to the origin over HTTP/1.1
-upstream connections kept alive per client connection, and pinned to it once the origin authenticates
-with NTLM or Negotiate (upstream.py; the proxy then says `Proxy-Support: Session-Based-Authentication`).
+upstream connections kept alive per client connection (idle ones shared once it closes), and pinned to
+it once the origin authenticates with NTLM or Negotiate or the client sends its own NTLM, Negotiate or
+Kerberos Authorization (upstream.py; the proxy then says `Proxy-Support: Session-Based-Authentication`).
 CONNECT (RFC 9110 9.3.6) opens a tunnel after authentication and pumps bytes both ways. The authenticated
 identity stays bound to the client connection (as WSA/FortiGate do), so later requests on it need no new
 handshake until `auth_timeout` passes.
@@ -55,8 +56,9 @@ MAX_UNAUTHENTICATED_BODY = 64 * 1024
 class NtlmProxy:
     """The proxy's connection handler; `serve()` or `running_proxy()` put it on a socket.
     `upstream_idle` and `max_idle_upstreams` bound each client connection's pool of kept-alive upstream
-    connections; with `share_idle_upstreams` those left idle when a client connection closes (never a
-    pinned one) wait in `idle_upstreams` for the next client connection to the same origin (upstream.py).
+    connections; with `share_idle_upstreams` (the default, as Squid's server_persistent_connections) those
+    left idle when a client connection closes (never one that was pinned) wait in `idle_upstreams` for the
+    next client connection to the same origin (upstream.py).
     `opened_upstreams` counts the upstream connections opened so far. `identity_header`
     (as WSA's X-Authenticated-User) names a request field the proxy sets to DOMAIN\\user for the origin;
     a client's own copy of it is never forwarded."""
@@ -71,7 +73,7 @@ class NtlmProxy:
         upstream_idle: float = 30.0,
         max_idle_upstreams: int = 4,
         identity_header: str | None = None,
-        share_idle_upstreams: bool = False,
+        share_idle_upstreams: bool = True,
     ) -> None:
         self.config = config
         self.allow_target = allow_target
@@ -174,7 +176,7 @@ class NtlmProxy:
             # RFC 9110 10.1.1: the client waits for this before sending the body
             writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             await writer.drain()
-        body = await self._read_body(ex, reader, length)
+        body = await self._read_body(ex, reader, length) if length else b""
         if method == "CONNECT":
             if pool.pinned is not None:
                 raise BadRequest(400, "CONNECT on a connection pinned to an origin")
@@ -283,7 +285,7 @@ def running_proxy(
     allow_target: Callable[[str, int], bool] | None = None,
     idle_timeout: float = 30.0,
     identity_header: str | None = None,
-    share_idle_upstreams: bool = False,
+    share_idle_upstreams: bool = True,
 ) -> Iterator[RunningProxy]:
     """The proxy on its own event loop in a background thread; stopped when the block exits.
     `config.role` is Role.PROXY for an explicit proxy (407); Role.ORIGIN makes it a transparent

@@ -4,13 +4,15 @@ once an origin authenticates the connection itself.
 HTTP/1.1 keep-alive (RFC 9112 9.3): after a complete response that did not say "close", the upstream
 connection goes back to this client connection's pool, keyed by origin (host, port), at most `max_idle` of
 them and each for at most `idle_timeout` seconds. While a client connection lives its pool is its own: no
-other client connection rides on its upstream connections. Optionally (`proxy --share-idle-upstreams`), when
-it closes its idle connections (never a pinned one, nor one that was ever pinned) are parked in the proxy's
-IdleUpstreams, from which a later client connection's pool takes one before it opens a new connection to
-that origin, as Squid reuses idle server connections (RFC 9112 9.3: persistence is per connection).
+other client connection rides on its upstream connections. When it closes, its idle connections (never a
+pinned one, nor one that was ever pinned) are parked in the proxy's IdleUpstreams, from which a later client
+connection's pool takes one before it opens a new connection to that origin, as Squid reuses idle server
+connections by default (RFC 9112 9.3: persistence is per connection); `proxy --no-share-idle-upstreams`
+closes them instead.
 
 Pinning (RFC 4559 6, as Squid pins): NTLM and Negotiate authenticate a TCP connection, so once an origin
-answers 401 with one of them, that upstream connection belongs to this client connection until either side
+answers 401 with one of them, or a request carries the client's own NTLM, Negotiate or Kerberos
+Authorization (forward.py), that upstream connection belongs to this client connection until either side
 closes: every later request of the client goes on it, it is never pooled, and the client connection is
 never handed another upstream. When the pinned upstream closes, the client connection closes too.
 """
@@ -109,13 +111,14 @@ class IdleUpstreams:
 
 
 class UpstreamPool:
-    """The upstream connections of one client connection: idle ones by origin, and the pinned one; with
-    `parked`, idle ones come from and go back to the proxy's IdleUpstreams when none of its own fits and
-    when the client connection closes."""
+    """The upstream connections of one client connection (made on the event loop that serves it): idle ones
+    by origin, and the pinned one; with `parked`, idle ones come from and go back to the proxy's
+    IdleUpstreams when none of its own fits and when the client connection closes."""
 
     def __init__(self, opener: Opener, *, max_idle: int = 4, idle_timeout: float = 30.0,
                  parked: IdleUpstreams | None = None) -> None:
         self._open = opener
+        self._loop = asyncio.get_running_loop()
         self.max_idle = max_idle
         self.idle_timeout = idle_timeout
         self._idle: list[Upstream] = []
@@ -124,7 +127,7 @@ class UpstreamPool:
         self.pinned: Upstream | None = None
 
     def _now(self) -> float:
-        return asyncio.get_running_loop().time()
+        return self._loop.time()
 
     def _prune(self) -> None:
         if not self._idle:

@@ -106,7 +106,8 @@ class Head:
         return index
 
     def get(self, name: str) -> str | None:
-        values = self._by_name().get(name.lower())
+        index = self._index
+        values = (index if index is not None else self._by_name()).get(name.lower())
         if not values:
             return None
         return values[0] if len(values) == 1 else ", ".join(values)

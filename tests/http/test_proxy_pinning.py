@@ -93,14 +93,15 @@ def test_one_upstream_connection_serves_keep_alive_requests(
         resp = conn.getresponse()
         assert resp.status == 200
         seen.append(json.loads(resp.read()))
-    conn.close()
     assert {s["connection"] for s in seen} == {seen[0]["connection"]}
     assert [s["served"] for s in seen] == list(range(1, n + 1))
-    # a second client connection gets an upstream connection of its own
+    # a second client connection open at the same time gets an upstream connection of its own: while a
+    # client connection lives, no other one rides on its upstreams (idle ones are shared only once it closes)
     other = http.client.HTTPConnection(*proxy.address, timeout=10)
     resp = request_with_auth(other, "GET", f"{base}/other", context_factory=clients(), proxy=True)
     assert json.loads(resp.read())["connection"] != seen[0]["connection"]
     other.close()
+    conn.close()
 
 
 def test_requests_ntlm_against_the_origin_through_the_proxy(
@@ -226,11 +227,12 @@ def _until_closed(proxy: RunningProxy, timeout: float = 10.0) -> None:
 def test_shared_idle_upstreams_serve_the_next_client_connection(
     ntlm_origin: RunningServer, origin: tuple[str, int]
 ) -> None:
-    """With share_idle_upstreams, a closed client connection's idle upstream serves the next client
-    connection to that origin; one that was pinned (the origin asked for NTLM) is closed, never handed on."""
+    """By default (as Squid's server_persistent_connections), a closed client connection's idle upstream
+    serves the next client connection to that origin; a pinned one (the origin asked for NTLM) is never
+    handed to another client connection: not while its own lives, nor after it closes."""
     base = f"http://{origin[0]}:{origin[1]}"
     pinned_url = f"http://{ntlm_origin.host}:{ntlm_origin.port}/"
-    with running_proxy(config(role=Role.PROXY), share_idle_upstreams=True) as proxy:
+    with running_proxy(config(role=Role.PROXY)) as proxy:
         seen = []
         for _ in range(2):
             conn = http.client.HTTPConnection(*proxy.address, timeout=10)
@@ -240,13 +242,23 @@ def test_shared_idle_upstreams_serve_the_next_client_connection(
             _until_closed(proxy)  # the proxy sees the close and parks the upstream
         assert seen[1]["connection"] == seen[0]["connection"]
         assert [s["served"] for s in seen] == [1, 2]
-        conn = http.client.HTTPConnection(*proxy.address, timeout=10)
-        resp = request_with_auth(conn, "GET", pinned_url, context_factory=clients(), proxy=True)
+        pinned = http.client.HTTPConnection(*proxy.address, timeout=10)
+        resp = request_with_auth(pinned, "GET", pinned_url, context_factory=clients(), proxy=True)
         assert resp.status == 401 and resp.headers["Proxy-Support"] == "Session-Based-Authentication"
         resp.read()
-        resp = request_with_auth(conn, "GET", pinned_url, context_factory=clients())
+        resp = request_with_auth(pinned, "GET", pinned_url, context_factory=clients())
         assert resp.status == 200 and json.loads(resp.read())["user"] == "alice"
-        conn.close()
+        # while alice's client connection lives, another one to that origin gets a connection of its own:
+        # handed alice's, the origin would answer it 200 as alice
+        other = http.client.HTTPConnection(*proxy.address, timeout=10)
+        resp = request_with_auth(other, "GET", pinned_url, context_factory=clients(), proxy=True)
+        assert resp.status == 401
+        resp.read()
+        other.close()
+        pinned.request("GET", pinned_url)
+        resp = pinned.getresponse()
+        assert resp.status == 200 and json.loads(resp.read())["user"] == "alice"
+        pinned.close()
         _until_closed(proxy)
         # the origin connection alice logged in on was closed with its client connection: handed on, it
         # would answer this one 200 as alice
@@ -255,3 +267,44 @@ def test_shared_idle_upstreams_serve_the_next_client_connection(
         assert resp.status == 401
         resp.read()
         conn.close()
+
+
+@pytest.mark.parametrize("credential", ["Negotiate YIIBkw==", "NTLM TlRMTVNTUAABAAAA", "kerberos YIIBkw=="])
+def test_a_connection_login_the_client_sends_pins_its_upstream(
+    origin: tuple[str, int], credential: str
+) -> None:
+    """As Squid's clientCheckPinning: a request whose Authorization is NTLM, Negotiate or Kerberos pins the
+    upstream it goes on whatever the origin answers (a one-leg Kerberos login needs no 401 first), so that
+    connection is never handed to another client connection; a Basic one pins nothing."""
+    url = f"http://{origin[0]}:{origin[1]}/".encode()
+    with running_proxy(config(role=Role.PROXY)) as proxy:
+        seen = []
+        for authorization in (credential, None, "Basic YWxpY2U6eA==", None):
+            extra = b"Authorization: " + authorization.encode() + b"\r\n" if authorization else b""
+            with RawConnection(proxy.address) as conn:
+                resp = raw_handshake(conn, b"GET " + url + b" HTTP/1.1\r\nHost: x\r\n" + extra)
+                assert resp.status == 200
+                seen.append((resp.get("Proxy-Support"), json.loads(resp.body)))
+            _until_closed(proxy)
+    (support, login), (_, after_login), (basic_support, basic), (_, after_basic) = seen
+    assert login["headers"]["authorization"] == credential
+    assert support == "Session-Based-Authentication" and basic_support is None
+    assert after_login["connection"] != login["connection"]
+    assert basic["connection"] == after_login["connection"] == after_basic["connection"]
+
+
+def test_without_sharing_each_client_connection_opens_its_own(origin: tuple[str, int]) -> None:
+    """`proxy --no-share-idle-upstreams`: a closed client connection's idle upstreams are closed with it,
+    so the next client connection to the same origin opens a new one."""
+    base = f"http://{origin[0]}:{origin[1]}"
+    with running_proxy(config(role=Role.PROXY), share_idle_upstreams=False) as proxy:
+        seen = []
+        for _ in range(2):
+            conn = http.client.HTTPConnection(*proxy.address, timeout=10)
+            resp = request_with_auth(conn, "GET", f"{base}/", context_factory=clients(), proxy=True)
+            seen.append(json.loads(resp.read()))
+            conn.close()
+            _until_closed(proxy)
+        assert seen[1]["connection"] != seen[0]["connection"]
+        assert [s["served"] for s in seen] == [1, 1]
+        assert proxy.proxy.opened_upstreams == 2
