@@ -224,6 +224,19 @@ def _until_closed(proxy: RunningProxy, timeout: float = 10.0) -> None:
     assert proxy.proxy.active_connections == 0
 
 
+def _one_request_each_on_two_connections(proxy: RunningProxy, url: str) -> list[dict[str, object]]:
+    """What the origin reported to one authenticated request on each of two client connections in turn,
+    the first closed (and the proxy seeing it close, parking or closing its upstream) before the second."""
+    seen = []
+    for _ in range(2):
+        conn = http.client.HTTPConnection(*proxy.address, timeout=10)
+        resp = request_with_auth(conn, "GET", url, context_factory=clients(), proxy=True)
+        seen.append(json.loads(resp.read()))
+        conn.close()
+        _until_closed(proxy)
+    return seen
+
+
 def test_shared_idle_upstreams_serve_the_next_client_connection(
     ntlm_origin: RunningServer, origin: tuple[str, int]
 ) -> None:
@@ -233,13 +246,7 @@ def test_shared_idle_upstreams_serve_the_next_client_connection(
     base = f"http://{origin[0]}:{origin[1]}"
     pinned_url = f"http://{ntlm_origin.host}:{ntlm_origin.port}/"
     with running_proxy(config(role=Role.PROXY)) as proxy:
-        seen = []
-        for _ in range(2):
-            conn = http.client.HTTPConnection(*proxy.address, timeout=10)
-            resp = request_with_auth(conn, "GET", f"{base}/", context_factory=clients(), proxy=True)
-            seen.append(json.loads(resp.read()))
-            conn.close()
-            _until_closed(proxy)  # the proxy sees the close and parks the upstream
+        seen = _one_request_each_on_two_connections(proxy, f"{base}/")
         assert seen[1]["connection"] == seen[0]["connection"]
         assert [s["served"] for s in seen] == [1, 2]
         pinned = http.client.HTTPConnection(*proxy.address, timeout=10)
@@ -298,13 +305,7 @@ def test_without_sharing_each_client_connection_opens_its_own(origin: tuple[str,
     so the next client connection to the same origin opens a new one."""
     base = f"http://{origin[0]}:{origin[1]}"
     with running_proxy(config(role=Role.PROXY), share_idle_upstreams=False) as proxy:
-        seen = []
-        for _ in range(2):
-            conn = http.client.HTTPConnection(*proxy.address, timeout=10)
-            resp = request_with_auth(conn, "GET", f"{base}/", context_factory=clients(), proxy=True)
-            seen.append(json.loads(resp.read()))
-            conn.close()
-            _until_closed(proxy)
+        seen = _one_request_each_on_two_connections(proxy, f"{base}/")
         assert seen[1]["connection"] != seen[0]["connection"]
         assert [s["served"] for s in seen] == [1, 1]
         assert proxy.proxy.opened_upstreams == 2
