@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Final, NamedTuple
 
+from smb2auth._frozen import quick_init
 from smb2auth.errors import MalformedMessage
 
 SIGNATURE = b"NTLMSSP\x00"
@@ -285,6 +286,7 @@ def av_get(pairs: tuple[AvPair, ...], av_id: AvId) -> bytes | None:
     return None
 
 
+@quick_init
 @dataclass(frozen=True)
 class SingleHostData:
     """MS-NLMP 2.2.2.2: Single_Host_Data, the value of MsvAvSingleHost."""
@@ -309,6 +311,7 @@ class SingleHostData:
         return cls(custom, machine, size, z4)
 
 
+@quick_init
 @dataclass(frozen=True)
 class Version:
     """MS-NLMP 2.2.2.10: VERSION (informational only)."""
@@ -358,6 +361,7 @@ def _prefix(kind: MessageType) -> bytes:
     return _PREFIX.pack(SIGNATURE, kind)
 
 
+@quick_init
 @dataclass(frozen=True)
 class NegotiateMessage:
     """MS-NLMP 2.2.1.1: NEGOTIATE_MESSAGE. Domain and workstation are always OEM strings."""
@@ -407,6 +411,7 @@ class NegotiateMessage:
         return _payload_fields(data, cls.PAYLOAD_FIELDS if len(data) >= cls.HEADER_SIZE else ())
 
 
+@quick_init
 @dataclass(frozen=True)
 class ChallengeMessage:
     """MS-NLMP 2.2.1.2: CHALLENGE_MESSAGE."""
@@ -481,6 +486,7 @@ class ChallengeMessage:
         return _payload_fields(data, cls.PAYLOAD_FIELDS if full else cls.PAYLOAD_FIELDS[:1])
 
 
+@quick_init
 @dataclass(frozen=True)
 class AuthenticateMessage:
     """MS-NLMP 2.2.1.3: AUTHENTICATE_MESSAGE. A MIC implies a VERSION field before it."""
@@ -584,6 +590,7 @@ def zero_mic(data: bytes) -> bytes:
     return data[:72] + b"\x00" * 16 + data[88:]
 
 
+@quick_init
 @dataclass(frozen=True)
 class NtlmV2ClientChallenge:
     """MS-NLMP 2.2.2.7: NTLMv2_CLIENT_CHALLENGE (the "blob").
@@ -644,6 +651,7 @@ class NtlmV2ClientChallenge:
         return cls(timestamp, cc, pairs, resp, hi, r1, r2, r3, bytes(data[cls.HEADER_SIZE + end :]))
 
 
+@quick_init
 @dataclass(frozen=True)
 class NtlmV2Response:
     """MS-NLMP 2.2.2.8: NTLMv2_RESPONSE: NTProofStr and the blob exactly as received."""
@@ -673,6 +681,7 @@ class NtlmV2Response:
         return response
 
 
+@quick_init
 @dataclass(frozen=True)
 class LmV2Response:
     """MS-NLMP 2.2.2.4: LMv2_RESPONSE."""

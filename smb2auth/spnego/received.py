@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from smb2auth._frozen import quick_init
 from smb2auth.errors import MalformedMessage
 from smb2auth.spnego.asn1 import SPNEGO
 from smb2auth.spnego.tokens import (
@@ -42,6 +43,7 @@ __all__ = ["Reassembly", "Received", "mech_list_der", "read", "read_oid"]
 _ARC = 0xFFFFFFFF
 
 
+@quick_init
 @dataclass(frozen=True)
 class Received:
     """A client token, and the DER of its mechTypes as the mechListMIC covers them (empty for a

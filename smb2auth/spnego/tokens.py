@@ -16,6 +16,7 @@ from pyasn1 import error as pyasn1_error  # type: ignore[import-untyped]
 from pyasn1.codec.ber import decoder as ber_decoder  # type: ignore[import-untyped]
 from pyasn1.codec.der import encoder as der_encoder  # type: ignore[import-untyped]
 
+from smb2auth._frozen import quick_init
 from smb2auth.errors import MalformedMessage
 from smb2auth.spnego import asn1
 from smb2auth.spnego.asn1 import KRB5, KRB5_USER2USER, MS_KRB5, NEGOEX, NTLMSSP, SPNEGO
@@ -65,6 +66,7 @@ class ContextFlags(enum.IntFlag):
     INTEG = 1 << 6
 
 
+@quick_init
 @dataclass(frozen=True)
 class NegHints:
     """MS-SPNG 2.2.1 negHints. `hint_name` is a GeneralString, carried as Latin-1."""
@@ -73,6 +75,7 @@ class NegHints:
     hint_address: bytes | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class NegTokenInit:
     """RFC 4178 4.2.1 NegTokenInit, or MS-SPNG 2.2.1 NegTokenInit2 when `neg_hints` is set."""
@@ -116,6 +119,7 @@ class NegTokenInit:
         return fields
 
 
+@quick_init
 @dataclass(frozen=True)
 class NegTokenResp:
     """RFC 4178 4.2.2 NegTokenResp (negTokenTarg in older texts)."""

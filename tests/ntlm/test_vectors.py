@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
+
 from smb2auth.ntlm import crypto
 from smb2auth.ntlm.messages import AuthenticateMessage, AvId, AvPair, ChallengeMessage, Version
 from smb2auth.ntlm.messages import NegotiateFlags as F
@@ -18,6 +22,15 @@ PLAINTEXT = "Plaintext".encode("utf-16-le")
 FLAGS_V1 = 0xE2028233
 FLAGS_V1_ESS = 0x820A8233
 FLAGS_V2 = 0xE28A8233
+
+
+@pytest.fixture(autouse=True, params=sorted(crypto.RC4_BACKENDS))
+def rc4_backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every vector through each RC4 library smb2auth can take it from (crypto.RC4_BACKENDS)."""
+    previous = crypto.rc4_backend()
+    crypto.use_rc4_backend(request.param)
+    yield request.param
+    crypto.use_rc4_backend(previous)
 
 
 def test_4_2_2_1_1_lmowfv1() -> None:
