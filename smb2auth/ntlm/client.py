@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -45,6 +46,39 @@ from smb2auth.status import NtStatus
 _VERSION = Version()
 # MS-NLMP 3.1.5.1.2: the pairs the client sets itself in the blob, whatever the server sent.
 _CLIENT_SETS = frozenset((AvId.MsvAvChannelBindings, AvId.MsvAvTargetName))
+
+
+@functools.lru_cache(maxsize=64)
+def _flags(kind: ResponseKind, oem: bool, key_exchange: bool, negotiate_128: bool) -> tuple[int, int]:
+    """The flags a client asks for, and those it refuses to see dropped (MS-NLMP 3.1.5.1.2 lets the client
+    require a minimum); the same for every context of one configuration."""
+    anonymous = kind is ResponseKind.ANONYMOUS
+    flags = (
+        NTLMSSP_REQUEST_TARGET
+        | NTLMSSP_NEGOTIATE_NTLM
+        | NTLMSSP_NEGOTIATE_ALWAYS_SIGN
+        | NTLMSSP_NEGOTIATE_56
+        | NTLMSSP_NEGOTIATE_VERSION
+    )
+    if negotiate_128:
+        flags |= NTLMSSP_NEGOTIATE_128
+    flags |= NTLMSSP_NEGOTIATE_OEM if oem else NTLMSSP_NEGOTIATE_UNICODE
+    if not anonymous:
+        flags |= NTLMSSP_NEGOTIATE_SIGN | NTLMSSP_NEGOTIATE_SEAL
+        if key_exchange:
+            flags |= NTLMSSP_NEGOTIATE_KEY_EXCH
+    if kind in (ResponseKind.NTLMV2, ResponseKind.NTLMV1_ESS, ResponseKind.ANONYMOUS):
+        flags |= NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
+    required = NTLMSSP_NEGOTIATE_128 if negotiate_128 else 0
+    if kind in (ResponseKind.NTLMV2, ResponseKind.NTLMV1_ESS):
+        required |= NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
+    return flags, required
+
+
+@functools.lru_cache(maxsize=64)
+def _negotiate_message(flags: int) -> bytes:
+    """The NEGOTIATE (MS-NLMP 2.2.1.1) of a flag set: no domain or workstation, our VERSION."""
+    return NegotiateMessage(flags, version=_VERSION).pack()
 
 
 class NtlmClient(SecurityContext):
@@ -96,28 +130,7 @@ class NtlmClient(SecurityContext):
         self.session_key: bytes | None = None
         self.negotiated_flags = 0
         self.mic_present = False
-
-        flags = (
-            NTLMSSP_REQUEST_TARGET
-            | NTLMSSP_NEGOTIATE_NTLM
-            | NTLMSSP_NEGOTIATE_ALWAYS_SIGN
-            | NTLMSSP_NEGOTIATE_56
-            | NTLMSSP_NEGOTIATE_VERSION
-        )
-        if negotiate_128:
-            flags |= NTLMSSP_NEGOTIATE_128
-        flags |= NTLMSSP_NEGOTIATE_OEM if oem else NTLMSSP_NEGOTIATE_UNICODE
-        if not anonymous:
-            flags |= NTLMSSP_NEGOTIATE_SIGN | NTLMSSP_NEGOTIATE_SEAL
-            if key_exchange:
-                flags |= NTLMSSP_NEGOTIATE_KEY_EXCH
-        if self.response_kind in (ResponseKind.NTLMV2, ResponseKind.NTLMV1_ESS, ResponseKind.ANONYMOUS):
-            flags |= NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
-        self._requested = int(flags)
-        # What we refuse to see dropped; MS-NLMP 3.1.5.1.2 lets the client require a minimum.
-        self._required = int(NTLMSSP_NEGOTIATE_128) if negotiate_128 else 0
-        if self.response_kind in (ResponseKind.NTLMV2, ResponseKind.NTLMV1_ESS):
-            self._required |= NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
+        self._requested, self._required = _flags(self.response_kind, oem, key_exchange, negotiate_128)
 
     @property
     def complete(self) -> bool:
@@ -130,7 +143,7 @@ class NtlmClient(SecurityContext):
     def step(self, token: bytes | None) -> bytes | None:
         if token is None:
             self._state = client_next(self._state, ClientEvent.SEND_NEGOTIATE)
-            self._negotiate = NegotiateMessage(self._requested, version=_VERSION).pack()
+            self._negotiate = _negotiate_message(self._requested)
             return self._negotiate
         if self._state != ClientState.NEGOTIATE_SENT:
             client_next(self._state, ClientEvent.RECEIVE_CHALLENGE)

@@ -51,14 +51,15 @@ from smb2auth.ntlm.messages import (
     AvFlags,
     AvId,
     AvPair,
-    ChallengeMessage,
     MessageType,
     NegotiateFlags,
     NtlmV2Response,
     Version,
+    encode_string,
     encode_unicode,
     message_type,
     negotiate_flags,
+    pack_challenge,
     pack_filetime,
     unix_to_filetime,
     unpack_u32,
@@ -117,6 +118,8 @@ _AV_MINIMUM: dict[int, int] = {AvId.MsvAvFlags: 4, AvId.MsvAvTimestamp: 8, AvId.
 
 
 _MSV_AV_FLAGS: Final = int(AvId.MsvAvFlags)
+_MSV_AV_TIMESTAMP: Final = AvId.MsvAvTimestamp
+_AV_EOL_PAIR: Final = b"\x00\x00\x00\x00"  # MS-NLMP 2.2.2.1: MsvAvEOL, length 0
 _MSV_AV_CHANNEL_BINDINGS: Final = int(AvId.MsvAvChannelBindings)
 _MIC_PRESENT: Final = int(AvFlags.MIC_PRESENT)
 _utf_16_le_decode = codecs.utf_16_le_decode
@@ -168,6 +171,11 @@ class TargetInfo:
         if self.dns_tree:
             pairs.append(AvPair(AvId.MsvAvDnsTreeName, encode_unicode(self.dns_tree)))
         return tuple(pairs)
+
+    @functools.cached_property
+    def packed_name_pairs(self) -> bytes:
+        """`name_pairs` as on the wire, without the MsvAvEOL (a CHALLENGE appends its timestamp)."""
+        return AvPair.pack_all(self.name_pairs)[:-4]
 
 
 @dataclass(frozen=True)
@@ -319,18 +327,17 @@ class NtlmServer(SecurityContext):
         self._issued_at = now
         t = self.target
         # MS-NLMP 3.2.5.1.1: the names, then MsvAvTimestamp for NTLMv2.
-        stamp = AvPair(AvId.MsvAvTimestamp, pack_filetime(unix_to_filetime(now)))
+        stamp = AvPair(_MSV_AV_TIMESTAMP, pack_filetime(unix_to_filetime(now)))
         self._target_info = (*t.name_pairs, stamp)
-        self._offered = int(flags)
-        challenge = ChallengeMessage(
-            self._offered,
-            self._server_challenge,
-            t.nb_computer if flags & NTLMSSP_REQUEST_TARGET else "",
-            self._target_info,
-            _VERSION,
-        )
+        self._offered = flags
         self._negotiate = bytes(token)
-        self._challenge = challenge.pack()
+        self._challenge = pack_challenge(
+            flags,
+            self._server_challenge,
+            encode_string(t.nb_computer, flags) if flags & NTLMSSP_REQUEST_TARGET else b"",
+            t.packed_name_pairs + stamp.pack() + _AV_EOL_PAIR,
+            _VERSION.pack(),
+        )
         self._state = after
         return self._challenge
 
