@@ -6,6 +6,7 @@ import functools
 import os
 import time
 from collections.abc import Callable
+from typing import Final
 
 from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
 from smb2auth.ntlm import crypto
@@ -46,6 +47,15 @@ from smb2auth.status import NtStatus
 _VERSION = Version()
 # MS-NLMP 3.1.5.1.2: the pairs the client sets itself in the blob, whatever the server sent.
 _CLIENT_SETS = frozenset((AvId.MsvAvChannelBindings, AvId.MsvAvTargetName))
+# MS-NLMP 3.1.5.1.2: what NTLMv2 with integrity needs in the CHALLENGE's TargetInfo.
+_NETBIOS_NAMES = frozenset((AvId.MsvAvNbComputerName, AvId.MsvAvNbDomainName))
+# The AvIds and flag read per pair, bound once: on CPython 3.11 each `AvId.X` in a function goes through
+# EnumType's __getattr__ hook, some 600 instructions.
+_MSV_AV_TIMESTAMP: Final = AvId.MsvAvTimestamp
+_MSV_AV_FLAGS: Final = AvId.MsvAvFlags
+_MSV_AV_CHANNEL_BINDINGS: Final = AvId.MsvAvChannelBindings
+_MSV_AV_TARGET_NAME: Final = AvId.MsvAvTargetName
+_MIC_PRESENT: Final = int(AvFlags.MIC_PRESENT)
 
 
 @functools.lru_cache(maxsize=64)
@@ -184,7 +194,7 @@ class NtlmClient(SecurityContext):
             kx = b"\x00" * 16
         elif kind == ResponseKind.NTLMV2:
             names = {p.id for p in challenge.target_info or ()}
-            if {AvId.MsvAvNbComputerName, AvId.MsvAvNbDomainName} - names and self._requested & (
+            if not names >= _NETBIOS_NAMES and self._requested & (
                 NTLMSSP_NEGOTIATE_SIGN | NTLMSSP_NEGOTIATE_SEAL
             ):
                 # MS-NLMP 3.1.5.1.2: NTLMv2 with integrity or confidentiality needs both NetBIOS names in
@@ -237,22 +247,23 @@ class NtlmClient(SecurityContext):
 
     def _ntlmv2(self, challenge: ChallengeMessage) -> tuple[bytes, bytes, bytes, bool]:
         pairs = list(challenge.target_info or ())
-        stamp = av_get(challenge.target_info or (), AvId.MsvAvTimestamp)
+        stamp = av_get(pairs, _MSV_AV_TIMESTAMP)
         mic_wanted = stamp is not None and self.send_mic
         # MS-NLMP 3.1.5.1.2: use the server's timestamp when it sent one.
         timestamp = unpack_filetime(stamp) if stamp is not None else unix_to_filetime(self._clock())
         if mic_wanted:
             for i, pair in enumerate(pairs):
-                if pair.id == AvId.MsvAvFlags:
-                    value = unpack_u32(pair.value, "MsvAvFlags") | AvFlags.MIC_PRESENT
-                    pairs[i] = AvPair(AvId.MsvAvFlags, pack_u32(value))
+                if pair.id == _MSV_AV_FLAGS:
+                    value = unpack_u32(pair.value, "MsvAvFlags") | _MIC_PRESENT
+                    pairs[i] = AvPair(_MSV_AV_FLAGS, pack_u32(value))
                     break
             else:
-                pairs.append(AvPair(AvId.MsvAvFlags, pack_u32(AvFlags.MIC_PRESENT)))
+                pairs.append(AvPair(_MSV_AV_FLAGS, pack_u32(_MIC_PRESENT)))
         pairs = [p for p in pairs if p.id not in _CLIENT_SETS]
-        pairs.append(AvPair(AvId.MsvAvChannelBindings, crypto.channel_bindings_hash(self.channel_bindings)))
+        bindings = crypto.channel_bindings_hash(self.channel_bindings)
+        pairs.append(AvPair(_MSV_AV_CHANNEL_BINDINGS, bindings))
         if self.target_name is not None:
-            pairs.append(AvPair(AvId.MsvAvTargetName, encode_unicode(self.target_name)))
+            pairs.append(AvPair(_MSV_AV_TARGET_NAME, encode_unicode(self.target_name)))
         cc = self._rng(8)
         temp = crypto.ntlmv2_temp(timestamp, cc, AvPair.pack_all(pairs))
         key = crypto.ntowfv2(self._nt_hash, self.username, self.domain)

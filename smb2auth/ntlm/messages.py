@@ -285,7 +285,7 @@ class AvPair(NamedTuple):
         return b"".join(body) + _AV_EOL_PAIR
 
 
-def av_get(pairs: tuple[AvPair, ...], av_id: AvId) -> bytes | None:
+def av_get(pairs: tuple[AvPair, ...] | list[AvPair], av_id: int) -> bytes | None:
     for pair in pairs:
         if pair.id == av_id:
             return pair.value
