@@ -1,8 +1,8 @@
 """MS-NLMP 3.3 / 3.4 functions under their spec names (snake case).
 
-Primitives come from hashlib (MD5, and HMAC-MD5 built on it), pycryptodome (MD4, DES) and, for RC4,
-cryptography (OpenSSL) when it is installed with its legacy provider, else pycryptodome: the same bytes,
-and an RC4 key set-up (RC4K, each RC4Init) costs less than half as much in OpenSSL.
+Primitives come from CPython (MD5, and HMAC-MD5 built on it: see _md5_constructor), pycryptodome (MD4,
+DES) and, for RC4, cryptography (OpenSSL) when it is installed with its legacy provider, else pycryptodome:
+the same bytes, and an RC4 key set-up (RC4K, each RC4Init) costs less than half as much in OpenSSL.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import hmac
+import importlib
 import struct
 import zlib
 from collections.abc import Callable
@@ -34,7 +35,21 @@ _SERVER_SIGN = b"session key to server-to-client signing key magic constant\x00"
 _CLIENT_SEAL = b"session key to client-to-server sealing key magic constant\x00"
 _SERVER_SEAL = b"session key to server-to-client sealing key magic constant\x00"
 
-_MD5 = hashlib.md5
+
+
+def _md5_constructor() -> Callable[[bytes], hashlib._Hash]:
+    """CPython's own MD5 (the `_md5` module hashlib falls back on) when the build has it, else hashlib's:
+    the same digest, and for NTLM's short inputs about half the instructions, because OpenSSL 3 looks the
+    algorithm up again (EVP_MD_fetch) for every new hash object."""
+    try:
+        builtin = importlib.import_module("_md5")
+    except ImportError:
+        return hashlib.md5
+    constructor: Callable[[bytes], hashlib._Hash] = builtin.md5
+    return constructor
+
+
+_MD5 = _md5_constructor()
 # UNICODE() of MS-NLMP: the codec function itself (str.encode looks "utf-16-le" up on every call).
 _utf_16_le = codecs.utf_16_le_encode
 _IPAD = bytes(b ^ 0x36 for b in range(256))
@@ -100,7 +115,7 @@ def md5(data: bytes) -> bytes:
 
 
 def hmac_md5(key: bytes, data: bytes) -> bytes:
-    """RFC 2104 HMAC over hashlib.md5: a third cheaper than hmac.digest() for NTLM's short inputs (that
+    """RFC 2104 HMAC over MD5: a third cheaper than hmac.digest() for NTLM's short inputs (that
     goes through OpenSSL's MAC dispatch on every call), and the same bytes."""
     if len(key) > 64:
         key = _MD5(key).digest()  # noqa: S324
