@@ -50,6 +50,11 @@ def _md5_constructor() -> Callable[[bytes], hashlib._Hash]:
 
 
 _MD5 = _md5_constructor()
+
+
+def md5_backend() -> str:
+    """Where MD5 comes from: "_md5" (CPython's own) or "hashlib" (OpenSSL)."""
+    return "hashlib" if _MD5 is hashlib.md5 else "_md5"
 # UNICODE() of MS-NLMP: the codec function itself (str.encode looks "utf-16-le" up on every call).
 _utf_16_le = codecs.utf_16_le_encode
 _IPAD = bytes(b ^ 0x36 for b in range(256))

@@ -127,7 +127,8 @@ _utf_16_le_decode = codecs.utf_16_le_decode
 
 def _check_av_value(pair: AvPair) -> None:
     """Samba ndr_pull_AV_PAIR: a value that does not parse as its MS-NLMP 2.2.2.1 type is INVALID_PARAMETER
-    (a name must be UTF-16, a fixed-size value at least its size)."""
+    (a name must be UTF-16, a fixed-size value at least its size). `_check_ntlmv2` runs the same test
+    inline and calls this for the error."""
     if pair.id in _AV_STRINGS:
         try:
             _utf_16_le_decode(pair.value, "strict", True)
@@ -399,14 +400,22 @@ class NtlmServer(SecurityContext):
 
     def _check_ntlmv2(self, auth: AuthenticateMessage, response: NtlmV2Response) -> None:
         pairs = response.client_challenge.av_pairs
+        strings, minimum = _AV_STRINGS, _AV_MINIMUM
         for pair in pairs:
-            _check_av_value(pair)
+            av_id, value = pair
+            if av_id in strings:
+                try:
+                    _utf_16_le_decode(value, "strict", True)
+                except UnicodeDecodeError:
+                    _check_av_value(pair)
+            elif len(value) < minimum.get(av_id, 0):
+                _check_av_value(pair)
         # Samba ntlmssp_server_preauth: every AV pair the server sent must come back unchanged, else
         # INVALID_PARAMETER (before the password is checked).
-        sent = {p.id: p.value for p in reversed(pairs)}  # the first of an id counts, as in av_get
-        for pair in self._target_info:
-            if sent.get(pair.id) != pair.value:
-                name = AvId(pair.id).name
+        sent = dict(reversed(pairs))  # the first of an id counts, as in av_get
+        for av_id, value in self._target_info:
+            if sent.get(av_id) != value:
+                name = AvId(av_id).name
                 raise self._fail(
                     NtStatus.STATUS_INVALID_PARAMETER, f"{name} changed or missing in the NTLMv2 blob"
                 )
