@@ -35,7 +35,6 @@ from smb2auth.ntlm.messages import (
     NegotiateFlags,
     NegotiateMessage,
     Version,
-    av_get,
     encode_unicode,
     pack_u32,
     unix_to_filetime,
@@ -246,20 +245,30 @@ class NtlmClient(SecurityContext):
         return out
 
     def _ntlmv2(self, challenge: ChallengeMessage) -> tuple[bytes, bytes, bytes, bool]:
-        pairs = list(challenge.target_info or ())
-        stamp = av_get(pairs, _MSV_AV_TIMESTAMP)
+        # One pass over the server's pairs: keep them but the ones the client sets itself, and find the
+        # first MsvAvTimestamp and MsvAvFlags.
+        pairs: list[AvPair] = []
+        stamp = None
+        flags_at = -1
+        for pair in challenge.target_info or ():
+            av_id = pair.id
+            if av_id in _CLIENT_SETS:
+                continue
+            if av_id == _MSV_AV_TIMESTAMP and stamp is None:
+                stamp = pair.value
+            elif av_id == _MSV_AV_FLAGS and flags_at < 0:
+                flags_at = len(pairs)
+            pairs.append(pair)
         mic_wanted = stamp is not None and self.send_mic
         # MS-NLMP 3.1.5.1.2: use the server's timestamp when it sent one.
         timestamp = unpack_filetime(stamp) if stamp is not None else unix_to_filetime(self._clock())
         if mic_wanted:
-            for i, pair in enumerate(pairs):
-                if pair.id == _MSV_AV_FLAGS:
-                    value = unpack_u32(pair.value, "MsvAvFlags") | _MIC_PRESENT
-                    pairs[i] = AvPair(_MSV_AV_FLAGS, pack_u32(value))
-                    break
+            # MS-NLMP 3.1.5.1.2: MsvAvFlags 0x2 says the MIC is there.
+            if flags_at >= 0:
+                value = unpack_u32(pairs[flags_at].value, "MsvAvFlags") | _MIC_PRESENT
+                pairs[flags_at] = AvPair(_MSV_AV_FLAGS, pack_u32(value))
             else:
                 pairs.append(AvPair(_MSV_AV_FLAGS, pack_u32(_MIC_PRESENT)))
-        pairs = [p for p in pairs if p.id not in _CLIENT_SETS]
         bindings = crypto.channel_bindings_hash(self.channel_bindings)
         pairs.append(AvPair(_MSV_AV_CHANNEL_BINDINGS, bindings))
         if self.target_name is not None:
