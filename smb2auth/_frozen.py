@@ -11,6 +11,7 @@ frozen __setattr__, fields(), replace()) is the dataclass's own.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -35,6 +36,10 @@ def quick_init(cls: type[T]) -> type[T]:
             param = f"{f.name}=_default_{f.name}"
         (keywords if f.kw_only else positional).append(param)
         items.append(f"{f.name!r}: {f.name}")
+    generated = list(inspect.signature(cls.__init__).parameters)[1:]
+    if generated != [p.partition("=")[0] for p in positional + keywords]:
+        # An InitVar, say: a parameter that is not a field.
+        raise TypeError(f"{cls.__name__}: quick_init takes an __init__ whose parameters are the fields")
     signature = ", ".join(["self", *positional, *(["*", *keywords] if keywords else [])])
     body = f"    _set(self, '__dict__', {{{', '.join(items)}}})\n"
     if hasattr(cls, "__post_init__"):

@@ -59,6 +59,11 @@ def test_refuses_what_it_cannot_keep() -> None:
     class Factory:
         x: list[int] = dataclasses.field(default_factory=list)
 
-    for cls in (Mutable, Factory):
+    @dataclasses.dataclass(frozen=True)
+    class WithInitVar:
+        x: int
+        scale: dataclasses.InitVar[int] = 1
+
+    for cls in (Mutable, Factory, WithInitVar):
         with pytest.raises(TypeError):
             quick_init(cls)

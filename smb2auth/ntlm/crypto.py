@@ -79,7 +79,12 @@ def _openssl_rc4() -> Callable[[bytes], Rc4] | None:
     except ImportError:
         from cryptography.hazmat.primitives.ciphers.algorithms import ARC4 as Arc4
 
+    sizes = frozenset(bits // 8 for bits in Arc4.key_sizes)
+
     def init(key: bytes) -> Rc4:
+        if len(key) not in sizes:
+            # cryptography takes 5, 7, 8, 10, 16, 20, 24 or 32-byte keys; NTLM's are 8 or 16 bytes.
+            return _pycryptodome_rc4(key)
         return Cipher(Arc4(key), None).encryptor().update  # noqa: S304 -- MS-NLMP 6: RC4
 
     try:

@@ -195,3 +195,12 @@ def test_channel_bindings_hash_tls_server_end_point() -> None:
     expected = bytes.fromhex("6586e99d81c2fc984e47172fd4dd0310")
     assert crypto.channel_bindings_hash(crypto.tls_server_end_point(cert_hash)) == expected
     assert crypto.channel_bindings_hash(None) == b"\x00" * 16
+
+
+def test_rc4_backends_give_the_same_keystream_for_any_key_length(rc4_backend: str) -> None:
+    """cryptography takes only some RC4 key lengths; the others go to pycryptodome (crypto._openssl_rc4)."""
+    for length in (5, 7, 8, 9, 16, 17, 33):
+        key = bytes(range(1, length + 1))
+        handle = crypto.rc4_init(key)
+        expected = crypto.RC4_BACKENDS["pycryptodome"](key)
+        assert handle(PLAINTEXT) + handle(b"\x00" * 7) == expected(PLAINTEXT) + expected(b"\x00" * 7)
