@@ -1,16 +1,23 @@
 """The primitives a handshake cannot avoid, each called directly on the library that provides it, with
 inputs of the sizes the real handshake hashes or encrypts. The benchmarks sum them into their floor.
 
-MD4 and RC4 come from pycryptodome (as smb2auth uses them; OpenSSL 3 has no MD4 by default), AES from the
-backend smb2auth uses (smb2auth/smb2/crypto.py: cryptography when installed), MD5, HMAC and SHA-512 from
-hashlib/hmac (OpenSSL). Where two ways to the same bytes exist, the cheaper one.
+MD4 comes from pycryptodome (as smb2auth uses it; OpenSSL 3 has no MD4 by default), AES from the backend
+smb2auth uses (smb2auth/smb2/crypto.py: cryptography when installed), MD5, HMAC and SHA-512 from
+hashlib/hmac (OpenSSL). Where two ways to the same bytes exist, the cheaper one, timed when the floor is
+built: RC4 from pycryptodome or cryptography, MD5 (and HMAC-MD5 over it) from OpenSSL or CPython's own
+`_md5`, as smb2auth/ntlm/crypto.py picks them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import importlib
 import os
+import time
+from collections.abc import Callable
+from typing import Any
 
 from _harness import Primitive
 from Crypto.Cipher import ARC4
@@ -31,9 +38,21 @@ def md4(size: int) -> Primitive:
     return Primitive("MD4", lambda: MD4.MD4Hash(data).digest())  # noqa: S303 -- NTOWFv1 is MD4
 
 
+def _md5_ways() -> list[Callable[[bytes], Any]]:
+    """hashlib's MD5 (OpenSSL) and CPython's own (`_md5`, when the build has it)."""
+    ways: list[Callable[[bytes], Any]] = [hashlib.md5]
+    with contextlib.suppress(ImportError):
+        ways.append(importlib.import_module("_md5").md5)
+    return ways
+
+
 def md5(size: int) -> Primitive:
     data = _data(size)
-    return Primitive("MD5", lambda: hashlib.md5(data).digest())  # noqa: S324 -- MS-NLMP mandates MD5
+
+    def way(new: Callable[[bytes], Any]) -> Callable[[], bytes]:
+        return lambda: bytes(new(data).digest())
+
+    return Primitive("MD5", _cheapest([way(new) for new in _md5_ways()]))
 
 
 _IPAD = bytes(b ^ 0x36 for b in range(256))
@@ -41,23 +60,58 @@ _OPAD = bytes(b ^ 0x5C for b in range(256))
 
 
 def hmac_md5(size: int) -> Primitive:
-    """RFC 2104 over hashlib.md5, the cheaper of that and hmac.digest(key, data, "md5") here (OpenSSL 3
-    dispatches a MAC on each hmac.digest call): the floor takes the cheapest way to the bytes."""
+    """RFC 2104 over the cheaper MD5, cheaper here than hmac.digest(key, data, "md5") (OpenSSL 3 dispatches
+    a MAC on each hmac.digest call): the floor takes the cheapest way to the bytes."""
     data = _data(size)
     key = KEY.ljust(64, b"\x00")
 
-    def call() -> bytes:
-        inner = hashlib.md5(key.translate(_IPAD) + data).digest()  # noqa: S324
-        return hashlib.md5(key.translate(_OPAD) + inner).digest()  # noqa: S324
+    def way(new: Callable[[bytes], Any]) -> Callable[[], bytes]:
+        def call() -> bytes:
+            inner = new(key.translate(_IPAD) + data).digest()
+            return bytes(new(key.translate(_OPAD) + inner).digest())
 
-    assert call() == hmac.digest(KEY, data, "md5")
-    return Primitive("HMAC-MD5", call)
+        return call
+
+    calls = [way(new) for new in _md5_ways()]
+    assert calls[0]() == hmac.digest(KEY, data, "md5")
+    return Primitive("HMAC-MD5", _cheapest(calls))
+
+
+def _cost(call: Callable[[], object]) -> float:
+    """CPU seconds per call, the best of three short runs."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.process_time()
+        for _ in range(500):
+            call()
+        best = min(best, (time.process_time() - start) / 500)
+    return best
+
+
+def _cheapest(calls: list[Callable[[], bytes]]) -> Callable[[], bytes]:
+    """Of calls that give the same bytes, the one that costs least CPU here."""
+    assert len({call() for call in calls}) == 1
+    return min(calls, key=_cost)
+
+
+def _rc4_ways(data: bytes) -> list[Callable[[], bytes]]:
+    ways: list[Callable[[], bytes]] = [lambda: ARC4.new(KEY).encrypt(data)]
+    try:
+        from cryptography.hazmat.primitives.ciphers import Cipher
+    except ImportError:
+        return ways
+    try:
+        from cryptography.hazmat.decrepit.ciphers.algorithms import ARC4 as OpenSslArc4  # >= 43
+    except ImportError:
+        from cryptography.hazmat.primitives.ciphers.algorithms import ARC4 as OpenSslArc4
+    ways.append(lambda: Cipher(OpenSslArc4(KEY), None).encryptor().update(data))  # noqa: S304
+    return ways
 
 
 def rc4(size: int) -> Primitive:
-    """A fresh RC4 key schedule and `size` bytes through it (RC4K, or RC4Init and one RC4)."""
-    data = _data(size)
-    return Primitive("RC4 set-up + use", lambda: ARC4.new(KEY).encrypt(data))
+    """A fresh RC4 key schedule and `size` bytes through it (RC4K, or RC4Init and one RC4), from the
+    cheaper of pycryptodome and cryptography (smb2auth takes cryptography's when it is installed)."""
+    return Primitive("RC4 set-up + use", _cheapest(_rc4_ways(_data(size))))
 
 
 def urandom(size: int) -> Primitive:

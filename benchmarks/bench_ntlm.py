@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from smb2auth.authority.local import LocalAuthority
-from smb2auth.ntlm import NtlmClient, NtlmServer, TargetInfo
+from smb2auth.ntlm import NtlmClient, NtlmServer, TargetInfo, crypto
 from smb2auth.ntlm.messages import AuthenticateMessage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -105,8 +105,9 @@ def main() -> None:
     user = authority().get_user(USER)
     assert user is not None and user.lm_hash is not None
     about = [
-        f"ours: {versions('smb2auth', 'pycryptodome')}: NtlmClient + NtlmServer + LocalAuthority "
-        "(NT hash precomputed), NTLMv2 with MIC and KEY_EXCH",
+        f"ours: {versions('smb2auth', 'pycryptodome', 'cryptography')}: NtlmClient + NtlmServer + "
+        "LocalAuthority (NT hash precomputed), NTLMv2 with MIC and KEY_EXCH; MD4 from pycryptodome, "
+        f"RC4 from {crypto.rc4_backend()}, MD5 from {crypto.md5_backend()}",
         f"peer: {versions('pyspnego', 'cryptography')}: spnego.client/server(protocol='ntlm'), pure-Python "
         "NTLM (MD4, DES in Python; RC4 from cryptography); the acceptor reads NTLM_USER_FILE in smbpasswd "
         "form (hashes precomputed)",

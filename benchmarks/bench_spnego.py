@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from smb2auth.authority.local import LocalAuthority
-from smb2auth.ntlm import NtlmClient, NtlmServer, TargetInfo
+from smb2auth.ntlm import NtlmClient, NtlmServer, TargetInfo, crypto
 from smb2auth.ntlm.messages import AuthenticateMessage
 from smb2auth.spnego import SpnegoClient, SpnegoServer
 from smb2auth.spnego.tokens import decode, decode_reference, encode_reference, mech_types_der
@@ -142,8 +142,9 @@ def main() -> None:
     user = authority().get_user(USER)
     assert user is not None and user.lm_hash is not None
     about = [
-        f"ours: {versions('smb2auth', 'pycryptodome', 'pyasn1')}: SpnegoClient/SpnegoServer over "
-        "NtlmClient/NtlmServer + LocalAuthority (NT hash precomputed), NTLM MIC and mechListMIC",
+        f"ours: {versions('smb2auth', 'pycryptodome', 'cryptography', 'pyasn1')}: SpnegoClient/SpnegoServer "
+        "over NtlmClient/NtlmServer + LocalAuthority (NT hash precomputed), NTLM MIC and mechListMIC; "
+        f"RC4 from {crypto.rc4_backend()}, MD5 from {crypto.md5_backend()}",
         f"peer: {versions('pyspnego', 'cryptography')}: spnego.client/server(protocol='negotiate'), "
         "pure-Python NTLM and SPNEGO (no gssapi installed: NTLM only); the acceptor reads NTLM_USER_FILE in "
         "smbpasswd form (hashes precomputed)",

@@ -16,6 +16,7 @@ import abc
 import enum
 from dataclasses import dataclass, field
 
+from smb2auth._frozen import quick_init
 from smb2auth.status import NtStatus
 
 
@@ -29,6 +30,7 @@ class ResponseKind(enum.Enum):
     NTLMV2 = "NTLMv2"
 
 
+@quick_init
 @dataclass(frozen=True)
 class ValidationRequest:
     """The Netlogon network-logon inputs (MS-APDS 3.1.5.1.1). Responses are the bytes as received."""
@@ -43,6 +45,7 @@ class ValidationRequest:
     kind: ResponseKind
 
 
+@quick_init
 @dataclass(frozen=True)
 class Account:
     """The account a logon resolved to."""
@@ -54,6 +57,7 @@ class Account:
     guest: bool = False
 
 
+@quick_init
 @dataclass(frozen=True)
 class ValidationResult:
     """The authority's answer: `account` and `session_base_key` on success, otherwise `status`."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
+from typing import Final
 
 from smb2auth.errors import AuthenticationError, MalformedMessage, ProtocolStateError
 from smb2auth.ntlm import crypto
@@ -33,7 +35,6 @@ from smb2auth.ntlm.messages import (
     NegotiateFlags,
     NegotiateMessage,
     Version,
-    av_get,
     encode_unicode,
     pack_u32,
     unix_to_filetime,
@@ -45,6 +46,48 @@ from smb2auth.status import NtStatus
 _VERSION = Version()
 # MS-NLMP 3.1.5.1.2: the pairs the client sets itself in the blob, whatever the server sent.
 _CLIENT_SETS = frozenset((AvId.MsvAvChannelBindings, AvId.MsvAvTargetName))
+# MS-NLMP 3.1.5.1.2: what NTLMv2 with integrity needs in the CHALLENGE's TargetInfo.
+_NETBIOS_NAMES = frozenset((AvId.MsvAvNbComputerName, AvId.MsvAvNbDomainName))
+# The AvIds and flag read per pair, bound once: on CPython 3.11 each `AvId.X` in a function goes through
+# EnumType's __getattr__ hook, some 600 instructions.
+_MSV_AV_TIMESTAMP: Final = AvId.MsvAvTimestamp
+_MSV_AV_FLAGS: Final = AvId.MsvAvFlags
+_MSV_AV_CHANNEL_BINDINGS: Final = AvId.MsvAvChannelBindings
+_MSV_AV_TARGET_NAME: Final = AvId.MsvAvTargetName
+_MIC_PRESENT: Final = int(AvFlags.MIC_PRESENT)
+
+
+@functools.lru_cache(maxsize=64)
+def _flags(kind: ResponseKind, oem: bool, key_exchange: bool, negotiate_128: bool) -> tuple[int, int]:
+    """The flags a client asks for, and those it refuses to see dropped (MS-NLMP 3.1.5.1.2 lets the client
+    require a minimum); the same for every context of one configuration."""
+    anonymous = kind is ResponseKind.ANONYMOUS
+    flags = (
+        NTLMSSP_REQUEST_TARGET
+        | NTLMSSP_NEGOTIATE_NTLM
+        | NTLMSSP_NEGOTIATE_ALWAYS_SIGN
+        | NTLMSSP_NEGOTIATE_56
+        | NTLMSSP_NEGOTIATE_VERSION
+    )
+    if negotiate_128:
+        flags |= NTLMSSP_NEGOTIATE_128
+    flags |= NTLMSSP_NEGOTIATE_OEM if oem else NTLMSSP_NEGOTIATE_UNICODE
+    if not anonymous:
+        flags |= NTLMSSP_NEGOTIATE_SIGN | NTLMSSP_NEGOTIATE_SEAL
+        if key_exchange:
+            flags |= NTLMSSP_NEGOTIATE_KEY_EXCH
+    if kind in (ResponseKind.NTLMV2, ResponseKind.NTLMV1_ESS, ResponseKind.ANONYMOUS):
+        flags |= NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
+    required = NTLMSSP_NEGOTIATE_128 if negotiate_128 else 0
+    if kind in (ResponseKind.NTLMV2, ResponseKind.NTLMV1_ESS):
+        required |= NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
+    return flags, required
+
+
+@functools.lru_cache(maxsize=64)
+def _negotiate_message(flags: int) -> bytes:
+    """The NEGOTIATE (MS-NLMP 2.2.1.1) of a flag set: no domain or workstation, our VERSION."""
+    return NegotiateMessage(flags, version=_VERSION).pack()
 
 
 class NtlmClient(SecurityContext):
@@ -96,28 +139,7 @@ class NtlmClient(SecurityContext):
         self.session_key: bytes | None = None
         self.negotiated_flags = 0
         self.mic_present = False
-
-        flags = (
-            NTLMSSP_REQUEST_TARGET
-            | NTLMSSP_NEGOTIATE_NTLM
-            | NTLMSSP_NEGOTIATE_ALWAYS_SIGN
-            | NTLMSSP_NEGOTIATE_56
-            | NTLMSSP_NEGOTIATE_VERSION
-        )
-        if negotiate_128:
-            flags |= NTLMSSP_NEGOTIATE_128
-        flags |= NTLMSSP_NEGOTIATE_OEM if oem else NTLMSSP_NEGOTIATE_UNICODE
-        if not anonymous:
-            flags |= NTLMSSP_NEGOTIATE_SIGN | NTLMSSP_NEGOTIATE_SEAL
-            if key_exchange:
-                flags |= NTLMSSP_NEGOTIATE_KEY_EXCH
-        if self.response_kind in (ResponseKind.NTLMV2, ResponseKind.NTLMV1_ESS, ResponseKind.ANONYMOUS):
-            flags |= NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
-        self._requested = int(flags)
-        # What we refuse to see dropped; MS-NLMP 3.1.5.1.2 lets the client require a minimum.
-        self._required = int(NTLMSSP_NEGOTIATE_128) if negotiate_128 else 0
-        if self.response_kind in (ResponseKind.NTLMV2, ResponseKind.NTLMV1_ESS):
-            self._required |= NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
+        self._requested, self._required = _flags(self.response_kind, oem, key_exchange, negotiate_128)
 
     @property
     def complete(self) -> bool:
@@ -130,7 +152,7 @@ class NtlmClient(SecurityContext):
     def step(self, token: bytes | None) -> bytes | None:
         if token is None:
             self._state = client_next(self._state, ClientEvent.SEND_NEGOTIATE)
-            self._negotiate = NegotiateMessage(self._requested, version=_VERSION).pack()
+            self._negotiate = _negotiate_message(self._requested)
             return self._negotiate
         if self._state != ClientState.NEGOTIATE_SENT:
             client_next(self._state, ClientEvent.RECEIVE_CHALLENGE)
@@ -171,7 +193,7 @@ class NtlmClient(SecurityContext):
             kx = b"\x00" * 16
         elif kind == ResponseKind.NTLMV2:
             names = {p.id for p in challenge.target_info or ()}
-            if {AvId.MsvAvNbComputerName, AvId.MsvAvNbDomainName} - names and self._requested & (
+            if not names >= _NETBIOS_NAMES and self._requested & (
                 NTLMSSP_NEGOTIATE_SIGN | NTLMSSP_NEGOTIATE_SEAL
             ):
                 # MS-NLMP 3.1.5.1.2: NTLMv2 with integrity or confidentiality needs both NetBIOS names in
@@ -223,23 +245,34 @@ class NtlmClient(SecurityContext):
         return out
 
     def _ntlmv2(self, challenge: ChallengeMessage) -> tuple[bytes, bytes, bytes, bool]:
-        pairs = list(challenge.target_info or ())
-        stamp = av_get(challenge.target_info or (), AvId.MsvAvTimestamp)
+        # One pass over the server's pairs: keep them but the ones the client sets itself, and find the
+        # first MsvAvTimestamp and MsvAvFlags.
+        pairs: list[AvPair] = []
+        stamp = None
+        flags_at = -1
+        for pair in challenge.target_info or ():
+            av_id = pair.id
+            if av_id in _CLIENT_SETS:
+                continue
+            if av_id == _MSV_AV_TIMESTAMP and stamp is None:
+                stamp = pair.value
+            elif av_id == _MSV_AV_FLAGS and flags_at < 0:
+                flags_at = len(pairs)
+            pairs.append(pair)
         mic_wanted = stamp is not None and self.send_mic
         # MS-NLMP 3.1.5.1.2: use the server's timestamp when it sent one.
         timestamp = unpack_filetime(stamp) if stamp is not None else unix_to_filetime(self._clock())
         if mic_wanted:
-            for i, pair in enumerate(pairs):
-                if pair.id == AvId.MsvAvFlags:
-                    value = unpack_u32(pair.value, "MsvAvFlags") | AvFlags.MIC_PRESENT
-                    pairs[i] = AvPair(AvId.MsvAvFlags, pack_u32(value))
-                    break
+            # MS-NLMP 3.1.5.1.2: MsvAvFlags 0x2 says the MIC is there.
+            if flags_at >= 0:
+                value = unpack_u32(pairs[flags_at].value, "MsvAvFlags") | _MIC_PRESENT
+                pairs[flags_at] = AvPair(_MSV_AV_FLAGS, pack_u32(value))
             else:
-                pairs.append(AvPair(AvId.MsvAvFlags, pack_u32(AvFlags.MIC_PRESENT)))
-        pairs = [p for p in pairs if p.id not in _CLIENT_SETS]
-        pairs.append(AvPair(AvId.MsvAvChannelBindings, crypto.channel_bindings_hash(self.channel_bindings)))
+                pairs.append(AvPair(_MSV_AV_FLAGS, pack_u32(_MIC_PRESENT)))
+        bindings = crypto.channel_bindings_hash(self.channel_bindings)
+        pairs.append(AvPair(_MSV_AV_CHANNEL_BINDINGS, bindings))
         if self.target_name is not None:
-            pairs.append(AvPair(AvId.MsvAvTargetName, encode_unicode(self.target_name)))
+            pairs.append(AvPair(_MSV_AV_TARGET_NAME, encode_unicode(self.target_name)))
         cc = self._rng(8)
         temp = crypto.ntlmv2_temp(timestamp, cc, AvPair.pack_all(pairs))
         key = crypto.ntowfv2(self._nt_hash, self.username, self.domain)

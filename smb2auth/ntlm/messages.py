@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Final, NamedTuple
 
+from smb2auth._frozen import quick_init
 from smb2auth.errors import MalformedMessage
 
 SIGNATURE = b"NTLMSSP\x00"
@@ -184,17 +185,21 @@ def message_type(data: bytes) -> int:
 def negotiate_flags(data: bytes) -> int:
     """The NegotiateFlags of a NEGOTIATE_MESSAGE, all an acceptor needs of it (MS-NLMP 2.2.1.1: the domain
     and workstation are informational). Samba ntlmssp_server_negotiate reads no more than these 16 bytes."""
-    _check_prefix(data, MessageType.NtLmNegotiate, 16)
+    _check_prefix(data, _NEGOTIATE_PREFIX, 16)
     return int(_U32.unpack_from(data, 12)[0])
 
 
-def _check_prefix(data: bytes, expected: MessageType, minimum: int) -> None:
+def _check_prefix(data: bytes, prefix: bytes, minimum: int) -> None:
+    """`data` starts with `prefix` (MS-NLMP 2.2: Signature and MessageType, as `_prefix` packs them) and has
+    `minimum` bytes; the common case is one comparison, the errors name what is wrong."""
+    if len(data) >= minimum and data[:12] == prefix:
+        return
+    expected = MessageType(prefix[8])
     kind = message_type(data)
     if kind != expected:
         raise _fail(f"expected {expected.name} (type {int(expected)}), got type {kind}", 8)
-    if len(data) < minimum:
-        reason = f"message is {len(data)} bytes, shorter than the {minimum}-byte {expected.name} header"
-        raise _fail(reason, len(data))
+    reason = f"message is {len(data)} bytes, shorter than the {minimum}-byte {expected.name} header"
+    raise _fail(reason, len(data))
 
 
 def _payload(data: bytes, length: int, offset: int, name: str, at: int) -> bytes:
@@ -256,11 +261,12 @@ class AvPair(NamedTuple):
         return cls.unpack_list(data)[0]
 
     @classmethod
-    def unpack_list(cls, data: bytes) -> tuple[tuple[AvPair, ...], int]:
-        """Parse a list; returns the pairs (without the EOL) and the offset just past the EOL."""
+    def unpack_list(cls, data: bytes, start: int = 0) -> tuple[tuple[AvPair, ...], int]:
+        """Parse a list that starts at `start`; returns the pairs (without the EOL) and the offset just past
+        the EOL. Offsets in errors count from `start`."""
         data = bytes(data)
         pairs: list[AvPair] = []
-        pos = 0
+        pos = start
         end = len(data)
         head = _AV_HEAD.unpack_from
         new = tuple.__new__  # AvPair(id, value) without the generated __new__'s Python frame
@@ -271,14 +277,15 @@ class AvPair(NamedTuple):
             stop = pos + av_len
             if stop > end:
                 name = AvId(av_id).name if av_id in _AV_IDS else f"AvId {av_id}"
-                raise _fail(f"AV_PAIR {name} value runs past the end of the list (len {av_len})", pos)
+                reason = f"AV_PAIR {name} value runs past the end of the list (len {av_len})"
+                raise _fail(reason, pos - start)
             if av_id == _AV_EOL:
                 # MS-NLMP 2.2.2.1 has MsvAvEOL's AvLen 0; a value that fits is skipped, as Samba does
                 # (ndr_pull_AV_PAIR_LIST), and the list ends there.
                 return tuple(pairs), stop
             pairs.append(new(cls, (known(av_id, av_id), data[pos:stop])))
             pos = stop
-        raise _fail("AV_PAIR list does not end with MsvAvEOL", pos)
+        raise _fail("AV_PAIR list does not end with MsvAvEOL", pos - start)
 
     @classmethod
     def pack_all(cls, pairs: tuple[AvPair, ...] | list[AvPair]) -> bytes:
@@ -288,13 +295,14 @@ class AvPair(NamedTuple):
         return b"".join(body) + _AV_EOL_PAIR
 
 
-def av_get(pairs: tuple[AvPair, ...], av_id: AvId) -> bytes | None:
+def av_get(pairs: tuple[AvPair, ...] | list[AvPair], av_id: int) -> bytes | None:
     for pair in pairs:
         if pair.id == av_id:
             return pair.value
     return None
 
 
+@quick_init
 @dataclass(frozen=True)
 class SingleHostData:
     """MS-NLMP 2.2.2.2: Single_Host_Data, the value of MsvAvSingleHost."""
@@ -319,6 +327,7 @@ class SingleHostData:
         return cls(custom, machine, size, z4)
 
 
+@quick_init
 @dataclass(frozen=True)
 class Version:
     """MS-NLMP 2.2.2.10: VERSION (informational only)."""
@@ -368,6 +377,10 @@ def _prefix(kind: MessageType) -> bytes:
     return _PREFIX.pack(SIGNATURE, kind)
 
 
+_NEGOTIATE_PREFIX = _prefix(MessageType.NtLmNegotiate)
+
+
+@quick_init
 @dataclass(frozen=True)
 class NegotiateMessage:
     """MS-NLMP 2.2.1.1: NEGOTIATE_MESSAGE. Domain and workstation are always OEM strings."""
@@ -398,7 +411,7 @@ class NegotiateMessage:
     @classmethod
     def unpack(cls, data: bytes) -> NegotiateMessage:
         # MS-NLMP 2.2.1.1: some clients send only the first 16 bytes.
-        _check_prefix(data, MessageType.NtLmNegotiate, 16)
+        _check_prefix(data, cls._PREFIX, 16)
         data = bytes(data)
         if len(data) < cls.HEADER_SIZE:
             return cls(_U32.unpack_from(data, 12)[0])
@@ -417,6 +430,33 @@ class NegotiateMessage:
         return _payload_fields(data, cls.PAYLOAD_FIELDS if len(data) >= cls.HEADER_SIZE else ())
 
 
+def pack_challenge(
+    flags: int,
+    server_challenge: bytes,
+    target_name: bytes,
+    target_info: bytes,
+    version: bytes,
+    reserved: bytes = b"\x00" * 8,
+) -> bytes:
+    """MS-NLMP 2.2.1.2: a CHALLENGE_MESSAGE from its fields encoded (TargetName in the negotiated character
+    set, TargetInfo as AvPair.pack_all gives it or b"" for none, VERSION or b""): what ChallengeMessage.pack
+    writes, and what a server sends with the names it encoded once."""
+    if len(server_challenge) != 8 or len(reserved) != 8:
+        raise ValueError("ServerChallenge and Reserved are 8 bytes")
+    name_at = ChallengeMessage.HEADER_SIZE + len(version)
+    # MS-NLMP 4.2.3.3: an absent TargetInfo has a zero field.
+    info_at = name_at + len(target_name) if target_info else 0
+    n, i = len(target_name), len(target_info)
+    body = _CHALLENGE_BODY.pack(n, n, name_at, flags, server_challenge, reserved, i, i, info_at)
+    return b"".join((_CHALLENGE_PREFIX, body, version, target_name, target_info))
+
+
+# TargetNameFields, NegotiateFlags, ServerChallenge, Reserved, TargetInfoFields after the prefix.
+_CHALLENGE_BODY = struct.Struct("<HHII8s8sHHI")
+_CHALLENGE_PREFIX = _prefix(MessageType.NtLmChallenge)
+
+
+@quick_init
 @dataclass(frozen=True)
 class ChallengeMessage:
     """MS-NLMP 2.2.1.2: CHALLENGE_MESSAGE."""
@@ -428,10 +468,9 @@ class ChallengeMessage:
     version: Version | None = None
     reserved: bytes = b"\x00" * 8
 
-    # TargetNameFields, NegotiateFlags, ServerChallenge, Reserved, TargetInfoFields after the prefix.
-    _BODY: ClassVar[struct.Struct] = struct.Struct("<HHII8s8sHHI")
+    _BODY: ClassVar[struct.Struct] = _CHALLENGE_BODY
     _BODY_32: ClassVar[struct.Struct] = struct.Struct("<HHII8s")
-    _PREFIX: ClassVar[bytes] = _prefix(MessageType.NtLmChallenge)
+    _PREFIX: ClassVar[bytes] = _CHALLENGE_PREFIX
     HEADER_SIZE: ClassVar[int] = 48
     # MS-NLMP 2.2.1.2: where the fixed fields sit; the 32-byte form ends after ServerChallenge.
     OFFSETS: ClassVar[Mapping[str, int]] = {
@@ -443,25 +482,20 @@ class ChallengeMessage:
     PAYLOAD_FIELDS: ClassVar[tuple[tuple[str, int], ...]] = (("TargetName", 12), ("TargetInfo", 40))
 
     def pack(self) -> bytes:
-        if len(self.server_challenge) != 8 or len(self.reserved) != 8:
-            raise ValueError("ServerChallenge and Reserved are 8 bytes")
-        version = self.version.pack() if self.version is not None else b""
-        name_at = self.HEADER_SIZE + len(version)
-        name = encode_string(self.target_name, self.flags)
-        info = AvPair.pack_all(self.target_info) if self.target_info is not None else b""
-        # MS-NLMP 4.2.3.3: an absent TargetInfo has a zero field.
-        info_at = name_at + len(name) if info else 0
-        n, i = len(name), len(info)
-        body = self._BODY.pack(
-            n, n, name_at, self.flags, self.server_challenge, self.reserved, i, i, info_at
+        return pack_challenge(
+            self.flags,
+            self.server_challenge,
+            encode_string(self.target_name, self.flags),
+            AvPair.pack_all(self.target_info) if self.target_info is not None else b"",
+            self.version.pack() if self.version is not None else b"",
+            self.reserved,
         )
-        return b"".join((self._PREFIX, body, version, name, info))
 
     @classmethod
     def unpack(cls, data: bytes) -> ChallengeMessage:
         # MS-NLMP 2.2.1.2: TargetInfoFields were added later; accept the 32-byte form.
-        _check_prefix(data, MessageType.NtLmChallenge, 32)
         data = bytes(data)
+        _check_prefix(data, cls._PREFIX, 32)
         if len(data) < cls.HEADER_SIZE:
             name_len, _, name_at, flags, server_challenge = cls._BODY_32.unpack_from(data, 12)
             name_raw = _payload(data, name_len, name_at, "TargetName", 12)
@@ -471,16 +505,22 @@ class ChallengeMessage:
         name_len, _, name_at, flags, server_challenge, reserved, info_len, _, info_at = fields
         name_raw = _payload(data, name_len, name_at, "TargetName", 12)
         target_name = decode_string(name_raw, flags, "TargetName", offset=name_at)
-        info_raw = _payload(data, info_len, info_at, "TargetInfo", 40)
         target_info = None
-        if info_raw:
+        if info_len:
+            info_raw = _payload(data, info_len, info_at, "TargetInfo", 40)
             try:
-                target_info = AvPair.unpack_all(info_raw)
+                target_info = AvPair.unpack_list(info_raw)[0]
             except MalformedMessage as exc:
                 raise _inside(exc, info_at) from None
         version = None
-        if flags & NTLMSSP_NEGOTIATE_VERSION and _lowest_offset(data, fields[:3] + fields[6:]) >= 56:
-            version = Version.unpack(data, 48)
+        # MS-NLMP 2.2.1.2: VERSION is there when the payload starts after it.
+        if (
+            flags & NTLMSSP_NEGOTIATE_VERSION
+            and len(data) >= 56
+            and (not name_len or name_at >= 56)
+            and (not info_len or info_at >= 56)
+        ):
+            version = _version(data[48:56])
         return cls(flags, server_challenge, target_name, target_info, version, reserved)
 
     @classmethod
@@ -491,6 +531,7 @@ class ChallengeMessage:
         return _payload_fields(data, cls.PAYLOAD_FIELDS if full else cls.PAYLOAD_FIELDS[:1])
 
 
+@quick_init
 @dataclass(frozen=True)
 class AuthenticateMessage:
     """MS-NLMP 2.2.1.3: AUTHENTICATE_MESSAGE. A MIC implies a VERSION field before it."""
@@ -557,34 +598,40 @@ class AuthenticateMessage:
     ) -> AuthenticateMessage:
         """`negotiated`: the flags the CHALLENGE settled on, when known (a server knows them). `strict`: read
         the message as an acceptor does, as smbd does (Samba ntlmssp_server_preauth's msrpc_parse)."""
-        _check_prefix(data, MessageType.NtLmAuthenticate, cls.HEADER_SIZE)
         data = bytes(data)
+        _check_prefix(data, cls._PREFIX, cls.HEADER_SIZE)
         fields = cls._BODY.unpack_from(data, 12)
         if strict:
             _check_max_lengths(fields)
-        lm = _payload(data, fields[0], fields[2], "LmChallengeResponse", 12)
-        nt = _payload(data, fields[3], fields[5], "NtChallengeResponse", 20)
-        domain = _payload(data, fields[6], fields[8], "DomainName", 28)
-        user = _payload(data, fields[9], fields[11], "UserName", 36)
-        workstation = _payload(data, fields[12], fields[14], "Workstation", 44)
-        flags = fields[18]
+        lm_len, _, lm_at, nt_len, _, nt_at, domain_len, _, domain_at = fields[:9]
+        user_len, _, user_at, ws_len, _, ws_at, key_len, key_max, key_at, flags = fields[9:]
+        lm = data[lm_at : lm_at + lm_len]
+        nt = data[nt_at : nt_at + nt_len]
+        domain = data[domain_at : domain_at + domain_len]
+        user = data[user_at : user_at + user_len]
+        workstation = data[ws_at : ws_at + ws_len]
+        lengths = (len(lm), len(nt), len(domain), len(user), len(workstation))
+        if lengths != (lm_len, nt_len, domain_len, user_len, ws_len):
+            # A slice comes up short only when its field runs past the end: name the first that does.
+            for name, at in cls.PAYLOAD_FIELDS[:5]:
+                length, _, offset = _FIELD.unpack_from(data, at)
+                _payload(data, length, offset, name, at)
         if strict:
             # Samba msrpc_parse: a session key field that does not parse is read as no key, and then (its
             # shorter format "CdBBUUU") as no VERSION and no MIC; else both sit at their fixed offsets, even
             # where a payload overlaps them (MS-NLMP 2.2.1.3 puts them there).
-            key_len, key_max, key_at = fields[15:18]
             if key_len != key_max or (key_len and key_at + key_len > len(data)):
                 key, version, mic = b"", None, None
             else:
                 key = data[key_at : key_at + key_len] if key_len else b""
-                version = Version.unpack(data, 64) if len(data) >= 88 else None
-                mic = bytes(data[72:88]) if len(data) >= 88 else None
+                version = _version(data[64:72]) if len(data) >= 88 else None
+                mic = data[72:88] if len(data) >= 88 else None
         else:
-            key = _payload(data, fields[15], fields[17], "EncryptedRandomSessionKey", 52)
+            key = _payload(data, key_len, key_at, "EncryptedRandomSessionKey", 52)
             # MS-NLMP 2.2.1.3: VERSION and MIC are present when the payload leaves room for them.
             lowest = _lowest_offset(data, fields[:18])
-            version = Version.unpack(data, 64) if lowest >= 72 and len(data) >= 72 else None
-            mic = bytes(data[72:88]) if lowest >= 88 and len(data) >= 88 else None
+            version = _version(data[64:72]) if lowest >= 72 and len(data) >= 72 else None
+            mic = data[72:88] if lowest >= 88 and len(data) >= 88 else None
         # MS-NLMP 3.2.5.1.2: the strings are in the character set the CHALLENGE negotiated, not the one
         # these flags claim (wget claims UNICODE after OEM was agreed, and sends OEM)
         charset = flags if negotiated is None else negotiated
@@ -592,9 +639,9 @@ class AuthenticateMessage:
             flags,
             lm,
             nt,
-            decode_string(domain, charset, "DomainName", offset=fields[8]),
-            decode_string(user, charset, "UserName", offset=fields[11]),
-            decode_string(workstation, charset, "Workstation", offset=fields[14]),
+            decode_string(domain, charset, "DomainName", offset=domain_at),
+            decode_string(user, charset, "UserName", offset=user_at),
+            decode_string(workstation, charset, "Workstation", offset=ws_at),
             key,
             version,
             mic,
@@ -611,6 +658,7 @@ def zero_mic(data: bytes) -> bytes:
     return data[:72] + b"\x00" * 16 + data[88:]
 
 
+@quick_init
 @dataclass(frozen=True)
 class NtlmV2ClientChallenge:
     """MS-NLMP 2.2.2.7: NTLMv2_CLIENT_CHALLENGE (the "blob").
@@ -663,14 +711,16 @@ class NtlmV2ClientChallenge:
             raise _fail("NTLMv2_CLIENT_CHALLENGE too short", len(data))
         # MS-NLMP 2.2.2.7 has RespType and HiRespType 1; they are read unchecked, as Samba does: the
         # NTProofStr covers them (MS-NLMP 3.3.2), so a changed one is a response that does not verify.
+        data = bytes(data)
         resp, hi, r1, r2, timestamp, cc, r3 = cls._HEAD.unpack_from(data)
         try:
-            pairs, end = AvPair.unpack_list(data[cls.HEADER_SIZE :])
+            pairs, end = AvPair.unpack_list(data, cls.HEADER_SIZE)
         except MalformedMessage as exc:
             raise _inside(exc, cls.HEADER_SIZE) from None
-        return cls(timestamp, cc, pairs, resp, hi, r1, r2, r3, bytes(data[cls.HEADER_SIZE + end :]))
+        return cls(timestamp, cc, pairs, resp, hi, r1, r2, r3, data[end:])
 
 
+@quick_init
 @dataclass(frozen=True)
 class NtlmV2Response:
     """MS-NLMP 2.2.2.8: NTLMv2_RESPONSE: NTProofStr and the blob exactly as received."""
@@ -700,6 +750,7 @@ class NtlmV2Response:
         return response
 
 
+@quick_init
 @dataclass(frozen=True)
 class LmV2Response:
     """MS-NLMP 2.2.2.4: LMv2_RESPONSE."""

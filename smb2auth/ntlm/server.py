@@ -51,14 +51,15 @@ from smb2auth.ntlm.messages import (
     AvFlags,
     AvId,
     AvPair,
-    ChallengeMessage,
     MessageType,
     NegotiateFlags,
     NtlmV2Response,
     Version,
+    encode_string,
     encode_unicode,
     message_type,
     negotiate_flags,
+    pack_challenge,
     pack_filetime,
     unix_to_filetime,
     unpack_u32,
@@ -117,6 +118,8 @@ _AV_MINIMUM: dict[int, int] = {AvId.MsvAvFlags: 4, AvId.MsvAvTimestamp: 8, AvId.
 
 
 _MSV_AV_FLAGS: Final = int(AvId.MsvAvFlags)
+_MSV_AV_TIMESTAMP: Final = AvId.MsvAvTimestamp
+_AV_EOL_PAIR: Final = b"\x00\x00\x00\x00"  # MS-NLMP 2.2.2.1: MsvAvEOL, length 0
 _MSV_AV_CHANNEL_BINDINGS: Final = int(AvId.MsvAvChannelBindings)
 _MIC_PRESENT: Final = int(AvFlags.MIC_PRESENT)
 _utf_16_le_decode = codecs.utf_16_le_decode
@@ -124,7 +127,8 @@ _utf_16_le_decode = codecs.utf_16_le_decode
 
 def _check_av_value(pair: AvPair) -> None:
     """Samba ndr_pull_AV_PAIR: a value that does not parse as its MS-NLMP 2.2.2.1 type is INVALID_PARAMETER
-    (a name must be UTF-16, a fixed-size value at least its size)."""
+    (a name must be UTF-16, a fixed-size value at least its size). `_check_ntlmv2` runs the same test
+    inline and calls this for the error."""
     if pair.id in _AV_STRINGS:
         try:
             _utf_16_le_decode(pair.value, "strict", True)
@@ -168,6 +172,11 @@ class TargetInfo:
         if self.dns_tree:
             pairs.append(AvPair(AvId.MsvAvDnsTreeName, encode_unicode(self.dns_tree)))
         return tuple(pairs)
+
+    @functools.cached_property
+    def packed_name_pairs(self) -> bytes:
+        """`name_pairs` as on the wire, without the MsvAvEOL (a CHALLENGE appends its timestamp)."""
+        return AvPair.pack_all(self.name_pairs)[:-4]
 
 
 @dataclass(frozen=True)
@@ -319,18 +328,17 @@ class NtlmServer(SecurityContext):
         self._issued_at = now
         t = self.target
         # MS-NLMP 3.2.5.1.1: the names, then MsvAvTimestamp for NTLMv2.
-        stamp = AvPair(AvId.MsvAvTimestamp, pack_filetime(unix_to_filetime(now)))
+        stamp = AvPair(_MSV_AV_TIMESTAMP, pack_filetime(unix_to_filetime(now)))
         self._target_info = (*t.name_pairs, stamp)
-        self._offered = int(flags)
-        challenge = ChallengeMessage(
-            self._offered,
-            self._server_challenge,
-            t.nb_computer if flags & NTLMSSP_REQUEST_TARGET else "",
-            self._target_info,
-            _VERSION,
-        )
+        self._offered = flags
         self._negotiate = bytes(token)
-        self._challenge = challenge.pack()
+        self._challenge = pack_challenge(
+            flags,
+            self._server_challenge,
+            encode_string(t.nb_computer, flags) if flags & NTLMSSP_REQUEST_TARGET else b"",
+            t.packed_name_pairs + stamp.pack() + _AV_EOL_PAIR,
+            _VERSION.pack(),
+        )
         self._state = after
         return self._challenge
 
@@ -389,14 +397,22 @@ class NtlmServer(SecurityContext):
 
     def _check_ntlmv2(self, auth: AuthenticateMessage, response: NtlmV2Response) -> None:
         pairs = response.client_challenge.av_pairs
+        strings, minimum = _AV_STRINGS, _AV_MINIMUM
         for pair in pairs:
-            _check_av_value(pair)
+            av_id, value = pair
+            if av_id in strings:
+                try:
+                    _utf_16_le_decode(value, "strict", True)
+                except UnicodeDecodeError:
+                    _check_av_value(pair)
+            elif len(value) < minimum.get(av_id, 0):
+                _check_av_value(pair)
         # Samba ntlmssp_server_preauth: every AV pair the server sent must come back unchanged, else
         # INVALID_PARAMETER (before the password is checked).
-        sent = {p.id: p.value for p in reversed(pairs)}  # the first of an id counts, as in av_get
-        for pair in self._target_info:
-            if sent.get(pair.id) != pair.value:
-                name = AvId(pair.id).name
+        sent = dict(reversed(pairs))  # the first of an id counts, as in av_get
+        for av_id, value in self._target_info:
+            if sent.get(av_id) != value:
+                name = AvId(av_id).name
                 raise self._fail(
                     NtStatus.STATUS_INVALID_PARAMETER, f"{name} changed or missing in the NTLMv2 blob"
                 )

@@ -21,8 +21,10 @@ not SPNEGO at all (a bare NTLM message, say).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
+from smb2auth._frozen import quick_init
 from smb2auth.errors import MalformedMessage
 from smb2auth.spnego.asn1 import SPNEGO
 from smb2auth.spnego.tokens import (
@@ -42,6 +44,7 @@ __all__ = ["Reassembly", "Received", "mech_list_der", "read", "read_oid"]
 _ARC = 0xFFFFFFFF
 
 
+@quick_init
 @dataclass(frozen=True)
 class Received:
     """A client token, and the DER of its mechTypes as the mechListMIC covers them (empty for a
@@ -80,6 +83,7 @@ def _tlv(data: bytes, pos: int, end: int, tag: int) -> tuple[int, int]:
     return start, start + length
 
 
+@functools.lru_cache(maxsize=256)
 def read_oid(content: bytes) -> tuple[int, ...]:
     """The arcs of an OBJECT IDENTIFIER as Samba ber_read_OID_String reads them: the first octet split by
     40, every later arc kept in 32 bits; fewer than two octets or an unfinished last arc is malformed."""
@@ -97,6 +101,7 @@ def read_oid(content: bytes) -> tuple[int, ...]:
     return tuple(arcs)
 
 
+@functools.lru_cache(maxsize=256)
 def _dotted(arcs: tuple[int, ...]) -> str:
     return ".".join(str(a) for a in arcs)
 
@@ -121,6 +126,7 @@ def _length(n: int) -> bytes:
     return bytes((0x80 | len(body),)) + body
 
 
+@functools.lru_cache(maxsize=256)
 def mech_list_der(mech_types: tuple[tuple[int, ...], ...]) -> bytes:
     """RFC 4178 5: the DER MechTypeList the mechListMIC covers, as Samba spnego_write_mech_types writes
     the list it read (nothing at all for an empty list)."""
@@ -235,6 +241,7 @@ _SPNEGO_ARCS = tuple(int(a) for a in SPNEGO.split("."))
 
 def read(data: bytes) -> Received:
     """One whole client token (Reassembly says where it ends)."""
+    data = bytes(data)
     if not data:
         raise NotSpnego("empty token", raw_mech=None)
     try:

@@ -16,6 +16,7 @@ from pyasn1 import error as pyasn1_error  # type: ignore[import-untyped]
 from pyasn1.codec.ber import decoder as ber_decoder  # type: ignore[import-untyped]
 from pyasn1.codec.der import encoder as der_encoder  # type: ignore[import-untyped]
 
+from smb2auth._frozen import quick_init
 from smb2auth.errors import MalformedMessage
 from smb2auth.spnego import asn1
 from smb2auth.spnego.asn1 import KRB5, KRB5_USER2USER, MS_KRB5, NEGOEX, NTLMSSP, SPNEGO
@@ -65,6 +66,7 @@ class ContextFlags(enum.IntFlag):
     INTEG = 1 << 6
 
 
+@quick_init
 @dataclass(frozen=True)
 class NegHints:
     """MS-SPNG 2.2.1 negHints. `hint_name` is a GeneralString, carried as Latin-1."""
@@ -73,6 +75,7 @@ class NegHints:
     hint_address: bytes | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class NegTokenInit:
     """RFC 4178 4.2.1 NegTokenInit, or MS-SPNG 2.2.1 NegTokenInit2 when `neg_hints` is set."""
@@ -85,7 +88,7 @@ class NegTokenInit:
 
     def encode(self) -> bytes:
         """DER, inside the RFC 2743 3.1 InitialContextToken framing (it is always a first token)."""
-        body = b"".join(tlv for _, tlv in self._fields())
+        body = b"".join([tlv for _, tlv in self._fields()])
         return _tlv(0x60, _SPNEGO_OID_TLV + _tlv(0xA0, _tlv(0x30, body)))
 
     def _fields(self) -> list[tuple[str, bytes]]:
@@ -97,7 +100,7 @@ class NegTokenInit:
         if self.req_flags is not None:
             fields.append(("reqFlags", _tlv(0xA1, _bit_string(int(self.req_flags)))))
         if self.mech_token is not None:
-            fields.append(("mechToken", _tlv(0xA2, _tlv(0x04, self.mech_token))))
+            fields.append(("mechToken", _explicit_octets(0xA2, self.mech_token)))
         if self.neg_hints is not None:
             fields.append(("negHints", _tlv(0xA3, _tlv(0x30, b"".join(t for _, t in self._hints())))))
             if self.mech_list_mic is not None:
@@ -116,6 +119,7 @@ class NegTokenInit:
         return fields
 
 
+@quick_init
 @dataclass(frozen=True)
 class NegTokenResp:
     """RFC 4178 4.2.2 NegTokenResp (negTokenTarg in older texts)."""
@@ -127,7 +131,7 @@ class NegTokenResp:
 
     def encode(self) -> bytes:
         """DER; RFC 4178 4.2: only the initial token carries the GSS framing."""
-        return _tlv(0xA1, _tlv(0x30, b"".join(tlv for _, tlv in self._fields())))
+        return _tlv(0xA1, _tlv(0x30, b"".join([tlv for _, tlv in self._fields()])))
 
     def _fields(self) -> list[tuple[str, bytes]]:
         """The fields present, in order: (ASN.1 name, DER of the explicitly tagged field)."""
@@ -135,11 +139,11 @@ class NegTokenResp:
         if self.neg_state is not None:
             fields.append(("negState", _NEG_STATE_TLV[self.neg_state]))
         if self.supported_mech is not None:
-            fields.append(("supportedMech", _tlv(0xA1, _oid_tlv(self.supported_mech))))
+            fields.append(("supportedMech", _supported_mech_tlv(self.supported_mech)))
         if self.response_token is not None:
-            fields.append(("responseToken", _tlv(0xA2, _tlv(0x04, self.response_token))))
+            fields.append(("responseToken", _explicit_octets(0xA2, self.response_token)))
         if self.mech_list_mic is not None:
-            fields.append(("mechListMIC", _tlv(0xA3, _tlv(0x04, self.mech_list_mic))))
+            fields.append(("mechListMIC", _explicit_octets(0xA3, self.mech_list_mic)))
         return fields
 
 
@@ -180,6 +184,28 @@ def _tlv(tag: int, content: bytes) -> bytes:
     if n < 0x10000:
         return bytes((tag, 0x82, n >> 8, n & 0xFF)) + content
     return bytes((tag,)) + _der_len(n) + content
+
+
+def _header(tag: int, n: int) -> bytes:
+    """The tag and length octets of a TLV with `n` content octets (X.690 8.1.3, as `_tlv` writes them)."""
+    if n < 0x80:
+        return bytes((tag, n))
+    if n < 0x100:
+        return bytes((tag, 0x81, n))
+    if n < 0x10000:
+        return bytes((tag, 0x82, n >> 8, n & 0xFF))
+    return bytes((tag,)) + _der_len(n)
+
+
+def _explicit_octets(tag: int, content: bytes) -> bytes:
+    """[tag] { OCTET STRING }: `_tlv(tag, _tlv(0x04, content))` with one copy of the content."""
+    inner = _header(0x04, len(content))
+    return _header(tag, len(inner) + len(content)) + inner + content
+
+
+@functools.lru_cache(maxsize=64)
+def _supported_mech_tlv(mech: str) -> bytes:
+    return _tlv(0xA1, _oid_tlv(mech))
 
 
 def _bit_string(flags: int) -> bytes:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
+
 from smb2auth.ntlm import crypto
 from smb2auth.ntlm.messages import AuthenticateMessage, AvId, AvPair, ChallengeMessage, Version
 from smb2auth.ntlm.messages import NegotiateFlags as F
@@ -18,6 +22,15 @@ PLAINTEXT = "Plaintext".encode("utf-16-le")
 FLAGS_V1 = 0xE2028233
 FLAGS_V1_ESS = 0x820A8233
 FLAGS_V2 = 0xE28A8233
+
+
+@pytest.fixture(autouse=True, params=sorted(crypto.RC4_BACKENDS))
+def rc4_backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every vector through each RC4 library smb2auth can take it from (crypto.RC4_BACKENDS)."""
+    previous = crypto.rc4_backend()
+    crypto.use_rc4_backend(request.param)
+    yield request.param
+    crypto.use_rc4_backend(previous)
 
 
 def test_4_2_2_1_1_lmowfv1() -> None:
@@ -182,3 +195,12 @@ def test_channel_bindings_hash_tls_server_end_point() -> None:
     expected = bytes.fromhex("6586e99d81c2fc984e47172fd4dd0310")
     assert crypto.channel_bindings_hash(crypto.tls_server_end_point(cert_hash)) == expected
     assert crypto.channel_bindings_hash(None) == b"\x00" * 16
+
+
+def test_rc4_backends_give_the_same_keystream_for_any_key_length(rc4_backend: str) -> None:
+    """cryptography takes only some RC4 key lengths; the others go to pycryptodome (crypto._openssl_rc4)."""
+    for length in (5, 7, 8, 9, 16, 17, 33):
+        key = bytes(range(1, length + 1))
+        handle = crypto.rc4_init(key)
+        expected = crypto.RC4_BACKENDS["pycryptodome"](key)
+        assert handle(PLAINTEXT) + handle(b"\x00" * 7) == expected(PLAINTEXT) + expected(b"\x00" * 7)
