@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from smb2auth.client.errors import SigningError, Smb2ClientError
-from smb2auth.smb2.crypto import PreauthIntegrity, SessionKeys, derive_session_keys, verify
+from smb2auth.smb2.crypto import PreauthIntegrity, SessionKeys, derive_session_keys
 from smb2auth.smb2.header import Smb2Header
 from smb2auth.smb2.negotiate import Capabilities, Dialect, SecurityMode
 from smb2auth.smb2.negotiate_contexts import Cipher, SigningAlgorithm
@@ -116,7 +116,7 @@ class SessionSetup:
         if header.is_signed:
             # MS-SMB2 3.2.5.3.1: verify the final SESSION_SETUP response with the new signing key.
             assert signing_algorithm is not None
-            if not verify(raw, keys.signing_key, signing_algorithm):
+            if not keys.signer(signing_algorithm).verify(raw):
                 raise SigningError("final SESSION_SETUP response signature does not verify")
             signed = True
         elif self.dialect == Dialect.SMB3_1_1 and not anonymous:
