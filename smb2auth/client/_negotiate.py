@@ -3,6 +3,7 @@ FSCTL_VALIDATE_NEGOTIATE_INFO that confirms it on 3.0 / 3.0.2 (3.2.5.5, 3.2.5.14
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -58,7 +59,11 @@ class Offer:
     server_name: str = ""
 
     def __post_init__(self) -> None:
-        policy.check_offer(self.dialects, self.ciphers, self.signing_algorithms)
+        _check_offer(self.dialects, self.ciphers, self.signing_algorithms)
+
+
+# Every connection of a program offers the same: each offer is checked once (a refused one raises each time).
+_check_offer = functools.lru_cache(maxsize=32)(policy.check_offer)
 
 
 def negotiate_request(
