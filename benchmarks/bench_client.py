@@ -7,10 +7,13 @@ its cheapest), we SPNEGO with a mechListMIC. CPU is getrusage() of this process 
 a round, user and system apart (smbd runs in its own processes, so its CPU is not counted; smbprotocol's
 receiver thread is, as it is part of that client). Rounds alternate; figures are medians.
 
-Then the sans-IO core alone against our real server in memory (tests/helpers.py ConnectionPair), beside
-the floor: the primitives such a session cannot avoid (NTLM's, the client's half of the mechListMIC,
-SHA-512 over the preauth messages, the signing key's KDF, one AES-GMAC per signed message), with the
-share pycryptodome's AES-GMAC object set-up would take; then both with smb2auth's AES primitives from
+Then the sans-IO core alone against our real server in memory (tests/helpers.py ConnectionPair), back
+to back and sleeping before each answer as long as a round trip to smbd took (callgrind counts the same
+instructions per session for the core alone and for the client over TCP: what the client spends beyond
+the core is mostly the core run cold, after other processes had the CPU), beside the floor: the
+primitives such a session cannot avoid (NTLM's, the client's half of the mechListMIC, SHA-512 over the
+preauth messages, the signing key's KDF, one AES-GMAC per signed message), with the share
+pycryptodome's AES-GMAC object set-up would take; then both with smb2auth's AES primitives from
 pycryptodome and from cryptography (smb2/crypto.py use_aes_backend; the default when it is installed),
 alternating rounds: what the optional backend saves.
 
@@ -170,9 +173,10 @@ def _spread(values: list[float]) -> str:
 # --- the core alone, and its floor -----------------------------------------------------------------
 
 
-def _core_session(ctx: object, capture: list[bytes] | None = None) -> float:
+def _core_session(ctx: object, capture: list[bytes] | None = None, pause: float = 0.0) -> float:
     """One session of the sans-IO core against our real server in memory (tests/helpers.py ConnectionPair,
-    no sockets); the core's CPU seconds (the server's excluded). `capture` gets every message."""
+    no sockets); the core's CPU seconds (the server's excluded). `capture` gets every message; `pause`
+    seconds of sleep before each answer reaches the client, as a client waits for a real server."""
     from tests.helpers import ConnectionPair
 
     clock = time.process_time
@@ -187,6 +191,8 @@ def _core_session(ctx: object, capture: list[bytes] | None = None) -> float:
         if capture is not None:
             capture.append(out[4:])
         replies = pair.answers(out)
+        if pause:
+            time.sleep(pause)
         t = clock()
         for reply in replies:
             if capture is not None:
@@ -202,12 +208,15 @@ def _core_session(ctx: object, capture: list[bytes] | None = None) -> float:
     return spent
 
 
-def core_cpu(n: int) -> float:
-    """CPU per session of the core alone (the in-memory server's share excluded)."""
+def core_cpu(n: int, pause: float = 0.0) -> float:
+    """CPU per session of the core alone (the in-memory server's share excluded); `pause` as _core_session."""
     from tests.helpers import server_context
 
     ctx = server_context()
-    return sum(_core_session(ctx) for _ in range(n)) / n
+    return sum(_core_session(ctx, pause=pause) for _ in range(n)) / n
+
+
+_ROUND_TRIPS = 4  # NEGOTIATE, two SESSION_SETUP legs, LOGOFF
 
 
 _NEGOTIATE, _SESSION_SETUP = 0, 1
@@ -311,7 +320,9 @@ def main() -> int:
     parser.add_argument("-n", type=int, default=150, help="our sessions per round (smbprotocol: n // 3)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds, alternating (default 3)")
     parser.add_argument("--seconds", type=float, default=0.5, help="seconds per in-process round")
-    parser.add_argument("--profile", action="store_true", help="cProfile our client and print the top")
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile our client (CPU time) and print the top"
+    )
     args = parser.parse_args()
     with running_smbd() as server:
         for line in configuration(server):
@@ -355,12 +366,23 @@ def main() -> int:
         floor_fn = run_all([p.call for p in prims])
         core: list[float] = []
         floors: list[float] = []
+        idle: list[float] = []
+        # The wall time a round trip to smbd took (per session, over the round trips): how long the client
+        # waited for each answer, and so how long other processes had the CPU (and its caches) meanwhile.
+        wait = 1 / median_cost(costs["smb2auth, password"]).rate / _ROUND_TRIPS
         for _ in range(args.rounds):
             core.append(core_cpu(max(20, int(args.seconds * 500))))
             floors.append(1 / rate(floor_fn, args.seconds))
+            idle.append(core_cpu(max(10, int(args.seconds * 50)), pause=wait))
         core_us, floor_us = statistics.median(core) * 1e6, statistics.median(floors) * 1e6
         setup_us = 1e6 / rate(gmac_setup, args.seconds) * signed
         print(f"smb2auth core alone (our server in memory, no sockets): CPU {core_us:7.1f} µs/session")
+        idle_us = statistics.median(idle) * 1e6
+        print(
+            f"smb2auth core alone, sleeping {wait * 1e3:.1f} ms before each answer (a round trip to smbd "
+            f"above): CPU {idle_us:7.1f} µs/session = {idle_us / core_us:.1f}x back to back; the client over "
+            f"TCP took {client_cpu * 1e6:.0f} µs (the same instructions, run with caches others filled)"
+        )
         print(f"floor for the core: {floor_us:.1f} µs/session; the core takes "
               f"{_spread([c / f for c, f in zip(core, floors, strict=True)])} the floor")
         print(f"floor for the core: {breakdown(prims, args.seconds / 4)}")
@@ -374,7 +396,7 @@ def main() -> int:
             print(line)
         if args.profile:
             one = ours(server, True)
-            profiler = cProfile.Profile()
+            profiler = cProfile.Profile(time.process_time)  # CPU time: waiting in recv is not the client's
             profiler.enable()
             for _ in range(args.n):
                 one()

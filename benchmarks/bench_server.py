@@ -6,7 +6,10 @@
    (its own processes), for each N
    of --workers, and smbd (a process forked per connection). Rounds alternate between the servers, so load
    on this (shared) machine hits each alike; the figures are the medians of the rounds, the ratios the
-   medians of each round's ratio to smbd's, and p50/p99 the latency of one whole session.
+   medians of each round's ratio to smbd's, and p50/p99 the latency of one whole session. Beside them:
+   concurrency / rate, the mean latency Little's law gives this closed loop; the share of each round the
+   client processes and our server spent runnable but waiting for a CPU (schedstat; smbd's per-connection
+   processes exit before they can be read); and the kernel's CPU pressure (PSI) after the last round.
 2. Memory per pending handshake: N connections that stop after the CHALLENGE (SESSION_SETUP leg 1); the
    harness process's RSS delta / N, and tracemalloc's delta / N for the sans-IO Connection alone.
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import resource
@@ -27,6 +31,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,13 +76,40 @@ async def _loops(port: int, deadline: float, loops: int) -> list[float]:
     return [t for took in await asyncio.gather(*(loop() for _ in range(loops))) for t in took]
 
 
+def run_queue_wait(pids: Iterable[int | str]) -> float | None:
+    """Seconds the threads of `pids` spent runnable but waiting for a CPU (schedstat(5)'s second field,
+    Linux only: None where it cannot be read)."""
+    total = 0
+    try:
+        for pid in pids:
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(FileNotFoundError):  # a thread that just ended
+                    total += int((task / "schedstat").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / 1e9
+
+
+def cpu_pressure() -> str:
+    """The kernel's CPU pressure (PSI): the share of the last 10 s some runnable task waited for a CPU."""
+    try:
+        some = Path("/proc/pressure/cpu").read_text().split()[1]
+    except (OSError, IndexError):
+        return "CPU pressure n/a"
+    return f"CPU pressure (PSI, some) {some.removeprefix('avg10=')}% of the last 10 s"
+
+
+ClientResult = tuple[list[float], float, float | None]
+
+
 def _client(
-    port: int, start: float, seconds: float, loops: int, out: multiprocessing.Queue[tuple[list[float], float]]
+    port: int, start: float, seconds: float, loops: int, out: multiprocessing.Queue[ClientResult]
 ) -> None:
     time.sleep(max(0.0, start - time.time()))
-    began = time.process_time()
+    began, waited = time.process_time(), run_queue_wait(["self"])
     took = asyncio.run(_loops(port, time.monotonic() + seconds, loops))
-    out.put((took, time.process_time() - began))
+    after = run_queue_wait(["self"])
+    out.put((took, time.process_time() - began, None if after is None or waited is None else after - waited))
 
 
 @dataclass(frozen=True)
@@ -87,17 +119,24 @@ class Round:
     p99: float
     server_cpu: float  # CPU seconds per session, the server's processes
     client_cpu: float  # CPU seconds per session, the client processes
+    # Share of the round's wall time spent runnable but waiting for a CPU, per client process (mean) and
+    # for the server's processes (summed; None for smbd, whose per-connection processes exit unread).
+    client_wait: float | None
+    server_wait: float | None
 
 
-def tree_cpu(root: int) -> float:
-    """CPU seconds of `root` and its descendants, with the children it has reaped (smbd's per connection)."""
+def _proc_table() -> dict[int, list[str]]:
     table: dict[int, list[str]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             table[int(stat.parent.name)] = stat.read_text().rsplit(")", 1)[1].split()
         except (OSError, ValueError):
             continue
-    # proc(5), after the command: state ppid ... utime(11) stime(12) cutime(13) cstime(14)
+    return table
+
+
+def _tree(table: dict[int, list[str]], root: int) -> set[int]:
+    """`root` and its descendants (proc(5): the field after the state is the ppid)."""
     tree, frontier = {root}, [root]
     while frontier:
         parent = frontier.pop()
@@ -105,15 +144,26 @@ def tree_cpu(root: int) -> float:
             if int(fields[1]) == parent and pid not in tree:
                 tree.add(pid)
                 frontier.append(pid)
+    return tree
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds of `root` and its descendants, with the children it has reaped (smbd's per connection)."""
+    table = _proc_table()
+    tree = _tree(table, root)
+    # proc(5), after the command: state ppid ... utime(11) stime(12) cutime(13) cstime(14)
     ticks = sum(int(table[pid][11]) + int(table[pid][12]) for pid in tree if pid in table)
     if root in table:
         ticks += int(table[root][13]) + int(table[root][14])
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def measure(port: int, server_pid: int, seconds: float, processes: int, concurrency: int) -> Round:
-    """`concurrency` connections at a time from `processes` client processes for `seconds`."""
-    queue: multiprocessing.Queue[tuple[list[float], float]] = multiprocessing.Queue()
+def measure(
+    port: int, server_pid: int, seconds: float, processes: int, concurrency: int, server_wait: bool
+) -> Round:
+    """`concurrency` connections at a time from `processes` client processes for `seconds`; `server_wait`:
+    read the server processes' run-queue waiting (they live through the round)."""
+    queue: multiprocessing.Queue[ClientResult] = multiprocessing.Queue()
     start = time.time() + 0.5
     shares = [concurrency // processes + (i < concurrency % processes) for i in range(processes)]
     procs = [
@@ -123,14 +173,25 @@ def measure(port: int, server_pid: int, seconds: float, processes: int, concurre
     for p in procs:
         p.start()
     before = tree_cpu(server_pid)
+    server_pids = _tree(_proc_table(), server_pid) if server_wait else set()
+    waited = run_queue_wait(server_pids) if server_wait else None
     answers = [queue.get(timeout=seconds + 120) for _ in procs]
     server_cpu = tree_cpu(server_pid) - before
+    after = run_queue_wait(server_pids) if server_wait else None
+    client_waits = [w for _, _, w in answers if w is not None]
     for p in procs:
         p.join()
-    took = sorted(t for latencies, _ in answers for t in latencies)
+    took = sorted(t for latencies, _, _ in answers for t in latencies)
     count = len(took)
-    return Round(count / seconds, took[count // 2], took[min(count - 1, count * 99 // 100)],
-                 server_cpu / count, sum(cpu for _, cpu in answers) / count)
+    return Round(
+        count / seconds,
+        took[count // 2],
+        took[min(count - 1, count * 99 // 100)],
+        server_cpu / count,
+        sum(cpu for _, cpu, _ in answers) / count,
+        sum(client_waits) / len(client_waits) / seconds if client_waits else None,
+        None if after is None or waited is None else (after - waited) / seconds,
+    )
 
 
 def smbd_version() -> str:
@@ -148,6 +209,7 @@ def throughput(
     then ours for each N."""
     harnesses = [start_harness("--workers", str(n)) for n in workers]
     by_concurrency: dict[int, list[list[Round]]] = {}
+    pressure: dict[int, str] = {}
     try:
         with running_smbd() as smbd:
             assert smbd.proc is not None
@@ -159,15 +221,19 @@ def throughput(
                 for _ in range(rounds):
                     for index, (port, pid) in enumerate(servers):
                         clients = min(processes, concurrency)
-                        results[index].append(measure(port, pid, seconds, clients, concurrency))
+                        results[index].append(
+                            measure(port, pid, seconds, clients, concurrency, server_wait=index > 0)
+                        )
                 by_concurrency[concurrency] = results
+                pressure[concurrency] = cpu_pressure()
     finally:
         for proc, _ in harnesses:
             stop(proc)
     names = [f"smbd {smbd_version().removeprefix('Version ')} (fork per connection)"]
     names += [f"smb2auth serve --workers {n}" for n in workers]
     for concurrency, results in by_concurrency.items():
-        report(concurrency, min(processes, concurrency), seconds, rounds, names, results)
+        clients = min(processes, concurrency)
+        report(concurrency, clients, seconds, rounds, names, results, pressure[concurrency])
 
 
 def report(
@@ -177,6 +243,7 @@ def report(
     rounds: int,
     names: list[str],
     results: list[list[Round]],
+    pressure: str,
 ) -> None:
     theirs = results[0]
     print(f"session setups/s, {concurrency} concurrent connections from {processes} client processes,"
@@ -200,6 +267,19 @@ def report(
         client_cpu = statistics.median(r.client_cpu for r in rows) * 1000
         print(f"  {'':<{width}}   CPU per session: server {server_cpu:.1f} ms, client {client_cpu:.1f} ms;"
               f" rounds: {', '.join(f'{r.rate:.0f}' for r in rows)}/s")
+        # Little's law: in this closed loop the mean latency is the concurrency over the rate, whoever's CPU
+        # (or the machine's other load) sets the rate.
+        print(f"  {'':<{width}}   concurrency / rate = {1000 * concurrency / rate:.1f} ms (the mean latency"
+              " this rate implies); waiting for a CPU (schedstat):"
+              f" client processes {_share(rows, 'client')}, server {_share(rows, 'server')} of the round")
+    print(f"  {pressure}, after the last round")
+
+
+def _share(rows: list[Round], who: str) -> str:
+    values = [getattr(r, f"{who}_wait") for r in rows]
+    if any(v is None for v in values):
+        return "n/a"
+    return f"{100 * statistics.median(values):.0f}%"
 
 
 # --- the harness in its own process -----------------------------------------------------------------------

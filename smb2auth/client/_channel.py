@@ -8,7 +8,7 @@ from collections.abc import Callable
 from smb2auth.client._state import ClientState
 from smb2auth.client.errors import SigningError
 from smb2auth.errors import MalformedMessage, ProtocolStateError
-from smb2auth.smb2.crypto import SessionKeys, TransformHeader, decrypt, encrypt, nonce_size, sign, verify
+from smb2auth.smb2.crypto import SessionKeys, TransformHeader, decrypt, encrypt, nonce_size
 from smb2auth.smb2.header import (
     HEADER_SIZE,
     HEADER_STRUCT,
@@ -93,12 +93,12 @@ class Channel:
     def sign(self, message: bytes) -> bytes:
         """MS-SMB2 3.2.4.1.1: `message` signed with Session.SigningKey."""
         assert self.signing_algorithm is not None
-        return sign(message, self._keys().signing_key, self.signing_algorithm)
+        return self._keys().signer(self.signing_algorithm).sign(message)
 
     def verify(self, raw: bytes) -> bool:
         """Whether `raw` carries a valid signature under Session.SigningKey."""
         assert self.signing_algorithm is not None
-        return verify(raw, self._keys().signing_key, self.signing_algorithm)
+        return self._keys().signer(self.signing_algorithm).verify(raw)
 
     def unseal(self, payload: bytes) -> bytes:
         """MS-SMB2 3.2.5.1.1: the message inside a TRANSFORM_HEADER, decrypted with Session.DecryptionKey."""

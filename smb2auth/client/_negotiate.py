@@ -3,6 +3,7 @@ FSCTL_VALIDATE_NEGOTIATE_INFO that confirms it on 3.0 / 3.0.2 (3.2.5.5, 3.2.5.14
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -29,6 +30,10 @@ from smb2auth.smb2.negotiate_contexts import NegotiateContext
 from smb2auth.status import NtStatus
 
 CLIENT_CAPABILITIES = Capabilities.DFS | Capabilities.LARGE_MTU | Capabilities.ENCRYPTION
+_SIGNING_REQUIRED_MODE = SecurityMode.SIGNING_ENABLED | SecurityMode.SIGNING_REQUIRED
+# The bits read off a NEGOTIATE response, as plain ints (IntFlag & IntFlag dispatches into Python).
+_SIGNING_REQUIRED = int(SecurityMode.SIGNING_REQUIRED)
+_LARGE_MTU = int(Capabilities.LARGE_MTU)
 # MS-SMB2 3.2.5.5: the dialects whose NEGOTIATE is validated (3.1.1 has preauth integrity instead).
 VALIDATED_DIALECTS = (Dialect.SMB3_0, Dialect.SMB3_0_2)
 # Signed answers meaning "not supported" (older Windows and Samba, per Samba's
@@ -54,7 +59,11 @@ class Offer:
     server_name: str = ""
 
     def __post_init__(self) -> None:
-        policy.check_offer(self.dialects, self.ciphers, self.signing_algorithms)
+        _check_offer(self.dialects, self.ciphers, self.signing_algorithms)
+
+
+# Every connection of a program offers the same: each offer is checked once (a refused one raises each time).
+_check_offer = functools.lru_cache(maxsize=32)(policy.check_offer)
 
 
 def negotiate_request(
@@ -69,9 +78,7 @@ def negotiate_request(
     if Dialect.SMB3_1_1 in offer.dialects:
         salt = rng(policy.PREAUTH_SALT_SIZE)
         contexts = policy.request_contexts(salt, offer.ciphers, offer.signing_algorithms, offer.server_name)
-    mode = SecurityMode.SIGNING_ENABLED
-    if offer.require_signing:
-        mode |= SecurityMode.SIGNING_REQUIRED
+    mode = _SIGNING_REQUIRED_MODE if offer.require_signing else SecurityMode.SIGNING_ENABLED
     request = NegotiateRequest(offer.dialects, mode, CLIENT_CAPABILITIES, guid, contexts)
     return request, ValidateNegotiateInfoRequest(CLIENT_CAPABILITIES, guid, mode, offer.dialects)
 
@@ -103,9 +110,9 @@ def read_negotiate_response(
     return NegotiateOutcome(
         choice,
         # MS-SMB2 3.2.5.2: SMB2_NEGOTIATE_SIGNING_REQUIRED sets Connection.RequireSigning.
-        server_signing_required=bool(response.security_mode & SecurityMode.SIGNING_REQUIRED),
+        server_signing_required=bool(int(response.security_mode) & _SIGNING_REQUIRED),
         # MS-SMB2 3.2.5.2: SupportsMultiCredit for 2.1 and later with SMB2_GLOBAL_CAP_LARGE_MTU.
-        multi_credit=dialect >= Dialect.SMB2_1 and bool(response.capabilities & Capabilities.LARGE_MTU),
+        multi_credit=dialect >= Dialect.SMB2_1 and bool(int(response.capabilities) & _LARGE_MTU),
     )
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from smb2auth.client.errors import SigningError, Smb2ClientError
-from smb2auth.smb2.crypto import PreauthIntegrity, SessionKeys, derive_session_keys, verify
+from smb2auth.smb2.crypto import PreauthIntegrity, SessionKeys, derive_session_keys
 from smb2auth.smb2.header import Smb2Header
 from smb2auth.smb2.negotiate import Capabilities, Dialect, SecurityMode
 from smb2auth.smb2.negotiate_contexts import Cipher, SigningAlgorithm
@@ -15,7 +15,9 @@ from smb2auth.smb2.session import SessionFlags, SessionSetupRequest, SessionSetu
 from smb2auth.spnego.context import SpnegoClient
 from smb2auth.status import NtStatus
 
-_ANONYMOUS = SessionFlags.IS_GUEST | SessionFlags.IS_NULL
+# SessionFlags bits as plain ints (IntFlag & IntFlag dispatches into Python; every login tests them).
+_ANONYMOUS = int(SessionFlags.IS_GUEST | SessionFlags.IS_NULL)
+_ENCRYPT_DATA = int(SessionFlags.ENCRYPT_DATA)
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,8 @@ class SessionSetup:
         require_encryption: bool,
     ) -> Established:
         """The session the final (STATUS_SUCCESS) response establishes, or the error that refuses it."""
-        if response.session_flags & _ANONYMOUS:
+        bits = int(response.session_flags)
+        if bits & _ANONYMOUS:
             self.spnego.accept_guest()
         if response.security_buffer or not self.spnego.complete:
             out = self.spnego.step(response.security_buffer or None)
@@ -104,7 +107,7 @@ class SessionSetup:
                     NtStatus.STATUS_INVALID_NETWORK_RESPONSE, "server finished before authentication did"
                 )
         flags = response.session_flags
-        anonymous = bool(flags & _ANONYMOUS) or self.anonymous_logon
+        anonymous = bool(bits & _ANONYMOUS) or self.anonymous_logon
         if anonymous and self.require_signing:
             # MS-SMB2 3.2.5.3.1: a guest or null session cannot sign; refused when signing is required.
             raise SigningError("the server made this a guest/null session, which cannot sign")
@@ -116,14 +119,14 @@ class SessionSetup:
         if header.is_signed:
             # MS-SMB2 3.2.5.3.1: verify the final SESSION_SETUP response with the new signing key.
             assert signing_algorithm is not None
-            if not verify(raw, keys.signing_key, signing_algorithm):
+            if not keys.signer(signing_algorithm).verify(raw):
                 raise SigningError("final SESSION_SETUP response signature does not verify")
             signed = True
         elif self.dialect == Dialect.SMB3_1_1 and not anonymous:
             # MS-SMB2 3.2.5.3.1: a 3.1.1 final SESSION_SETUP response must be signed.
             raise SigningError("final SESSION_SETUP response of a 3.1.1 session is not signed")
         encrypt_data = require_encryption
-        if flags & SessionFlags.ENCRYPT_DATA:
+        if bits & _ENCRYPT_DATA:
             # MS-SMB2 3.2.5.3.1: SMB2_SESSION_FLAG_ENCRYPT_DATA makes every request encrypted.
             if not can_encrypt:
                 raise Smb2ClientError(NtStatus.STATUS_ACCESS_DENIED, "server demands encryption we cannot do")

@@ -72,6 +72,8 @@ __all__ = [
 ]
 
 ALL_DIALECTS: tuple[Dialect, ...] = SMB2_DIALECTS
+_NO_SESSION_FLAGS = SessionFlags(0)
+_CIPHERS = {int(cipher): cipher for cipher in Cipher}  # by wire value, without the enum's call
 _UNSOLICITED = 0xFFFFFFFFFFFFFFFF
 
 
@@ -184,7 +186,7 @@ class ClientConnection:
         self._negotiate_request = b""
         self.negotiate_response: NegotiateResponse | None = None
         self.server_signing_required = False
-        self.session_flags = SessionFlags(0)
+        self.session_flags = _NO_SESSION_FLAGS
         self.signing_required = False
         self.encrypt_data = False
         self.signed = False
@@ -508,7 +510,8 @@ class ClientConnection:
         negotiated = outcome.negotiated
         self._channel.dialect = negotiated.dialect
         self._channel.signing_algorithm = negotiated.signing_algorithm
-        self._channel.cipher = Cipher(negotiated.cipher) if negotiated.cipher else None
+        # policy.check_response let through only a cipher we offered (or 0, none).
+        self._channel.cipher = _CIPHERS.get(negotiated.cipher)
         self._channel.multi_credit = outcome.multi_credit
         self.negotiate_response = response
         self.server_signing_required = outcome.server_signing_required

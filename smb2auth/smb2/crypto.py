@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import hmac
 import struct
@@ -46,6 +47,7 @@ class PreauthIntegrity:
 
 
 _U32_BE = struct.Struct(">I")
+_FIRST_BLOCK = _U32_BE.pack(1)
 
 
 def kdf(key: bytes, label: bytes, context: bytes, length: int = 16) -> bytes:
@@ -55,6 +57,9 @@ def kdf(key: bytes, label: bytes, context: bytes, length: int = 16) -> bytes:
     i || Label || 0x00 || Context || L, i and L 32-bit big-endian, i counting blocks from 1.
     """
     tail = b"\x00" + context + _U32_BE.pack(8 * length)
+    if length <= 32:
+        # One block, i = 1: every key SMB2 derives (16 or 32 bytes).
+        return hmac.digest(key, _FIRST_BLOCK + label + tail, "sha256")[:length]
     blocks = (length + 31) // 32
     derived = b"".join(
         hmac.digest(key, _U32_BE.pack(i) + label + tail, "sha256") for i in range(1, blocks + 1)
@@ -125,6 +130,7 @@ class SessionKeys:
     preauth_hash: bytes | None = field(default=None, repr=False)
     cipher: int = Cipher.AES_128_CCM
     _derived: dict[str, bytes] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _signers: dict[int, Signer] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._derived["signing"] = _derive_key(
@@ -147,6 +153,13 @@ class SessionKeys:
     @property
     def signing_key(self) -> bytes:
         return self._derived["signing"]
+
+    def signer(self, algorithm: int) -> Signer:
+        """Signing and verifying under Session.SigningKey with `algorithm`, set up on first use."""
+        signer = self._signers.get(algorithm)
+        if signer is None:
+            signer = self._signers[algorithm] = Signer(self._derived["signing"], algorithm)
+        return signer
 
     @property
     def application_key(self) -> bytes:
@@ -213,6 +226,7 @@ class AesBackend:
     name: str
     cmac: Callable[[bytes, bytes], bytes]  # (key, message) -> tag
     gmac: Callable[[bytes, bytes, bytes], bytes]  # (key, nonce, message) -> tag
+    gmac_keyed: Callable[[bytes], Callable[[bytes, bytes], bytes]]  # key -> ((nonce, message) -> tag)
     seal: Callable[[bool, bytes, bytes, bytes, bytes], tuple[bytes, bytes]]  # (ccm, key, nonce, aad, data)
     open: Callable[[bool, bytes, bytes, bytes, bytes, bytes], bytes]  # (ccm, key, nonce, aad, data, tag)
 
@@ -226,6 +240,10 @@ def _pycryptodome_gmac(key: bytes, nonce: bytes, message: bytes) -> bytes:
     gmac.update(message)
     tag: bytes = gmac.digest()
     return tag
+
+
+def _pycryptodome_gmac_keyed(key: bytes) -> Callable[[bytes, bytes], bytes]:
+    return functools.partial(_pycryptodome_gmac, key)  # a GCM object takes one nonce: one per message
 
 
 def _pycryptodome_aead(ccm: bool, key: bytes, nonce: bytes) -> Any:
@@ -248,7 +266,12 @@ def _pycryptodome_open(ccm: bool, key: bytes, nonce: bytes, aad: bytes, data: by
 
 AES_BACKENDS: dict[str, AesBackend] = {
     "pycryptodome": AesBackend(
-        "pycryptodome", _pycryptodome_cmac, _pycryptodome_gmac, _pycryptodome_seal, _pycryptodome_open
+        "pycryptodome",
+        _pycryptodome_cmac,
+        _pycryptodome_gmac,
+        _pycryptodome_gmac_keyed,
+        _pycryptodome_seal,
+        _pycryptodome_open,
     )
 }
 
@@ -270,6 +293,11 @@ else:
         # GMAC is GCM with the message as associated data and nothing to encrypt: the output is the tag.
         return AESGCM(key).encrypt(nonce, b"", message)
 
+    def _cryptography_gmac_keyed(key: bytes) -> Callable[[bytes, bytes], bytes]:
+        # The key schedule once; each message then only passes its nonce and itself as associated data.
+        encrypt = AESGCM(key).encrypt
+        return lambda nonce, message: encrypt(nonce, b"", message)
+
     def _cryptography_seal(
         ccm: bool, key: bytes, nonce: bytes, aad: bytes, data: bytes
     ) -> tuple[bytes, bytes]:
@@ -285,7 +313,12 @@ else:
             raise ValueError("MAC check failed") from None
 
     AES_BACKENDS["cryptography"] = AesBackend(
-        "cryptography", _cryptography_cmac, _cryptography_gmac, _cryptography_seal, _cryptography_open
+        "cryptography",
+        _cryptography_cmac,
+        _cryptography_gmac,
+        _cryptography_gmac_keyed,
+        _cryptography_seal,
+        _cryptography_open,
     )
 
 _aes_backend = AES_BACKENDS.get("cryptography", AES_BACKENDS["pycryptodome"])
@@ -304,32 +337,6 @@ def use_aes_backend(name: str) -> None:
     _aes_backend = AES_BACKENDS[name]
 
 
-def _hmac_sha256(message: bytes, key: bytes) -> bytes:
-    return hmac.digest(key, message, "sha256")[:SIGNATURE_SIZE]
-
-
-def _aes_cmac(message: bytes, key: bytes) -> bytes:
-    return _aes_backend.cmac(key, message)
-
-
-def _aes_gmac(message: bytes, key: bytes) -> bytes:
-    return _aes_backend.gmac(key, gmac_nonce(message), message)
-
-
-_SIGNERS: dict[int, Callable[[bytes, bytes], bytes]] = {
-    SigningAlgorithm.HMAC_SHA256: _hmac_sha256,
-    SigningAlgorithm.AES_CMAC: _aes_cmac,
-    SigningAlgorithm.AES_GMAC: _aes_gmac,
-}
-
-
-def _signature(message: bytes, key: bytes, algorithm: int) -> bytes:
-    signer = _SIGNERS.get(algorithm)
-    if signer is None:
-        raise ValueError(f"unknown signing algorithm {algorithm}")
-    return signer(message, key)
-
-
 def _check_message(message: bytes) -> None:
     if len(message) < HEADER_SIZE or message[:4] != SMB2_PROTOCOL_ID:
         raise MalformedMessage("signing needs a whole SMB2 message")
@@ -343,26 +350,58 @@ def _split(message: bytes) -> tuple[bytes, bytes]:
     return head, message[SIGNATURE_OFFSET + SIGNATURE_SIZE :]
 
 
-def sign(message: bytes, key: bytes, algorithm: int) -> bytes:
-    """MS-SMB2 3.1.4.1: `message` (one whole message, compound padding included) signed with `key`.
+class Signer:
+    """MS-SMB2 3.1.4.1: signing and verifying under one key with one algorithm. A session signs every message
+    under its one key: the AES-GMAC key schedule is set up once (with cryptography; pycryptodome's GCM object
+    takes one nonce, so it is set up per message there). The key is never in its repr."""
 
-    For AES-GMAC the nonce's role bits come from the message's own SERVER_TO_REDIR flag and command.
-    """
-    _check_message(message)
-    head, rest = _split(message)
-    signature = _signature(head + _ZERO_SIGNATURE + rest, key, algorithm)
-    return head + signature + rest
+    __slots__ = ("algorithm", "_mac")
+
+    def __init__(self, key: bytes, algorithm: int) -> None:
+        self.algorithm = algorithm
+        if algorithm == SigningAlgorithm.HMAC_SHA256:
+            self._mac: Callable[[bytes], bytes] = functools.partial(_hmac_sha256, key)
+        elif algorithm == SigningAlgorithm.AES_CMAC:
+            self._mac = functools.partial(_aes_backend.cmac, key)
+        elif algorithm == SigningAlgorithm.AES_GMAC:
+            gmac = _aes_backend.gmac_keyed(key)
+            self._mac = lambda message: gmac(gmac_nonce(message), message)
+        else:
+            raise ValueError(f"unknown signing algorithm {algorithm}")
+
+    def __repr__(self) -> str:
+        return f"<Signer {SigningAlgorithm(self.algorithm).name}>"
+
+    def sign(self, message: bytes) -> bytes:
+        """`message` (one whole message, compound padding included) signed. For AES-GMAC the nonce's role
+        bits come from the message's own SERVER_TO_REDIR flag and command."""
+        _check_message(message)
+        head, rest = _split(message)
+        return head + self._mac(head + _ZERO_SIGNATURE + rest) + rest
+
+    def verify(self, message: bytes) -> bool:
+        """Whether `message` has SMB2_FLAGS_SIGNED and a valid signature (constant-time compare)."""
+        _check_message(message)
+        (flags,) = _FLAGS.unpack_from(message, 16)
+        if not flags & _SIGNED:
+            return False
+        head, rest = _split(message)
+        expected = self._mac(head + _ZERO_SIGNATURE + rest)
+        return hmac.compare_digest(expected, message[SIGNATURE_OFFSET : SIGNATURE_OFFSET + SIGNATURE_SIZE])
+
+
+def _hmac_sha256(key: bytes, message: bytes) -> bytes:
+    return hmac.digest(key, message, "sha256")[:SIGNATURE_SIZE]
+
+
+def sign(message: bytes, key: bytes, algorithm: int) -> bytes:
+    """MS-SMB2 3.1.4.1: `message` (one whole message, compound padding included) signed with `key`."""
+    return Signer(key, algorithm).sign(message)
 
 
 def verify(message: bytes, key: bytes, algorithm: int) -> bool:
     """Whether `message` has SMB2_FLAGS_SIGNED and a valid signature under `key` (constant-time compare)."""
-    _check_message(message)
-    (flags,) = _FLAGS.unpack_from(message, 16)
-    if not flags & _SIGNED:
-        return False
-    head, rest = _split(message)
-    expected = _signature(head + _ZERO_SIGNATURE + rest, key, algorithm)
-    return hmac.compare_digest(expected, message[SIGNATURE_OFFSET : SIGNATURE_OFFSET + SIGNATURE_SIZE])
+    return Signer(key, algorithm).verify(message)
 
 
 # --- encryption (MS-SMB2 2.2.41, 3.1.4.3) ---

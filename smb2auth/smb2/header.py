@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import struct
 from dataclasses import dataclass, field
 from typing import ClassVar, Final
@@ -62,6 +63,9 @@ class HeaderFlags(enum.IntFlag):
 _SERVER_TO_REDIR: Final = int(HeaderFlags.SERVER_TO_REDIR)
 _ASYNC_COMMAND: Final = int(HeaderFlags.ASYNC_COMMAND)
 _SIGNED: Final = int(HeaderFlags.SIGNED)
+# Command and Flags from their wire values without the enum's Python-level call (hot path).
+_COMMANDS: Final = {int(command): command for command in Command}
+_header_flags: Final = functools.lru_cache(maxsize=64)(HeaderFlags)
 
 
 @dataclass(frozen=True)
@@ -152,15 +156,18 @@ class Smb2Header:
         if size != HEADER_SIZE:
             # MS-SMB2 2.2.1.1: StructureSize MUST be 64.
             raise MalformedMessage(f"SMB2 header StructureSize {size} is not 64", offset=4)
-        try:
-            cmd = Command(command)
-        except ValueError:
+        cmd = _COMMANDS.get(command)
+        if cmd is None:
             # MS-SMB2 3.3.5.2: an unknown command is answered STATUS_INVALID_PARAMETER.
-            raise MalformedMessage(f"unknown SMB2 command 0x{command:04x}", offset=12) from None
-        is_async = bool(flags & _ASYNC_COMMAND)
-        return cls(
+            raise MalformedMessage(f"unknown SMB2 command 0x{command:04x}", offset=12)
+        is_async = flags & _ASYNC_COMMAND
+        # Hot path (every message, both peers): the fields go straight into the frozen instance, without
+        # __init__ and __post_init__, whose checks (a 16-byte signature, no tree_id or reserved in an async
+        # header, no async_id in a sync one) hold by construction here.
+        header = object.__new__(cls)
+        header.__dict__.update(
             command=cmd,
-            flags=HeaderFlags(flags),
+            flags=_header_flags(flags),
             message_id=message_id,
             session_id=session_id,
             tree_id=0 if is_async else middle >> 32,
@@ -172,6 +179,7 @@ class Smb2Header:
             reserved=0 if is_async else middle & 0xFFFFFFFF,
             signature=signature,
         )
+        return header
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ and the SMB1 multi-protocol NEGOTIATE a client may open with (MS-SMB 2.2.4.52, M
 from __future__ import annotations
 
 import enum
+import functools
 import struct
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -96,6 +97,12 @@ class Capabilities(enum.IntFlag):
 # --- NEGOTIATE (MS-SMB2 2.2.3, 2.2.4) --------------------------------------------------------------------
 
 
+# SecurityMode and Capabilities from their wire values through a small cache: an IntFlag call runs in
+# Python, and both peers read them from every NEGOTIATE.
+security_mode_of = functools.lru_cache(maxsize=64)(SecurityMode)
+capabilities_of = functools.lru_cache(maxsize=64)(Capabilities)
+
+
 @dataclass(frozen=True)
 class NegotiateRequest:
     """MS-SMB2 2.2.3: SMB2 NEGOTIATE Request.
@@ -164,8 +171,8 @@ class NegotiateRequest:
             (start_time,) = struct.unpack("<Q", middle)
         return cls(
             tuple(dialects),
-            SecurityMode(security_mode),
-            Capabilities(capabilities),
+            security_mode_of(security_mode),
+            capabilities_of(capabilities),
             guid,
             contexts,
             start_time,
@@ -248,9 +255,9 @@ class NegotiateResponse:
             contexts = unpack_contexts(body, context_offset, context_count, cls._FIXED.size)
         return cls(
             dialect,
-            SecurityMode(security_mode),
+            security_mode_of(security_mode),
             guid,
-            Capabilities(capabilities),
+            capabilities_of(capabilities),
             max_transact,
             max_read,
             max_write,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
+import functools
 import struct
 from dataclasses import dataclass
 from typing import ClassVar
 
 from smb2auth.smb2._body import FourByteBody, buffer_at, check_request_size, check_structure_size
 from smb2auth.smb2.header import HEADER_SIZE
-from smb2auth.smb2.negotiate import Capabilities, SecurityMode
+from smb2auth.smb2.negotiate import Capabilities, SecurityMode, capabilities_of, security_mode_of
 
 
 class SessionSetupFlags(enum.IntFlag):
@@ -24,6 +25,12 @@ class SessionFlags(enum.IntFlag):
     IS_GUEST = 0x0001
     IS_NULL = 0x0002
     ENCRYPT_DATA = 0x0004
+
+
+# The flags from their wire values through a small cache (an IntFlag call runs in Python; every
+# SESSION_SETUP carries them).
+_setup_flags = functools.lru_cache(maxsize=64)(SessionSetupFlags)
+_session_flags = functools.lru_cache(maxsize=64)(SessionFlags)
 
 
 @dataclass(frozen=True)
@@ -65,9 +72,9 @@ class SessionSetupRequest:
         buffer = buffer_at(body, offset, length, cls._FIXED.size, "SESSION_SETUP request")
         return cls(
             buffer,
-            SessionSetupFlags(flags),
-            SecurityMode(security_mode),
-            Capabilities(capabilities),
+            _setup_flags(flags),
+            security_mode_of(security_mode),
+            capabilities_of(capabilities),
             channel,
             previous,
         )
@@ -93,7 +100,7 @@ class SessionSetupResponse:
         check_structure_size(body, cls.STRUCTURE_SIZE, "SESSION_SETUP response")
         _, flags, offset, length = cls._FIXED.unpack_from(body)
         buffer = buffer_at(body, offset, length, cls._FIXED.size, "SESSION_SETUP response")
-        return cls(buffer, SessionFlags(flags))
+        return cls(buffer, _session_flags(flags))
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,29 @@ def test_signatures_are_the_same_bytes(algorithm: SigningAlgorithm) -> None:
             assert _both(functools.partial(crypto.verify, mine, key, algorithm)) == (True, True)
 
 
+@pytest.mark.parametrize("algorithm", list(SigningAlgorithm))
+def test_a_sessions_signer_signs_many_messages_as_sign_does_each(algorithm: SigningAlgorithm) -> None:
+    # SessionKeys.signer sets the key up once (the GMAC key schedule with cryptography) and signs every
+    # message of the session: each signature is the one crypto.sign gives that message alone.
+    rng = random.Random(f"signer {algorithm}")
+    keys = crypto.derive_session_keys(0x0311, rng.randbytes(16), rng.randbytes(64), Cipher.AES_128_GCM)
+    for name in ("pycryptodome", "cryptography"):
+        previous = crypto.aes_backend()
+        crypto.use_aes_backend(name)
+        try:
+            signer = crypto.Signer(keys.signing_key, algorithm)
+            for size, flags in ((0, 0), (17, 1), (100, 0), (100, 1)):
+                message = _message(rng, size, flags)
+                signed = signer.sign(message)
+                assert signed == crypto.sign(message, keys.signing_key, algorithm)
+                assert signer.verify(signed)
+                assert keys.signer(algorithm).verify(signed)
+                assert not signer.verify(signed[:8] + bytes([signed[8] ^ 1]) + signed[9:])  # the Status
+        finally:
+            crypto.use_aes_backend(previous)
+    assert repr(keys.signer(algorithm)) == f"<Signer {algorithm.name}>"
+
+
 @pytest.mark.parametrize("cipher", list(Cipher))
 def test_encryption_is_the_same_bytes_and_each_opens_the_others(cipher: Cipher) -> None:
     rng = random.Random(f"seal {cipher}")
