@@ -73,10 +73,12 @@ class PreauthIntegrityCapabilities:
         if count == 0:
             # MS-SMB2 3.3.5.4: HashAlgorithmCount 0 fails with STATUS_INVALID_PARAMETER.
             raise bad("PREAUTH_INTEGRITY_CAPABILITIES: HashAlgorithmCount is 0")
-        if len(data) != 4 + 2 * count + salt_length:
-            raise bad("PREAUTH_INTEGRITY_CAPABILITIES: DataLength does not match its counts")
+        if len(data) < 4 + 2 * count + salt_length:
+            # Samba smbd_smb2_request_process_negprot: DataLength short of the counts fails; octets beyond
+            # them are left unread (MS-SMB2 2.2.3.1.1 sizes the fields by the counts).
+            raise bad("PREAUTH_INTEGRITY_CAPABILITIES: DataLength short of its counts")
         algorithms = struct.unpack_from(f"<{count}H", data, 4)
-        return cls(tuple(algorithms), data[4 + 2 * count :])
+        return cls(tuple(algorithms), data[4 + 2 * count : 4 + 2 * count + salt_length])
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,9 @@ class EncryptionCapabilities:
         if count == 0:
             # MS-SMB2 3.3.5.4: CipherCount 0 fails with STATUS_INVALID_PARAMETER.
             raise bad("ENCRYPTION_CAPABILITIES: CipherCount is 0")
-        if len(data) != 2 + 2 * count:
-            raise bad("ENCRYPTION_CAPABILITIES: DataLength does not match CipherCount")
+        if len(data) < 2 + 2 * count:
+            # Samba: DataLength short of CipherCount fails; octets beyond the list are left unread.
+            raise bad("ENCRYPTION_CAPABILITIES: DataLength short of CipherCount")
         return cls(tuple(struct.unpack_from(f"<{count}H", data, 2)))
 
 
@@ -123,8 +126,9 @@ class SigningCapabilities:
         if count == 0:
             # MS-SMB2 3.3.5.4: SigningAlgorithmCount 0 fails with STATUS_INVALID_PARAMETER.
             raise bad("SIGNING_CAPABILITIES: SigningAlgorithmCount is 0")
-        if len(data) != 2 + 2 * count:
-            raise bad("SIGNING_CAPABILITIES: DataLength does not match SigningAlgorithmCount")
+        if len(data) < 2 + 2 * count:
+            # Samba: DataLength short of SigningAlgorithmCount fails; octets beyond the list are left unread.
+            raise bad("SIGNING_CAPABILITIES: DataLength short of SigningAlgorithmCount")
         return cls(tuple(struct.unpack_from(f"<{count}H", data, 2)))
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from fuzz.differential.wire import NegotiateSpec
 from smb2auth.authority.local import LocalAuthority
 from smb2auth.ntlm.authority import ResponseKind
 from smb2auth.ntlm.client import NtlmClient
@@ -484,6 +485,25 @@ def test_unknown_command(peer: Peer, negotiated: bool) -> None:
     assert reply is not None
     assert struct.unpack_from("<IH", reply, 8) == (0xC000000D, 0x0020)  # STATUS_INVALID_PARAMETER, echoed
     assert serving(driver)
+
+
+_PREAUTH = struct.pack("<HHH", 1, 32, 1) + b"S" * 32  # one hash algorithm (SHA-512), a 32-octet salt
+_CIPHERS = struct.pack("<HHH", 2, 2, 1)  # AES-128-GCM, AES-128-CCM
+
+
+@pytest.mark.parametrize(("contexts", "status"), [
+    ([(1, _PREAUTH + b"xx"), (2, _CIPHERS)], "STATUS_SUCCESS"),
+    ([(1, struct.pack("<HHH", 1, 0, 1) + b"S" * 32), (2, _CIPHERS)], "STATUS_SUCCESS"),  # SaltLength 0
+    ([(1, struct.pack("<HHH", 1, 40, 1) + b"S" * 32), (2, _CIPHERS)], "STATUS_INVALID_PARAMETER"),
+    ([(1, _PREAUTH), (2, _CIPHERS + b"x")], "STATUS_SUCCESS"),
+    ([(1, _PREAUTH), (2, _CIPHERS), (8, struct.pack("<HHH", 2, 1, 0) + b"xx")], "STATUS_SUCCESS"),
+], ids=["preauth-trailing", "preauth-salt-0", "preauth-short", "ciphers-trailing", "signing-trailing"])
+def test_negotiate_context_lengths(peer: Peer, contexts: list[tuple[int, bytes]], status: str) -> None:
+    """A context's DataLength may run past what its counts size (the rest is unread), never short of it."""
+    driver = peer()
+    header = Smb2Header(Command.NEGOTIATE, HeaderFlags(0), 0, 0, 0, credit=1, credit_charge=1).pack()
+    body = NegotiateSpec(client_guid=b"G" * 16, contexts=contexts).pack()
+    assert [a.status for a in driver.send_raw(header + body)] == [status]
 
 
 def test_oversized_frame_gets_no_answer(peer: Peer) -> None:
