@@ -275,9 +275,11 @@ def _outer_size(data: bytes) -> int | None:
     if first < 0x80:
         return 2 + first
     count = first & 0x7F
-    if count == 0 or count > 4 or len(data) < 2 + count:
+    # Samba reads one length octet for 0x80 (the indefinite form) too, as if it were 0x81.
+    octets = max(count, 1)
+    if count > 4 or len(data) < 2 + octets:
         return None
-    return 2 + count + int.from_bytes(data[2 : 2 + count], "big")
+    return 2 + octets + int.from_bytes(data[2 : 2 + octets], "big")
 
 
 class Reassembly:

@@ -372,6 +372,20 @@ def test_last_token_cut(peer: Peer, left: int, status: str) -> None:
     assert [a.status for a in answers] == ["STATUS_MORE_PROCESSING_REQUIRED", status]
 
 
+@pytest.mark.parametrize(("kept", "status"), [(27, "STATUS_MORE_PROCESSING_REQUIRED"),
+                                             (None, "STATUS_INVALID_PARAMETER")])
+def test_last_token_in_the_indefinite_form(peer: Peer, kept: int | None, status: str) -> None:
+    """The NegTokenResp's outer length as 0x80 (X.690 8.1.3.6): Samba's asn1_peek_tag_needed_size reads the
+    next octet as a one-octet length, so a short buffer is a fragment and the whole token is too long."""
+    def indefinite(token: bytes) -> bytes:
+        assert token[:2] == b"\xa1\x82"
+        recoded = b"\xa1\x80" + token[4:] + b"\x00\x00"
+        return recoded[:kept] if kept is not None else recoded
+
+    answers = login_answers(_negotiated(peer), tamper=indefinite)
+    assert [a.status for a in answers] == ["STATUS_MORE_PROCESSING_REQUIRED", status]
+
+
 def test_unknown_session_id(peer: Peer) -> None:
     driver = _negotiated(peer, Dialect.SMB2_1)
     answer = driver.request(Command.SESSION_SETUP, SessionSetupRequest(b"x"), session_id=0x1234)
