@@ -57,8 +57,8 @@ def authenticates_connection(head: Head) -> bool:
     """A request whose Authorization authenticates the connection it goes on (NTLM, Negotiate, Kerberos:
     RFC 4559; an origin may take a one-leg Kerberos login without a 401 first), as Squid's
     clientCheckPinning marks such a request for pinning."""
-    value = head.get("Authorization")
-    return value is not None and value.strip().split(" ", 1)[0].lower() in _CONNECTION_AUTH_CREDENTIALS
+    values = (v for k, v in head.fields if k.lower() == "authorization")
+    return any(v.strip().split(" ", 1)[0].lower() in _CONNECTION_AUTH_CREDENTIALS for v in values)
 
 
 class Forwarder:

@@ -618,10 +618,12 @@ class AuthenticateMessage:
                 _payload(data, length, offset, name, at)
         if strict:
             # Samba msrpc_parse: a session key field that does not parse is read as no key, and then (its
-            # shorter format "CdBBUUU") as no VERSION and no MIC; else both sit at their fixed offsets, even
-            # where a payload overlaps them (MS-NLMP 2.2.1.3 puts them there).
+            # shorter format "CdBBUUU") as no NegotiateFlags, no VERSION and no MIC: the flags stay those
+            # the CHALLENGE negotiated; else VERSION and MIC sit at their fixed offsets, even where a
+            # payload overlaps them (MS-NLMP 2.2.1.3 puts them there).
             if key_len != key_max or (key_len and key_at + key_len > len(data)):
                 key, version, mic = b"", None, None
+                flags = flags if negotiated is None else negotiated
             else:
                 key = data[key_at : key_at + key_len] if key_len else b""
                 version = _version(data[64:72]) if len(data) >= 88 else None

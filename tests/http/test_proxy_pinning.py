@@ -16,7 +16,9 @@ import pytest
 from smb2auth.http.auth import Role
 from smb2auth.http.client import request_with_auth
 from smb2auth.http.events import LoginEvent
+from smb2auth.http.forward import authenticates_connection
 from smb2auth.http.proxy import RunningProxy, running_proxy
+from smb2auth.http.wire import parse_head
 from smb2auth.http.wsgi import RunningServer, running_http_server
 from tests.http.pair import PASSWORD, clients, config, raw_handshake
 from tests.http.raw import RawConnection
@@ -309,3 +311,14 @@ def test_without_sharing_each_client_connection_opens_its_own(origin: tuple[str,
         assert seen[1]["connection"] != seen[0]["connection"]
         assert [s["served"] for s in seen] == [1, 1]
         assert proxy.proxy.opened_upstreams == 2
+
+
+@pytest.mark.parametrize(("fields", "pins"), [
+    (b"Authorization: Basic YWxpY2U6eA==\r\nAuthorization: NTLM TlRMTVNTUAABAAAA\r\n", True),
+    (b"Authorization: Basic YWxpY2U6eA==\r\n", False),
+    (b"", False),
+])
+def test_any_connection_credential_pins(fields: bytes, pins: bool) -> None:
+    # A connection-authenticating credential pins its upstream in whichever Authorization field it comes.
+    head = parse_head(b"GET http://o/ HTTP/1.1\r\nHost: o\r\n" + fields + b"\r\n")
+    assert authenticates_connection(head) is pins

@@ -277,13 +277,18 @@ def test_strict_reading_is_smbds() -> None:
     with pytest.raises(MalformedMessage) as err:
         AuthenticateMessage.unpack(empty_domain, strict=True)
     assert (err.value.reason, err.value.offset) == ("DomainName Len 0 and MaxLen 2 differ", 28)
-    # A session key field that does not parse: no key, and (Samba's shortest format) no VERSION, no MIC.
+    # An empty session key field parses whatever its offset says.
     empty_key = AuthenticateMessage.unpack(_with_field(raw, 52, 0, 0, 0xFFFFFFFF), strict=True)
     assert (empty_key.encrypted_random_session_key, empty_key.mic) == (b"", b"M" * 16)
+    # A session key field that does not parse: no key, and (Samba's shortest format) no NegotiateFlags (the
+    # CHALLENGE's stay), no VERSION, no MIC.
+    negotiated = int(F.NTLMSSP_NEGOTIATE_UNICODE | F.NTLMSSP_NEGOTIATE_KEY_EXCH)
     for length, max_length in ((16, 0), (0, 16), (0x7FFE, 0x7FFE)):
         loose = AuthenticateMessage.unpack(_with_field(raw, 52, length, max_length), strict=True)
         assert (loose.encrypted_random_session_key, loose.version, loose.mic) == (b"", None, None)
-        assert loose.nt_response == msg.nt_response
+        assert loose.nt_response == msg.nt_response and loose.flags == flags
+        read = AuthenticateMessage.unpack(_with_field(raw, 52, length, max_length), negotiated, strict=True)
+        assert read.flags == negotiated
     # VERSION and MIC are read at their fixed offsets even where a payload starts inside them.
     overlapping = bytearray(raw)
     struct.pack_into("<I", overlapping, 28 + 4, 80)  # DomainName now at 80
