@@ -15,7 +15,7 @@ in the hook, never in a second implementation of the other side.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -54,6 +54,14 @@ CLOCK = 1_700_000_000.0
 
 Tamper = Callable[[bytes], Sequence[bytes]]
 """One message as one side sent it -> the messages that reach the other side instead (none, one, several)."""
+
+
+def backend_in_use(name: str, current: Callable[[], str], use: Callable[[str], None]) -> Iterator[str]:
+    """For a fixture parametrized over a primitive's libraries: `name` in use while the test runs."""
+    previous = current()
+    use(name)
+    yield name
+    use(previous)
 
 
 def counter_rng() -> Callable[[int], bytes]:

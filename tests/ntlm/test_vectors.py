@@ -9,6 +9,7 @@ import pytest
 from smb2auth.ntlm import crypto
 from smb2auth.ntlm.messages import AuthenticateMessage, AvId, AvPair, ChallengeMessage, Version
 from smb2auth.ntlm.messages import NegotiateFlags as F
+from tests.helpers import backend_in_use
 
 # MS-NLMP 4.2.1 Common Values
 USER, DOMAIN, PASSWORD, SERVER, WORKSTATION = "User", "Domain", "Password", "Server", "COMPUTER"
@@ -27,10 +28,7 @@ FLAGS_V2 = 0xE28A8233
 @pytest.fixture(autouse=True, params=sorted(crypto.RC4_BACKENDS))
 def rc4_backend(request: pytest.FixtureRequest) -> Iterator[str]:
     """Every vector through each RC4 library smb2auth can take it from (crypto.RC4_BACKENDS)."""
-    previous = crypto.rc4_backend()
-    crypto.use_rc4_backend(request.param)
-    yield request.param
-    crypto.use_rc4_backend(previous)
+    yield from backend_in_use(request.param, crypto.rc4_backend, crypto.use_rc4_backend)
 
 
 def test_4_2_2_1_1_lmowfv1() -> None:

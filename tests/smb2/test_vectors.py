@@ -38,15 +38,13 @@ from smb2auth.smb2 import (
     verify,
 )
 from smb2auth.smb2 import crypto as smb2_crypto
+from tests.helpers import backend_in_use
 
 
 @pytest.fixture(autouse=True, params=sorted(smb2_crypto.AES_BACKENDS))
 def aes_backend(request: pytest.FixtureRequest) -> Iterator[str]:
     """Every vector through each AES library installed (smb2auth/smb2/crypto.py AES_BACKENDS)."""
-    previous = smb2_crypto.aes_backend()
-    smb2_crypto.use_aes_backend(request.param)
-    yield request.param
-    smb2_crypto.use_aes_backend(previous)
+    yield from backend_in_use(request.param, smb2_crypto.aes_backend, smb2_crypto.use_aes_backend)
 
 
 def h(text: str) -> bytes:
