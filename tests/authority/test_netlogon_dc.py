@@ -335,29 +335,19 @@ def test_failover_past_a_dead_dc(addc: DomainController) -> None:
 def test_channel_replaced_by_another_server(addc: DomainController) -> None:
     first = NetlogonAuthority(config(addc))
 
-    async def logon() -> bool:
-        client = NtlmClient(addc.user, addc.password, domain=addc.domain)
-        server = NtlmServer(first, target=first.target_info())
-        sent = server.receive(client.step(None) or b"")
-        assert isinstance(sent, Send)
-        needed = server.receive(client.step(sent.token) or b"")
-        assert isinstance(needed, ValidationNeeded)
-        done = server.validation_done(needed.ticket, await consult(first, needed.request))
-        return isinstance(done, Complete) and server.session_key == client.session_key
-
     async def run() -> None:
         await first.start()
-        assert await logon()
+        assert await logged_in(first, addc.user, addc.password, addc.domain)
         # a second secure channel for the same machine account replaces the first at the DC; the
         # association bound before keeps working, and at level 6 its key is still the right one
         other = NetlogonAuthority(config(addc))
         await other.start()
         await other.close()
-        assert await logon() and first.stats["channels"] == 1
+        assert await logged_in(first, addc.user, addc.password, addc.domain) and first.stats["channels"] == 1
         # a new association on the replaced channel's key: the DC binds it, then faults the call
         # (nca_s_fault_sec_pkg_error); we set up a channel again and the logon goes through
         await first.close()
-        assert await logon()
+        assert await logged_in(first, addc.user, addc.password, addc.domain)
         assert first.stats["channels"] == 2 and first.stats["retries"] == 1
 
     asyncio.run(run())
