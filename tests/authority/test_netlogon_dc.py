@@ -357,18 +357,9 @@ def test_concurrent_logons_share_one_channel(addc: DomainController) -> None:
     auth = NetlogonAuthority(config(addc, connections=4))
     auth.start_sync()
 
-    async def one(i: int) -> bool:
-        client = NtlmClient(addc.user, addc.password, domain=addc.domain)
-        server = NtlmServer(auth, target=auth.target_info())
-        sent = server.receive(client.step(None) or b"")
-        assert isinstance(sent, Send)
-        needed = server.receive(client.step(sent.token) or b"")
-        assert isinstance(needed, ValidationNeeded)
-        done = server.validation_done(needed.ticket, await consult(auth, needed.request))
-        return isinstance(done, Complete) and server.session_key == client.session_key
-
     async def run() -> list[bool]:
-        return list(await asyncio.gather(*(one(i) for i in range(32))))
+        logons = (logged_in(auth, addc.user, addc.password, addc.domain) for _ in range(32))
+        return list(await asyncio.gather(*logons))
 
     assert asyncio.run(run()) == [True] * 32
     assert auth.stats["channels"] == 1 and auth.stats["associations"] <= 1 + 4
