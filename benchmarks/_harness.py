@@ -29,10 +29,14 @@ BENCH_SPN = f"cifs/{BENCH_HOST}"
 
 
 def versions(*packages: str) -> str:
+    """Each package's installed version; smb2auth's with its build (pure Python, or its cores compiled)."""
+    from smb2auth._compiled import build
+
     found = []
     for name in packages:
         try:
-            found.append(f"{name} {importlib.metadata.version(name)}")
+            version = importlib.metadata.version(name)
+            found.append(f"{name} {version} ({build()})" if name == "smb2auth" else f"{name} {version}")
         except importlib.metadata.PackageNotFoundError:
             found.append(f"{name} (not installed)")
     return ", ".join(found)

@@ -40,7 +40,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# The repository after the installed packages (for tests.peers and tests.helpers): an installed smb2auth, a
+# compiled build say, is the one measured.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _floor  # noqa: E402

@@ -26,5 +26,5 @@ def test_ruff() -> None:
     ruff = shutil.which("ruff")
     if ruff is None:
         pytest.skip("ruff not installed (pip install -e '.[dev]')")
-    proc = _run([ruff, "check", "smb2auth", "tests", "benchmarks"])
+    proc = _run([ruff, "check", "smb2auth", "tests", "benchmarks", "setup.py", "_build"])
     assert proc.returncode == 0, proc.stdout + proc.stderr

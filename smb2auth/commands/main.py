@@ -39,9 +39,20 @@ def _load(spec: str) -> Registrar:
     return registrar
 
 
+class _Version(argparse.Action):
+    """argparse's "version" action, but the build (smb2auth/_compiled.py imports the cores to tell) is looked
+    up only when asked for."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        from smb2auth._compiled import build
+
+        print(f"smb2auth {__version__} ({build()})")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smb2auth", description="SMB2 session authentication tools")
-    parser.add_argument("--version", action="version", version=f"smb2auth {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and build, and exit")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for spec in REGISTRARS:

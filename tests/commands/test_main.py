@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from smb2auth._compiled import build
+
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = (
     "asyncio",
@@ -63,4 +65,4 @@ def test_help_imports_nothing_heavy(command: str) -> None:
 def test_python_dash_m_smb2auth() -> None:
     proc = subprocess.run([sys.executable, "-m", "smb2auth", "--version"], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
-    assert (proc.returncode, proc.stdout.strip()) == (0, "smb2auth 0.1.0")
+    assert (proc.returncode, proc.stdout.strip()) == (0, f"smb2auth 0.1.0 ({build()})")
