@@ -285,6 +285,13 @@ def _share(rows: list[Round], who: str) -> str:
 # --- the harness in its own process -----------------------------------------------------------------------
 
 
+def harness_version() -> str:
+    """`smb2auth --version` as the harness processes start it: the version and the build they run."""
+    proc = subprocess.run([sys.executable, "-m", "smb2auth.commands.main", "--version"], capture_output=True,
+                          text=True, check=True, timeout=60)
+    return proc.stdout.strip()
+
+
 def start_harness(*extra: str) -> tuple[subprocess.Popen[str], int]:
     proc = subprocess.Popen(
         [
@@ -454,6 +461,7 @@ def main() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * args.pending + 100)), hard))
 
+    print(f"ours: {harness_version()} (`smb2auth serve`, its own processes); Python {sys.version.split()[0]}")
     throughput(args.seconds, args.rounds, args.workers, args.client_processes, args.concurrency)
     if args.pending:
         rss = pending_rss_per_handshake(args.pending)
