@@ -1,7 +1,7 @@
-"""The build's one optional step: with SMB2AUTH_COMPILE=1 in the environment, mypyc compiles the sans-IO NTLM
-and SPNEGO cores (the same typed source, checked by mypy --strict, run as C extensions); without it the
-package is pure Python. See README, "Compiled cores". _build/backend.py adds mypy to the build's
-requirements when asked to compile."""
+"""The build's one optional step: with SMB2AUTH_COMPILE=1 in the environment, mypyc compiles the sans-IO
+cores smb2auth/_compiled.py lists (the same typed source, checked by mypy --strict, run as C extensions);
+without it the package is pure Python. See README, "Compiled cores". _build/backend.py adds mypy to the
+build's requirements when asked to compile."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The compiled build (SMB2AUTH_COMPILE=1: setup.py hands smb2auth/_compiled.py's modules to mypyc), built
 from this tree into a temporary directory; then the tests of what it compiles run in a child pytest whose
-`smb2auth` is that build: the NTLM and SPNEGO codecs, contexts and vectors, the state machines, and the
-hostile-input suite (every parse failure still MalformedMessage, every server still answering)."""
+`smb2auth` is that build: the NTLM, SPNEGO and SMB2 codecs, contexts and vectors, the client core, the
+state machines, and the hostile-input suite (every parse failure still MalformedMessage, every server still
+answering)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from tests.peers import missing_peer
 
 ROOT = Path(__file__).resolve().parent.parent
 # The differential pass waits on timeouts (two minutes of them), it does not compute: the main run has it.
-SUITES = ["tests/ntlm", "tests/spnego", "tests/test_state_machines.py", "tests/hardening"]
+SUITES = ["tests/ntlm", "tests/spnego", "tests/smb2", "tests/client", "tests/test_state_machines.py",
+          "tests/hardening"]
 DESELECT = ["tests/hardening/test_differential.py::test_no_difference_outside_known"]
 
 
@@ -60,7 +62,10 @@ def test_every_listed_module_is_compiled(compiled_site: Path) -> None:
     proc = _run([sys.executable, "-c", code], cwd=compiled_site.parent, env=_child_env(compiled_site),
                 timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == ["NTLM and SPNEGO cores compiled by mypyc", " ".join(COMPILED)]
+    assert proc.stdout.splitlines() == [
+        "NTLM, SPNEGO, SMB2 and client cores compiled by mypyc",
+        " ".join(COMPILED),
+    ]
 
 
 def test_compiled_cores_pass_their_tests(compiled_site: Path) -> None:

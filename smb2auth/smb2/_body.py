@@ -8,6 +8,7 @@ import struct
 from dataclasses import dataclass
 from typing import ClassVar, TypeVar
 
+from smb2auth._frozen import quick_init
 from smb2auth.errors import MalformedMessage
 from smb2auth.smb2.header import HEADER_SIZE
 from smb2auth.status import NtStatus
@@ -66,6 +67,7 @@ _FOUR_BYTES = struct.Struct("<HH")
 _FourByteT = TypeVar("_FourByteT", bound="FourByteBody")
 
 
+@quick_init
 @dataclass(frozen=True)
 class FourByteBody:
     """A body that is StructureSize 4 and two reserved bytes (LOGOFF, TREE_DISCONNECT, ECHO)."""

@@ -100,8 +100,8 @@ def parse_message(data: bytes) -> tuple[Smb2Header | Smb1Header, Message]:
     return part.header, parse_body(part.header, part.body)
 
 
-def pack_message(header: Smb2Header, body: Message) -> bytes:
-    """Header and body as one message."""
+def pack_message(header: Smb2Header | Smb1Header, body: Message) -> bytes:
+    """Header and body as one message, as parse_message gives them."""
     if isinstance(body, Smb1NegotiateRequest):
         return body.pack()
     return header.pack() + body.pack()

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Final, Literal
 from Crypto.Cipher import AES
 from Crypto.Hash import CMAC
 
+from smb2auth._frozen import quick_init
 from smb2auth.errors import MalformedMessage
 from smb2auth.smb2.header import (
     HEADER_SIZE,
@@ -418,6 +419,7 @@ def nonce_size(cipher: int) -> int:
     return 11 if cipher in (Cipher.AES_128_CCM, Cipher.AES_256_CCM) else 12
 
 
+@quick_init
 @dataclass(frozen=True)
 class TransformHeader:
     """MS-SMB2 2.2.41: SMB2 TRANSFORM_HEADER (52 bytes)."""

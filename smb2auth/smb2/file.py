@@ -7,6 +7,7 @@ import struct
 from dataclasses import dataclass
 from typing import ClassVar
 
+from smb2auth._frozen import quick_init
 from smb2auth.smb2._body import bad, buffer_at, check_structure_size, utf16
 from smb2auth.smb2.header import HEADER_SIZE
 
@@ -19,6 +20,7 @@ IMPERSONATION = 0x00000002
 FSCTL_PIPE_TRANSCEIVE = 0x0011C017  # MS-FSCC 2.3.49
 
 
+@quick_init
 @dataclass(frozen=True)
 class CreateRequest:
     """MS-SMB2 2.2.13: SMB2 CREATE Request without create contexts."""
@@ -54,6 +56,7 @@ class CreateRequest:
         return cls(name, access, share, disposition, options, impersonation, attributes, oplock)
 
 
+@quick_init
 @dataclass(frozen=True)
 class CreateResponse:
     """MS-SMB2 2.2.14: SMB2 CREATE Response (create contexts not kept)."""
@@ -84,6 +87,7 @@ class CreateResponse:
         return cls(fields[12], fields[3], fields[10], fields[9], fields[1])
 
 
+@quick_init
 @dataclass(frozen=True)
 class CloseRequest:
     """MS-SMB2 2.2.15."""
@@ -108,6 +112,7 @@ class CloseRequest:
         return cls(file_id, flags)
 
 
+@quick_init
 @dataclass(frozen=True)
 class CloseResponse:
     """MS-SMB2 2.2.16 (the attributes are not kept: SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB is never asked)."""
@@ -126,6 +131,7 @@ class CloseResponse:
         return cls(cls._FIXED.unpack_from(body)[1])
 
 
+@quick_init
 @dataclass(frozen=True)
 class ReadRequest:
     """MS-SMB2 2.2.19, without a read channel."""
@@ -154,6 +160,7 @@ class ReadRequest:
         return cls(file_id, length, offset, minimum)
 
 
+@quick_init
 @dataclass(frozen=True)
 class ReadResponse:
     """MS-SMB2 2.2.20."""

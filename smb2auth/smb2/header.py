@@ -9,6 +9,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import ClassVar, Final
 
+from smb2auth._frozen import quick_init
 from smb2auth.errors import MalformedMessage
 
 SMB2_PROTOCOL_ID = b"\xfeSMB"
@@ -68,6 +69,7 @@ _COMMANDS: Final = {int(command): command for command in Command}
 _header_flags: Final = functools.lru_cache(maxsize=64)(HeaderFlags)
 
 
+@quick_init
 @dataclass(frozen=True)
 class Smb2Header:
     """The 64-byte SMB2 header, sync form (reserved + tree_id) or async form (async_id).
@@ -245,6 +247,7 @@ class Smb1Flags2(enum.IntFlag):
     UNICODE = 0x8000
 
 
+@quick_init
 @dataclass(frozen=True)
 class Smb1Header:
     """MS-SMB 2.2.3.1: the 32-byte SMB1 header."""

@@ -7,6 +7,7 @@ import struct
 from dataclasses import dataclass
 from typing import ClassVar
 
+from smb2auth._frozen import quick_init
 from smb2auth.smb2._body import align8, bad, buffer_at, check_structure_size
 from smb2auth.smb2.header import HEADER_SIZE
 from smb2auth.smb2.negotiate import Capabilities, SecurityMode
@@ -23,6 +24,7 @@ class IoctlFlags(enum.IntFlag):
     IS_FSCTL = 0x00000001
 
 
+@quick_init
 @dataclass(frozen=True)
 class IoctlRequest:
     """MS-SMB2 2.2.31: SMB2 IOCTL Request; `input` and `output` are the Buffer's parts, the input first."""
@@ -76,6 +78,7 @@ class IoctlRequest:
         return cls(ctl_code, data, file_id, max_in, max_out, IoctlFlags(flags), output)
 
 
+@quick_init
 @dataclass(frozen=True)
 class IoctlResponse:
     """MS-SMB2 2.2.32: SMB2 IOCTL Response; `output` holds the control code's answer."""
@@ -126,6 +129,7 @@ class IoctlResponse:
 _VALIDATE = struct.Struct("<I16sHH")
 
 
+@quick_init
 @dataclass(frozen=True)
 class ValidateNegotiateInfoRequest:
     """MS-SMB2 2.2.31.4: VALIDATE_NEGOTIATE_INFO Request, the input of FSCTL_VALIDATE_NEGOTIATE_INFO: what the
@@ -157,6 +161,7 @@ class ValidateNegotiateInfoRequest:
         return cls(Capabilities(capabilities), guid, SecurityMode(mode), tuple(dialects))
 
 
+@quick_init
 @dataclass(frozen=True)
 class ValidateNegotiateInfoResponse:
     """MS-SMB2 2.2.32.6: VALIDATE_NEGOTIATE_INFO Response, the output of FSCTL_VALIDATE_NEGOTIATE_INFO: what

@@ -9,6 +9,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from smb2auth._frozen import quick_init
 from smb2auth.smb2._body import U16, align8, bad, buffer_at, check_structure_size
 from smb2auth.smb2.header import HEADER_SIZE, Smb1Header
 from smb2auth.smb2.negotiate_contexts import NegotiateContext, pack_contexts, unpack_contexts
@@ -103,6 +104,7 @@ security_mode_of = functools.lru_cache(maxsize=64)(SecurityMode)
 capabilities_of = functools.lru_cache(maxsize=64)(Capabilities)
 
 
+@quick_init
 @dataclass(frozen=True)
 class NegotiateRequest:
     """MS-SMB2 2.2.3: SMB2 NEGOTIATE Request.
@@ -179,6 +181,7 @@ class NegotiateRequest:
         )
 
 
+@quick_init
 @dataclass(frozen=True)
 class NegotiateResponse:
     """MS-SMB2 2.2.4: SMB2 NEGOTIATE Response; `system_time` and `server_start_time` are FILETIMEs."""

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
+from smb2auth._frozen import quick_init
 from smb2auth.errors import MalformedMessage
 from smb2auth.smb2._body import U16, align8, bad, utf16
 from smb2auth.smb2.header import HEADER_SIZE
@@ -52,6 +53,7 @@ class SigningAlgorithm(enum.IntEnum):
 _CONTEXT_HEAD = struct.Struct("<HHI")
 
 
+@quick_init
 @dataclass(frozen=True)
 class PreauthIntegrityCapabilities:
     """MS-SMB2 2.2.3.1.1: SMB2_PREAUTH_INTEGRITY_CAPABILITIES."""
@@ -81,6 +83,7 @@ class PreauthIntegrityCapabilities:
         return cls(tuple(algorithms), data[4 + 2 * count : 4 + 2 * count + salt_length])
 
 
+@quick_init
 @dataclass(frozen=True)
 class EncryptionCapabilities:
     """MS-SMB2 2.2.3.1.2: SMB2_ENCRYPTION_CAPABILITIES."""
@@ -106,6 +109,7 @@ class EncryptionCapabilities:
         return cls(tuple(struct.unpack_from(f"<{count}H", data, 2)))
 
 
+@quick_init
 @dataclass(frozen=True)
 class SigningCapabilities:
     """MS-SMB2 2.2.3.1.7: SMB2_SIGNING_CAPABILITIES."""
@@ -132,6 +136,7 @@ class SigningCapabilities:
         return cls(tuple(struct.unpack_from(f"<{count}H", data, 2)))
 
 
+@quick_init
 @dataclass(frozen=True)
 class NetnameNegotiateContextId:
     """MS-SMB2 2.2.3.1.4: SMB2_NETNAME_NEGOTIATE_CONTEXT_ID, the server name the client connects to."""

@@ -8,6 +8,7 @@ import struct
 from dataclasses import dataclass
 from typing import ClassVar
 
+from smb2auth._frozen import quick_init
 from smb2auth.smb2._body import FourByteBody, buffer_at, check_request_size, check_structure_size
 from smb2auth.smb2.header import HEADER_SIZE
 from smb2auth.smb2.negotiate import Capabilities, SecurityMode, capabilities_of, security_mode_of
@@ -33,6 +34,7 @@ _setup_flags = functools.lru_cache(maxsize=64)(SessionSetupFlags)
 _session_flags = functools.lru_cache(maxsize=64)(SessionFlags)
 
 
+@quick_init
 @dataclass(frozen=True)
 class SessionSetupRequest:
     """MS-SMB2 2.2.5: SMB2 SESSION_SETUP Request; `security_buffer` is the GSS (SPNEGO) token."""
@@ -80,6 +82,7 @@ class SessionSetupRequest:
         )
 
 
+@quick_init
 @dataclass(frozen=True)
 class SessionSetupResponse:
     """MS-SMB2 2.2.6: SMB2 SESSION_SETUP Response."""
@@ -103,6 +106,7 @@ class SessionSetupResponse:
         return cls(buffer, _session_flags(flags))
 
 
+@quick_init
 @dataclass(frozen=True)
 class LogoffRequest(FourByteBody):
     """MS-SMB2 2.2.7: SMB2 LOGOFF Request."""
@@ -110,6 +114,7 @@ class LogoffRequest(FourByteBody):
     NAME: ClassVar[str] = "LOGOFF request"
 
 
+@quick_init
 @dataclass(frozen=True)
 class LogoffResponse(FourByteBody):
     """MS-SMB2 2.2.8: SMB2 LOGOFF Response."""

@@ -7,10 +7,12 @@ import struct
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from smb2auth._frozen import quick_init
 from smb2auth.smb2._body import U16, FourByteBody, bad, check_structure_size
 from smb2auth.smb2.header import HEADER_SIZE
 
 
+@quick_init
 @dataclass(frozen=True)
 class EchoRequest(FourByteBody):
     """MS-SMB2 2.2.28: SMB2 ECHO Request."""
@@ -18,6 +20,7 @@ class EchoRequest(FourByteBody):
     NAME: ClassVar[str] = "ECHO request"
 
 
+@quick_init
 @dataclass(frozen=True)
 class EchoResponse(FourByteBody):
     """MS-SMB2 2.2.29: SMB2 ECHO Response."""
@@ -25,6 +28,7 @@ class EchoResponse(FourByteBody):
     NAME: ClassVar[str] = "ECHO response"
 
 
+@quick_init
 @dataclass(frozen=True)
 class ErrorResponse:
     """MS-SMB2 2.2.2: SMB2 ERROR Response. With no error data one zero byte is sent, as Windows and Samba do;

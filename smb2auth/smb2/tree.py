@@ -7,6 +7,7 @@ import struct
 from dataclasses import dataclass
 from typing import ClassVar
 
+from smb2auth._frozen import quick_init
 from smb2auth.smb2._body import FourByteBody, bad, buffer_at, check_request_size, check_structure_size, utf16
 from smb2auth.smb2.header import HEADER_SIZE
 
@@ -59,6 +60,7 @@ class ShareCapabilities(enum.IntFlag):
     REDIRECT_TO_OWNER = 0x00000100
 
 
+@quick_init
 @dataclass(frozen=True)
 class TreeConnectRequest:
     """MS-SMB2 2.2.9: SMB2 TREE_CONNECT Request; `path` is "\\\\server\\share".
@@ -99,6 +101,7 @@ class TreeConnectRequest:
         return cls(path, tflags, extension)
 
 
+@quick_init
 @dataclass(frozen=True)
 class TreeConnectResponse:
     """MS-SMB2 2.2.10: SMB2 TREE_CONNECT Response."""
@@ -127,6 +130,7 @@ class TreeConnectResponse:
         return cls(kind, ShareFlags(flags), ShareCapabilities(capabilities), access)
 
 
+@quick_init
 @dataclass(frozen=True)
 class TreeDisconnectRequest(FourByteBody):
     """MS-SMB2 2.2.11: SMB2 TREE_DISCONNECT Request."""
@@ -134,6 +138,7 @@ class TreeDisconnectRequest(FourByteBody):
     NAME: ClassVar[str] = "TREE_DISCONNECT request"
 
 
+@quick_init
 @dataclass(frozen=True)
 class TreeDisconnectResponse(FourByteBody):
     """MS-SMB2 2.2.12: SMB2 TREE_DISCONNECT Response."""
