@@ -121,9 +121,11 @@ def rate(fn: Handshake, seconds: float) -> float:
     return count / elapsed
 
 
-def _spread(values: list[float]) -> str:
+def spread(values: list[float], digits: int = 1) -> str:
+    """The median ratio of the rounds and their range: `4.7x (per round 4.6x .. 4.8x)`."""
     ordered = sorted(values)
-    return f"{statistics.median(ordered):.1f}x (per round {ordered[0]:.1f}x .. {ordered[-1]:.1f}x)"
+    low, mid, high = ordered[0], statistics.median(ordered), ordered[-1]
+    return f"{mid:.{digits}f}x (per round {low:.{digits}f}x .. {high:.{digits}f}x)"
 
 
 def parse_args(what: str, peer: str) -> argparse.Namespace:
@@ -191,17 +193,17 @@ def compare(
         for other in theirs:
             if other.config == mine.config:
                 per_round = [m / o for m, o in zip(rates[mine.label], rates[other.label], strict=True)]
-                print(f"ratio {mine.label} / {other.label}: {_spread(per_round)}")
+                print(f"ratio {mine.label} / {other.label}: {spread(per_round)}")
     if theirs:
         best_ours = [max(rates[c.label][i] for c in ours) for i in range(args.rounds)]
         best_theirs = [max(rates[c.label][i] for c in theirs) for i in range(args.rounds)]
         per_round = [m / o for m, o in zip(best_ours, best_theirs, strict=True)]
-        print(f"ratio smb2auth-best / {peer}-best: {_spread(per_round)}")
+        print(f"ratio smb2auth-best / {peer}-best: {spread(per_round)}")
     for mine in ours:
         if mine.label in floors:
             floor_rates = rates[f"floor for {mine.label}"]
             per_round = [f / m for m, f in zip(rates[mine.label], floor_rates, strict=True)]
-            print(f"floor: {mine.label} takes {_spread(per_round)} the floor")
+            print(f"floor: {mine.label} takes {spread(per_round)} the floor")
     for label, prims in floors.items():
         print(f"floor for {label}: {breakdown(prims, args.seconds / 4)}")
 

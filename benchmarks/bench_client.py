@@ -46,7 +46,7 @@ sys.path.append(str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _floor  # noqa: E402
-from _harness import breakdown, machine, rate, run_all, versions  # noqa: E402
+from _harness import breakdown, machine, rate, run_all, spread, versions  # noqa: E402
 from Crypto.Cipher import AES  # noqa: E402
 
 from smb2auth.client import Dialect, SigningAlgorithm, connect  # noqa: E402
@@ -195,11 +195,6 @@ def median_cost(costs: list[Cost]) -> Cost:
         statistics.median(c.system for c in costs),
         statistics.median(c.rate for c in costs),
     )
-
-
-def _spread(values: list[float]) -> str:
-    ordered = sorted(values)
-    return f"{statistics.median(ordered):.1f}x (per round {ordered[0]:.1f}x .. {ordered[-1]:.1f}x)"
 
 
 # --- the core alone, and its floor -----------------------------------------------------------------
@@ -393,8 +388,8 @@ def main() -> int:
                 cpu = [t.total / m.total for m, t in zip(mine, theirs, strict=True)]
                 user = [t.user / m.user for m, t in zip(mine, theirs, strict=True)]
                 print(
-                    f"ratio smbprotocol/smb2auth CPU, {config}, {where}: {_spread(cpu)}; "
-                    f"user CPU {_spread(user)}"
+                    f"ratio smbprotocol/smb2auth CPU, {config}, {where}: {spread(cpu)}; "
+                    f"user CPU {spread(user)}"
                 )
 
         def best(peer: str, i: int) -> float:
@@ -406,7 +401,7 @@ def main() -> int:
 
         ratios = [best("smbprotocol", i) / best("smb2auth", i) for i in range(args.rounds)]
         print(f"ratio smbprotocol-best/smb2auth-best CPU (each its cheaper secret and placement): "
-              f"{_spread(ratios)} (target >= 5x)")
+              f"{spread(ratios)} (target >= 5x)")
         shared = costs[("smb2auth, password", "shared")]
         client_cpu = statistics.median(c.total for c in shared)
 
@@ -432,7 +427,7 @@ def main() -> int:
             f"TCP took {client_cpu * 1e6:.0f} µs (the same instructions, run with caches others filled)"
         )
         print(f"floor for the core: {floor_us:.1f} µs/session; the core takes "
-              f"{_spread([c / f for c, f in zip(core, floors, strict=True)])} the floor")
+              f"{spread([c / f for c, f in zip(core, floors, strict=True)])} the floor")
         print(f"floor for the core: {breakdown(prims, args.seconds / 4)}")
         print(
             f"pycryptodome's AES-GMAC object set-up (AES.new MODE_GCM; not used with cryptography) x {signed}"

@@ -33,7 +33,7 @@ from smb2auth.ntlm.events import Complete, Failed, HandshakeEvent, Send
 from smb2auth.status import NtStatus
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import machine, smbpasswd_users, versions  # noqa: E402
+from _harness import machine, smbpasswd_users, spread, versions  # noqa: E402
 
 USER, PASSWORD, DOMAIN = "alice", "Secret1", "DOM"
 
@@ -130,11 +130,6 @@ def rate(fn: Callable[[], None], seconds: float) -> float:
     return count / elapsed
 
 
-def _spread(values: list[float]) -> str:
-    ordered = sorted(values)
-    return f"{statistics.median(ordered):.2f}x (per round {ordered[0]:.2f}x .. {ordered[-1]:.2f}x)"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -178,8 +173,8 @@ def main() -> None:
         cpu = statistics.median(r[1] for r in runs)
         print(f"HTTP loopback, {label:18} handshakes/s: {wall:8.0f}   per CPU-s: {cpu:8.0f}")
     pairs = list(zip(mine, theirs, strict=True))
-    print(f"ratio smb2auth/pyspnego over HTTP, per CPU-s: {_spread([m[1] / t[1] for m, t in pairs])}; "
-          f"per wall-clock s: {_spread([m[0] / t[0] for m, t in pairs])}")
+    print(f"ratio smb2auth/pyspnego over HTTP, per CPU-s: {spread([m[1] / t[1] for m, t in pairs], 2)}; "
+          f"per wall-clock s: {spread([m[0] / t[0] for m, t in pairs], 2)}")
 
 
 if __name__ == "__main__":
