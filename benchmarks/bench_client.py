@@ -166,8 +166,9 @@ def _process_tree(pid: int) -> list[int]:
 
 @contextlib.contextmanager
 def placement(server: Smbd, pinned: bool) -> Iterator[None]:
-    """Pinned: this process on the first allowed core, smbd's processes (and so the ones it forks) on the
-    second; else both free on every allowed core. Restores this process's cores afterwards."""
+    """Pinned: this thread (and so the threads it starts, smbprotocol's receivers among them) on the first
+    allowed core, smbd's processes (and so the ones it forks) on the second; else both free on every
+    allowed core. Restores this thread's cores afterwards."""
     cores = sorted(os.sched_getaffinity(0))
     mine, theirs = ({cores[0]}, {cores[1]}) if pinned else (set(cores), set(cores))
     assert server.proc is not None
@@ -368,8 +369,9 @@ def main() -> int:
         costs: dict[tuple[str, str], list[Cost]] = {
             (label, where): [] for where in placements for label in runs
         }
-        for _ in range(args.rounds):
-            for where in placements:
+        for i in range(args.rounds):
+            # Each placement goes first in every other round, so an order effect falls on both.
+            for where in placements if i % 2 == 0 else placements[::-1]:
                 with placement(server, where == "pinned"):
                     for label, (one, n) in runs.items():
                         costs[(label, where)].append(measure(one, n))

@@ -29,13 +29,17 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# The repository after the installed packages (for tests.peers): an installed smb2auth, a compiled build
+# say, is the one measured; the harness processes start outside the tree for the same reason.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
+NEUTRAL_CWD = tempfile.gettempdir()
 
 from smb2auth.client import Dialect, aconnect  # noqa: E402
 from smb2auth.ntlm.client import NtlmClient  # noqa: E402
@@ -288,7 +292,7 @@ def _share(rows: list[Round], who: str) -> str:
 def harness_version() -> str:
     """`smb2auth --version` as the harness processes start it: the version and the build they run."""
     proc = subprocess.run([sys.executable, "-m", "smb2auth.commands.main", "--version"], capture_output=True,
-                          text=True, check=True, timeout=60)
+                          text=True, check=True, timeout=60, cwd=NEUTRAL_CWD)
     return proc.stdout.strip()
 
 
@@ -308,6 +312,7 @@ def start_harness(*extra: str) -> tuple[subprocess.Popen[str], int]:
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        cwd=NEUTRAL_CWD,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert proc.stdout is not None

@@ -58,6 +58,7 @@ def test_client_benchmark_prints_ratios_and_floor() -> None:
     assert re.search(saved, out, re.M), out
 
 
+@pytest.mark.interop
 def test_server_benchmark_prints_ratio_latency_and_memory() -> None:
     require_program("smbd", "/usr/sbin/smbd")
     out = _run("bench_server.py", "--seconds", "0.3", "--rounds", "1", "--workers", "1", "--concurrency", "1",
@@ -78,6 +79,7 @@ def test_http_benchmark_prints_ratio() -> None:
                      out, re.M), out
 
 
+@pytest.mark.interop
 def test_proxy_benchmark_prints_ratio() -> None:
     require_program("squid", "/usr/sbin/squid")
     require_program("ntlm_auth", "/usr/bin/ntlm_auth")
@@ -86,8 +88,10 @@ def test_proxy_benchmark_prints_ratio() -> None:
     assert re.search(r"^ +1 +1 +\d+ +\d+ +[\d.]+x +\d+ +\d+ +[\d.]+x$", out, re.M), out
 
 
-def test_netlogon_benchmark_prints_ratio(addc: DomainController) -> None:
+@pytest.mark.interop
+def test_netlogon_benchmark_prints_ratio(request: pytest.FixtureRequest) -> None:
     pytest.importorskip("impacket")
+    addc: DomainController = request.getfixturevalue("addc")  # provisioned only once impacket is there
     out = _run("bench_netlogon.py", "--seconds", "0.2", "--rounds", "1", "--dc", addc.host)
     assert re.search(r"^smb2auth serial +logons/s: +\d+", out, re.M), out
     assert re.search(r"^ratio smb2auth serial / impacket: [\d.]+x; \d+ concurrent / impacket: [\d.]+x$",
